@@ -1,0 +1,215 @@
+//! Adapter tests with hand-built ProcessingRequests (the end-to-end tests
+//! drive real Envoy).
+
+use super::*;
+use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use envoy_types::pb::envoy::service::ext_proc::v3::{HttpTrailers, ProtocolConfiguration};
+use processing_request::Request as In;
+use processing_response::Response as Out;
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Policy::embedded_default(&crate::policy::LoadOptions::default()).unwrap())
+}
+
+fn headers(pairs: &[(&str, &str)], eos: bool) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(In::RequestHeaders(HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: pairs
+                    .iter()
+                    .map(|(k, v)| HeaderValue {
+                        key: (*k).into(),
+                        raw_value: v.as_bytes().to_vec(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+            end_of_stream: eos,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn post(path: &str) -> ProcessingRequest {
+    headers(
+        &[
+            (":method", "POST"),
+            (":path", path),
+            (":authority", "gw"),
+            ("x-api-key", "sk-client"),
+        ],
+        false,
+    )
+}
+
+fn body(b: &str, eos: bool) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(In::RequestBody(HttpBody {
+            body: b.as_bytes().to_vec(),
+            end_of_stream: eos,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn response_headers() -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(In::ResponseHeaders(HttpHeaders::default())),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn guarded_route_asks_for_the_body_and_rejects() {
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    let r = s.handle(post("/v1/messages?beta=true")).await.unwrap();
+    assert!(matches!(r.response, Some(Out::RequestHeaders(_))));
+    let mode = r.mode_override.unwrap();
+    assert_eq!(mode.request_body_mode, BodySendMode::Buffered as i32);
+    assert_eq!(mode.response_header_mode, HeaderSendMode::Skip as i32);
+
+    let r = s
+        .handle(body(
+            r#"{"messages":[{"role":"user","content":"What is a credit card"}]}"#,
+            true,
+        ))
+        .await
+        .unwrap();
+    let Some(Out::ImmediateResponse(ir)) = r.response else {
+        panic!("{r:?}")
+    };
+    assert_eq!(ir.status.unwrap().code, 403);
+    let ct = &ir.headers.unwrap().set_headers[0];
+    assert_eq!(ct.header.as_ref().unwrap().raw_value, b"application/json");
+    let v: serde_json::Value = serde_json::from_slice(&ir.body).unwrap();
+    assert_eq!(
+        v["error"]["message"],
+        "Rejected due to inappropriate content"
+    );
+    // Nothing may follow an immediate response.
+    assert!(s.handle(response_headers()).await.is_err());
+}
+
+#[tokio::test]
+async fn passthrough_answers_every_phase_without_body_override() {
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    let r = s
+        .handle(headers(
+            &[(":method", "GET"), (":path", "/v1/models")],
+            true,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.mode_override.unwrap().request_body_mode, 0);
+    // Even if Envoy were configured to send bodies, each gets its answer.
+    assert!(matches!(
+        s.handle(body("x", false)).await.unwrap().response,
+        Some(Out::RequestBody(_))
+    ));
+    assert!(matches!(
+        s.handle(body("y", true)).await.unwrap().response,
+        Some(Out::RequestBody(_))
+    ));
+    let trailers = ProcessingRequest {
+        request: Some(In::RequestTrailers(HttpTrailers::default())),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.handle(trailers).await.unwrap().response,
+        Some(Out::RequestTrailers(_))
+    ));
+    assert!(matches!(
+        s.handle(response_headers()).await.unwrap().response,
+        Some(Out::ResponseHeaders(_))
+    ));
+    let rb = ProcessingRequest {
+        request: Some(In::ResponseBody(HttpBody {
+            end_of_stream: true,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.handle(rb).await.unwrap().response,
+        Some(Out::ResponseBody(_))
+    ));
+}
+
+#[tokio::test]
+async fn out_of_order_messages_get_an_error_status() {
+    let mut s = StreamState::new(policy(), None);
+    s.handle(post("/v1/messages")).await.unwrap();
+    let e = s.handle(post("/v1/messages")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+
+    let mut s = StreamState::new(policy(), None);
+    s.handle(response_headers()).await.unwrap();
+    assert!(s.handle(post("/v1/messages")).await.is_err());
+
+    let mut s = StreamState::new(policy(), None);
+    let empty = ProcessingRequest::default();
+    assert_eq!(
+        s.handle(empty).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn body_without_headers_fails_closed() {
+    let mut s = StreamState::new(policy(), None);
+    let r = s.handle(body("{}", true)).await.unwrap();
+    let Some(Out::ImmediateResponse(ir)) = r.response else {
+        panic!()
+    };
+    assert_eq!(ir.status.unwrap().code, 500);
+}
+
+#[tokio::test]
+async fn streamed_request_bodies_are_held_back_and_reemitted_whole() {
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    let mut first = post("/v1/messages");
+    first.protocol_config = Some(ProtocolConfiguration {
+        request_body_mode: BodySendMode::Streamed as i32,
+        ..Default::default()
+    });
+    // With a statically STREAMED filter we still override to BUFFERED; if
+    // Envoy ignores it, chunks arrive and are held back.
+    s.handle(first).await.unwrap();
+    s.requested_body = false;
+    let full = r#"{"messages":[{"role":"user","content":"hello there"}]}"#;
+    let (a, b) = full.split_at(20);
+    let r = s.handle(body(a, false)).await.unwrap();
+    let Some(Out::RequestBody(br)) = r.response else {
+        panic!()
+    };
+    assert_eq!(
+        br.response.unwrap().body_mutation.unwrap().mutation,
+        Some(body_mutation::Mutation::ClearBody(true))
+    );
+    let r = s.handle(body(b, true)).await.unwrap();
+    let Some(Out::RequestBody(br)) = r.response else {
+        panic!()
+    };
+    let common = br.response.unwrap();
+    assert!(
+        common.header_mutation.is_none(),
+        "no content-length in STREAMED mode"
+    );
+    assert_eq!(
+        common.body_mutation.unwrap().mutation,
+        Some(body_mutation::Mutation::Body(full.as_bytes().to_vec()))
+    );
+}
+
+#[tokio::test]
+async fn requested_body_that_never_came_fails_loudly() {
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    let r = s.handle(response_headers()).await.unwrap();
+    let Some(Out::ImmediateResponse(ir)) = r.response else {
+        panic!()
+    };
+    assert_eq!(ir.status.unwrap().code, 500);
+}

@@ -1,0 +1,29 @@
+//! promptgate: the policy brain for AI traffic.
+//!
+//! The crate is split the way ripgrep splits engine and searcher:
+//!
+//! * [`policy`] — the config model (native and agentgateway shapes), its
+//!   validation with YAML paths, and compilation into an immutable [`policy::Policy`].
+//! * [`guard`] — compiled guards (RegexSet) and scanning of extracted text.
+//! * [`provider`] — Anthropic / OpenAI request models: which text is scanned,
+//!   how a body is patched, error bodies, auth headers.
+//! * [`decision`] — the pure decision core: request head and body in,
+//!   decisions out. Knows nothing of gRPC.
+//! * [`extproc`] — the thin Envoy ext_proc adapter: one state machine per stream.
+//! * [`telemetry`] — logging setup.
+
+pub mod decision;
+pub mod extproc;
+pub mod guard;
+pub mod path;
+pub mod policy;
+pub mod provider;
+pub mod server;
+pub mod telemetry;
+
+/// Code generated from `proto/promptgate/guard/v1/guard.proto`: the contract
+/// of an external guard service.
+pub mod guard_proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("promptgate.guard.v1");
+}

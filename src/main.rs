@@ -1,0 +1,296 @@
+//! `promptgate`: serve, check and evaluate policies.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+
+use promptgate::decision::{self, BodyDecision, HeadersDecision, RequestHead};
+use promptgate::policy::{LoadOptions, Policy};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+#[derive(Parser)]
+#[command(
+    name = "promptgate",
+    version,
+    about = "Policy brain for AI traffic: an Envoy ext_proc service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve ext_proc (and grpc.health.v1) for Envoy.
+    Serve {
+        /// Policy file; without it the embedded default policy is served.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Folder of mounted secrets (`<dir>/<name>/Authorization`); overrides `secretsDir`.
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// Listen address; overrides the policy's `listen` (default 127.0.0.1:50051).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a policy file.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+    },
+    /// Run the decision core on a recorded request body and print the decision as JSON.
+    Eval {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// Request path, e.g. /v1/messages.
+        #[arg(long)]
+        path: String,
+        /// Backend name (what Envoy sends as x-promptgate-backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// HTTP method.
+        #[arg(long, default_value = "POST")]
+        method: String,
+        /// The request body (JSON); `-` reads standard input.
+        body: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            secrets_dir,
+            listen,
+        } => serve(config, secrets_dir, listen),
+        Command::Check {
+            config,
+            secrets_dir,
+        } => check(config, secrets_dir),
+        Command::Eval {
+            config,
+            secrets_dir,
+            path,
+            backend,
+            method,
+            body,
+        } => eval(
+            config,
+            secrets_dir,
+            &path,
+            backend.as_deref(),
+            &method,
+            body,
+        ),
+    }
+}
+
+fn load(config: Option<&PathBuf>, secrets_dir: Option<PathBuf>) -> Result<Policy, String> {
+    let opts = LoadOptions { secrets_dir };
+    match config {
+        Some(path) => Policy::from_file(path, &opts),
+        None => Policy::embedded_default(&opts),
+    }
+    .map_err(|e| e.to_string())
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    secrets_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> ExitCode {
+    promptgate::telemetry::init_logging();
+    let policy = match load(config.as_ref(), secrets_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "policy did not load");
+            eprintln!("promptgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &policy.warnings {
+        tracing::warn!(warning = %w, "policy");
+    }
+    let addr = match listen {
+        Some(a) => a,
+        None => match policy.listen.as_deref().unwrap_or(DEFAULT_LISTEN).parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("promptgate: bad listen address: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    tracing::info!(origin = %policy.origin, backends = policy.backends.len(), "policy loaded");
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("promptgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(promptgate::server::serve(addr, policy, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            eprintln!("promptgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
+fn check(config: PathBuf, secrets_dir: Option<PathBuf>) -> ExitCode {
+    match load(Some(&config), secrets_dir) {
+        Ok(policy) => {
+            for w in &policy.warnings {
+                eprintln!("warning: {w}");
+            }
+            let names: Vec<&str> = policy.backends.iter().map(|b| b.name.as_str()).collect();
+            println!(
+                "{}: ok ({} backend(s): {})",
+                config.display(),
+                names.len(),
+                names.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("promptgate check: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn eval(
+    config: PathBuf,
+    secrets_dir: Option<PathBuf>,
+    path: &str,
+    backend: Option<&str>,
+    method: &str,
+    body_path: PathBuf,
+) -> ExitCode {
+    let policy = match load(Some(&config), secrets_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("promptgate eval: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let body = if body_path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf) {
+            eprintln!("promptgate eval: cannot read standard input: {e}");
+            return ExitCode::from(2);
+        }
+        buf
+    } else {
+        match std::fs::read(&body_path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("promptgate eval: cannot read {}: {e}", body_path.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let head = RequestHead {
+        method,
+        path,
+        authority: "",
+        content_encoding: None,
+        has_anthropic_version: true,
+        end_of_stream: body.is_empty(),
+    };
+    let (ctx, headers) = decision::request_headers(&policy, backend, &head);
+    let report = match headers {
+        HeadersDecision::Reply(reply) => reply_json(reply),
+        HeadersDecision::Continue {
+            changes,
+            inspect_body,
+            outcome,
+        } => {
+            let header_report = serde_json::json!({
+                "set": changes.set.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                "remove": changes.remove,
+            });
+            match (inspect_body, ctx) {
+                (true, Some(ctx)) => match decision::request_body(&policy, &ctx, &body) {
+                    BodyDecision::Reply(reply) => reply_json(reply),
+                    BodyDecision::Continue {
+                        replacement,
+                        outcome,
+                    } => {
+                        let forwarded = replacement.as_deref().unwrap_or(&body);
+                        serde_json::json!({
+                            "outcome": outcome,
+                            "headers": header_report,
+                            "forwarded_body": {
+                                "changed": replacement.is_some(),
+                                "length": forwarded.len(),
+                                "preview": preview(forwarded),
+                            },
+                        })
+                    }
+                },
+                _ => serde_json::json!({
+                    "outcome": outcome,
+                    "headers": header_report,
+                    "forwarded_body": {"changed": false, "length": body.len(), "inspected": false},
+                }),
+            }
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("json values serialise")
+    );
+    ExitCode::SUCCESS
+}
+
+fn reply_json(reply: decision::Reply) -> serde_json::Value {
+    let body: serde_json::Value =
+        serde_json::from_slice(&reply.body).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "outcome": reply.outcome,
+        "response": {"status": reply.status, "details": reply.details, "body": body},
+    })
+}
+
+/// The first bytes of the forwarded body, so an author sees what changed
+/// without dumping megabytes.
+fn preview(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(160)]);
+    s.into_owned()
+}

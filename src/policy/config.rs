@@ -1,0 +1,190 @@
+//! The policy file as written by users: serde model of the native form and
+//! of agentgateway's `AgentgatewayBackend` documents.
+//!
+//! Every struct denies unknown fields: a typo must never silently switch a
+//! guard off.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The native form: one document with `backends:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NativeConfig {
+    /// Address the ext_proc gRPC server listens on.
+    pub listen: Option<String>,
+    /// Folder holding mounted secrets (`<secretsDir>/<name>/Authorization`).
+    pub secrets_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub backends: Vec<BackendSpec>,
+}
+
+/// One backend of the native form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendSpec {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: Option<MatchSpec>,
+    pub ai: AiSpec,
+    #[serde(default)]
+    pub policies: PoliciesSpec,
+}
+
+/// A Kubernetes `AgentgatewayBackend` document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct K8sBackendDoc {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: K8sMetadata,
+    pub spec: K8sBackendSpec,
+}
+
+/// Kubernetes object metadata: only the name matters; the rest of what
+/// Kubernetes writes there (labels, uid, ...) is accepted and ignored.
+#[derive(Debug, Deserialize)]
+pub struct K8sMetadata {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct K8sBackendSpec {
+    pub ai: AiSpec,
+    #[serde(default)]
+    pub policies: PoliciesSpec,
+}
+
+/// Optional selection of a backend by request host and path prefix, used
+/// when Envoy names no backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatchSpec {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AiSpec {
+    pub provider: ProviderSpec,
+}
+
+/// `ai.provider`: exactly one provider kind. `host`, `port` and `path`
+/// (agentgateway's upstream overrides) are accepted for compatibility; in
+/// promptgate the upstream is Envoy's cluster, so they do not change routing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProviderSpec {
+    pub anthropic: Option<ModelSpec>,
+    pub openai: Option<ModelSpec>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelSpec {
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PoliciesSpec {
+    pub ai: Option<AiPolicySpec>,
+    pub auth: Option<AuthSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AiPolicySpec {
+    pub routes: Option<BTreeMap<String, RouteTypeSpec>>,
+    pub prompt_guard: Option<PromptGuardSpec>,
+}
+
+/// Route types, with agentgateway's names. Some are recognised only to be
+/// refused with a clear message (see `policy::compile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RouteTypeSpec {
+    Messages,
+    AnthropicTokenCount,
+    Completions,
+    Models,
+    Detect,
+    Passthrough,
+    Responses,
+    Embeddings,
+    Realtime,
+    GenerateContent,
+    GeminiCountTokens,
+    Rerank,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PromptGuardSpec {
+    #[serde(default)]
+    pub request: Vec<GuardSpec>,
+    #[serde(default)]
+    pub response: Vec<GuardSpec>,
+}
+
+/// One guard entry. The guard kinds promptgate does not implement yet are
+/// accepted by the parser only so that loading can refuse them by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GuardSpec {
+    /// Optional rule name for telemetry and decisions (a promptgate addition).
+    pub name: Option<String>,
+    pub regex: Option<RegexSpec>,
+    pub response: Option<RejectResponseSpec>,
+    pub scope: Option<serde_yaml::Value>,
+    pub webhook: Option<serde_yaml::Value>,
+    #[serde(rename = "openAIModeration")]
+    pub openai_moderation: Option<serde_yaml::Value>,
+    pub bedrock_guardrails: Option<serde_yaml::Value>,
+    pub google_model_armor: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegexSpec {
+    /// agentgateway's default action is Mask.
+    pub action: Option<ActionSpec>,
+    #[serde(default)]
+    pub matches: Vec<String>,
+    #[serde(default)]
+    pub builtins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ActionSpec {
+    Reject,
+    Mask,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RejectResponseSpec {
+    pub message: Option<String>,
+    pub status_code: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthSpec {
+    pub secret_ref: Option<SecretRefSpec>,
+}
+
+/// `{name: X}` reads `<secretsDir>/X/Authorization`; `{env: VAR}` reads an
+/// environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretRefSpec {
+    pub name: Option<String>,
+    pub env: Option<String>,
+}

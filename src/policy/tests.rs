@@ -1,0 +1,205 @@
+use super::*;
+
+fn load(src: &str) -> Result<Policy, PolicyError> {
+    Policy::from_yaml(src, "p.yaml", &LoadOptions::default())
+}
+
+fn secrets(name: &str, value: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(name)).unwrap();
+    std::fs::write(dir.path().join(name).join("Authorization"), value).unwrap();
+    dir
+}
+
+const SEED: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: anthropic-secret
+stringData:
+  Authorization: $ANTHROPIC_API_KEY
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: anthropic
+  namespace: agentgateway-system
+  labels: {app: agentgateway}
+spec:
+  ai:
+    provider:
+      anthropic:
+        model: "claude-opus-4-6"
+  policies:
+    ai:
+      routes:
+        '/v1/messages': Messages
+        '*': Passthrough
+      promptGuard:
+        request:
+        - response:
+            message: "Rejected due to inappropriate content"
+          regex:
+            action: Reject
+            matches:
+            - "credit card"
+    auth:
+      secretRef:
+        name: anthropic-secret
+"#;
+
+#[test]
+fn the_seed_manifest_loads_verbatim() {
+    let dir = secrets("anthropic-secret", "sk-ant-api03-xyz\n");
+    let p = Policy::from_yaml(
+        SEED,
+        "seed.yaml",
+        &LoadOptions {
+            secrets_dir: Some(dir.path().into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(p.backends.len(), 1);
+    let b = &p.backends[0];
+    assert_eq!(b.name, "anthropic");
+    assert_eq!(b.model.as_deref(), Some("claude-opus-4-6"));
+    assert_eq!(b.routes.route_type("/v1/messages"), RouteType::Messages);
+    assert_eq!(b.routes.route_type("/v1/models"), RouteType::Passthrough);
+    assert_eq!(b.auth.as_ref().unwrap().value(), b"sk-ant-api03-xyz");
+    assert_eq!(
+        p.warnings.len(),
+        1,
+        "the Secret document is skipped with a note"
+    );
+}
+
+#[test]
+fn missing_secret_names_the_place_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Policy::from_yaml(
+        SEED,
+        "seed.yaml",
+        &LoadOptions {
+            secrets_dir: Some(dir.path().into()),
+        },
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("seed.yaml: at document 2: spec.policies.auth.secretRef.name:"),
+        "{msg}"
+    );
+    assert!(msg.contains("anthropic-secret/Authorization"), "{msg}");
+    let e = load(SEED).unwrap_err().to_string();
+    assert!(e.contains("--secrets-dir"), "{e}");
+}
+
+#[test]
+fn unknown_fields_are_errors_with_their_path_and_line() {
+    let src = "backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies:\n    ai:\n      promptGuard:\n        request:\n        - regex: {action: Reject, matchs: [x]}\n";
+    let e = load(src).unwrap_err();
+    assert_eq!(e.origin, "p.yaml");
+    assert_eq!(
+        e.place,
+        "backends[0].policies.ai.promptGuard.request[0].regex.matchs"
+    );
+    assert!(
+        e.message.contains("unknown field `matchs`"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("line 8"), "{}", e.message);
+}
+
+#[test]
+fn bad_regex_and_route_types_are_refused() {
+    let e = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies: {ai: {promptGuard: {request: [{regex: {action: Reject, matches: ['(x']}}]}}}\n").unwrap_err();
+    assert_eq!(
+        e.place,
+        "backends[0].policies.ai.promptGuard.request[0].regex.matches[0]"
+    );
+    assert!(e.message.contains("invalid regex"));
+
+    let e = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies: {ai: {routes: {'/v1/messages': Mesages}}}\n").unwrap_err();
+    assert!(e.message.contains("unknown variant `Mesages`"), "{e}");
+    assert_eq!(e.place, "backends[0].policies.ai.routes./v1/messages");
+
+    let e = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies: {ai: {routes: {'/v1/responses': Responses}}}\n").unwrap_err();
+    assert!(e.message.contains("not supported"), "{e}");
+}
+
+#[test]
+fn provider_and_backend_shape_errors() {
+    let e = load("backends:\n- name: a\n  ai: {provider: {}}\n").unwrap_err();
+    assert!(e.message.contains("name one provider"));
+    let e = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n- name: a\n  ai: {provider: {openai: {}}}\n").unwrap_err();
+    assert!(e.message.contains("used twice"));
+    assert!(load("backends: []\n")
+        .unwrap_err()
+        .message
+        .contains("no backend"));
+    assert!(load("hello: world\n")
+        .unwrap_err()
+        .message
+        .contains("neither"));
+    assert!(load("- a\n- b\n").is_err());
+    assert!(load("backends: [\n").unwrap_err().message.contains("YAML"));
+    let e = load(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayPolicy\nmetadata: {name: x}\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("AgentgatewayPolicy"));
+}
+
+#[test]
+fn default_routes_cover_the_provider_apis() {
+    let p = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n").unwrap();
+    let r = &p.backends[0].routes;
+    assert_eq!(r.route_type("/v1/messages"), RouteType::Messages);
+    assert_eq!(
+        r.route_type("/v1/messages/count_tokens"),
+        RouteType::AnthropicTokenCount
+    );
+    assert_eq!(
+        r.route_type("/openai/v1/chat/completions"),
+        RouteType::Completions
+    );
+    assert_eq!(r.route_type("/v1/models"), RouteType::Models);
+    assert_eq!(r.route_type("/"), RouteType::Passthrough);
+    // A user table without '*' keeps the built-in types for other paths.
+    let p = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies: {ai: {routes: {'/custom/chat': Messages}}}\n").unwrap();
+    let r = &p.backends[0].routes;
+    assert_eq!(r.route_type("/custom/chat"), RouteType::Messages);
+    assert_eq!(r.route_type("/v1/messages"), RouteType::Messages);
+    assert_eq!(r.route_type("/other"), RouteType::Passthrough);
+}
+
+#[test]
+fn selection_by_name_match_or_only_backend() {
+    let p = load(
+        "backends:\n- name: a\n  match: {pathPrefix: /a/}\n  ai: {provider: {anthropic: {}}}\n- name: o\n  match: {host: api.example}\n  ai: {provider: {openai: {}}}\n",
+    )
+    .unwrap();
+    assert_eq!(p.select(Some("o"), "", "/a/x").unwrap().name, "o");
+    assert_eq!(p.select(None, "", "/a/x").unwrap().name, "a");
+    assert_eq!(p.select(None, "API.example:443", "/x").unwrap().name, "o");
+    assert_eq!(
+        p.select(None, "other", "/x").unwrap_err(),
+        SelectError::NoMatch
+    );
+    assert_eq!(
+        p.select(Some("zz"), "", "/").unwrap_err(),
+        SelectError::UnknownName("zz".into())
+    );
+}
+
+#[test]
+fn the_embedded_default_loads() {
+    let p = Policy::embedded_default(&LoadOptions::default()).unwrap();
+    let names: Vec<_> = p.backends.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["anthropic", "openai"]);
+    assert!(p
+        .backends
+        .iter()
+        .all(|b| b.auth.is_none() && !b.request_guards.is_empty()));
+}

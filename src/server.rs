@@ -1,0 +1,62 @@
+//! The gRPC server: ext_proc and grpc.health.v1 on one h2c port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+use tonic::transport::Server;
+
+use crate::extproc::ExtProcService;
+use crate::policy::Policy;
+
+/// gRPC message limit: a 32 MB body plus headroom.
+pub const MAX_MESSAGE_BYTES: usize = 40 << 20;
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    policy: Arc<ArcSwap<Policy>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    serve_on(listener, policy, shutdown).await
+}
+
+/// Serves on a bound listener until `shutdown` resolves.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    policy: Arc<ArcSwap<Policy>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ExternalProcessorServer<ExtProcService>>()
+        .await;
+    // The empty service name stands for the whole server.
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let extproc = ExternalProcessorServer::new(ExtProcService::new(policy))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    tracing::info!(%local, "promptgate listening (ext_proc + grpc.health.v1, h2c)");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Large windows: a 32 MB body should not crawl through 64 KB windows.
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .add_service(health_service)
+        .add_service(extproc)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
