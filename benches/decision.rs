@@ -1,1 +1,116 @@
-fn main() {}
+//! Criterion benchmarks of the decision core on real Claude Code traffic.
+//!
+//! `cargo bench --bench decision`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use promptgate::decision::{self, BodyDecision, HeadersDecision, RequestHead};
+use promptgate::policy::{LoadOptions, Policy};
+
+const FIRST_TURN: &str = include_str!("../tests/fixtures/claude_code_first_turn.json");
+const TOOL_TURN: &str = include_str!("../tests/fixtures/claude_code_tool_result_turn.json");
+
+fn policy(model_override: bool) -> Policy {
+    let model = if model_override {
+        r#"{model: "claude-opus-4-6"}"#
+    } else {
+        "{}"
+    };
+    let yaml = format!(
+        r#"
+backends:
+- name: anthropic
+  ai: {{provider: {{anthropic: {model}}}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - response: {{message: "Rejected due to inappropriate content"}}
+          regex:
+            action: Reject
+            matches: ["credit card", "(?i)confidential", "\\bproject[- ]falcon\\b", "sk-[A-Za-z0-9]{{20,}}"]
+"#
+    );
+    Policy::from_yaml(&yaml, "bench", &LoadOptions::default()).expect("bench policy loads")
+}
+
+fn ctx(policy: &Policy) -> decision::RequestCtx {
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/messages?beta=true",
+        authority: "127.0.0.1:8080",
+        ..RequestHead::default()
+    };
+    let (ctx, d) = decision::request_headers(policy, Some("anthropic"), &head);
+    assert!(matches!(
+        d,
+        HeadersDecision::Continue {
+            inspect_body: true,
+            ..
+        }
+    ));
+    ctx.expect("backend selected")
+}
+
+/// A long session: the first turn's tools and system, with `turns` copies
+/// of the tool_use / tool_result exchange in the history.
+fn long_session(turns: usize) -> String {
+    let v: serde_json::Value = serde_json::from_str(TOOL_TURN).unwrap();
+    let mut v2 = v.clone();
+    let msgs = v["messages"].as_array().unwrap();
+    let mut out = vec![msgs[0].clone(), msgs[1].clone()];
+    for _ in 0..turns {
+        out.push(msgs[2].clone());
+        out.push(msgs[3].clone());
+    }
+    v2["messages"] = serde_json::Value::Array(out);
+    serde_json::to_string(&v2).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let guarded = policy(false);
+    let with_model = policy(true);
+    let g_ctx = ctx(&guarded);
+    let m_ctx = ctx(&with_model);
+
+    let mut group = c.benchmark_group("request_body");
+    for (name, body) in [
+        ("claude_code_first_turn_76KB", FIRST_TURN.to_owned()),
+        ("long_session_1MB", long_session(900)),
+    ] {
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(BenchmarkId::new("guards", name), &body, |b, body| {
+            b.iter(|| {
+                let d = decision::request_body(&guarded, &g_ctx, body.as_bytes());
+                assert!(matches!(d, BodyDecision::Continue { .. }));
+                d
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("guards_and_model_override", name),
+            &body,
+            |b, body| b.iter(|| decision::request_body(&with_model, &m_ctx, body.as_bytes())),
+        );
+    }
+    group.finish();
+
+    c.bench_function("request_headers", |b| {
+        let head = RequestHead {
+            method: "POST",
+            path: "/v1/messages?beta=true",
+            authority: "127.0.0.1:8080",
+            ..RequestHead::default()
+        };
+        b.iter(|| decision::request_headers(&guarded, Some("anthropic"), &head))
+    });
+    c.bench_function("parse_only_first_turn", |b| {
+        b.iter(|| {
+            promptgate::provider::parse_request(false, FIRST_TURN)
+                .unwrap()
+                .segments
+                .len()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
