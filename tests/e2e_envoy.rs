@@ -224,6 +224,17 @@ async fn guarded_prompt_is_rejected_with_anthropic_error() {
     let entry = wait_access_log(&gw, |e| e["response_code"] == 403).await;
     assert_eq!(entry["path"], "/v1/messages?beta=true", "{entry}");
     assert_eq!(entry["method"], "POST", "{entry}");
+    // promptgate's decision reaches Envoy's access log as dynamic metadata.
+    let md = &entry["promptgate"];
+    assert_eq!(md["decision"], "reject", "{entry}");
+    assert_eq!(md["rule"], "request[0]", "{entry}");
+    assert_eq!(md["location"], "messages[0].content[1]", "{entry}");
+    assert_eq!(md["status"], 403.0, "{entry}");
+    assert_eq!(md["backend"], "anthropic", "{entry}");
+    assert!(
+        !entry.to_string().contains("credit card"),
+        "prompt text in the log: {entry}"
+    );
     gw.assert_ext_proc_clean();
 }
 
@@ -269,6 +280,10 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
         body,
         "body changed on the way without a model override"
     );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
+    assert_eq!(entry["promptgate"]["route"], "Messages", "{entry}");
+    assert_eq!(entry["promptgate"]["auth_injected"], true, "{entry}");
     gw.assert_ext_proc_clean();
 }
 

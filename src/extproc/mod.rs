@@ -24,6 +24,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HeadersResponse, HttpBody, HttpHeaders, ImmediateResponse,
     ProcessingRequest, ProcessingResponse, TrailersResponse,
 };
+use envoy_types::pb::google::protobuf::{value, Struct, Value};
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -118,6 +119,8 @@ pub struct StreamState {
     request_body_done: bool,
     /// An immediate response was sent: Envoy sends nothing more.
     replied: bool,
+    /// A decision to hand to Envoy as dynamic metadata on the next answer.
+    pending_metadata: Option<Outcome>,
 }
 
 impl StreamState {
@@ -132,6 +135,7 @@ impl StreamState {
             held_body: Vec::new(),
             request_body_done: false,
             replied: false,
+            pending_metadata: None,
         }
     }
 
@@ -210,6 +214,9 @@ impl StreamState {
         if phase == Phase::RequestHeaders && !self.replied {
             out.mode_override = Some(self.mode_override());
         }
+        if let Some(outcome) = self.pending_metadata.take() {
+            out.dynamic_metadata = Some(outcome_metadata(&outcome));
+        }
         Ok(out)
     }
 
@@ -256,7 +263,7 @@ impl StreamState {
             } => {
                 self.requested_body = inspect_body;
                 if !inspect_body {
-                    log_decision(&outcome);
+                    self.record(outcome);
                 }
                 processing_response::Response::RequestHeaders(HeadersResponse {
                     response: Some(CommonResponse {
@@ -354,7 +361,7 @@ impl StreamState {
                 replacement,
                 outcome,
             } => {
-                log_decision(&outcome);
+                self.record(outcome);
                 // A held-back STREAMED body must be re-emitted whole; a
                 // BUFFERED one only when it changed.
                 let new_body = match (replacement, held_back) {
@@ -388,9 +395,15 @@ impl StreamState {
         }
     }
 
+    /// Logs a decision and queues it as Envoy dynamic metadata.
+    fn record(&mut self, outcome: Outcome) {
+        log_decision(&outcome);
+        self.pending_metadata = Some(outcome);
+    }
+
     fn immediate(&mut self, reply: Reply) -> ImmediateResponse {
         self.replied = true;
-        log_decision(&reply.outcome);
+        self.record(reply.outcome);
         ImmediateResponse {
             status: Some(HttpStatus {
                 code: reply.status as i32,
@@ -490,6 +503,54 @@ fn header_mutation(changes: &HeaderChanges) -> Option<HeaderMutation> {
             .collect(),
         remove_headers: changes.remove.iter().map(|h| (*h).to_owned()).collect(),
     })
+}
+
+/// Namespace of promptgate's dynamic metadata in Envoy (listed in the
+/// filter's `metadata_options.receiving_namespaces.untyped`).
+pub const METADATA_NAMESPACE: &str = "promptgate";
+
+/// `{"promptgate": {decision, backend, route, rule, location, status, ...}}`
+/// for Envoy's access log and later filters. Never prompt text.
+fn outcome_metadata(outcome: &Outcome) -> Struct {
+    let mut fields = std::collections::BTreeMap::new();
+    let mut put = |k: &str, v: Option<value::Kind>| {
+        if let Some(kind) = v {
+            fields.insert(k.to_owned(), Value { kind: Some(kind) });
+        }
+    };
+    let s = |v: Option<&str>| v.map(|v| value::Kind::StringValue(v.to_owned()));
+    put("decision", s(Some(outcome.decision)));
+    put("backend", s(outcome.backend.as_deref()));
+    put("route", s(outcome.route));
+    put("rule", s(outcome.rule.as_deref()));
+    put("location", s(outcome.location.as_deref()));
+    put(
+        "status",
+        outcome.status.map(|v| value::Kind::NumberValue(v.into())),
+    );
+    put("model_requested", s(outcome.model_requested.as_deref()));
+    put("model_effective", s(outcome.model_effective.as_deref()));
+    put(
+        "body_changed",
+        Some(value::Kind::BoolValue(outcome.body_changed)),
+    );
+    put(
+        "auth_injected",
+        Some(value::Kind::BoolValue(outcome.auth_injected)),
+    );
+    let inner = Struct {
+        fields: fields.into_iter().collect(),
+    };
+    Struct {
+        fields: [(
+            METADATA_NAMESPACE.to_owned(),
+            Value {
+                kind: Some(value::Kind::StructValue(inner)),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    }
 }
 
 fn log_decision(outcome: &Outcome) {
