@@ -112,5 +112,133 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// One ext_proc exchange over real gRPC on loopback (tonic client and
+/// server in this process): request headers, then the 76 KB body. This is
+/// promptgate's share of a guarded request, without Envoy.
+fn bench_grpc(c: &mut Criterion) {
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+    use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
+    use envoy_types::pb::envoy::service::ext_proc::v3::{
+        processing_request, HttpBody, HttpHeaders, ProcessingRequest,
+    };
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy(false)));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(promptgate::server::serve_on(
+        listener,
+        policy,
+        std::future::pending(),
+    ));
+    let mut client = rt.block_on(async {
+        loop {
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .tcp_nodelay(true)
+                .initial_stream_window_size(Some(8 << 20))
+                .initial_connection_window_size(Some(16 << 20));
+            if let Ok(ch) = endpoint.connect().await {
+                break ExternalProcessorClient::new(ch)
+                    .max_encoding_message_size(64 << 20)
+                    .max_decoding_message_size(64 << 20);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    let headers = ProcessingRequest {
+        request: Some(processing_request::Request::RequestHeaders(HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: [
+                    (":method", "POST"),
+                    (":path", "/v1/messages?beta=true"),
+                    (":authority", "gw"),
+                    ("x-api-key", "sk-client"),
+                ]
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: (*k).into(),
+                    raw_value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let body = ProcessingRequest {
+        request: Some(processing_request::Request::RequestBody(HttpBody {
+            body: FIRST_TURN.as_bytes().to_vec(),
+            end_of_stream: true,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let channel = client.clone();
+    c.bench_function("grpc_unary_health_check", |b| {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(
+            rt.block_on(
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .unwrap()
+                    .connect(),
+            )
+            .unwrap(),
+        );
+        b.iter(|| {
+            rt.block_on(health.check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            }))
+            .unwrap()
+        })
+    });
+    drop(channel);
+    c.bench_function("grpc_exchange_headers_only", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (tx, rx) = tokio::sync::mpsc::channel(2);
+                tx.send(headers.clone()).await.unwrap();
+                let mut stream = client
+                    .process(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let r = stream.message().await.unwrap().unwrap();
+                drop(tx);
+                // Half-close and drain, as Envoy ends a stream.
+                while stream.message().await.unwrap().is_some() {}
+                r
+            })
+        })
+    });
+    c.bench_function("grpc_exchange_headers_and_76KB_body", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (tx, rx) = tokio::sync::mpsc::channel(2);
+                tx.send(headers.clone()).await.unwrap();
+                let mut stream = client
+                    .process(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                stream.message().await.unwrap().unwrap();
+                tx.send(body.clone()).await.unwrap();
+                let r = stream.message().await.unwrap().unwrap();
+                drop(tx);
+                // Half-close and drain, as Envoy ends a stream.
+                while stream.message().await.unwrap().is_some() {}
+                r
+            })
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_grpc);
 criterion_main!(benches);

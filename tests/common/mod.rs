@@ -611,6 +611,18 @@ impl Gateway {
         secrets: &[(&str, &str)],
         upstream: FakeUpstream,
     ) -> Gateway {
+        Self::start_with(policy_yaml, secrets, upstream, |_| {})
+    }
+
+    /// Like [`Gateway::start_with_upstream`], with a last edit of the Envoy
+    /// config derived from `deploy/envoy/envoy.yaml` (the benchmark adds a
+    /// route with ext_proc disabled this way).
+    pub fn start_with(
+        policy_yaml: &str,
+        secrets: &[(&str, &str)],
+        upstream: FakeUpstream,
+        mut edit_envoy: impl FnMut(&mut Yaml),
+    ) -> Gateway {
         let dir = tempfile::Builder::new()
             .prefix("promptgate-e2e-")
             .tempdir()
@@ -634,7 +646,7 @@ impl Gateway {
             admin_port: 0,
         };
         gw.start_promptgate(&policy, &secrets_dir);
-        gw.start_envoy();
+        gw.start_envoy(&mut edit_envoy);
         gw
     }
 
@@ -685,8 +697,9 @@ impl Gateway {
         unreachable!()
     }
 
-    fn start_envoy(&mut self) {
-        let cfg = test_envoy_config(self.promptgate_port, self.upstream.port());
+    fn start_envoy(&mut self, edit: &mut dyn FnMut(&mut Yaml)) {
+        let mut cfg = test_envoy_config(self.promptgate_port, self.upstream.port());
+        edit(&mut cfg);
         let cfg_path = self.dir.path().join("envoy.yaml");
         std::fs::write(&cfg_path, serde_yaml::to_string(&cfg).unwrap()).unwrap();
         let admin_path = self.dir.path().join("admin-address");
