@@ -1,0 +1,195 @@
+//! Text normalisation for bypass-resistant matching, with an exact map back
+//! to the original text so masks land on the right bytes.
+//!
+//! A guard that matches `credit card` must also match `Credit  Card`,
+//! `credit\u00a0card`, `cre\u200bdit card` and `ｃｒｅｄｉｔ ｃａｒｄ`. Before matching,
+//! text is:
+//! 1. NFKC-normalised character by character (fullwidth, ligatures, math
+//!    alphanumerics, superscripts become their plain forms);
+//! 2. stripped of format characters (Unicode category Cf: zero-width space,
+//!    joiners, soft hyphen, BOM, bidi controls, tag characters);
+//! 3. whitespace runs (any Unicode white space) collapsed to one ASCII space.
+//!
+//! Case is folded by the regex (case-insensitive patterns), not here, so
+//! case-sensitive detectors (key prefixes) see the original case.
+
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// Normalised text and, for each of its bytes, the byte offset in the
+/// original of the character that produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized<'a> {
+    pub text: Cow<'a, str>,
+    /// `origin[i]` is the original offset behind normalised byte `i`;
+    /// empty when `text` is borrowed unchanged (identity map).
+    origin: Vec<u32>,
+}
+
+impl Normalized<'_> {
+    /// Original byte offset of the character behind normalised byte `i`.
+    pub fn origin(&self, i: usize) -> usize {
+        if self.origin.is_empty() {
+            i
+        } else {
+            self.origin[i] as usize
+        }
+    }
+
+    /// Maps a normalised byte range back to the smallest range of the
+    /// original text covering every character that produced it.
+    pub fn original_range(
+        &self,
+        original: &str,
+        range: std::ops::Range<usize>,
+    ) -> std::ops::Range<usize> {
+        if range.is_empty() {
+            let o = if range.start < self.text.len() {
+                self.origin(range.start)
+            } else {
+                original.len()
+            };
+            return o..o;
+        }
+        let start = self.origin(range.start);
+        let last = self.origin(range.end - 1);
+        let end = last + original[last..].chars().next().map_or(0, char::len_utf8);
+        start..end
+    }
+}
+
+fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+}
+
+/// True when normalising cannot change the text: ASCII with single spaces
+/// as its only white space and no control characters.
+fn already_normal(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut prev_space = false;
+    for &c in b {
+        if c >= 0x80 || (c < 0x20) || c == 0x7f {
+            return false;
+        }
+        let space = c == b' ';
+        if space && prev_space {
+            return false;
+        }
+        prev_space = space;
+    }
+    true
+}
+
+/// Normalises `s` (see the module docs).
+pub fn normalize(s: &str) -> Normalized<'_> {
+    if already_normal(s) {
+        return Normalized {
+            text: Cow::Borrowed(s),
+            origin: Vec::new(),
+        };
+    }
+    let mut text = String::with_capacity(s.len());
+    let mut origin: Vec<u32> = Vec::with_capacity(s.len());
+    let mut prev_space = false;
+    let mut push = |text: &mut String, origin: &mut Vec<u32>, c: char, at: usize| {
+        let before = text.len();
+        text.push(c);
+        origin.extend(std::iter::repeat_n(at as u32, text.len() - before));
+    };
+    for (at, c) in s.char_indices() {
+        if c.is_ascii() {
+            if c.is_ascii_whitespace() || c == '\u{0b}' {
+                if !prev_space {
+                    push(&mut text, &mut origin, ' ', at);
+                    prev_space = true;
+                }
+            } else if c.is_ascii_control() {
+                // Other C0 controls and DEL carry no text: drop them.
+            } else {
+                push(&mut text, &mut origin, c, at);
+                prev_space = false;
+            }
+            continue;
+        }
+        if is_format(c) {
+            continue;
+        }
+        for n in std::iter::once(c).nfkc() {
+            if n.is_whitespace() {
+                if !prev_space {
+                    push(&mut text, &mut origin, ' ', at);
+                    prev_space = true;
+                }
+            } else if is_format(n) || n.is_control() {
+                continue;
+            } else {
+                push(&mut text, &mut origin, n, at);
+                prev_space = false;
+            }
+        }
+    }
+    Normalized {
+        text: Cow::Owned(text),
+        origin,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_ascii_is_borrowed() {
+        let n = normalize("What is a credit card?");
+        assert!(matches!(n.text, Cow::Borrowed(_)));
+        assert_eq!(n.original_range("What is a credit card?", 10..21), 10..21);
+    }
+
+    #[test]
+    fn bypass_spellings_normalise_to_the_plain_phrase() {
+        for s in [
+            "credit  card",
+            "credit\ncard",
+            "credit\u{00a0}card",
+            "cre\u{200b}dit card",
+            "credit\u{2003}card",
+            "\u{ff43}\u{ff52}\u{ff45}\u{ff44}\u{ff49}\u{ff54} \u{ff43}\u{ff41}\u{ff52}\u{ff44}",
+            "cred\u{00ad}it card",
+            "credit\u{feff} card",
+            "\u{1d41c}redit card",
+        ] {
+            assert_eq!(normalize(s).text, "credit card", "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ranges_map_back_to_the_original_bytes() {
+        let s = "my ｃａｒｄ:\u{200b} 4111  1111";
+        let n = normalize(s);
+        assert_eq!(n.text, "my card: 4111 1111");
+        let i = n.text.find("card").unwrap();
+        let r = n.original_range(s, i..i + 4);
+        assert_eq!(&s[r], "ｃａｒｄ");
+        let i = n.text.find("4111 1111").unwrap();
+        let r = n.original_range(s, i..i + 9);
+        assert_eq!(&s[r], "4111  1111");
+        // A ligature expands to two characters that both map to it.
+        let s = "ﬁle";
+        let n = normalize(s);
+        assert_eq!(n.text, "file");
+        assert_eq!(&s[n.original_range(s, 0..1)], "ﬁ");
+        assert_eq!(&s[n.original_range(s, 1..4)], "ﬁle");
+    }
+
+    #[test]
+    fn every_normalised_byte_maps_inside_the_original() {
+        let s = "a\u{0301}\u{3000}b\t\u{202e}c\u{1f600}ﬀ\u{0}";
+        let n = normalize(s);
+        for i in 0..n.text.len() {
+            assert!(n.origin(i) < s.len());
+            assert!(s.is_char_boundary(n.origin(i)));
+        }
+    }
+}
