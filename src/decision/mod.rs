@@ -40,10 +40,23 @@ impl HeaderChanges {
     }
 }
 
+/// A guard that fired, and where. Never the matched text.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Fired {
+    pub rule: String,
+    /// `reject` or `mask`.
+    pub action: &'static str,
+    /// e.g. `messages[3].content[1]`.
+    pub location: String,
+}
+
+/// At most this many [`Fired`] entries are kept per decision.
+pub const MAX_FIRED: usize = 32;
+
 /// The record of a decision, for logs, telemetry and `eval`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Outcome {
-    /// `allow`, `reject` or `error`.
+    /// `allow`, `mask`, `reject` or `error`.
     pub decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
@@ -69,6 +82,11 @@ pub struct Outcome {
     pub segments_scanned: usize,
     /// Whether the client's credential was replaced by the backend's.
     pub auth_injected: bool,
+    /// Number of masked spans.
+    pub masked: usize,
+    /// Guards that fired (first [`MAX_FIRED`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fired: Vec<Fired>,
 }
 
 /// An immediate answer to the client instead of forwarding.
@@ -324,7 +342,8 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
             outcome,
         );
     };
-    let parsed = match provider::parse_request(ctx.route.is_openai_schema(), text) {
+    let guards = &backend.request_guards;
+    let parsed = match provider::parse_request(ctx.route.is_openai_schema(), text, guards.kinds()) {
         Ok(p) => p,
         Err(e) => {
             let message = format!("promptgate could not read the request body: {e}");
@@ -340,10 +359,24 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
     outcome.model_requested = parsed.model.as_deref().map(str::to_owned);
     outcome.segments_scanned = parsed.segments.len();
 
-    if let Some(hit) = backend.request_guards.first_reject(&parsed.segments) {
-        let rule = &backend.request_guards.rules()[hit.rule];
+    let scan = guards.scan(&parsed.segments, parsed.latest_user_message);
+    let fired = |rule: usize, segment: usize| Fired {
+        rule: guards.rules()[rule].name.clone(),
+        action: guards.rules()[rule].action.as_str(),
+        location: parsed.segments[segment].location.to_string(),
+    };
+    outcome.fired = scan
+        .masks
+        .iter()
+        .take(MAX_FIRED)
+        .map(|f| fired(f.rule, f.segment))
+        .collect();
+    if let Some(hit) = &scan.reject {
+        let rule = &guards.rules()[hit.rule];
         outcome.rule = Some(rule.name.clone());
         outcome.location = Some(parsed.segments[hit.segment].location.to_string());
+        outcome.fired.insert(0, fired(hit.rule, hit.segment));
+        outcome.fired.truncate(MAX_FIRED);
         return BodyDecision::Reply(reply(
             ctx.style,
             ErrorKind::Guard,
@@ -354,14 +387,39 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
         ));
     }
 
-    let replacement = backend
-        .model
-        .as_deref()
-        .and_then(|m| provider::patch_model(text, &parsed, m));
+    let mut splices = Vec::new();
+    // Masks: one rewritten string literal per affected segment.
+    let mut i = 0;
+    while i < scan.masks.len() {
+        let seg = scan.masks[i].segment;
+        let group: Vec<&crate::guard::Finding> = scan.masks[i..]
+            .iter()
+            .take_while(|f| f.segment == seg)
+            .collect();
+        i += group.len();
+        let masked = crate::guard::mask_text(&parsed.segments[seg].text, &group);
+        splices.push(provider::segment_splice(&parsed.segments[seg], &masked));
+    }
+    outcome.masked = scan.masks.len();
+    if let Some(model) = backend.model.as_deref() {
+        splices.extend(provider::model_splice(text, &parsed, model));
+    }
     outcome.model_effective = backend
         .model
         .clone()
         .or_else(|| outcome.model_requested.clone());
+    if outcome.masked > 0 {
+        outcome.decision = "mask";
+        outcome.rule = scan
+            .masks
+            .first()
+            .map(|f| guards.rules()[f.rule].name.clone());
+        outcome.location = scan
+            .masks
+            .first()
+            .map(|f| parsed.segments[f.segment].location.to_string());
+    }
+    let replacement = (!splices.is_empty()).then(|| provider::apply_splices(body, &mut splices));
     outcome.body_changed = replacement.is_some();
     BodyDecision::Continue {
         replacement,

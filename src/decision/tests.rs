@@ -275,3 +275,64 @@ backends:
     assert_eq!(v["error"]["message"], crate::guard::DEFAULT_REJECT_MESSAGE);
     assert_eq!(v["error"]["code"], "content_policy_violation");
 }
+
+#[test]
+fn masks_and_the_model_override_compose_in_one_body() {
+    std::env::set_var("PROMPTGATE_TEST_MASK_KEY", "sk-ant-api03-k");
+    let p = Policy::from_yaml(
+        r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {model: claude-opus-4-6}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - name: codename
+          regex: {action: Mask, matches: ["project falcon"]}
+        - name: ids
+          regex: {action: Mask, matches: ["emp-\\d{5}"]}
+"#,
+        "t.yaml",
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let body = r#"{"model":"claude-x","system":"Project  Falcon rules","messages":[{"role":"user","content":[{"type":"text","text":"ask emp-12345 about project\u00a0falcon"},{"type":"tool_result","tool_use_id":"t","content":"emp-99999"}]}],"stream":true}"#;
+    let BodyDecision::Continue {
+        replacement,
+        outcome,
+    } = body_of(&p, "/v1/messages", body)
+    else {
+        panic!()
+    };
+    let out = String::from_utf8(replacement.unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model"], "claude-opus-4-6");
+    assert_eq!(v["system"], "<CODENAME> rules");
+    assert_eq!(
+        v["messages"][0]["content"][0]["text"],
+        "ask <IDS> about <CODENAME>"
+    );
+    assert_eq!(v["messages"][0]["content"][1]["content"], "<IDS>");
+    assert_eq!(v["stream"], true);
+    assert_eq!(outcome.decision, "mask");
+    assert_eq!(outcome.masked, 4);
+    assert_eq!(outcome.fired.len(), 4);
+    assert_eq!(outcome.fired[0].location, "system");
+    assert!(outcome.body_changed);
+    // Everything outside the rewritten values is byte-identical.
+    assert!(out.ends_with(r#""}]}],"stream":true}"#));
+    // Deterministic: the same history masks the same way.
+    let BodyDecision::Continue {
+        replacement: again, ..
+    } = body_of(&p, "/v1/messages", body)
+    else {
+        panic!()
+    };
+    assert_eq!(again.unwrap(), out.as_bytes());
+    // Idempotent: a masked body has nothing left to mask.
+    let BodyDecision::Continue { outcome, .. } = body_of(&p, "/v1/messages", &out) else {
+        panic!()
+    };
+    assert_eq!(outcome.masked, 0);
+}

@@ -1,20 +1,30 @@
 //! Guards: compiled once per policy load, run on the text a provider model
-//! extracts from a request.
+//! extracts from a request or a response.
 //!
-//! All patterns of all guards of one direction live in one `RegexSet`, so a
-//! segment of text is scanned once no matter how many guards exist; the
-//! individual regexes are kept to locate a match once the set reports one.
+//! Like ripgrep's split of matcher and searcher, a [`GuardSet`] is the
+//! compiled matcher (every pattern of every guard of one direction in one
+//! `RegexSet`, plus one `Regex` each to locate matches) and [`GuardSet::scan`]
+//! is the searcher over a request's segments. Custom patterns match on
+//! [normalised](normalize) text, case-insensitively, unless a guard opts out;
+//! matches map back to exact byte ranges of the original text, so masks
+//! land on the right bytes.
 
 pub mod normalize;
 
+use std::ops::Range;
+
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
-use crate::policy::config::{ActionSpec, GuardSpec};
+use crate::policy::config::{ActionSpec, GuardSpec, ScopeSpec};
+use crate::provider::{KindSet, Location, PartKind, TextSegment};
+use normalize::Normalized;
 
 /// agentgateway's default rejection message.
 pub const DEFAULT_REJECT_MESSAGE: &str = "The request was rejected due to inappropriate content";
 /// agentgateway's default rejection status.
 pub const DEFAULT_REJECT_STATUS: u16 = 403;
+/// agentgateway's placeholder for a custom pattern of an unnamed guard.
+pub const DEFAULT_MASK_PLACEHOLDER: &str = "<masked>";
 
 /// Compiled regex size limit per pattern (bytes of compiled program).
 const REGEX_SIZE_LIMIT: usize = 10 << 20;
@@ -23,16 +33,116 @@ const REGEX_SIZE_LIMIT: usize = 10 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Reject,
+    Mask,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Reject => "reject",
+            Action::Mask => "mask",
+        }
+    }
+}
+
+/// One selector of a guard's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Selector {
+    SystemPrompt,
+    Messages,
+    ToolOutput,
+    ToolInput,
+    UserMessages,
+    AssistantMessages,
+    Documents,
+    ToolDefinitions,
+    LatestUserTurn,
+}
+
+impl Selector {
+    fn from_spec(s: ScopeSpec) -> Selector {
+        match s {
+            ScopeSpec::SystemPrompt => Selector::SystemPrompt,
+            ScopeSpec::Messages => Selector::Messages,
+            ScopeSpec::ToolOutput => Selector::ToolOutput,
+            ScopeSpec::ToolInput => Selector::ToolInput,
+            ScopeSpec::UserMessages => Selector::UserMessages,
+            ScopeSpec::AssistantMessages => Selector::AssistantMessages,
+            ScopeSpec::Documents => Selector::Documents,
+            ScopeSpec::ToolDefinitions => Selector::ToolDefinitions,
+            ScopeSpec::LatestUserTurn => Selector::LatestUserTurn,
+        }
+    }
+
+    /// Kinds the selector may read (what must be extracted for it).
+    fn kinds(self) -> KindSet {
+        use PartKind::*;
+        KindSet::of(match self {
+            Selector::SystemPrompt => &[System],
+            Selector::Messages => &[System, UserText, AssistantText, Document],
+            Selector::ToolOutput => &[ToolResult],
+            Selector::ToolInput => &[ToolInput],
+            Selector::UserMessages => &[UserText],
+            Selector::AssistantMessages => &[AssistantText],
+            Selector::Documents => &[Document],
+            Selector::ToolDefinitions => &[ToolDefinition],
+            Selector::LatestUserTurn => &[UserText, ToolResult, Document],
+        })
+    }
+
+    fn selects(self, kind: PartKind, location: &Location, latest_user: Option<u32>) -> bool {
+        if !self.kinds().contains(kind) {
+            return false;
+        }
+        match self {
+            // agentgateway's Messages: every message, but not the top-level system field.
+            Selector::Messages => location.message().is_some(),
+            Selector::LatestUserTurn => latest_user.is_some() && location.message() == latest_user,
+            _ => true,
+        }
+    }
+}
+
+/// Which parts of a request a guard reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(Vec<Selector>);
+
+impl Scope {
+    /// The default for agentic clients: the system prompt, what users wrote,
+    /// documents and tool results — never tool definitions.
+    /// (agentgateway's default is `[SystemPrompt, Messages]`, which reads
+    /// assistant history and leaves tool results out.)
+    pub fn default_request() -> Scope {
+        Scope(vec![
+            Selector::SystemPrompt,
+            Selector::UserMessages,
+            Selector::Documents,
+            Selector::ToolOutput,
+        ])
+    }
+
+    fn kinds(&self) -> KindSet {
+        self.0
+            .iter()
+            .fold(KindSet::EMPTY, |k, s| k.union(s.kinds()))
+    }
+
+    fn selects(&self, kind: PartKind, location: &Location, latest_user: Option<u32>) -> bool {
+        self.0
+            .iter()
+            .any(|s| s.selects(kind, location, latest_user))
+    }
 }
 
 /// One compiled guard rule.
 #[derive(Debug)]
 pub struct GuardRule {
-    /// Rule name: the guard's `name`, else `request[N]`.
+    /// Rule name: the guard's `name`, else `request[N]` / `response[N]`.
     pub name: String,
     pub action: Action,
     pub status: u16,
     pub message: String,
+    scope: Scope,
 }
 
 /// Error compiling one guard: which entry, which field, what.
@@ -43,32 +153,122 @@ pub struct GuardSpecError {
     pub message: String,
 }
 
+/// A builtin detector, as the engine needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Detector {
+    pub name: &'static str,
+    pub pattern: &'static str,
+    pub placeholder: &'static str,
+    pub validate: fn(&str) -> bool,
+    pub max_len: usize,
+}
+
+/// Resolves a builtin detector by its config name.
+fn builtin(_name: &str) -> Option<Detector> {
+    None
+}
+
+#[derive(Debug)]
+struct Pattern {
+    regex: Regex,
+    rule: usize,
+    placeholder: String,
+    validate: Option<fn(&str) -> bool>,
+}
+
+/// Patterns that run on one view of the text (normalised or raw).
+#[derive(Debug)]
+struct PatternSet {
+    set: RegexSet,
+    patterns: Vec<Pattern>,
+}
+
+impl PatternSet {
+    fn build(sources: &[String], patterns: Vec<Pattern>) -> Result<PatternSet, String> {
+        let set = RegexSetBuilder::new(sources)
+            .size_limit(REGEX_SIZE_LIMIT.saturating_mul(sources.len().max(1)))
+            .build()
+            .map_err(|e| format!("the patterns do not compile together: {e}"))?;
+        Ok(PatternSet { set, patterns })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+}
+
 /// All guards of one direction, compiled.
 #[derive(Debug)]
 pub struct GuardSet {
     rules: Vec<GuardRule>,
-    /// One set over every pattern of every rule.
-    set: RegexSet,
-    /// The same patterns one by one, to locate a match.
-    regexes: Vec<Regex>,
-    /// `pattern_rule[i]` is the rule that pattern `i` belongs to.
-    pattern_rule: Vec<usize>,
+    /// Patterns matched on normalised text (joined per message).
+    normalized: PatternSet,
+    /// Patterns matched on the raw text of each segment (`normalize: false`).
+    raw: PatternSet,
+    /// Union of the rules' scopes: what a request must yield.
+    kinds: KindSet,
+    /// Longest possible match in bytes of original text (stream hold-back).
+    window: usize,
 }
 
-/// A segment of text to scan, with where it came from.
-pub trait Segment {
-    fn text(&self) -> &str;
-}
-
-/// A guard that fired.
+/// A guard that fired on a request segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
+pub struct Finding {
     /// Index of the rule in [`GuardSet::rules`].
     pub rule: usize,
-    /// Index of the segment that matched.
+    /// Index of the segment.
     pub segment: usize,
-    /// Byte range of the match within the segment's text.
-    pub span: std::ops::Range<usize>,
+    /// Byte range of the match in the segment's decoded text.
+    pub range: Range<usize>,
+    /// What replaces it when masking.
+    pub placeholder: String,
+}
+
+/// What scanning a request found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The first rejecting finding, in body order.
+    pub reject: Option<Finding>,
+    /// Every masking finding (possibly overlapping), in body order.
+    pub masks: Vec<Finding>,
+}
+
+/// A match in a single text (responses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMatch {
+    pub rule: usize,
+    pub range: Range<usize>,
+    pub placeholder: String,
+}
+
+/// Hold-back window for a pattern with no upper bound on its length.
+const UNBOUNDED_WINDOW: usize = 1024;
+
+fn max_len_of(pattern: &str) -> Option<usize> {
+    regex_syntax::parse(pattern)
+        .ok()?
+        .properties()
+        .maximum_len()
+}
+
+/// `<RULE_NAME>` for a named guard's custom patterns.
+fn placeholder_for(name: Option<&str>) -> String {
+    match name {
+        None => DEFAULT_MASK_PLACEHOLDER.to_owned(),
+        Some(n) => {
+            let upper: String = n
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("<{upper}>")
+        }
+    }
 }
 
 impl GuardSet {
@@ -76,9 +276,16 @@ impl GuardSet {
     pub fn empty() -> Self {
         GuardSet {
             rules: Vec::new(),
-            set: RegexSet::empty(),
-            regexes: Vec::new(),
-            pattern_rule: Vec::new(),
+            normalized: PatternSet {
+                set: RegexSet::empty(),
+                patterns: Vec::new(),
+            },
+            raw: PatternSet {
+                set: RegexSet::empty(),
+                patterns: Vec::new(),
+            },
+            kinds: KindSet::EMPTY,
+            window: 0,
         }
     }
 
@@ -90,12 +297,25 @@ impl GuardSet {
         &self.rules
     }
 
-    /// Compiles the `promptGuard.request` entries of one backend.
-    pub fn compile(specs: &[GuardSpec]) -> Result<GuardSet, GuardSpecError> {
+    /// Parts a request must yield for these guards.
+    pub fn kinds(&self) -> KindSet {
+        self.kinds
+    }
+
+    /// Longest match any pattern can produce, in bytes of original text: the
+    /// hold-back window a stream needs so no match is released unseen.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Compiles `promptGuard.request` (`response = false`) or
+    /// `promptGuard.response` entries of one backend.
+    pub fn compile(specs: &[GuardSpec], response: bool) -> Result<GuardSet, GuardSpecError> {
         let mut rules = Vec::with_capacity(specs.len());
-        let mut patterns: Vec<&str> = Vec::new();
-        let mut regexes = Vec::new();
-        let mut pattern_rule = Vec::new();
+        let (mut norm_src, mut norm_pat) = (Vec::new(), Vec::new());
+        let (mut raw_src, mut raw_pat) = (Vec::new(), Vec::new());
+        let mut window = 0usize;
+        let direction = if response { "response" } else { "request" };
         for (index, spec) in specs.iter().enumerate() {
             let fail = |field: &str, message: String| GuardSpecError {
                 index,
@@ -107,7 +327,6 @@ impl GuardSet {
                 ("openAIModeration", spec.openai_moderation.is_some()),
                 ("bedrockGuardrails", spec.bedrock_guardrails.is_some()),
                 ("googleModelArmor", spec.google_model_armor.is_some()),
-                ("scope", spec.scope.is_some()),
             ] {
                 if present {
                     return Err(fail(
@@ -119,52 +338,93 @@ impl GuardSet {
             let Some(regex) = &spec.regex else {
                 return Err(fail("", "a guard needs a `regex` entry".into()));
             };
-            match regex.action {
-                Some(ActionSpec::Reject) => {}
-                Some(ActionSpec::Mask) | None => {
+            let scope = match (&spec.scope, response) {
+                (Some(_), true) => return Err(fail(
+                    "scope",
+                    "response guards read the whole response text; `scope` is for request guards"
+                        .into(),
+                )),
+                (Some(list), false) if list.is_empty() => {
                     return Err(fail(
-                        "regex.action",
-                        "action `Mask` (agentgateway's default when `action` is absent) is not supported yet; \
-                         set `action: Reject`"
-                            .into(),
+                        "scope",
+                        "an empty scope would read nothing; omit `scope` for the default".into(),
                     ))
                 }
-            }
-            if !regex.builtins.is_empty() {
+                (Some(list), false) => {
+                    Scope(list.iter().map(|s| Selector::from_spec(*s)).collect())
+                }
+                (None, _) => Scope::default_request(),
+            };
+            // agentgateway's default action is Mask.
+            let action = match regex.action.unwrap_or(ActionSpec::Mask) {
+                ActionSpec::Reject => Action::Reject,
+                ActionSpec::Mask => Action::Mask,
+            };
+            if regex.matches.is_empty() && regex.builtins.is_empty() {
                 return Err(fail(
-                    "regex.builtins",
-                    "builtin detectors are not supported yet; use `matches` patterns".into(),
-                ));
-            }
-            if regex.matches.is_empty() {
-                return Err(fail(
-                    "regex.matches",
-                    "a regex guard needs at least one pattern".into(),
+                    "regex",
+                    "a regex guard needs `matches` or `builtins`".into(),
                 ));
             }
             let rule = rules.len();
+            let case_sensitive = regex.case_sensitive.unwrap_or(false);
+            let normalize = regex.normalize.unwrap_or(true);
+            let custom_placeholder = placeholder_for(spec.name.as_deref());
             for (j, pattern) in regex.matches.iter().enumerate() {
-                let compiled = regex::RegexBuilder::new(pattern)
+                let field = format!("regex.matches[{j}]");
+                let source = if case_sensitive {
+                    pattern.clone()
+                } else {
+                    format!("(?i:{pattern})")
+                };
+                let compiled = regex::RegexBuilder::new(&source)
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| {
-                        fail(
-                            &format!("regex.matches[{j}]"),
-                            format!("invalid regex: {e}"),
-                        )
-                    })?;
+                    .map_err(|e| fail(&field, format!("invalid regex: {e}")))?;
                 if compiled.is_match("") {
                     return Err(fail(
-                        &format!("regex.matches[{j}]"),
+                        &field,
                         format!("pattern `{pattern}` matches the empty string, so it would match every request"),
                     ));
                 }
-                patterns.push(pattern);
-                regexes.push(compiled);
-                pattern_rule.push(rule);
+                // Normalisation shrinks text (collapsed white space, NFKC):
+                // allow for it when sizing the hold-back window.
+                window = window.max(
+                    max_len_of(&source).map_or(UNBOUNDED_WINDOW, |n| n.saturating_mul(4) + 16),
+                );
+                let p = Pattern {
+                    regex: compiled,
+                    rule,
+                    placeholder: custom_placeholder.clone(),
+                    validate: None,
+                };
+                if normalize {
+                    norm_src.push(source);
+                    norm_pat.push(p);
+                } else {
+                    raw_src.push(source);
+                    raw_pat.push(p);
+                }
             }
-            let response = spec.response.as_ref();
-            let status = response
+            for (j, name) in regex.builtins.iter().enumerate() {
+                let field = format!("regex.builtins[{j}]");
+                let d = builtin(name)
+                    .ok_or_else(|| fail(&field, format!("unknown builtin detector `{name}`")))?;
+                let compiled = regex::RegexBuilder::new(d.pattern)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| fail(&field, format!("builtin `{name}` does not compile: {e}")))?;
+                window = window.max(d.max_len.saturating_mul(4) + 16);
+                norm_src.push(d.pattern.to_owned());
+                norm_pat.push(Pattern {
+                    regex: compiled,
+                    rule,
+                    placeholder: d.placeholder.to_owned(),
+                    validate: Some(d.validate),
+                });
+            }
+            let response_spec = spec.response.as_ref();
+            let status = response_spec
                 .and_then(|r| r.status_code)
                 .unwrap_or(DEFAULT_REJECT_STATUS);
             if !(400..=599).contains(&status) {
@@ -177,134 +437,249 @@ impl GuardSet {
                 name: spec
                     .name
                     .clone()
-                    .unwrap_or_else(|| format!("request[{index}]")),
-                action: Action::Reject,
+                    .unwrap_or_else(|| format!("{direction}[{index}]")),
+                action,
                 status,
-                message: response
+                message: response_spec
                     .and_then(|r| r.message.clone())
                     .unwrap_or_else(|| DEFAULT_REJECT_MESSAGE.to_owned()),
+                scope,
             });
         }
-        let set = RegexSetBuilder::new(&patterns)
-            .size_limit(REGEX_SIZE_LIMIT * patterns.len().max(1))
-            .build()
-            .map_err(|e| GuardSpecError {
-                index: 0,
-                field: String::new(),
-                message: format!("the patterns do not compile together: {e}"),
-            })?;
+        let whole = |message: String| GuardSpecError {
+            index: 0,
+            field: String::new(),
+            message,
+        };
+        let kinds = rules
+            .iter()
+            .fold(KindSet::EMPTY, |k, r| k.union(r.scope.kinds()));
         Ok(GuardSet {
             rules,
-            set,
-            regexes,
-            pattern_rule,
+            normalized: PatternSet::build(&norm_src, norm_pat).map_err(whole)?,
+            raw: PatternSet::build(&raw_src, raw_pat).map_err(whole)?,
+            kinds,
+            window,
         })
     }
 
-    /// Scans segments in order and returns the first rejecting hit: the
-    /// earliest segment that matches, and within it the first rule in
-    /// policy order.
-    pub fn first_reject<S: Segment>(&self, segments: &[S]) -> Option<Hit> {
+    /// Scans a request's segments. Consecutive text of one message (its
+    /// text blocks, or one tool result's blocks) is joined with a space and
+    /// matched as one, so a phrase split across blocks still matches.
+    pub fn scan(&self, segments: &[TextSegment<'_>], latest_user: Option<u32>) -> Scan {
+        let mut scan = Scan::default();
         if self.rules.is_empty() {
-            return None;
+            return scan;
         }
-        for (segment, s) in segments.iter().enumerate() {
-            let text = s.text();
-            let matches = self.set.matches(text);
-            if !matches.matched_any() {
-                continue;
+        let mut start = 0;
+        while start < segments.len() {
+            let end = start + unit_len(&segments[start..]);
+            let first = &segments[start];
+            let applies: Vec<bool> = self
+                .rules
+                .iter()
+                .map(|r| r.scope.selects(first.kind, &first.location, latest_user))
+                .collect();
+            if applies.iter().any(|a| *a) {
+                self.scan_unit(segments, start..end, &applies, &mut scan);
             }
-            // Patterns are in rule order, so the first matching pattern
-            // belongs to the first matching rule.
-            if let Some(pattern) = matches.iter().next() {
-                let span = self.regexes[pattern]
-                    .find(text)
-                    .map(|m| m.range())
-                    .unwrap_or(0..0);
-                return Some(Hit {
-                    rule: self.pattern_rule[pattern],
-                    segment,
-                    span,
-                });
+            start = end;
+        }
+        scan.masks
+            .sort_by_key(|f| (f.segment, f.range.start, std::cmp::Reverse(f.range.end)));
+        scan
+    }
+
+    fn scan_unit(
+        &self,
+        segments: &[TextSegment<'_>],
+        unit: Range<usize>,
+        applies: &[bool],
+        scan: &mut Scan,
+    ) {
+        let record = |scan: &mut Scan,
+                      rule: usize,
+                      segment: usize,
+                      range: Range<usize>,
+                      placeholder: &str| {
+            let finding = Finding {
+                rule,
+                segment,
+                range,
+                placeholder: placeholder.to_owned(),
+            };
+            match self.rules[rule].action {
+                Action::Reject => {
+                    let earlier = scan.reject.as_ref().is_some_and(|r| {
+                        (r.segment, r.range.start) <= (finding.segment, finding.range.start)
+                    });
+                    if !earlier {
+                        scan.reject = Some(finding);
+                    }
+                }
+                Action::Mask => scan.masks.push(finding),
+            }
+        };
+
+        if !self.normalized.is_empty() {
+            // Join the unit's normalised texts with single spaces.
+            let pieces: Vec<(usize, Normalized<'_>)> = unit
+                .clone()
+                .map(|i| (i, normalize::normalize(&segments[i].text)))
+                .collect();
+            let joined_storage;
+            let (joined, offsets): (&str, Vec<usize>) = if pieces.len() == 1 {
+                (pieces[0].1.text.as_ref(), vec![0])
+            } else {
+                let mut s = String::with_capacity(pieces.iter().map(|p| p.1.text.len() + 1).sum());
+                let mut offs = Vec::with_capacity(pieces.len());
+                for (k, (_, n)) in pieces.iter().enumerate() {
+                    if k > 0 {
+                        s.push(' ');
+                    }
+                    offs.push(s.len());
+                    s.push_str(&n.text);
+                }
+                joined_storage = s;
+                (joined_storage.as_str(), offs)
+            };
+            for p in self.normalized.set.matches(joined).iter() {
+                let pat = &self.normalized.patterns[p];
+                if !applies[pat.rule] {
+                    continue;
+                }
+                for m in pat.regex.find_iter(joined) {
+                    if pat.validate.is_some_and(|v| !v(m.as_str())) {
+                        continue;
+                    }
+                    // Map the match onto every piece it overlaps.
+                    for (k, (seg, norm)) in pieces.iter().enumerate() {
+                        let lo = offsets[k];
+                        let hi = lo + norm.text.len();
+                        let (s, e) = (m.start().max(lo), m.end().min(hi));
+                        if s >= e {
+                            continue;
+                        }
+                        let range = norm.original_range(&segments[*seg].text, s - lo..e - lo);
+                        record(scan, pat.rule, *seg, range, &pat.placeholder);
+                    }
+                }
             }
         }
-        None
+        if !self.raw.is_empty() {
+            for seg in unit {
+                let text: &str = &segments[seg].text;
+                for p in self.raw.set.matches(text).iter() {
+                    let pat = &self.raw.patterns[p];
+                    if !applies[pat.rule] {
+                        continue;
+                    }
+                    for m in pat.regex.find_iter(text) {
+                        if pat.validate.is_none_or(|v| v(m.as_str())) {
+                            record(scan, pat.rule, seg, m.range(), &pat.placeholder);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scans one text (a response's text) with every rule; matches are in
+    /// text order, possibly overlapping.
+    pub fn scan_text(&self, text: &str) -> Vec<TextMatch> {
+        let mut out = Vec::new();
+        if self.rules.is_empty() {
+            return out;
+        }
+        if !self.normalized.is_empty() {
+            let norm = normalize::normalize(text);
+            for p in self.normalized.set.matches(&norm.text).iter() {
+                let pat = &self.normalized.patterns[p];
+                for m in pat.regex.find_iter(&norm.text) {
+                    if pat.validate.is_none_or(|v| v(m.as_str())) {
+                        let range = norm.original_range(text, m.range());
+                        out.push(TextMatch {
+                            rule: pat.rule,
+                            range,
+                            placeholder: pat.placeholder.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for p in self.raw.set.matches(text).iter() {
+            let pat = &self.raw.patterns[p];
+            for m in pat.regex.find_iter(text) {
+                if pat.validate.is_none_or(|v| v(m.as_str())) {
+                    out.push(TextMatch {
+                        rule: pat.rule,
+                        range: m.range(),
+                        placeholder: pat.placeholder.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|m| (m.range.start, m.range.end));
+        out
     }
 }
 
-impl Segment for &str {
-    fn text(&self) -> &str {
-        self
+/// How many segments from the start of `segments` form one matching unit:
+/// text of one message of one kind (System, UserText, AssistantText), or
+/// the text blocks of one tool result / document block.
+fn unit_len(segments: &[TextSegment<'_>]) -> usize {
+    let first = &segments[0];
+    let key = |s: &TextSegment<'_>| -> Option<(PartKind, Option<u32>, Option<u32>)> {
+        match (s.kind, s.location) {
+            (
+                PartKind::System | PartKind::UserText | PartKind::AssistantText,
+                Location::System { .. },
+            ) => Some((s.kind, None, None)),
+            (
+                PartKind::System | PartKind::UserText | PartKind::AssistantText,
+                Location::Message { index, .. },
+            ) => Some((s.kind, Some(index), None)),
+            (PartKind::ToolResult | PartKind::Document, Location::Message { index, block, .. }) => {
+                Some((s.kind, Some(index), block))
+            }
+            _ => None,
+        }
+    };
+    let Some(k) = key(first) else { return 1 };
+    1 + segments[1..]
+        .iter()
+        .take_while(|s| key(s) == Some(k))
+        .count()
+}
+
+/// Applies mask findings to a segment's text: overlapping findings merge,
+/// the earliest finding's placeholder names the merged span.
+pub fn mask_text(text: &str, findings: &[&Finding]) -> String {
+    let mut spans: Vec<(Range<usize>, &str)> = findings
+        .iter()
+        .map(|f| (f.range.clone(), f.placeholder.as_str()))
+        .collect();
+    spans.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut i = 0;
+    while i < spans.len() {
+        let (mut range, placeholder) = spans[i].clone();
+        i += 1;
+        while i < spans.len() && spans[i].0.start < range.end {
+            range.end = range.end.max(spans[i].0.end);
+            i += 1;
+        }
+        if range.start < at {
+            continue;
+        }
+        out.push_str(&text[at..range.start]);
+        out.push_str(placeholder);
+        at = range.end;
     }
+    out.push_str(&text[at..]);
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn compile(yaml: &str) -> Result<GuardSet, GuardSpecError> {
-        let specs: Vec<GuardSpec> = serde_yaml::from_str(yaml).unwrap();
-        GuardSet::compile(&specs)
-    }
-
-    #[test]
-    fn first_rule_in_policy_order_wins() {
-        let set = compile(
-            r#"
-- name: cards
-  regex: {action: Reject, matches: ["credit card"]}
-  response: {message: "no cards", statusCode: 451}
-- regex: {action: Reject, matches: ["card", "secret"]}
-"#,
-        )
-        .unwrap();
-        let hit = set
-            .first_reject(&["nothing here", "my credit card is"])
-            .unwrap();
-        assert_eq!(hit.segment, 1);
-        assert_eq!(hit.rule, 0);
-        assert_eq!(hit.span, 3..14);
-        let rule = &set.rules()[hit.rule];
-        assert_eq!(
-            (rule.name.as_str(), rule.status, rule.message.as_str()),
-            ("cards", 451, "no cards")
-        );
-
-        let hit = set.first_reject(&["a top secret"]).unwrap();
-        assert_eq!(set.rules()[hit.rule].name, "request[1]");
-        assert_eq!(set.rules()[hit.rule].message, DEFAULT_REJECT_MESSAGE);
-        assert_eq!(set.rules()[hit.rule].status, 403);
-        assert!(set.first_reject(&["harmless", "text"]).is_none());
-    }
-
-    #[test]
-    fn bad_guards_are_refused_with_their_place() {
-        let e =
-            compile(r#"[{regex: {action: Reject, matches: ["ok", "(unclosed"]}}]"#).unwrap_err();
-        assert_eq!((e.index, e.field.as_str()), (0, "regex.matches[1]"));
-        assert!(e.message.contains("invalid regex"), "{}", e.message);
-
-        let e = compile(r#"[{regex: {matches: ["x"]}}]"#).unwrap_err();
-        assert_eq!(e.field, "regex.action");
-
-        let e = compile(r#"[{regex: {action: Reject, matches: ["a*"]}}]"#).unwrap_err();
-        assert!(e.message.contains("empty string"));
-
-        let e =
-            compile(r#"[{regex: {action: Reject, matches: ["x"]}, response: {statusCode: 200}}]"#)
-                .unwrap_err();
-        assert_eq!(e.field, "response.statusCode");
-
-        let e = compile(r#"[{webhook: {host: x}}]"#).unwrap_err();
-        assert_eq!(e.field, "webhook");
-    }
-
-    #[test]
-    fn no_guards_never_reject() {
-        assert!(GuardSet::empty().first_reject(&["credit card"]).is_none());
-        assert!(compile("[]")
-            .unwrap()
-            .first_reject(&["credit card"])
-            .is_none());
-    }
-}
+mod tests;

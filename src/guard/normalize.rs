@@ -93,7 +93,7 @@ pub fn normalize(s: &str) -> Normalized<'_> {
     let mut text = String::with_capacity(s.len());
     let mut origin: Vec<u32> = Vec::with_capacity(s.len());
     let mut prev_space = false;
-    let mut push = |text: &mut String, origin: &mut Vec<u32>, c: char, at: usize| {
+    let push = |text: &mut String, origin: &mut Vec<u32>, c: char, at: usize| {
         let before = text.len();
         text.push(c);
         origin.extend(std::iter::repeat_n(at as u32, text.len() - before));

@@ -142,12 +142,36 @@ pub struct GuardSpec {
     pub name: Option<String>,
     pub regex: Option<RegexSpec>,
     pub response: Option<RejectResponseSpec>,
-    pub scope: Option<serde_yaml::Value>,
+    /// Which parts of a request the guard reads (request guards only).
+    pub scope: Option<Vec<ScopeSpec>>,
     pub webhook: Option<serde_yaml::Value>,
     #[serde(rename = "openAIModeration")]
     pub openai_moderation: Option<serde_yaml::Value>,
     pub bedrock_guardrails: Option<serde_yaml::Value>,
     pub google_model_armor: Option<serde_yaml::Value>,
+}
+
+/// Guard scopes: agentgateway's four, and promptgate's additions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ScopeSpec {
+    /// The system prompt (top-level `system`, system/developer role messages).
+    SystemPrompt,
+    /// Text of every message of every role, documents included (agentgateway).
+    Messages,
+    /// tool_result contents.
+    ToolOutput,
+    /// String values of tool_use inputs / tool call arguments.
+    ToolInput,
+    /// Text users wrote (user role only).
+    UserMessages,
+    /// Assistant history.
+    AssistantMessages,
+    /// Document and search-result text.
+    Documents,
+    /// Tool definitions' descriptions.
+    ToolDefinitions,
+    /// User text, tool results and documents of the latest user turn only.
+    LatestUserTurn,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +183,12 @@ pub struct RegexSpec {
     pub matches: Vec<String>,
     #[serde(default)]
     pub builtins: Vec<String>,
+    /// Match `matches` case-sensitively (default false; agentgateway is
+    /// case-sensitive).
+    pub case_sensitive: Option<bool>,
+    /// Match `matches` on normalised text (default true; agentgateway
+    /// matches raw text).
+    pub normalize: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -490,7 +490,7 @@ fn compile_backend(
                 .into(),
         ));
     }
-    let request_guards = GuardSet::compile(&guards.request).map_err(
+    let request_guards = GuardSet::compile(&guards.request, false).map_err(
         |GuardSpecError {
              index,
              field,

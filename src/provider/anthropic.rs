@@ -1,11 +1,13 @@
-//! Anthropic Messages requests: which text guards read.
+//! Anthropic Messages requests: which text guards can read.
 //!
-//! Read: the system prompt (string or text blocks), and of user-side
-//! messages (`user`, and the `system` role Claude Code puts inside
-//! `messages`) the string content, text blocks and `tool_result` contents.
-//! Not read: tool definitions, assistant turns, thinking, images, metadata.
-//! The body is parsed once, borrowing: untouched parts (the ~60 KB of tool
-//! definitions in a Claude Code request) are only validated, not built.
+//! Extracted, each tagged with its [`PartKind`]: the system prompt (string
+//! or text blocks; `role: "system"` entries Claude Code puts inside
+//! `messages`), user text, assistant text, `tool_result` contents,
+//! `tool_use` input strings, text documents and search results, and tool
+//! descriptions. Never extracted, so never rewritten: thinking and
+//! redacted_thinking blocks (signed), images and base64 documents, metadata.
+//! The body is parsed once, borrowing: parts no guard reads (the ~60 KB of
+//! tool definitions in a Claude Code request) are only validated.
 
 use std::borrow::Cow;
 
@@ -13,8 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    decode_str, first_byte, span_of, BodyError, Location, ParsedRequest, PartKind, Role,
-    TextSegment,
+    decode_str, first_byte, span_of, string_leaves, BodyError, KindSet, Location, ParsedRequest,
+    PartKind, Role, TextSegment,
 };
 
 #[derive(Deserialize)]
@@ -25,6 +27,8 @@ struct Body<'a> {
     system: Option<&'a RawValue>,
     #[serde(borrow, default)]
     messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<Tool<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +40,12 @@ struct Message<'a> {
 }
 
 #[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(borrow, default)]
+    description: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
 struct Block<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
@@ -43,9 +53,55 @@ struct Block<'a> {
     text: Option<&'a RawValue>,
     #[serde(borrow, default)]
     content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    source: Option<Source<'a>>,
 }
 
-pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> {
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+struct Ctx<'a, 'p> {
+    body: &'a str,
+    kinds: KindSet,
+    out: &'p mut ParsedRequest<'a>,
+}
+
+impl<'a> Ctx<'a, '_> {
+    fn push(
+        &mut self,
+        location: Location,
+        role: Role,
+        kind: PartKind,
+        raw: &'a RawValue,
+    ) -> Result<(), BodyError> {
+        if !self.kinds.contains(kind) {
+            return Ok(());
+        }
+        let text = decode_str(raw, || location.to_string())?;
+        self.out.push(
+            self.kinds,
+            TextSegment {
+                location,
+                role,
+                kind,
+                text,
+                raw: span_of(self.body, raw),
+            },
+        );
+        Ok(())
+    }
+}
+
+pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
     let parsed: Body<'_> =
         serde_json::from_str(body).map_err(|e| BodyError(format!("invalid JSON: {e}")))?;
     let mut out = ParsedRequest::default();
@@ -55,29 +111,32 @@ pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> 
             out.model = Some(decode_str(raw, || "model".into())?);
         }
     }
+    let mut cx = Ctx {
+        body,
+        kinds,
+        out: &mut out,
+    };
     if let Some(system) = parsed.system {
         match first_byte(system) {
-            b'"' => out.segments.push(TextSegment {
-                location: Location::System { block: None },
-                role: Role::System,
-                kind: PartKind::System,
-                text: decode_str(system, || "system".into())?,
-                raw: span_of(body, system),
-            }),
+            b'"' => cx.push(
+                Location::System { block: None },
+                Role::System,
+                PartKind::System,
+                system,
+            )?,
             b'[' => {
                 let blocks: Vec<Block<'_>> = serde_json::from_str(system.get())
                     .map_err(|e| BodyError(format!("system: expected a list of blocks: {e}")))?;
                 for (i, block) in blocks.iter().enumerate() {
                     if let (Some("text"), Some(text)) = (block.kind.as_deref(), block.text) {
-                        out.segments.push(TextSegment {
-                            location: Location::System {
+                        cx.push(
+                            Location::System {
                                 block: Some(i as u32),
                             },
-                            role: Role::System,
-                            kind: PartKind::System,
-                            text: decode_str(text, || format!("system[{i}].text"))?,
-                            raw: span_of(body, text),
-                        });
+                            Role::System,
+                            PartKind::System,
+                            text,
+                        )?;
                     }
                 }
             }
@@ -90,43 +149,67 @@ pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> 
         }
     }
     for (index, message) in parsed.messages.iter().flatten().enumerate() {
+        let index = index as u32;
         let role = match message.role.as_ref() {
             "user" => Role::User,
             "system" => Role::System,
-            "assistant" => continue,
+            "assistant" => Role::Assistant,
             other => {
                 return Err(BodyError(format!(
                     "messages[{index}].role: unknown role `{other}`"
                 )))
             }
         };
+        if role == Role::User {
+            cx.out.latest_user_message = Some(index);
+        }
         let Some(content) = message.content else {
             continue;
         };
-        push_content(body, &mut out.segments, content, role, index as u32)?;
+        push_content(&mut cx, content, role, index)?;
+    }
+    if cx.kinds.contains(PartKind::ToolDefinition) {
+        for (index, tool) in parsed.tools.iter().flatten().enumerate() {
+            if let Some(d) = tool.description.filter(|d| first_byte(d) == b'"') {
+                cx.push(
+                    Location::Tool {
+                        index: index as u32,
+                    },
+                    Role::System,
+                    PartKind::ToolDefinition,
+                    d,
+                )?;
+            }
+        }
     }
     Ok(out)
 }
 
+fn text_kind(role: Role) -> PartKind {
+    match role {
+        Role::System => PartKind::System,
+        Role::Assistant => PartKind::AssistantText,
+        Role::User | Role::Tool => PartKind::UserText,
+    }
+}
+
 fn push_content<'a>(
-    body: &'a str,
-    segments: &mut Vec<TextSegment<'a>>,
+    cx: &mut Ctx<'a, '_>,
     content: &'a RawValue,
     role: Role,
     index: u32,
 ) -> Result<(), BodyError> {
     match first_byte(content) {
-        b'"' => segments.push(TextSegment {
-            location: Location::Message {
+        b'"' => cx.push(
+            Location::Message {
                 index,
                 block: None,
                 sub: None,
             },
             role,
-            kind: PartKind::Text,
-            text: decode_str(content, || format!("messages[{index}].content"))?,
-            raw: span_of(body, content),
-        }),
+            text_kind(role),
+            content,
+        )?,
         b'[' => {
             let blocks: Vec<Block<'a>> = serde_json::from_str(content.get()).map_err(|e| {
                 BodyError(format!(
@@ -135,21 +218,56 @@ fn push_content<'a>(
             })?;
             for (b, block) in blocks.iter().enumerate() {
                 let b = b as u32;
-                match (block.kind.as_deref(), block.text, block.content) {
-                    (Some("text"), Some(text), _) => segments.push(TextSegment {
-                        location: Location::Message {
-                            index,
-                            block: Some(b),
-                            sub: None,
-                        },
-                        role,
-                        kind: PartKind::Text,
-                        text: decode_str(text, || format!("messages[{index}].content[{b}].text"))?,
-                        raw: span_of(body, text),
-                    }),
-                    (Some("tool_result"), _, Some(result)) => {
-                        push_tool_result(body, segments, result, index, b)?
+                match block.kind.as_deref() {
+                    Some("text") => {
+                        if let Some(text) = block.text {
+                            let loc = Location::Message {
+                                index,
+                                block: Some(b),
+                                sub: None,
+                            };
+                            cx.push(loc, role, text_kind(role), text)?;
+                        }
                     }
+                    Some("tool_result") => {
+                        if let Some(result) = block.content {
+                            push_nested(cx, result, index, b, Role::Tool, PartKind::ToolResult)?;
+                        }
+                    }
+                    Some("tool_use") | Some("server_tool_use") => {
+                        if let (true, Some(input)) =
+                            (cx.kinds.contains(PartKind::ToolInput), block.input)
+                        {
+                            let mut leaves = Vec::new();
+                            string_leaves(input, &mut leaves, 0)?;
+                            for leaf in leaves {
+                                let loc = Location::ToolUseInput { index, block: b };
+                                cx.push(loc, Role::Assistant, PartKind::ToolInput, leaf)?;
+                            }
+                        }
+                    }
+                    Some("document") => {
+                        let Some(source) = &block.source else {
+                            continue;
+                        };
+                        match (source.kind.as_deref(), source.data, source.content) {
+                            (Some("text"), Some(data), _) => {
+                                let loc = Location::DocumentSource { index, block: b };
+                                cx.push(loc, role, PartKind::Document, data)?;
+                            }
+                            (Some("content"), _, Some(inner)) => {
+                                push_nested(cx, inner, index, b, role, PartKind::Document)?;
+                            }
+                            // base64 and URL sources are not text.
+                            _ => {}
+                        }
+                    }
+                    Some("search_result") => {
+                        if let Some(inner) = block.content {
+                            push_nested(cx, inner, index, b, role, PartKind::Document)?;
+                        }
+                    }
+                    // thinking, redacted_thinking (signed), image, and others.
                     _ => {}
                 }
             }
@@ -164,42 +282,39 @@ fn push_content<'a>(
     Ok(())
 }
 
-fn push_tool_result<'a>(
-    body: &'a str,
-    segments: &mut Vec<TextSegment<'a>>,
-    result: &'a RawValue,
+/// Content nested in a block (tool_result content, document content):
+/// a string or a list of text blocks.
+fn push_nested<'a>(
+    cx: &mut Ctx<'a, '_>,
+    nested: &'a RawValue,
     index: u32,
     block: u32,
+    role: Role,
+    kind: PartKind,
 ) -> Result<(), BodyError> {
     let place = || format!("messages[{index}].content[{block}].content");
-    match first_byte(result) {
-        b'"' => segments.push(TextSegment {
-            location: Location::Message {
+    match first_byte(nested) {
+        b'"' => cx.push(
+            Location::Message {
                 index,
                 block: Some(block),
                 sub: None,
             },
-            role: Role::Tool,
-            kind: PartKind::ToolResult,
-            text: decode_str(result, place)?,
-            raw: span_of(body, result),
-        }),
+            role,
+            kind,
+            nested,
+        )?,
         b'[' => {
-            let inner: Vec<Block<'a>> = serde_json::from_str(result.get())
+            let inner: Vec<Block<'a>> = serde_json::from_str(nested.get())
                 .map_err(|e| BodyError(format!("{}: expected a list of blocks: {e}", place())))?;
             for (s, sub) in inner.iter().enumerate() {
                 if let (Some("text"), Some(text)) = (sub.kind.as_deref(), sub.text) {
-                    segments.push(TextSegment {
-                        location: Location::Message {
-                            index,
-                            block: Some(block),
-                            sub: Some(s as u32),
-                        },
-                        role: Role::Tool,
-                        kind: PartKind::ToolResult,
-                        text: decode_str(text, || format!("{}[{s}].text", place()))?,
-                        raw: span_of(body, text),
-                    });
+                    let loc = Location::Message {
+                        index,
+                        block: Some(block),
+                        sub: Some(s as u32),
+                    };
+                    cx.push(loc, role, kind, text)?;
                 }
             }
         }
@@ -216,82 +331,139 @@ fn push_tool_result<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse_request, PartKind, Role};
+    use super::super::{parse_request, KindSet, PartKind, Role};
 
-    #[test]
-    fn reads_system_user_text_and_tool_results_only() {
-        let body = r#"{
-          "model": "claude-x",
-          "system": [{"type":"text","text":"sys one"},{"type":"text","text":"sys \"two\""}],
-          "tools": [{"name":"Bash","description":"credit card secret"}],
-          "messages": [
-            {"role":"user","content":[{"type":"text","text":"hello"},{"type":"image","source":{"type":"base64","data":"AAAA"}}]},
-            {"role":"system","content":"inner system"},
-            {"role":"assistant","content":[{"type":"text","text":"assistant words"},{"type":"tool_use","id":"t","name":"Bash","input":{"command":"cat x"}}]},
-            {"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"file data"},
-                                      {"type":"tool_result","tool_use_id":"u","content":[{"type":"text","text":"nested"}]}]}
-          ]
-        }"#;
-        let parsed = parse_request(false, body).unwrap();
-        assert_eq!(parsed.model.as_deref(), Some("claude-x"));
-        let got: Vec<(String, &str, Role, PartKind)> = parsed
+    const DEFAULT: KindSet = KindSet::ALL;
+
+    const BODY: &str = r#"{
+      "model": "claude-x",
+      "system": [{"type":"text","text":"sys one"},{"type":"text","text":"sys \"two\""}],
+      "tools": [{"name":"Bash","description":"credit card secret","input_schema":{}}],
+      "messages": [
+        {"role":"user","content":[{"type":"text","text":"hello"},{"type":"image","source":{"type":"base64","data":"AAAA"}},
+                                  {"type":"document","source":{"type":"text","media_type":"text/plain","data":"doc text"}}]},
+        {"role":"system","content":"inner system"},
+        {"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"sig"},{"type":"text","text":"assistant words"},
+                                       {"type":"tool_use","id":"t","name":"Bash","input":{"command":"cat x","opts":["a",{"deep":"b"}],"n":1}}]},
+        {"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"file data"},
+                                  {"type":"tool_result","tool_use_id":"u","content":[{"type":"text","text":"nested"}]}]}
+      ]
+    }"#;
+
+    fn extract(kinds: KindSet) -> Vec<(String, String, Role, PartKind)> {
+        let parsed = parse_request(false, BODY, kinds).unwrap();
+        // Raw spans point at the JSON string literals.
+        for s in &parsed.segments {
+            let literal = &BODY[s.raw.clone()];
+            assert_eq!(serde_json::from_str::<String>(literal).unwrap(), s.text);
+        }
+        parsed
             .segments
             .iter()
-            .map(|s| (s.location.to_string(), s.text.as_ref(), s.role, s.kind))
-            .collect();
+            .map(|s| (s.location.to_string(), s.text.to_string(), s.role, s.kind))
+            .collect()
+    }
+
+    fn row(loc: &str, text: &str, role: Role, kind: PartKind) -> (String, String, Role, PartKind) {
+        (loc.into(), text.into(), role, kind)
+    }
+
+    #[test]
+    fn extracts_every_kind_in_body_order_with_locations() {
+        let parsed = parse_request(false, BODY, DEFAULT).unwrap();
+        assert_eq!(parsed.model.as_deref(), Some("claude-x"));
+        assert_eq!(parsed.latest_user_message, Some(3));
         assert_eq!(
-            got,
+            extract(KindSet::ALL),
             vec![
-                (
-                    "system[0]".into(),
-                    "sys one",
-                    Role::System,
-                    PartKind::System
-                ),
-                (
-                    "system[1]".into(),
-                    "sys \"two\"",
-                    Role::System,
-                    PartKind::System
-                ),
-                (
-                    "messages[0].content[0]".into(),
+                row("system[0]", "sys one", Role::System, PartKind::System),
+                row("system[1]", "sys \"two\"", Role::System, PartKind::System),
+                row(
+                    "messages[0].content[0]",
                     "hello",
                     Role::User,
-                    PartKind::Text
+                    PartKind::UserText
                 ),
-                (
-                    "messages[1].content".into(),
+                row(
+                    "messages[0].content[2].source.data",
+                    "doc text",
+                    Role::User,
+                    PartKind::Document
+                ),
+                row(
+                    "messages[1].content",
                     "inner system",
                     Role::System,
-                    PartKind::Text
+                    PartKind::System
                 ),
-                (
-                    "messages[3].content[0]".into(),
+                row(
+                    "messages[2].content[1]",
+                    "assistant words",
+                    Role::Assistant,
+                    PartKind::AssistantText
+                ),
+                row(
+                    "messages[2].content[2].input",
+                    "cat x",
+                    Role::Assistant,
+                    PartKind::ToolInput
+                ),
+                row(
+                    "messages[2].content[2].input",
+                    "a",
+                    Role::Assistant,
+                    PartKind::ToolInput
+                ),
+                row(
+                    "messages[2].content[2].input",
+                    "b",
+                    Role::Assistant,
+                    PartKind::ToolInput
+                ),
+                row(
+                    "messages[3].content[0]",
                     "file data",
                     Role::Tool,
                     PartKind::ToolResult
                 ),
-                (
-                    "messages[3].content[1].content[0]".into(),
+                row(
+                    "messages[3].content[1].content[0]",
                     "nested",
                     Role::Tool,
                     PartKind::ToolResult
                 ),
+                row(
+                    "tools[0].description",
+                    "credit card secret",
+                    Role::System,
+                    PartKind::ToolDefinition
+                ),
             ]
         );
-        // Raw spans point at the JSON string literals.
-        for s in &parsed.segments {
-            let literal = &body[s.raw.clone()];
-            assert_eq!(serde_json::from_str::<String>(literal).unwrap(), s.text);
-        }
+    }
+
+    #[test]
+    fn extracts_only_the_kinds_asked_for() {
+        let got = extract(KindSet::of(&[PartKind::System, PartKind::ToolResult]));
+        let kinds: Vec<PartKind> = got.iter().map(|r| r.3).collect();
+        assert_eq!(
+            kinds,
+            [
+                PartKind::System,
+                PartKind::System,
+                PartKind::System,
+                PartKind::ToolResult,
+                PartKind::ToolResult
+            ]
+        );
+        assert!(extract(KindSet::EMPTY).is_empty());
     }
 
     #[test]
     fn string_system_and_escapes_decode() {
         let body =
             r#"{"system":"be nice","messages":[{"role":"user","content":"credit\u0020card"}]}"#;
-        let parsed = parse_request(false, body).unwrap();
+        let parsed = parse_request(false, body, DEFAULT).unwrap();
         assert_eq!(parsed.segments[0].text, "be nice");
         assert_eq!(parsed.segments[1].text, "credit card");
     }
@@ -309,14 +481,27 @@ mod tests {
             r#"{"system": 5}"#,
             r#"{"messages": [{"role":"user","content":"a"}]"#,
         ] {
-            assert!(parse_request(false, body).is_err(), "{body}");
+            assert!(parse_request(false, body, DEFAULT).is_err(), "{body}");
         }
     }
 
     #[test]
     fn claude_code_first_turn_fixture_parses_and_skips_tools() {
         let body = include_str!("../../tests/fixtures/claude_code_first_turn.json");
-        let parsed = parse_request(false, body).unwrap();
+        let all = parse_request(false, body, KindSet::ALL).unwrap();
+        let tools = all
+            .segments
+            .iter()
+            .filter(|s| s.kind == PartKind::ToolDefinition)
+            .count();
+        assert_eq!(tools, 24, "Claude Code sends 24 tool definitions");
+        let user_side = KindSet::of(&[
+            PartKind::System,
+            PartKind::UserText,
+            PartKind::Document,
+            PartKind::ToolResult,
+        ]);
+        let parsed = parse_request(false, body, user_side).unwrap();
         assert!(parsed.segments.iter().any(|s| s.text.contains("Say hi")));
         assert!(parsed
             .segments
@@ -341,7 +526,7 @@ mod tests {
     #[test]
     fn claude_code_tool_turn_reads_the_tool_result() {
         let body = include_str!("../../tests/fixtures/claude_code_tool_result_turn.json");
-        let parsed = parse_request(false, body).unwrap();
+        let parsed = parse_request(false, body, DEFAULT).unwrap();
         let tool: Vec<_> = parsed
             .segments
             .iter()

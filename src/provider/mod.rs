@@ -98,15 +98,63 @@ impl Role {
     }
 }
 
-/// What kind of part a text came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of part a text came from. Guard scopes select by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PartKind {
-    /// The system prompt.
+    /// The system prompt: top-level `system`, and `system`/`developer`
+    /// role messages.
     System,
-    /// Message text (string content or a text block).
-    Text,
-    /// A tool's output sent back to the model.
+    /// Text a user wrote (string content or text blocks of user messages).
+    UserText,
+    /// Assistant history.
+    AssistantText,
+    /// A tool's output sent back to the model (`tool_result`, OpenAI `tool` role).
     ToolResult,
+    /// String values of a tool call's input (`tool_use.input`, OpenAI
+    /// `tool_calls[].function.arguments`).
+    ToolInput,
+    /// Document and search-result text.
+    Document,
+    /// Tool definitions' descriptions.
+    ToolDefinition,
+}
+
+impl PartKind {
+    pub const ALL: [PartKind; 7] = [
+        PartKind::System,
+        PartKind::UserText,
+        PartKind::AssistantText,
+        PartKind::ToolResult,
+        PartKind::ToolInput,
+        PartKind::Document,
+        PartKind::ToolDefinition,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of part kinds: what a request's guards need extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct KindSet(u8);
+
+impl KindSet {
+    pub const EMPTY: KindSet = KindSet(0);
+    pub const ALL: KindSet = KindSet(0x7f);
+
+    pub fn of(kinds: &[PartKind]) -> KindSet {
+        KindSet(kinds.iter().fold(0, |m, k| m | k.bit()))
+    }
+    pub fn contains(self, k: PartKind) -> bool {
+        self.0 & k.bit() != 0
+    }
+    pub fn union(self, other: KindSet) -> KindSet {
+        KindSet(self.0 | other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// Where a text sits in the request body, e.g. `messages[3].content[1]`.
@@ -121,6 +169,27 @@ pub enum Location {
         block: Option<u32>,
         sub: Option<u32>,
     },
+    /// `messages[index].content[block].input` (Anthropic tool_use).
+    ToolUseInput { index: u32, block: u32 },
+    /// `messages[index].tool_calls[call].function.arguments` (OpenAI).
+    ToolCallArguments { index: u32, call: u32 },
+    /// `messages[index].content[block].source.data` (Anthropic text document).
+    DocumentSource { index: u32, block: u32 },
+    /// `tools[index].description` (OpenAI: `tools[index].function.description`).
+    Tool { index: u32 },
+}
+
+impl Location {
+    /// Index of the message the text belongs to, if any.
+    pub fn message(&self) -> Option<u32> {
+        match *self {
+            Location::System { .. } | Location::Tool { .. } => None,
+            Location::Message { index, .. }
+            | Location::ToolUseInput { index, .. }
+            | Location::ToolCallArguments { index, .. }
+            | Location::DocumentSource { index, .. } => Some(index),
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -138,6 +207,16 @@ impl fmt::Display for Location {
                 }
                 Ok(())
             }
+            Location::ToolUseInput { index, block } => {
+                write!(f, "messages[{index}].content[{block}].input")
+            }
+            Location::ToolCallArguments { index, call } => {
+                write!(f, "messages[{index}].tool_calls[{call}].function.arguments")
+            }
+            Location::DocumentSource { index, block } => {
+                write!(f, "messages[{index}].content[{block}].source.data")
+            }
+            Location::Tool { index } => write!(f, "tools[{index}].description"),
         }
     }
 }
@@ -154,12 +233,6 @@ pub struct TextSegment<'a> {
     pub raw: Range<usize>,
 }
 
-impl crate::guard::Segment for TextSegment<'_> {
-    fn text(&self) -> &str {
-        &self.text
-    }
-}
-
 /// What a request body yielded.
 #[derive(Debug, Default)]
 pub struct ParsedRequest<'a> {
@@ -169,6 +242,17 @@ pub struct ParsedRequest<'a> {
     pub model: Option<Cow<'a, str>>,
     /// The texts guards read, in body order.
     pub segments: Vec<TextSegment<'a>>,
+    /// Index of the last message written on the user's side (user role),
+    /// for the `LatestUserTurn` scope.
+    pub latest_user_message: Option<u32>,
+}
+
+impl<'a> ParsedRequest<'a> {
+    fn push(&mut self, kinds: KindSet, segment: TextSegment<'a>) {
+        if kinds.contains(segment.kind) {
+            self.segments.push(segment);
+        }
+    }
 }
 
 /// A request body that cannot be read as the route's schema.
@@ -202,47 +286,140 @@ pub(crate) fn first_byte(raw: &RawValue) -> u8 {
     raw.get().as_bytes().first().copied().unwrap_or(b'n')
 }
 
-/// Parses a request body of the given schema.
-pub fn parse_request(openai_schema: bool, body: &str) -> Result<ParsedRequest<'_>, BodyError> {
+/// Parses a request body of the given schema, extracting the text of the
+/// kinds asked for. The whole body is validated whatever `kinds` says.
+pub fn parse_request(
+    openai_schema: bool,
+    body: &str,
+    kinds: KindSet,
+) -> Result<ParsedRequest<'_>, BodyError> {
     if !body.trim_start().starts_with('{') {
         return Err(BodyError("the body must be a JSON object".into()));
     }
     if openai_schema {
-        openai::parse_request(body)
+        openai::parse_request(body, kinds)
     } else {
-        anthropic::parse_request(body)
+        anthropic::parse_request(body, kinds)
     }
 }
 
-/// Returns the body with its `model` set to `model`, or `None` when it
+/// String leaves of a JSON value (tool inputs), each with its raw literal.
+pub(crate) fn string_leaves<'a>(
+    raw: &'a RawValue,
+    out: &mut Vec<&'a RawValue>,
+    depth: usize,
+) -> Result<(), BodyError> {
+    if depth > 64 {
+        return Err(BodyError("a tool input nests deeper than 64 levels".into()));
+    }
+    match first_byte(raw) {
+        b'"' => out.push(raw),
+        b'{' => {
+            let map: Vec<(Cow<'a, str>, &'a RawValue)> =
+                serde_json::from_str::<MapEntries<'a>>(raw.get())
+                    .map_err(|e| BodyError(format!("invalid tool input: {e}")))?
+                    .0;
+            for (_, v) in map {
+                string_leaves(v, out, depth + 1)?;
+            }
+        }
+        b'[' => {
+            let items: Vec<&'a RawValue> = serde_json::from_str(raw.get())
+                .map_err(|e| BodyError(format!("invalid tool input: {e}")))?;
+            for v in items {
+                string_leaves(v, out, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An object's entries in order, values left raw.
+struct MapEntries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for MapEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = MapEntries<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(MapEntries(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A byte-range replacement in a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    pub range: Range<usize>,
+    pub bytes: Vec<u8>,
+}
+
+/// Applies non-overlapping splices; everything else stays byte-identical.
+pub fn apply_splices(body: &[u8], splices: &mut [Splice]) -> Vec<u8> {
+    splices.sort_by_key(|s| (s.range.start, s.range.end));
+    let extra: usize = splices.iter().map(|s| s.bytes.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut at = 0;
+    for s in splices.iter() {
+        debug_assert!(s.range.start >= at, "splices overlap");
+        out.extend_from_slice(&body[at..s.range.start]);
+        out.extend_from_slice(&s.bytes);
+        at = s.range.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+/// The splice that sets the body's `model` to `model`, or `None` when it
 /// already is. Only the bytes of the `model` value change (kind to prompt
 /// caching); a body with no `model` gets one as its first member.
-pub fn patch_model(body: &str, parsed: &ParsedRequest<'_>, model: &str) -> Option<Vec<u8>> {
+pub fn model_splice(body: &str, parsed: &ParsedRequest<'_>, model: &str) -> Option<Splice> {
     if parsed.model.as_deref() == Some(model) {
         return None;
     }
     let literal = serde_json::to_string(model).expect("strings always serialise");
-    let mut out = Vec::with_capacity(body.len() + literal.len() + 10);
     match &parsed.model_raw {
-        Some(span) => {
-            out.extend_from_slice(&body.as_bytes()[..span.start]);
-            out.extend_from_slice(literal.as_bytes());
-            out.extend_from_slice(&body.as_bytes()[span.end..]);
-        }
+        Some(span) => Some(Splice {
+            range: span.clone(),
+            bytes: literal.into_bytes(),
+        }),
         None => {
             let open = body.find('{')?;
-            let rest = &body[open + 1..];
-            let empty = rest.trim_start().starts_with('}');
-            out.extend_from_slice(&body.as_bytes()[..=open]);
-            out.extend_from_slice(b"\"model\":");
-            out.extend_from_slice(literal.as_bytes());
+            let empty = body[open + 1..].trim_start().starts_with('}');
+            let mut bytes = format!("\"model\":{literal}").into_bytes();
             if !empty {
-                out.push(b',');
+                bytes.push(b',');
             }
-            out.extend_from_slice(rest.as_bytes());
+            Some(Splice {
+                range: open + 1..open + 1,
+                bytes,
+            })
         }
     }
-    Some(out)
+}
+
+/// The splice that replaces a segment's JSON string literal with `text`.
+pub fn segment_splice(segment: &TextSegment<'_>, text: &str) -> Splice {
+    Splice {
+        range: segment.raw.clone(),
+        bytes: serde_json::to_string(text)
+            .expect("strings serialise")
+            .into_bytes(),
+    }
 }
 
 /// The error shape a client expects.
@@ -326,16 +503,21 @@ mod tests {
         assert!(!format!("{c:?}").contains("sk-proj"));
     }
 
+    fn patch_model(body: &str, parsed: &ParsedRequest<'_>, model: &str) -> Option<Vec<u8>> {
+        model_splice(body, parsed, model).map(|s| apply_splices(body.as_bytes(), &mut [s]))
+    }
+
     #[test]
     fn model_patch_touches_only_the_model_bytes() {
         let body = r#"{"max_tokens": 5, "model" : "claude-x", "messages": []}"#;
-        let parsed = parse_request(false, body).unwrap();
+        let parsed = parse_request(false, body, KindSet::ALL).unwrap();
         let out = patch_model(body, &parsed, "claude-opus-4-6").unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"max_tokens": 5, "model" : "claude-opus-4-6", "messages": []}"#
         );
-        let parsed = parse_request(false, std::str::from_utf8(&out).unwrap()).unwrap();
+        let parsed =
+            parse_request(false, std::str::from_utf8(&out).unwrap(), KindSet::ALL).unwrap();
         assert!(patch_model(
             std::str::from_utf8(&out).unwrap(),
             &parsed,
@@ -344,12 +526,17 @@ mod tests {
         .is_none());
 
         let body = r#" { "messages": [] }"#;
-        let parsed = parse_request(false, body).unwrap();
+        let parsed = parse_request(false, body, KindSet::ALL).unwrap();
         let out = patch_model(body, &parsed, "m\"1").unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "m\"1");
         let body = "{}";
-        let out = patch_model(body, &parse_request(false, body).unwrap(), "m").unwrap();
+        let out = patch_model(
+            body,
+            &parse_request(false, body, KindSet::ALL).unwrap(),
+            "m",
+        )
+        .unwrap();
         assert_eq!(out, br#"{"model":"m"}"#);
     }
 

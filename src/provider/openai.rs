@@ -1,8 +1,10 @@
-//! OpenAI Chat Completions requests: which text guards read.
+//! OpenAI Chat Completions requests: which text guards can read.
 //!
-//! Read: the content of `system`, `developer`, `user` and `tool` messages
-//! (string, or `text` parts). Not read: assistant turns, tool definitions,
-//! images and audio.
+//! Extracted, tagged with their [`PartKind`]: `system`/`developer` content
+//! (System), `user` content (UserText), `assistant` content
+//! (AssistantText), `tool`/`function` content (ToolResult),
+//! `tool_calls[].function.arguments` (ToolInput) and tool descriptions
+//! (ToolDefinition). Images and audio are never read.
 
 use std::borrow::Cow;
 
@@ -10,7 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    decode_str, first_byte, span_of, BodyError, Location, ParsedRequest, PartKind, Role,
+    decode_str, first_byte, span_of, BodyError, KindSet, Location, ParsedRequest, PartKind, Role,
     TextSegment,
 };
 
@@ -20,6 +22,8 @@ struct Body<'a> {
     model: Option<&'a RawValue>,
     #[serde(borrow, default)]
     messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<Tool<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -28,6 +32,28 @@ struct Message<'a> {
     role: Cow<'a, str>,
     #[serde(borrow, default)]
     content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow, default)]
+    function: Option<Function<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    description: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(borrow, default)]
+    function: Option<Function<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -38,7 +64,7 @@ struct Part<'a> {
     text: Option<&'a RawValue>,
 }
 
-pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> {
+pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
     let parsed: Body<'_> =
         serde_json::from_str(body).map_err(|e| BodyError(format!("invalid JSON: {e}")))?;
     let mut out = ParsedRequest::default();
@@ -48,34 +74,85 @@ pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> 
             out.model = Some(decode_str(raw, || "model".into())?);
         }
     }
+    fn push<'a>(
+        body: &'a str,
+        kinds: KindSet,
+        out: &mut ParsedRequest<'a>,
+        location: Location,
+        role: Role,
+        kind: PartKind,
+        raw: &'a RawValue,
+    ) -> Result<(), BodyError> {
+        if kinds.contains(kind) {
+            let text = decode_str(raw, || location.to_string())?;
+            out.push(
+                kinds,
+                TextSegment {
+                    location,
+                    role,
+                    kind,
+                    text,
+                    raw: span_of(body, raw),
+                },
+            );
+        }
+        Ok(())
+    }
     for (index, message) in parsed.messages.iter().flatten().enumerate() {
+        let index = index as u32;
         let (role, kind) = match message.role.as_ref() {
             "system" | "developer" => (Role::System, PartKind::System),
-            "user" => (Role::User, PartKind::Text),
+            "user" => (Role::User, PartKind::UserText),
             "tool" | "function" => (Role::Tool, PartKind::ToolResult),
-            "assistant" => continue,
+            "assistant" => (Role::Assistant, PartKind::AssistantText),
             other => {
                 return Err(BodyError(format!(
                     "messages[{index}].role: unknown role `{other}`"
                 )))
             }
         };
+        if matches!(role, Role::User | Role::Tool) {
+            out.latest_user_message = Some(index);
+        }
+        for (call, tc) in message.tool_calls.iter().flatten().enumerate() {
+            if let Some(args) = tc
+                .function
+                .as_ref()
+                .and_then(|f| f.arguments)
+                .filter(|a| first_byte(a) == b'"')
+            {
+                let loc = Location::ToolCallArguments {
+                    index,
+                    call: call as u32,
+                };
+                push(
+                    body,
+                    kinds,
+                    &mut out,
+                    loc,
+                    Role::Assistant,
+                    PartKind::ToolInput,
+                    args,
+                )?;
+            }
+        }
         let Some(content) = message.content else {
             continue;
         };
-        let index = index as u32;
         match first_byte(content) {
-            b'"' => out.segments.push(TextSegment {
-                location: Location::Message {
+            b'"' => push(
+                body,
+                kinds,
+                &mut out,
+                Location::Message {
                     index,
                     block: None,
                     sub: None,
                 },
                 role,
                 kind,
-                text: decode_str(content, || format!("messages[{index}].content"))?,
-                raw: span_of(body, content),
-            }),
+                content,
+            )?,
             b'[' => {
                 let parts: Vec<Part<'_>> = serde_json::from_str(content.get()).map_err(|e| {
                     BodyError(format!(
@@ -84,19 +161,12 @@ pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> 
                 })?;
                 for (p, part) in parts.iter().enumerate() {
                     if let (Some("text"), Some(text)) = (part.kind.as_deref(), part.text) {
-                        out.segments.push(TextSegment {
-                            location: Location::Message {
-                                index,
-                                block: Some(p as u32),
-                                sub: None,
-                            },
-                            role,
-                            kind,
-                            text: decode_str(text, || {
-                                format!("messages[{index}].content[{p}].text")
-                            })?,
-                            raw: span_of(body, text),
-                        });
+                        let loc = Location::Message {
+                            index,
+                            block: Some(p as u32),
+                            sub: None,
+                        };
+                        push(body, kinds, &mut out, loc, role, kind, text)?;
                     }
                 }
             }
@@ -108,24 +178,47 @@ pub(crate) fn parse_request(body: &str) -> Result<ParsedRequest<'_>, BodyError> 
             }
         }
     }
+    if kinds.contains(PartKind::ToolDefinition) {
+        for (index, tool) in parsed.tools.iter().flatten().enumerate() {
+            if let Some(d) = tool
+                .function
+                .as_ref()
+                .and_then(|f| f.description)
+                .filter(|d| first_byte(d) == b'"')
+            {
+                push(
+                    body,
+                    kinds,
+                    &mut out,
+                    Location::Tool {
+                        index: index as u32,
+                    },
+                    Role::System,
+                    PartKind::ToolDefinition,
+                    d,
+                )?;
+            }
+        }
+    }
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse_request, PartKind, Role};
+    use super::super::{parse_request, KindSet, PartKind, Role};
 
     #[test]
-    fn reads_user_side_roles() {
-        let body = r#"{"model":"gpt-4o","tools":[{"type":"function","function":{"description":"credit card"}}],
+    fn extracts_every_role_and_tool_calls() {
+        let body = r#"{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"f","description":"credit card"}}],
           "messages":[
             {"role":"developer","content":"dev rules"},
             {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x"}}]},
-            {"role":"assistant","content":"old answer","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"assistant","content":"old answer","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
             {"role":"tool","tool_call_id":"c","content":"tool out"}
           ]}"#;
-        let parsed = parse_request(true, body).unwrap();
+        let parsed = parse_request(true, body, KindSet::ALL).unwrap();
         assert_eq!(parsed.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(parsed.latest_user_message, Some(3));
         let got: Vec<(String, &str, Role, PartKind)> = parsed
             .segments
             .iter()
@@ -144,7 +237,19 @@ mod tests {
                     "messages[1].content[0]".into(),
                     "hi",
                     Role::User,
-                    PartKind::Text
+                    PartKind::UserText
+                ),
+                (
+                    "messages[2].tool_calls[0].function.arguments".into(),
+                    "{\"a\":1}",
+                    Role::Assistant,
+                    PartKind::ToolInput
+                ),
+                (
+                    "messages[2].content".into(),
+                    "old answer",
+                    Role::Assistant,
+                    PartKind::AssistantText
                 ),
                 (
                     "messages[3].content".into(),
@@ -152,13 +257,26 @@ mod tests {
                     Role::Tool,
                     PartKind::ToolResult
                 ),
+                (
+                    "tools[0].description".into(),
+                    "credit card",
+                    Role::System,
+                    PartKind::ToolDefinition
+                ),
             ]
         );
+        let some = parse_request(true, body, KindSet::of(&[PartKind::UserText])).unwrap();
+        assert_eq!(some.segments.len(), 1);
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        assert!(parse_request(true, r#"{"messages":[{"role":"user","content":7}]}"#).is_err());
-        assert!(parse_request(true, r#"{"messages":"x"}"#).is_err());
+        assert!(parse_request(
+            true,
+            r#"{"messages":[{"role":"user","content":7}]}"#,
+            KindSet::ALL
+        )
+        .is_err());
+        assert!(parse_request(true, r#"{"messages":"x"}"#, KindSet::ALL).is_err());
     }
 }
