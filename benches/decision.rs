@@ -104,10 +104,14 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("parse_only_first_turn", |b| {
         b.iter(|| {
-            promptgate::provider::parse_request(false, FIRST_TURN)
-                .unwrap()
-                .segments
-                .len()
+            promptgate::provider::parse_request(
+                false,
+                FIRST_TURN,
+                promptgate::provider::KindSet::ALL,
+            )
+            .unwrap()
+            .segments
+            .len()
         })
     });
 }

@@ -6,14 +6,11 @@ fn compile(yaml: &str) -> Result<GuardSet, GuardSpecError> {
     GuardSet::compile(&specs, false)
 }
 
-/// Scans an Anthropic body; returns (rule name, location, matched original text) of the reject and masks.
-fn scan(
-    set: &GuardSet,
-    body: &str,
-) -> (
-    Option<(String, String, String)>,
-    Vec<(String, String, String)>,
-) {
+/// (rule name, location, matched original text)
+type Shown = (String, String, String);
+
+/// Scans an Anthropic body; returns the reject and the masks.
+fn scan(set: &GuardSet, body: &str) -> (Option<Shown>, Vec<Shown>) {
     let parsed = parse_request(false, body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, parsed.latest_user_message);
     let show = |f: &Finding| {
