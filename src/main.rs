@@ -246,7 +246,7 @@ fn eval(
                 "remove": changes.remove,
             });
             match (inspect_body, ctx) {
-                (true, Some(ctx)) => match decision::request_body(&policy, &ctx, &body) {
+                (true, Some(ctx)) => match eval_body(&policy, &ctx, &body) {
                     BodyDecision::Reply(reply) => reply_json(reply),
                     BodyDecision::Continue {
                         replacement,
@@ -277,6 +277,23 @@ fn eval(
         serde_json::to_string_pretty(&report).expect("json values serialise")
     );
     ExitCode::SUCCESS
+}
+
+/// The same path the server takes: local guards, then external guards.
+fn eval_body(policy: &Policy, ctx: &decision::RequestCtx, body: &[u8]) -> BodyDecision {
+    if policy.backends[ctx.backend].external_guards.is_empty() {
+        return decision::request_body(policy, ctx, body);
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(decision::request_body_with_external(policy, ctx, body)),
+        Err(e) => {
+            eprintln!("promptgate eval: cannot start a runtime for external guards: {e}");
+            std::process::exit(2);
+        }
+    }
 }
 
 fn reply_json(reply: decision::Reply) -> serde_json::Value {

@@ -5,8 +5,11 @@
 
 use serde::Serialize;
 
+use crate::guard::external::{ExternalGuard, ExternalVerdict};
+use crate::guard::{Finding, Scan};
 use crate::policy::{Backend, Policy, RouteType, SelectError};
 use crate::provider::{self, ErrorKind, ErrorStyle, ProviderKind};
+use crate::provider::{ParsedRequest, TextSegment};
 
 /// Largest request body promptgate inspects (Envoy's buffer limit in the
 /// shipped config is the same).
@@ -291,10 +294,74 @@ fn auth_changes(backend: &Backend, head: &RequestHead<'_>) -> HeaderChanges {
     changes
 }
 
-/// Decides on the whole request body.
+/// A request body read and scanned by the local guards, waiting for the
+/// external guards (if any) before its decision is finished.
+pub struct Inspection<'p, 'b> {
+    backend: &'p Backend,
+    ctx: &'p RequestCtx,
+    text: &'b str,
+    parsed: ParsedRequest<'b>,
+    scan: Scan,
+    outcome: Outcome,
+    /// Names of external guards whose findings joined `scan.masks`; their
+    /// rule index is `local rule count + position here`.
+    external_names: Vec<String>,
+}
+
+/// The result of [`inspect_request_body`].
+pub enum Inspected<'p, 'b> {
+    /// Decided already (nothing to inspect, bad input, a local reject).
+    Done(BodyDecision),
+    /// Local guards passed; external guards may still speak.
+    Pending(Inspection<'p, 'b>),
+}
+
+/// Decides on the whole request body with the local guards only (what the
+/// gRPC adapter does when the backend has no external guards).
 pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecision {
+    match inspect_request_body(policy, ctx, body) {
+        Inspected::Done(d) => d,
+        Inspected::Pending(i) => i.finish(),
+    }
+}
+
+/// Decides on the whole request body: local guards, then each external
+/// guard in policy order.
+pub async fn request_body_with_external(
+    policy: &Policy,
+    ctx: &RequestCtx,
+    body: &[u8],
+) -> BodyDecision {
+    let mut inspection = match inspect_request_body(policy, ctx, body) {
+        Inspected::Done(d) => return d,
+        Inspected::Pending(i) => i,
+    };
     let backend = &policy.backends[ctx.backend];
-    let mut outcome = Outcome {
+    for guard in &backend.external_guards {
+        let verdict = guard
+            .check(
+                &backend.name,
+                ctx.route.as_str(),
+                inspection.parsed.model.as_deref(),
+                &inspection.parsed.segments,
+                inspection.parsed.latest_user_message,
+            )
+            .await;
+        if let Some(reply) = inspection.apply_external(guard, verdict) {
+            return BodyDecision::Reply(reply);
+        }
+    }
+    inspection.finish()
+}
+
+/// Reads the body and runs the local guards.
+pub fn inspect_request_body<'p, 'b>(
+    policy: &'p Policy,
+    ctx: &'p RequestCtx,
+    body: &'b [u8],
+) -> Inspected<'p, 'b> {
+    let backend = &policy.backends[ctx.backend];
+    let outcome = Outcome {
         decision: "allow",
         backend: Some(backend.name.clone()),
         route: Some(ctx.route.as_str()),
@@ -302,20 +369,20 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
         ..Outcome::default()
     };
     if !ctx.route.inspects_request_body() {
-        return BodyDecision::Continue {
+        return Inspected::Done(BodyDecision::Continue {
             replacement: None,
             outcome,
-        };
+        });
     }
     let bad =
         |status: u16, kind: ErrorKind, message: &str, details: &'static str, outcome: Outcome| {
-            BodyDecision::Reply(reply(ctx.style, kind, status, message, details, outcome))
+            Inspected::Done(BodyDecision::Reply(reply(
+                ctx.style, kind, status, message, details, outcome,
+            )))
         };
     if body.len() > MAX_BODY_BYTES {
-        let message = format!(
-            "the request body is larger than promptgate inspects ({} bytes)",
-            MAX_BODY_BYTES
-        );
+        let message =
+            format!("the request body is larger than promptgate inspects ({MAX_BODY_BYTES} bytes)");
         return bad(
             413,
             ErrorKind::TooLarge,
@@ -343,7 +410,11 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
         );
     };
     let guards = &backend.request_guards;
-    let parsed = match provider::parse_request(ctx.route.is_openai_schema(), text, guards.kinds()) {
+    let kinds = backend
+        .external_guards
+        .iter()
+        .fold(guards.kinds(), |k, g| k.union(g.kinds()));
+    let parsed = match provider::parse_request(ctx.route.is_openai_schema(), text, kinds) {
         Ok(p) => p,
         Err(e) => {
             let message = format!("promptgate could not read the request body: {e}");
@@ -356,74 +427,178 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
             );
         }
     };
-    outcome.model_requested = parsed.model.as_deref().map(str::to_owned);
-    outcome.segments_scanned = parsed.segments.len();
-
     let scan = guards.scan(&parsed.segments, parsed.latest_user_message);
-    let fired = |rule: usize, segment: usize| Fired {
-        rule: guards.rules()[rule].name.clone(),
-        action: guards.rules()[rule].action.as_str(),
-        location: parsed.segments[segment].location.to_string(),
+    let mut inspection = Inspection {
+        backend,
+        ctx,
+        text,
+        parsed,
+        scan,
+        outcome,
+        external_names: Vec::new(),
     };
-    outcome.fired = scan
-        .masks
-        .iter()
-        .take(MAX_FIRED)
-        .map(|f| fired(f.rule, f.segment))
-        .collect();
-    if let Some(hit) = &scan.reject {
+    inspection.outcome.model_requested = inspection.parsed.model.as_deref().map(str::to_owned);
+    inspection.outcome.segments_scanned = inspection.parsed.segments.len();
+    if let Some(hit) = inspection.scan.reject.take() {
         let rule = &guards.rules()[hit.rule];
-        outcome.rule = Some(rule.name.clone());
-        outcome.location = Some(parsed.segments[hit.segment].location.to_string());
-        outcome.fired.insert(0, fired(hit.rule, hit.segment));
-        outcome.fired.truncate(MAX_FIRED);
-        return BodyDecision::Reply(reply(
-            ctx.style,
-            ErrorKind::Guard,
+        let fired = inspection.fired(&rule.name, rule.action.as_str(), hit.segment);
+        return Inspected::Done(BodyDecision::Reply(inspection.reject(
+            fired,
             rule.status,
             &rule.message,
-            "promptgate_guard_reject",
-            outcome,
-        ));
+        )));
+    }
+    Inspected::Pending(inspection)
+}
+
+impl Inspection<'_, '_> {
+    fn fired(&self, rule: &str, action: &'static str, segment: usize) -> Fired {
+        Fired {
+            rule: rule.to_owned(),
+            action,
+            location: self.parsed.segments[segment].location.to_string(),
+        }
     }
 
-    let mut splices = Vec::new();
-    // Masks: one rewritten string literal per affected segment.
-    let mut i = 0;
-    while i < scan.masks.len() {
-        let seg = scan.masks[i].segment;
-        let group: Vec<&crate::guard::Finding> = scan.masks[i..]
+    /// The extracted segments (what external guards are shown).
+    pub fn segments(&self) -> &[TextSegment<'_>] {
+        &self.parsed.segments
+    }
+
+    fn reject(&self, fired: Fired, status: u16, message: &str) -> Reply {
+        let mut outcome = self.outcome.clone();
+        outcome.rule = Some(fired.rule.clone());
+        outcome.location = (!fired.location.is_empty()).then(|| fired.location.clone());
+        outcome.fired = self.mask_fired();
+        outcome.fired.insert(0, fired);
+        outcome.fired.truncate(MAX_FIRED);
+        reply(
+            self.ctx.style,
+            ErrorKind::Guard,
+            status,
+            message,
+            "promptgate_guard_reject",
+            outcome,
+        )
+    }
+
+    fn rule_name(&self, f: &Finding) -> String {
+        let local = self.backend.request_guards.rules();
+        match local.get(f.rule) {
+            Some(r) => r.name.clone(),
+            None => self
+                .external_names
+                .get(f.rule - local.len())
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn mask_fired(&self) -> Vec<Fired> {
+        self.scan
+            .masks
             .iter()
-            .take_while(|f| f.segment == seg)
+            .take(MAX_FIRED)
+            .map(|f| self.fired(&self.rule_name(f), "mask", f.segment))
+            .collect()
+    }
+
+    /// Folds in an external guard's verdict; a reject (or a failure of a
+    /// fail-closed guard) ends the decision.
+    pub fn apply_external(
+        &mut self,
+        guard: &ExternalGuard,
+        verdict: ExternalVerdict,
+    ) -> Option<Reply> {
+        match verdict {
+            ExternalVerdict::Allow => None,
+            ExternalVerdict::Mask(findings) => {
+                let rule = self.backend.request_guards.rules().len() + self.external_names.len();
+                self.external_names.push(guard.name.clone());
+                for mut f in findings {
+                    f.rule = rule;
+                    self.scan.masks.push(f);
+                }
+                None
+            }
+            ExternalVerdict::Reject {
+                status,
+                message,
+                rule,
+            } => {
+                let fired = Fired {
+                    rule,
+                    action: "reject",
+                    location: String::new(),
+                };
+                Some(self.reject(fired, status, &message))
+            }
+            ExternalVerdict::FailedOpen(why) => {
+                tracing::warn!(guard = %guard.name, error = %why, "external guard failed open: request forwarded without its check");
+                None
+            }
+            ExternalVerdict::FailedClosed(why) => {
+                tracing::warn!(guard = %guard.name, error = %why, "external guard failed closed: request refused");
+                let mut outcome = self.outcome.clone();
+                outcome.rule = Some(guard.name.clone());
+                Some(reply(
+                    self.ctx.style,
+                    ErrorKind::Gateway,
+                    503,
+                    &format!(
+                        "guard `{}` is unavailable; the request was not sent",
+                        guard.name
+                    ),
+                    "promptgate_external_guard_failed",
+                    outcome,
+                ))
+            }
+        }
+    }
+
+    /// Applies masks and the model override: the final decision.
+    pub fn finish(mut self) -> BodyDecision {
+        let mut splices = Vec::new();
+        let mut masks = std::mem::take(&mut self.scan.masks);
+        masks.sort_by_key(|f| (f.segment, f.range.start, std::cmp::Reverse(f.range.end)));
+        let mut i = 0;
+        while i < masks.len() {
+            let seg = masks[i].segment;
+            let group: Vec<&Finding> = masks[i..].iter().take_while(|f| f.segment == seg).collect();
+            i += group.len();
+            let masked = crate::guard::mask_text(&self.parsed.segments[seg].text, &group);
+            splices.push(provider::segment_splice(
+                &self.parsed.segments[seg],
+                &masked,
+            ));
+        }
+        let mut outcome = std::mem::take(&mut self.outcome);
+        outcome.masked = masks.len();
+        if let Some(first) = masks.first() {
+            outcome.decision = "mask";
+            outcome.rule = Some(self.rule_name(first));
+            outcome.location = Some(self.parsed.segments[first.segment].location.to_string());
+        }
+        outcome.fired = masks
+            .iter()
+            .take(MAX_FIRED)
+            .map(|f| self.fired(&self.rule_name(f), "mask", f.segment))
             .collect();
-        i += group.len();
-        let masked = crate::guard::mask_text(&parsed.segments[seg].text, &group);
-        splices.push(provider::segment_splice(&parsed.segments[seg], &masked));
-    }
-    outcome.masked = scan.masks.len();
-    if let Some(model) = backend.model.as_deref() {
-        splices.extend(provider::model_splice(text, &parsed, model));
-    }
-    outcome.model_effective = backend
-        .model
-        .clone()
-        .or_else(|| outcome.model_requested.clone());
-    if outcome.masked > 0 {
-        outcome.decision = "mask";
-        outcome.rule = scan
-            .masks
-            .first()
-            .map(|f| guards.rules()[f.rule].name.clone());
-        outcome.location = scan
-            .masks
-            .first()
-            .map(|f| parsed.segments[f.segment].location.to_string());
-    }
-    let replacement = (!splices.is_empty()).then(|| provider::apply_splices(body, &mut splices));
-    outcome.body_changed = replacement.is_some();
-    BodyDecision::Continue {
-        replacement,
-        outcome,
+        if let Some(model) = self.backend.model.as_deref() {
+            splices.extend(provider::model_splice(self.text, &self.parsed, model));
+        }
+        outcome.model_effective = self
+            .backend
+            .model
+            .clone()
+            .or_else(|| outcome.model_requested.clone());
+        let replacement = (!splices.is_empty())
+            .then(|| provider::apply_splices(self.text.as_bytes(), &mut splices));
+        outcome.body_changed = replacement.is_some();
+        BodyDecision::Continue {
+            replacement,
+            outcome,
+        }
     }
 }
 

@@ -335,7 +335,15 @@ impl StreamState {
         } else {
             b.body
         };
-        let (decision, body) = if body.len() > BLOCKING_THRESHOLD {
+        let has_external = !self.policy.backends[ctx.backend].external_guards.is_empty();
+        let (decision, body) = if has_external {
+            // External guards are awaited on this task; the local scan runs
+            // here too (large bodies with external guards are rare).
+            (
+                decision::request_body_with_external(&self.policy, &ctx, &body).await,
+                body,
+            )
+        } else if body.len() > BLOCKING_THRESHOLD {
             let policy = self.policy.clone();
             let ctx2 = ctx.clone();
             match tokio::task::spawn_blocking(move || {

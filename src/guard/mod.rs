@@ -9,6 +9,7 @@
 //! matches map back to exact byte ranges of the original text, so masks
 //! land on the right bytes.
 
+pub mod external;
 pub mod normalize;
 
 use std::ops::Range;
@@ -322,6 +323,16 @@ impl GuardSet {
                 field: field.to_owned(),
                 message,
             };
+            if spec.external.is_some() {
+                if response {
+                    return Err(fail(
+                        "external",
+                        "external guards run on requests only, for now".into(),
+                    ));
+                }
+                // Compiled by `external::ExternalGuard::compile_all`.
+                continue;
+            }
             for (field, present) in [
                 ("webhook", spec.webhook.is_some()),
                 ("openAIModeration", spec.openai_moderation.is_some()),
@@ -336,7 +347,10 @@ impl GuardSet {
                 }
             }
             let Some(regex) = &spec.regex else {
-                return Err(fail("", "a guard needs a `regex` entry".into()));
+                return Err(fail(
+                    "",
+                    "a guard needs a `regex` or an `external` entry".into(),
+                ));
             };
             let scope = match (&spec.scope, response) {
                 (Some(_), true) => return Err(fail(

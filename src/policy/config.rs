@@ -144,6 +144,8 @@ pub struct GuardSpec {
     pub response: Option<RejectResponseSpec>,
     /// Which parts of a request the guard reads (request guards only).
     pub scope: Option<Vec<ScopeSpec>>,
+    /// An external guard service speaking `promptgate.guard.v1.Guard`.
+    pub external: Option<ExternalSpec>,
     pub webhook: Option<serde_yaml::Value>,
     #[serde(rename = "openAIModeration")]
     pub openai_moderation: Option<serde_yaml::Value>,
@@ -189,6 +191,26 @@ pub struct RegexSpec {
     /// Match `matches` on normalised text (default true; agentgateway
     /// matches raw text).
     pub normalize: Option<bool>,
+}
+
+/// An external guard over gRPC.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalSpec {
+    /// `http://host:port` of the guard service (h2c).
+    pub address: String,
+    /// Deadline of one check, e.g. `500ms`, `2s` (default 1s).
+    pub timeout: Option<String>,
+    /// What a failed, slow or unreachable guard means (default FailClosed).
+    pub failure_mode: Option<FailureModeSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum FailureModeSpec {
+    /// Refuse the request (503) when the guard cannot answer.
+    FailClosed,
+    /// Forward the request unchecked by this guard (logged and counted).
+    FailOpen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::guard::external::ExternalGuard;
 use crate::guard::{GuardSet, GuardSpecError};
 use crate::provider::{Credential, ProviderKind};
 use config::{
@@ -173,6 +174,8 @@ pub struct Backend {
     pub model: Option<String>,
     pub routes: RouteTable,
     pub request_guards: GuardSet,
+    /// External guard services consulted after the local guards.
+    pub external_guards: Vec<ExternalGuard>,
     pub auth: Option<Credential>,
 }
 
@@ -490,19 +493,19 @@ fn compile_backend(
                 .into(),
         ));
     }
-    let request_guards = GuardSet::compile(&guards.request, false).map_err(
-        |GuardSpecError {
-             index,
-             field,
-             message,
-         }| {
-            let mut p = join(&guard_place, &format!("request[{index}]"));
-            if !field.is_empty() {
-                p = join(&p, &field);
-            }
-            (p, message)
-        },
-    )?;
+    let guard_err = |GuardSpecError {
+                         index,
+                         field,
+                         message,
+                     }: GuardSpecError| {
+        let mut p = join(&guard_place, &format!("request[{index}]"));
+        if !field.is_empty() {
+            p = join(&p, &field);
+        }
+        (p, message)
+    };
+    let external_guards = ExternalGuard::compile_all(&guards.request).map_err(guard_err)?;
+    let request_guards = GuardSet::compile(&guards.request, false).map_err(guard_err)?;
 
     let auth = match policies.auth.and_then(|a| a.secret_ref) {
         None => None,
@@ -525,6 +528,7 @@ fn compile_backend(
         model,
         routes,
         request_guards,
+        external_guards,
         auth,
     })
 }
