@@ -823,3 +823,75 @@ async fn policy_service_hanging_times_out_into_json_503() {
     );
     assert_eq!(gw.upstream().request_count(), 0);
 }
+
+const MASK_POLICY: &str = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - name: codename
+          regex: {action: Mask, matches: ["project falcon"]}
+        - name: employee-id
+          regex: {action: Mask, matches: ["emp-\\d{5}"]}
+    auth: {secretRef: {name: anthropic-secret}}
+"#;
+
+#[tokio::test]
+async fn masked_text_never_reaches_the_upstream() {
+    let gw = Gateway::start(MASK_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let body = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": true,
+        "system": "Internal: Project\u{00a0}Falcon launches soon.",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Summarise PROJECT  FALCON for emp-12345"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "cat hr.txt"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "emp-54321: project falcon lead"}]}
+        ]
+    });
+    let resp = post_messages(&gw, serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await.unwrap();
+
+    let req = gw.upstream().only_request();
+    let raw = String::from_utf8(req.body.clone()).unwrap();
+    for leaked in ["Falcon", "FALCON", "falcon", "12345", "54321"] {
+        assert!(
+            !raw.contains(leaked),
+            "`{leaked}` reached the upstream: {raw}"
+        );
+    }
+    let v = req.json();
+    assert_eq!(v["system"], "Internal: <CODENAME> launches soon.");
+    assert_eq!(
+        v["messages"][0]["content"][0]["text"],
+        "Summarise <CODENAME> for <EMPLOYEE_ID>"
+    );
+    assert_eq!(
+        v["messages"][2]["content"][0]["content"],
+        "<EMPLOYEE_ID>: <CODENAME> lead"
+    );
+    assert_eq!(
+        v["messages"][1], body["messages"][1],
+        "untouched parts stay as sent"
+    );
+    // content-length follows the rewritten body.
+    assert_eq!(
+        req.header("content-length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(req.body.len())
+    );
+    assert_key_injected(&req);
+
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["decision"], "mask", "{entry}");
+    assert_eq!(entry["promptgate"]["body_changed"], true, "{entry}");
+    gw.assert_ext_proc_clean();
+}

@@ -89,6 +89,21 @@ impl RecordedRequest {
 struct FakeState {
     requests: Mutex<Vec<RecordedRequest>>,
     reply_text: String,
+    /// Replies for the next `POST …/v1/messages`, in order; when empty the
+    /// fake answers `reply_text`.
+    script: Mutex<std::collections::VecDeque<Scripted>>,
+}
+
+/// A scripted answer of the fake to one Messages request.
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    /// A text reply (SSE or JSON as the request asks).
+    Text(String),
+    /// A `tool_use` block (stop_reason `tool_use`), streamed as Claude Code
+    /// expects: `input_json_delta` fragments.
+    ToolUse { name: String, input: Value },
+    /// These exact SSE chunks (`text/event-stream`), sent 20 ms apart.
+    Sse(Vec<Bytes>),
 }
 
 /// Fake Anthropic/OpenAI provider on `127.0.0.1:<random port>`, running on its
@@ -118,6 +133,7 @@ impl FakeUpstream {
         let state = Arc::new(FakeState {
             requests: Mutex::new(Vec::new()),
             reply_text: text.to_string(),
+            script: Mutex::new(Default::default()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
         listener.set_nonblocking(true).unwrap();
@@ -155,6 +171,11 @@ impl FakeUpstream {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Queues the answer to the next Messages request.
+    pub fn script(&self, reply: Scripted) {
+        self.state.script.lock().unwrap().push_back(reply);
     }
 
     pub fn url(&self) -> String {
@@ -270,6 +291,18 @@ async fn handle(state: Arc<FakeState>, req: Request) -> Response {
                 anthropic_error("invalid_request_error", "fake upstream: body is not JSON"),
             );
         }
+        let scripted = state.script.lock().unwrap().pop_front();
+        match scripted {
+            None => {}
+            Some(Scripted::Sse(chunks)) => return sse_response(chunks, "request-id"),
+            Some(Scripted::Text(t)) if wants_stream() => {
+                return sse_response(anthropic_sse_chunks(&t), "request-id")
+            }
+            Some(Scripted::Text(t)) => return json_response(StatusCode::OK, anthropic_message(&t)),
+            Some(Scripted::ToolUse { name, input }) => {
+                return sse_response(anthropic_tool_use_chunks(&name, &input), "request-id")
+            }
+        }
         if wants_stream() {
             return sse_response(anthropic_sse_chunks(&text), "request-id");
         }
@@ -374,6 +407,45 @@ fn sse_event(event: &str, data: &Value) -> String {
         "event: {event}\ndata: {}\n\n",
         serde_json::to_string(data).unwrap()
     )
+}
+
+/// A streamed `tool_use` turn: the input JSON arrives in fragments.
+pub fn anthropic_tool_use_chunks(name: &str, input: &Value) -> Vec<Bytes> {
+    let input = serde_json::to_string(input).unwrap();
+    let mid = input.len() / 2;
+    let mid = (mid..input.len())
+        .find(|i| input.is_char_boundary(*i))
+        .unwrap_or(input.len());
+    let mut events = vec![
+        sse_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": "msg_fake_tool", "type": "message", "role": "assistant",
+                "model": FAKE_ANTHROPIC_MODEL, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 30, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}
+            }}),
+        ),
+        sse_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_fake_01", "name": name, "input": {}}}),
+        ),
+    ];
+    for part in [&input[..mid], &input[mid..]] {
+        events.push(sse_event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": part}}),
+        ));
+    }
+    events.push(sse_event(
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(sse_event(
+        "message_delta",
+        &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 12}}),
+    ));
+    events.push(sse_event("message_stop", &json!({"type": "message_stop"})));
+    events.into_iter().map(Bytes::from).collect()
 }
 
 fn anthropic_sse_chunks(text: &str) -> Vec<Bytes> {
