@@ -32,7 +32,10 @@
 //! client sees is exactly the single-shot masking of the block's whole text.
 //! Assertions that look before a match (`\b` at its start) only see the text
 //! from the last release point on. With W = 0 nothing is held: a match split
-//! across two deltas is not seen.
+//! across two deltas is not seen; a match longer than W may be missed where
+//! it straddles a release point. The window is read once, when the guard is
+//! made; the held text per block, hence memory and the delay of the last
+//! bytes of text, grows with it.
 //!
 //! # Byte identity
 //! * An event that carries no scannable text is forwarded as its exact input
@@ -50,10 +53,18 @@
 //!   OpenAI chunk only if it carries nothing but content). Held text is
 //!   flushed as an extra delta event (Anthropic: a canonical
 //!   `content_block_delta`; OpenAI: a chunk with the top-level fields of the
-//!   last chunk seen) right before the event that ends its block.
+//!   last chunk seen) right before the event that ends its block; for
+//!   OpenAI also right before a chunk carrying `tool_calls` (or another
+//!   non-content delta) for the same choice, which starts a new logical
+//!   string there. Events that end no block (`ping`, deltas of other
+//!   blocks) pass at once, possibly ahead of an open block's held text:
+//!   clients assemble text per block, so nothing reorders within a block.
 //! * Output is emitted in whole events: a chunk that ends mid-event returns
 //!   the bytes of the complete events only; the rest follows with the chunk
-//!   that completes it.
+//!   that completes it. (An event whose closing blank line ends with a `\r`
+//!   as the chunk's last byte waits for the next byte, which may be the
+//!   `\n` of that `\r\n`.) So even when the concatenated output equals the
+//!   input, the per-chunk boundaries differ.
 //! * An event not terminated by a blank line at end of stream is processed
 //!   as if it were; if forwarded as it is, it is emitted last, still
 //!   unterminated.
