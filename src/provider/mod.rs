@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod stream;
 
 use std::borrow::Cow;
 use std::fmt;
