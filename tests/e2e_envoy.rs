@@ -895,3 +895,167 @@ async fn masked_text_never_reaches_the_upstream() {
     assert_eq!(entry["promptgate"]["body_changed"], true, "{entry}");
     gw.assert_ext_proc_clean();
 }
+
+const RESPONSE_POLICY: &str = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: card
+          regex: {action: Mask, matches: ["\\d{4}-\\d{4}-\\d{4}-\\d{4}"]}
+        - name: launch-codes
+          response: {message: "The answer held launch codes"}
+          regex: {action: Reject, matches: ["launch code"]}
+    auth: {secretRef: {name: anthropic-secret}}
+"#;
+
+/// Client-visible text of an Anthropic SSE body (text deltas joined), and
+/// the event names in order.
+fn sse_text(body: &str) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut names = Vec::new();
+    for event in body.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let mut name = String::new();
+        let mut data = String::new();
+        for line in event.lines() {
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = n.to_owned();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push_str(d);
+            }
+        }
+        let v: Value = serde_json::from_str(&data)
+            .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {event:?}"));
+        if v["delta"]["type"] == "text_delta" {
+            text.push_str(v["delta"]["text"].as_str().unwrap());
+        }
+        names.push(name);
+    }
+    (text, names)
+}
+
+#[tokio::test]
+async fn a_card_number_split_across_three_events_reaches_the_client_masked() {
+    let gw = Gateway::start(RESPONSE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    gw.upstream()
+        .script(common::Scripted::Sse(common::anthropic_text_stream(&[
+            "Your card is 4111-",
+            "1111-11",
+            "11-1111, keep it safe.",
+        ])));
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("What is my card?", true)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(content_type(&resp).starts_with("text/event-stream"));
+    let body = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+    let (text, names) = sse_text(&body);
+    assert_eq!(text, "Your card is <CARD>, keep it safe.");
+    assert!(
+        !body.contains("1111"),
+        "card digits reached the client: {body}"
+    );
+    assert_eq!(names.first().map(String::as_str), Some("message_start"));
+    assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+    // The provider was asked for an uncompressed response.
+    assert_eq!(
+        gw.upstream().only_request().header("accept-encoding"),
+        Some("identity")
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["response_decision"], "mask", "{entry}");
+    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
+    assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn a_rejecting_response_guard_ends_the_stream_with_an_error_event() {
+    let gw = Gateway::start(RESPONSE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    gw.upstream()
+        .script(common::Scripted::Sse(common::anthropic_text_stream(&[
+            "Sure. The first part is harmless. ",
+            "The launch ",
+            "code is 0000 and more follows.",
+        ])));
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("Tell me", true)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the stream had started");
+    let body = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+    let last = body.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(
+        last.starts_with("event: error\n"),
+        "last event: {last:?}\nbody: {body}"
+    );
+    let data: Value = serde_json::from_str(last.split_once("data: ").unwrap().1).unwrap();
+    assert_eq!(
+        data,
+        json!({"type": "error", "error": {"type": "permission_error", "message": "The answer held launch codes"}})
+    );
+    let (text, names) = sse_text(&body);
+    assert!(!text.contains("launch") && !body.contains("0000"), "{body}");
+    assert!(
+        !names.contains(&"message_stop".to_owned()),
+        "nothing after the error: {names:?}"
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(
+        entry["promptgate"]["response_decision"], "reject",
+        "{entry}"
+    );
+    assert_eq!(
+        entry["promptgate"]["response_rule"], "launch-codes",
+        "{entry}"
+    );
+}
+
+#[tokio::test]
+async fn json_responses_are_masked_or_refused_whole() {
+    let gw = Gateway::start(RESPONSE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    gw.upstream().script(common::Scripted::Text(
+        "Card 4111-1111-1111-1111 on file.".into(),
+    ));
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("card?", false)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let len: usize = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = resp.bytes().await.unwrap();
+    assert_eq!(len, bytes.len(), "content-length follows the masked body");
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["content"][0]["text"], "Card <CARD> on file.");
+
+    gw.upstream()
+        .script(common::Scripted::Text("The launch code is 1234.".into()));
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("codes?", false)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, ct, v) = json_of(resp).await;
+    assert_eq!(status, 403);
+    assert!(ct.starts_with("application/json"));
+    assert_eq!(v["error"]["message"], "The answer held launch codes");
+}

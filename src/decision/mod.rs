@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Finding, Scan};
 use crate::policy::{Backend, Policy, RouteType, SelectError};
+use crate::provider::stream::StreamKind;
 use crate::provider::{self, ErrorKind, ErrorStyle, ProviderKind};
 use crate::provider::{ParsedRequest, TextSegment};
 
@@ -111,6 +112,9 @@ pub struct RequestCtx {
     pub route: RouteType,
     pub style: ErrorStyle,
     pub auth_injected: bool,
+    /// Response guards will read the response (so its encoding must be one
+    /// promptgate reads, and Envoy must send the response phases).
+    pub inspect_response: bool,
 }
 
 /// Answer to the request headers.
@@ -221,13 +225,23 @@ pub fn request_headers(
         ..Outcome::default()
     };
 
-    let changes = auth_changes(backend, head);
+    let mut changes = auth_changes(backend, head);
+    if !backend.response_guards.is_empty()
+        && matches!(route, RouteType::Messages | RouteType::Completions)
+    {
+        // Response guards must read text, not compressed bytes: ask the
+        // provider for an uncompressed response.
+        changes.set.push(("accept-encoding", b"identity".to_vec()));
+    }
     outcome.auth_injected = backend.auth.is_some();
+    let inspect_response = !backend.response_guards.is_empty()
+        && matches!(route, RouteType::Messages | RouteType::Completions);
     let ctx = RequestCtx {
         backend: backend_index,
         route,
         style,
         auth_injected: backend.auth.is_some(),
+        inspect_response,
     };
 
     let mut inspect_body = route.inspects_request_body();
@@ -292,6 +306,54 @@ fn auth_changes(backend: &Backend, head: &RequestHead<'_>) -> HeaderChanges {
         }
     }
     changes
+}
+
+/// How the response of a request is guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponsePlan {
+    /// Nothing to read.
+    Skip,
+    /// An SSE stream: guarded chunk by chunk as it flows.
+    Stream(StreamKind),
+    /// A JSON body: guarded whole.
+    Json(StreamKind),
+    /// A response the guards cannot read (compressed): refuse it.
+    Refuse(&'static str),
+}
+
+/// Decides at response headers how the response is guarded.
+pub fn response_plan(
+    ctx: &RequestCtx,
+    status: u16,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> ResponsePlan {
+    if !ctx.inspect_response || !(200..300).contains(&status) {
+        return ResponsePlan::Skip;
+    }
+    let kind = match ctx.style {
+        ErrorStyle::Anthropic => StreamKind::Anthropic,
+        ErrorStyle::OpenAi => StreamKind::OpenAi,
+    };
+    let ct = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let plan = match ct.as_str() {
+        "text/event-stream" => ResponsePlan::Stream(kind),
+        "application/json" => ResponsePlan::Json(kind),
+        _ => return ResponsePlan::Skip,
+    };
+    match content_encoding.map(str::trim) {
+        None | Some("") => plan,
+        Some(e) if e.eq_ignore_ascii_case("identity") => plan,
+        Some(_) => ResponsePlan::Refuse(
+            "the provider sent a compressed response that response guards cannot read",
+        ),
+    }
 }
 
 /// A request body read and scanned by the local guards, waiting for the

@@ -28,11 +28,16 @@ use envoy_types::pb::google::protobuf::{value, Struct, Value};
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::decision::ResponsePlan;
 use crate::decision::{
     self, BodyDecision, HeaderChanges, HeadersDecision, Outcome, Reply, RequestCtx, RequestHead,
     MAX_BODY_BYTES,
 };
 use crate::policy::Policy;
+use crate::provider::stream::{
+    guard_json_body, EventInfo, Fired as StreamFired, Rejection, StreamGuard, StreamKind,
+    TextScanner, Usage,
+};
 
 /// gRPC metadata key with which Envoy names the backend of a route.
 pub const BACKEND_METADATA: &str = "x-promptgate-backend";
@@ -119,8 +124,46 @@ pub struct StreamState {
     request_body_done: bool,
     /// An immediate response was sent: Envoy sends nothing more.
     replied: bool,
-    /// A decision to hand to Envoy as dynamic metadata on the next answer.
-    pending_metadata: Option<Outcome>,
+    /// Fields to hand to Envoy as dynamic metadata (namespace `promptgate`)
+    /// on the next answer.
+    pending_metadata: Vec<(&'static str, value::Kind)>,
+    /// How the response is being guarded.
+    response: ResponseState,
+    /// What response guards did so far.
+    response_outcome: ResponseOutcome,
+}
+
+/// The response-side decision record (never response text).
+#[derive(Debug)]
+struct ResponseOutcome {
+    /// `allow`, `mask`, `reject` or `error`.
+    decision: &'static str,
+    rule: Option<String>,
+    location: Option<String>,
+    masked: usize,
+}
+
+impl Default for ResponseOutcome {
+    fn default() -> Self {
+        ResponseOutcome {
+            decision: "allow",
+            rule: None,
+            location: None,
+            masked: 0,
+        }
+    }
+}
+
+/// Response-side state.
+enum ResponseState {
+    /// Not read.
+    Skip,
+    /// An SSE stream guarded as it flows.
+    Stream(Box<StreamGuard>),
+    /// A JSON body, guarded when it is whole.
+    Json(StreamKind),
+    /// The stream engine failed or rejected: further chunks are dropped.
+    Ended,
 }
 
 impl StreamState {
@@ -135,7 +178,9 @@ impl StreamState {
             held_body: Vec::new(),
             request_body_done: false,
             replied: false,
-            pending_metadata: None,
+            pending_metadata: Vec::new(),
+            response: ResponseState::Skip,
+            response_outcome: ResponseOutcome::default(),
         }
     }
 
@@ -188,7 +233,7 @@ impl StreamState {
                 // end_of_stream=false; it was decided when it arrived.
                 processing_response::Response::RequestTrailers(TrailersResponse::default())
             }
-            In::ResponseHeaders(_) => {
+            In::ResponseHeaders(h) => {
                 if self.requested_body && !self.request_body_done {
                     // Envoy never sent the body we asked for (the filter lacks
                     // `allow_mode_override: true`): the request went out unguarded.
@@ -197,12 +242,10 @@ impl StreamState {
                     let reply = gateway_reply(self.ctx.as_ref(), "promptgate did not see the request body: the gateway's ext_proc filter must set allow_mode_override");
                     processing_response::Response::ImmediateResponse(self.immediate(reply))
                 } else {
-                    processing_response::Response::ResponseHeaders(HeadersResponse::default())
+                    self.on_response_headers(h)
                 }
             }
-            In::ResponseBody(_) => {
-                processing_response::Response::ResponseBody(BodyResponse::default())
-            }
+            In::ResponseBody(b) => self.on_response_body(b),
             In::ResponseTrailers(_) => {
                 processing_response::Response::ResponseTrailers(TrailersResponse::default())
             }
@@ -214,16 +257,35 @@ impl StreamState {
         if phase == Phase::RequestHeaders && !self.replied {
             out.mode_override = Some(self.mode_override());
         }
-        if let Some(outcome) = self.pending_metadata.take() {
-            out.dynamic_metadata = Some(outcome_metadata(&outcome));
+        if phase == Phase::ResponseHeaders && !self.replied {
+            out.mode_override = match self.response {
+                ResponseState::Stream(_) => Some(ProcessingMode {
+                    response_body_mode: BodySendMode::Streamed as i32,
+                    ..ProcessingMode::default()
+                }),
+                ResponseState::Json(_) => Some(ProcessingMode {
+                    response_body_mode: BodySendMode::Buffered as i32,
+                    ..ProcessingMode::default()
+                }),
+                _ => None,
+            };
+        }
+        if !self.pending_metadata.is_empty() {
+            out.dynamic_metadata =
+                Some(metadata_struct(std::mem::take(&mut self.pending_metadata)));
         }
         Ok(out)
     }
 
     fn mode_override(&self) -> ProcessingMode {
+        let inspect_response = self.ctx.as_ref().is_some_and(|c| c.inspect_response);
         ProcessingMode {
-            // Nothing on the response side is needed yet: skip it.
-            response_header_mode: HeaderSendMode::Skip as i32,
+            // Skip the response side unless response guards read it.
+            response_header_mode: if inspect_response {
+                0
+            } else {
+                HeaderSendMode::Skip as i32
+            },
             request_body_mode: if self.requested_body {
                 BodySendMode::Buffered as i32
             } else {
@@ -406,7 +468,235 @@ impl StreamState {
     /// Logs a decision and queues it as Envoy dynamic metadata.
     fn record(&mut self, outcome: Outcome) {
         log_decision(&outcome);
-        self.pending_metadata = Some(outcome);
+        self.pending_metadata.extend(outcome_fields(&outcome));
+    }
+
+    fn on_response_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
+        let headers = h
+            .headers
+            .as_ref()
+            .map(|m| m.headers.as_slice())
+            .unwrap_or(&[]);
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|hv| hv.key.eq_ignore_ascii_case(name))
+                .map(header_str)
+        };
+        let status: u16 = get(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let plan = match &self.ctx {
+            Some(ctx) if !h.end_of_stream => {
+                decision::response_plan(ctx, status, get("content-type"), get("content-encoding"))
+            }
+            _ => ResponsePlan::Skip,
+        };
+        let backend = self.ctx.as_ref().map(|c| &self.policy.backends[c.backend]);
+        self.response = match (plan, backend) {
+            (ResponsePlan::Stream(kind), Some(b)) => {
+                let scanner: Arc<dyn TextScanner + Send + Sync> = b.response_guards.clone();
+                ResponseState::Stream(Box::new(StreamGuard::new(kind, scanner)))
+            }
+            (ResponsePlan::Json(kind), Some(_)) => ResponseState::Json(kind),
+            (ResponsePlan::Refuse(why), _) => {
+                let reply = gateway_reply_status(self.ctx.as_ref(), 502, why);
+                return processing_response::Response::ImmediateResponse(self.immediate(reply));
+            }
+            _ => ResponseState::Skip,
+        };
+        processing_response::Response::ResponseHeaders(HeadersResponse::default())
+    }
+
+    fn on_response_body(&mut self, b: HttpBody) -> processing_response::Response {
+        let pass = || processing_response::Response::ResponseBody(BodyResponse::default());
+        let replace = |body: Vec<u8>, content_length: bool| {
+            processing_response::Response::ResponseBody(BodyResponse {
+                response: Some(CommonResponse {
+                    header_mutation: content_length.then(|| HeaderMutation {
+                        set_headers: vec![set_header(
+                            "content-length",
+                            body.len().to_string().into_bytes(),
+                        )],
+                        remove_headers: Vec::new(),
+                    }),
+                    body_mutation: Some(BodyMutation {
+                        mutation: Some(body_mutation::Mutation::Body(body)),
+                    }),
+                    ..CommonResponse::default()
+                }),
+            })
+        };
+        match &mut self.response {
+            ResponseState::Skip => pass(),
+            ResponseState::Ended => replace(Vec::new(), false),
+            ResponseState::Stream(guard) => {
+                let result = guard.push(&b.body, b.end_of_stream);
+                let usage = guard.usage();
+                let model = guard.model().map(str::to_owned);
+                match result {
+                    Ok(out) => {
+                        let masked = out
+                            .events
+                            .iter()
+                            .filter(|e| matches!(e.fired, StreamFired::Masked { .. }))
+                            .count();
+                        self.note_response(masked, out.rejected.as_ref(), &out.events);
+                        if out.rejected.is_some() {
+                            self.response = ResponseState::Ended;
+                        }
+                        if b.end_of_stream || out.rejected.is_some() {
+                            self.finish_response(usage, model);
+                        }
+                        if out.bytes == b.body {
+                            pass()
+                        } else {
+                            replace(out.bytes, false)
+                        }
+                    }
+                    Err(e) => {
+                        // Fail closed: end the stream with an error event;
+                        // the rest is never forwarded unscanned.
+                        tracing::warn!(error = %e, "response stream could not be guarded; ending it");
+                        let bytes = guard.abort("promptgate could not inspect the response stream");
+                        self.response = ResponseState::Ended;
+                        self.response_outcome.decision = "error";
+                        self.finish_response(usage, model);
+                        replace(bytes, false)
+                    }
+                }
+            }
+            ResponseState::Json(kind) => {
+                let kind = *kind;
+                if !b.end_of_stream {
+                    // BUFFERED delivers the whole body; trailers may follow.
+                }
+                let backend = &self.policy.backends[self.ctx.as_ref().map_or(0, |c| c.backend)];
+                let scanner = backend.response_guards.clone();
+                match guard_json_body(kind, &b.body, scanner.as_ref()) {
+                    Ok(outcome) => {
+                        let masked = outcome
+                            .events
+                            .iter()
+                            .filter(|e| matches!(e.fired, StreamFired::Masked { .. }))
+                            .count();
+                        self.note_response(masked, outcome.rejected.as_ref(), &outcome.events);
+                        self.response = ResponseState::Ended;
+                        self.finish_response(outcome.usage, outcome.model);
+                        if let Some(rej) = outcome.rejected {
+                            let ctx = self.ctx.clone();
+                            let reply = guard_reply(ctx.as_ref(), &rej.message);
+                            return processing_response::Response::ImmediateResponse(
+                                self.immediate_keep(reply),
+                            );
+                        }
+                        match outcome.body {
+                            Some(body) => replace(body, true),
+                            None => {
+                                self.response = ResponseState::Skip;
+                                pass()
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "response body could not be guarded; refusing it");
+                        self.response_outcome.decision = "error";
+                        let reply = gateway_reply_status(
+                            self.ctx.as_ref(),
+                            502,
+                            "promptgate could not inspect the response body",
+                        );
+                        processing_response::Response::ImmediateResponse(self.immediate(reply))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Accumulates what response guards did.
+    fn note_response(&mut self, masked: usize, rejected: Option<&Rejection>, events: &[EventInfo]) {
+        let r = &mut self.response_outcome;
+        r.masked += masked;
+        if r.location.is_none() {
+            r.location = events.first().map(|e| match e.event {
+                Some(i) => format!("{} (event {i})", e.location),
+                None => e.location.to_string(),
+            });
+        }
+        if let Some(rej) = rejected {
+            r.decision = "reject";
+            r.rule = Some(rej.rule.clone());
+            r.location = Some(match rej.event {
+                Some(i) => format!("{} (event {i})", rej.location),
+                None => rej.location.to_string(),
+            });
+        } else if r.masked > 0 && r.decision == "allow" {
+            r.decision = "mask";
+            if r.rule.is_none() {
+                r.rule = events.first().map(|e| match &e.fired {
+                    StreamFired::Masked { placeholder } => placeholder.clone(),
+                    StreamFired::Rejected { rule } => rule.clone(),
+                });
+            }
+        }
+    }
+
+    /// Logs the response decision and queues it, with token usage, as
+    /// dynamic metadata.
+    fn finish_response(&mut self, usage: Usage, model: Option<String>) {
+        let r = std::mem::take(&mut self.response_outcome);
+        tracing::info!(
+            response_decision = r.decision,
+            response_rule = r.rule.as_deref(),
+            response_location = r.location.as_deref(),
+            response_masked = r.masked,
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            "response decision"
+        );
+        let s = |v: &str| value::Kind::StringValue(v.to_owned());
+        let n = |v: u64| value::Kind::NumberValue(v as f64);
+        let md = &mut self.pending_metadata;
+        md.push(("response_decision", s(r.decision)));
+        md.push(("response_masked", n(r.masked as u64)));
+        if let Some(rule) = &r.rule {
+            md.push(("response_rule", s(rule)));
+        }
+        if let Some(loc) = &r.location {
+            md.push(("response_location", s(loc)));
+        }
+        if let Some(m) = &model {
+            md.push(("response_model", s(m)));
+        }
+        for (k, v) in [
+            ("input_tokens", usage.input_tokens),
+            ("output_tokens", usage.output_tokens),
+            ("cache_read_input_tokens", usage.cache_read_input_tokens),
+            (
+                "cache_creation_input_tokens",
+                usage.cache_creation_input_tokens,
+            ),
+        ] {
+            if let Some(v) = v {
+                md.push((k, n(v)));
+            }
+        }
+    }
+
+    /// An immediate response for a response-side decision (the request's
+    /// outcome was recorded already).
+    fn immediate_keep(&mut self, reply: Reply) -> ImmediateResponse {
+        self.replied = true;
+        ImmediateResponse {
+            status: Some(HttpStatus {
+                code: reply.status as i32,
+            }),
+            headers: Some(HeaderMutation {
+                set_headers: vec![set_header("content-type", b"application/json".to_vec())],
+                remove_headers: Vec::new(),
+            }),
+            body: reply.body,
+            grpc_status: None,
+            details: reply.details.to_owned(),
+        }
     }
 
     fn immediate(&mut self, reply: Reply) -> ImmediateResponse {
@@ -441,15 +731,35 @@ fn too_large(ctx: &RequestCtx) -> Reply {
 }
 
 fn gateway_reply(ctx: Option<&RequestCtx>, message: &str) -> Reply {
+    gateway_reply_status(ctx, 500, message)
+}
+
+/// A response guard's rejection of a whole (JSON) response.
+fn guard_reply(ctx: Option<&RequestCtx>, message: &str) -> Reply {
     let style = ctx.map_or(crate::provider::ErrorStyle::Anthropic, |c| c.style);
     Reply {
-        status: 500,
-        body: crate::provider::error_body(style, crate::provider::ErrorKind::Gateway, 500, message),
+        status: 403,
+        body: crate::provider::error_body(style, crate::provider::ErrorKind::Guard, 403, message),
+        details: "promptgate_response_guard_reject",
+        outcome: Outcome::default(),
+    }
+}
+
+fn gateway_reply_status(ctx: Option<&RequestCtx>, status: u16, message: &str) -> Reply {
+    let style = ctx.map_or(crate::provider::ErrorStyle::Anthropic, |c| c.style);
+    Reply {
+        status,
+        body: crate::provider::error_body(
+            style,
+            crate::provider::ErrorKind::Gateway,
+            status,
+            message,
+        ),
         details: "promptgate_gateway_error",
         outcome: Outcome {
             decision: "error",
             route: ctx.map(|c| c.route.as_str()),
-            status: Some(500),
+            status: Some(status),
             message: Some(message.to_owned()),
             ..Outcome::default()
         },
@@ -517,37 +827,44 @@ fn header_mutation(changes: &HeaderChanges) -> Option<HeaderMutation> {
 /// filter's `metadata_options.receiving_namespaces.untyped`).
 pub const METADATA_NAMESPACE: &str = "promptgate";
 
-/// `{"promptgate": {decision, backend, route, rule, location, status, ...}}`
-/// for Envoy's access log and later filters. Never prompt text.
-fn outcome_metadata(outcome: &Outcome) -> Struct {
-    let mut fields = std::collections::BTreeMap::new();
-    let mut put = |k: &str, v: Option<value::Kind>| {
-        if let Some(kind) = v {
-            fields.insert(k.to_owned(), Value { kind: Some(kind) });
+/// The decision's fields for `{"promptgate": {...}}`. Never prompt text.
+fn outcome_fields(outcome: &Outcome) -> Vec<(&'static str, value::Kind)> {
+    let mut fields = Vec::with_capacity(12);
+    let s = |v: &str| value::Kind::StringValue(v.to_owned());
+    fields.push(("decision", s(outcome.decision)));
+    let optional = [
+        ("backend", outcome.backend.as_deref()),
+        ("route", outcome.route),
+        ("rule", outcome.rule.as_deref()),
+        ("location", outcome.location.as_deref()),
+        ("model_requested", outcome.model_requested.as_deref()),
+        ("model_effective", outcome.model_effective.as_deref()),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            fields.push((k, s(v)));
         }
-    };
-    let s = |v: Option<&str>| v.map(|v| value::Kind::StringValue(v.to_owned()));
-    put("decision", s(Some(outcome.decision)));
-    put("backend", s(outcome.backend.as_deref()));
-    put("route", s(outcome.route));
-    put("rule", s(outcome.rule.as_deref()));
-    put("location", s(outcome.location.as_deref()));
-    put(
-        "status",
-        outcome.status.map(|v| value::Kind::NumberValue(v.into())),
-    );
-    put("model_requested", s(outcome.model_requested.as_deref()));
-    put("model_effective", s(outcome.model_effective.as_deref()));
-    put(
-        "body_changed",
-        Some(value::Kind::BoolValue(outcome.body_changed)),
-    );
-    put(
+    }
+    if let Some(status) = outcome.status {
+        fields.push(("status", value::Kind::NumberValue(status.into())));
+    }
+    fields.push(("body_changed", value::Kind::BoolValue(outcome.body_changed)));
+    fields.push((
         "auth_injected",
-        Some(value::Kind::BoolValue(outcome.auth_injected)),
-    );
+        value::Kind::BoolValue(outcome.auth_injected),
+    ));
+    fields.push(("masked", value::Kind::NumberValue(outcome.masked as f64)));
+    fields
+}
+
+/// Wraps fields in the `promptgate` namespace (listed in the filter's
+/// `metadata_options.receiving_namespaces.untyped`).
+fn metadata_struct(fields: Vec<(&'static str, value::Kind)>) -> Struct {
     let inner = Struct {
-        fields: fields.into_iter().collect(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value { kind: Some(v) }))
+            .collect(),
     };
     Struct {
         fields: [(

@@ -638,6 +638,49 @@ impl GuardSet {
     }
 }
 
+/// Response guards plug into the stream engine as its scanner.
+impl crate::provider::stream::TextScanner for GuardSet {
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Matches in text order, made non-overlapping: overlapping matches
+    /// merge into one, and a merge holding a reject rejects.
+    fn scan(&self, text: &str) -> Vec<crate::provider::stream::ScanMatch> {
+        use crate::provider::stream::{MatchAction, ScanMatch};
+        let action = |m: &TextMatch| {
+            let rule = &self.rules[m.rule];
+            match rule.action {
+                Action::Reject => MatchAction::Reject {
+                    rule: rule.name.clone(),
+                    message: rule.message.clone(),
+                },
+                Action::Mask => MatchAction::Mask {
+                    placeholder: m.placeholder.clone(),
+                },
+            }
+        };
+        let mut out: Vec<ScanMatch> = Vec::new();
+        for m in self.scan_text(text) {
+            match out.last_mut() {
+                Some(last) if m.range.start < last.range.end => {
+                    last.range.end = last.range.end.max(m.range.end);
+                    if matches!(self.rules[m.rule].action, Action::Reject)
+                        && !matches!(last.action, MatchAction::Reject { .. })
+                    {
+                        last.action = action(&m);
+                    }
+                }
+                _ => out.push(ScanMatch {
+                    action: action(&m),
+                    range: m.range,
+                }),
+            }
+        }
+        out
+    }
+}
+
 /// How many segments from the start of `segments` form one matching unit:
 /// text of one message of one kind (System, UserText, AssistantText), or
 /// the text blocks of one tool result / document block.

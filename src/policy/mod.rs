@@ -176,6 +176,8 @@ pub struct Backend {
     pub request_guards: GuardSet,
     /// External guard services consulted after the local guards.
     pub external_guards: Vec<ExternalGuard>,
+    /// Guards on response text (JSON bodies and SSE streams).
+    pub response_guards: std::sync::Arc<GuardSet>,
     pub auth: Option<Credential>,
 }
 
@@ -486,13 +488,6 @@ fn compile_backend(
 
     let guard_place = join(place, "policies.ai.promptGuard");
     let guards = prompt_guard.unwrap_or_default();
-    if !guards.response.is_empty() {
-        return Err((
-            join(&guard_place, "response"),
-            "response guards are not supported yet; remove them rather than believe they run"
-                .into(),
-        ));
-    }
     let guard_err = |GuardSpecError {
                          index,
                          field,
@@ -506,6 +501,19 @@ fn compile_backend(
     };
     let external_guards = ExternalGuard::compile_all(&guards.request).map_err(guard_err)?;
     let request_guards = GuardSet::compile(&guards.request, false).map_err(guard_err)?;
+    let response_guards = GuardSet::compile(&guards.response, true).map_err(
+        |GuardSpecError {
+             index,
+             field,
+             message,
+         }| {
+            let mut p = join(&guard_place, &format!("response[{index}]"));
+            if !field.is_empty() {
+                p = join(&p, &field);
+            }
+            (p, message)
+        },
+    )?;
 
     let auth = match policies.auth.and_then(|a| a.secret_ref) {
         None => None,
@@ -529,6 +537,7 @@ fn compile_backend(
         routes,
         request_guards,
         external_guards,
+        response_guards: std::sync::Arc::new(response_guards),
         auth,
     })
 }

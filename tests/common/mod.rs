@@ -449,7 +449,13 @@ pub fn anthropic_tool_use_chunks(name: &str, input: &Value) -> Vec<Bytes> {
 }
 
 fn anthropic_sse_chunks(text: &str) -> Vec<Bytes> {
-    let deltas = text_deltas(text);
+    anthropic_text_stream(&text_deltas(text))
+}
+
+/// An Anthropic SSE text reply made of exactly these `text_delta`s, one
+/// event per chunk (the first event cut in two, the last two together).
+pub fn anthropic_text_stream<S: AsRef<str>>(deltas: &[S]) -> Vec<Bytes> {
+    let deltas: Vec<&str> = deltas.iter().map(|d| d.as_ref()).collect();
     let mut events = vec![
         sse_event(
             "message_start",
