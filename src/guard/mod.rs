@@ -5,6 +5,8 @@
 //! segment of text is scanned once no matter how many guards exist; the
 //! individual regexes are kept to locate a match once the set reports one.
 
+pub mod builtins;
+
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::policy::config::{ActionSpec, GuardSpec};
