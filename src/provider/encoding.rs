@@ -4,6 +4,10 @@
 //! an output buffer that never grows past the caller's limit, so a small
 //! compressed body cannot make promptgate allocate more than the limit it
 //! would accept uncompressed (a decompression bomb stops at the limit).
+//! The decoders' own state is bounded by their window: 32 KiB for
+//! gzip/deflate, at most 16 MiB for brotli (large windows are off), 8 MiB
+//! for zstd. Peak memory is therefore about twice the limit (the input of
+//! the last layer plus its output) plus those windows.
 //!
 //! Supported codings: `gzip` (`x-gzip`), `deflate` (zlib-wrapped as RFC 9110
 //! says, raw deflate as the fallback browsers also accept), `br`, `zstd`
