@@ -14,6 +14,8 @@ pub mod normalize;
 
 use std::ops::Range;
 
+pub mod builtins;
+
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::policy::config::{ActionSpec, GuardSpec, ScopeSpec};

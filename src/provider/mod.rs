@@ -2,6 +2,7 @@
 //! patched, what an error looks like and how credentials are sent.
 
 pub mod anthropic;
+pub mod encoding;
 pub mod openai;
 pub mod stream;
 
