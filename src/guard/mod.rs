@@ -9,17 +9,17 @@
 //! matches map back to exact byte ranges of the original text, so masks
 //! land on the right bytes.
 
+pub mod builtins;
 pub mod external;
 pub mod normalize;
 
 use std::ops::Range;
 
-pub mod builtins;
-
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::policy::config::{ActionSpec, GuardSpec, ScopeSpec};
 use crate::provider::{KindSet, Location, PartKind, TextSegment};
+use builtins::Builtin;
 use normalize::Normalized;
 
 /// agentgateway's default rejection message.
@@ -156,27 +156,19 @@ pub struct GuardSpecError {
     pub message: String,
 }
 
-/// A builtin detector, as the engine needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Detector {
-    pub name: &'static str,
-    pub pattern: &'static str,
-    pub placeholder: &'static str,
-    pub validate: fn(&str) -> bool,
-    pub max_len: usize,
-}
-
-/// Resolves a builtin detector by its config name.
-fn builtin(_name: &str) -> Option<Detector> {
-    None
-}
-
 #[derive(Debug)]
 struct Pattern {
     regex: Regex,
     rule: usize,
     placeholder: String,
-    validate: Option<fn(&str) -> bool>,
+    /// Builtin detectors validate candidates (checksums, structure).
+    validate: Option<Builtin>,
+}
+
+impl Pattern {
+    fn accepts(&self, candidate: &str) -> bool {
+        self.validate.is_none_or(|b| b.validate(candidate))
+    }
 }
 
 /// Patterns that run on one view of the text (normalised or raw).
@@ -424,19 +416,29 @@ impl GuardSet {
             }
             for (j, name) in regex.builtins.iter().enumerate() {
                 let field = format!("regex.builtins[{j}]");
-                let d = builtin(name)
-                    .ok_or_else(|| fail(&field, format!("unknown builtin detector `{name}`")))?;
-                let compiled = regex::RegexBuilder::new(d.pattern)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| fail(&field, format!("builtin `{name}` does not compile: {e}")))?;
-                window = window.max(d.max_len.saturating_mul(4) + 16);
-                norm_src.push(d.pattern.to_owned());
+                let d = Builtin::from_name(name).ok_or_else(|| {
+                    let known: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
+                    fail(
+                        &field,
+                        format!(
+                            "unknown builtin detector `{name}`; known: {}",
+                            known.join(", ")
+                        ),
+                    )
+                })?;
+                if norm_pat
+                    .iter()
+                    .any(|p: &Pattern| p.rule == rule && p.validate == Some(d))
+                {
+                    continue;
+                }
+                window = window.max(d.max_match_len().saturating_mul(4) + 16);
+                norm_src.push(d.pattern().to_owned());
                 norm_pat.push(Pattern {
-                    regex: compiled,
+                    regex: d.regex(),
                     rule,
-                    placeholder: d.placeholder.to_owned(),
-                    validate: Some(d.validate),
+                    placeholder: d.placeholder().to_owned(),
+                    validate: Some(d),
                 });
             }
             let response_spec = spec.response.as_ref();
@@ -565,7 +567,7 @@ impl GuardSet {
                     continue;
                 }
                 for m in pat.regex.find_iter(joined) {
-                    if pat.validate.is_some_and(|v| !v(m.as_str())) {
+                    if !pat.accepts(m.as_str()) {
                         continue;
                     }
                     // Map the match onto every piece it overlaps.
@@ -591,7 +593,7 @@ impl GuardSet {
                         continue;
                     }
                     for m in pat.regex.find_iter(text) {
-                        if pat.validate.is_none_or(|v| v(m.as_str())) {
+                        if pat.accepts(m.as_str()) {
                             record(scan, pat.rule, seg, m.range(), &pat.placeholder);
                         }
                     }
@@ -612,7 +614,7 @@ impl GuardSet {
             for p in self.normalized.set.matches(&norm.text).iter() {
                 let pat = &self.normalized.patterns[p];
                 for m in pat.regex.find_iter(&norm.text) {
-                    if pat.validate.is_none_or(|v| v(m.as_str())) {
+                    if pat.accepts(m.as_str()) {
                         let range = norm.original_range(text, m.range());
                         out.push(TextMatch {
                             rule: pat.rule,
@@ -626,7 +628,7 @@ impl GuardSet {
         for p in self.raw.set.matches(text).iter() {
             let pat = &self.raw.patterns[p];
             for m in pat.regex.find_iter(text) {
-                if pat.validate.is_none_or(|v| v(m.as_str())) {
+                if pat.accepts(m.as_str()) {
                     out.push(TextMatch {
                         rule: pat.rule,
                         range: m.range(),

@@ -285,3 +285,73 @@ fn no_guards_read_nothing() {
     let parsed = parse_request(false, &body, KindSet::ALL).unwrap();
     assert_eq!(set.scan(&parsed.segments, None), Scan::default());
 }
+
+#[test]
+fn builtins_mask_what_they_find_and_validate() {
+    let set =
+        compile("[{regex: {action: Mask, builtins: [CreditCard, AwsAccessKey, Email, Ssn]}}]")
+            .unwrap();
+    let body = serde_json::json!({"messages": [
+        {"role": "user", "content": "card 4111 1111 1111 1111, not 4111 1111 1111 1112"},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+            "content": "aws_access_key_id = AKIAZ7QWERTYUIOPASDF\nowner: jane.doe@example.com ssn 123-45-6789 bad 000-12-3456"}]}
+    ]})
+    .to_string();
+    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let s = set.scan(&parsed.segments, parsed.latest_user_message);
+    let found: Vec<(&str, &str)> = s
+        .masks
+        .iter()
+        .map(|f| {
+            (
+                &parsed.segments[f.segment].text[f.range.clone()],
+                f.placeholder.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("4111 1111 1111 1111", "<CREDIT_CARD>"),
+            ("AKIAZ7QWERTYUIOPASDF", "<AWS_ACCESS_KEY>"),
+            ("jane.doe@example.com", "<EMAIL_ADDRESS>"),
+            ("123-45-6789", "<SSN>"),
+        ]
+    );
+    // Fullwidth digits are found through normalisation and masked in place.
+    let text = "\u{ff14}\u{ff11}\u{ff11}\u{ff11} 1111 1111 1111";
+    let body = user(text);
+    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let s = set.scan(&parsed.segments, None);
+    let refs: Vec<&Finding> = s.masks.iter().collect();
+    assert_eq!(mask_text(&parsed.segments[0].text, &refs), "<CREDIT_CARD>");
+}
+
+#[test]
+fn every_builtin_on_real_claude_code_traffic_fires_nothing() {
+    let all: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
+    let set = compile(&format!(
+        "[{{regex: {{action: Reject, builtins: [{}]}}}}]",
+        all.join(", ")
+    ))
+    .unwrap();
+    for body in [
+        include_str!("../../tests/fixtures/claude_code_first_turn.json"),
+        include_str!("../../tests/fixtures/claude_code_tool_result_turn.json"),
+    ] {
+        let parsed = parse_request(false, body, set.kinds()).unwrap();
+        assert!(parsed.segments.len() >= 4);
+        let s = set.scan(&parsed.segments, parsed.latest_user_message);
+        assert_eq!(
+            s,
+            Scan::default(),
+            "a builtin fired on Claude Code's own text"
+        );
+    }
+}
+
+#[test]
+fn unknown_builtins_list_the_known_ones() {
+    let e = compile("[{regex: {builtins: [CreditCards]}}]").unwrap_err();
+    assert!(e.message.contains("CreditCard,"), "{}", e.message);
+}
