@@ -198,13 +198,14 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
     }
 
+    type Stop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+    type Served = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
     /// A fake server that stops `linger` after it is told to.
     fn fake_server(
         linger: Duration,
         stopped_at: Arc<std::sync::Mutex<Option<Instant>>>,
-    ) -> impl FnOnce(
-        std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>>>> {
+    ) -> impl FnOnce(Stop) -> Served {
         move |stop| {
             Box::pin(async move {
                 stop.await;

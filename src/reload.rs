@@ -68,9 +68,17 @@ impl PolicySource {
             }
         };
         if let Some(config) = &self.config {
-            add(parent_dir(config), RecursiveMode::NonRecursive);
+            let dir = parent_dir(config);
+            add(dir.clone(), RecursiveMode::NonRecursive);
+            // A symlink to a file elsewhere: watch there too. (Kubernetes'
+            // `..data/…` targets live inside the folder and are replaced
+            // on every update: the folder watch covers them.)
             if let Ok(real) = std::fs::canonicalize(config) {
-                add(parent_dir(&real), RecursiveMode::NonRecursive);
+                let real_dir = parent_dir(&real);
+                let dir_real = std::fs::canonicalize(&dir).unwrap_or(dir);
+                if !real_dir.starts_with(&dir_real) {
+                    add(real_dir, RecursiveMode::NonRecursive);
+                }
             }
         }
         let secrets = self
@@ -120,10 +128,12 @@ impl PolicySource {
     }
 }
 
+/// The folder of `p`, absolute (watch events carry absolute paths).
 fn parent_dir(p: &Path) -> PathBuf {
+    let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
+        _ => PathBuf::from("/"),
     }
 }
 
@@ -236,14 +246,9 @@ pub async fn run(reloader: Arc<Reloader>, opts: ReloadOptions) {
     while let Some(first) = rx.recv().await {
         let mut trigger = first;
         // Debounce: a ConfigMap update is a burst of events.
-        loop {
-            match tokio::time::timeout(opts.debounce, rx.recv()).await {
-                Ok(Some(t)) => {
-                    if t == "SIGHUP" {
-                        trigger = t;
-                    }
-                }
-                Ok(None) | Err(_) => break,
+        while let Ok(Some(t)) = tokio::time::timeout(opts.debounce, rx.recv()).await {
+            if t == "SIGHUP" {
+                trigger = t;
             }
         }
         let r = reloader.clone();
