@@ -47,7 +47,7 @@ impl Default for DrainOptions {
     fn default() -> Self {
         DrainOptions {
             grace: Duration::from_secs(5),
-            timeout: Duration::from_secs(25),
+            timeout: Duration::from_secs(600),
         }
     }
 }

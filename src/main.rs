@@ -75,9 +75,11 @@ struct OpsArgs {
     #[arg(long, default_value = "5s", value_parser = promptgate::lifecycle::parse_duration)]
     drain_grace: std::time::Duration,
     /// Upper bound of the whole drain after SIGTERM (grace included): streams
-    /// still open then are cut and the process exits 0. Keep Kubernetes'
-    /// terminationGracePeriodSeconds above it.
-    #[arg(long, default_value = "25s", value_parser = promptgate::lifecycle::parse_duration)]
+    /// still open then are cut and the process exits 0. Envoy keeps a request's
+    /// ext_proc stream open until its response has ended, so this must cover
+    /// the longest LLM response (default: Envoy's stream_idle_timeout in
+    /// deploy/envoy). Keep Kubernetes' terminationGracePeriodSeconds above it.
+    #[arg(long, default_value = "600s", value_parser = promptgate::lifecycle::parse_duration)]
     drain_timeout: std::time::Duration,
     /// Do not watch the policy and secrets folders (SIGHUP still reloads).
     #[arg(long)]
