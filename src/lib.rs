@@ -14,6 +14,7 @@
 //! * [`lifecycle`] / [`reload`] — graceful drain on SIGTERM; hot reload on
 //!   SIGHUP and on changes of the policy or secret files.
 
+pub mod contract;
 pub mod decision;
 pub mod extproc;
 pub mod guard;

@@ -21,6 +21,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// `grpc.health.v1` service name that answers SERVING for as long as the
+/// process runs, draining included: for liveness probes. Readiness (and
+/// Envoy's health check) use the whole-server name `""`, which turns
+/// NOT_SERVING at the start of the drain.
+pub const LIVENESS_SERVICE: &str = "liveness";
+
 /// Timings of the drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrainOptions {

@@ -62,6 +62,13 @@ pub async fn serve_drained(
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    // Stays SERVING while draining: a liveness probe must not kill a drain.
+    health_reporter
+        .set_service_status(
+            crate::lifecycle::LIVENESS_SERVICE,
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
 
     let extproc = ExternalProcessorServer::new(ExtProcService::new(policy))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

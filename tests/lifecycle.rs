@@ -128,6 +128,10 @@ async fn wait_streams_open(pool: &Pool, n: u64) {
 }
 
 async fn health(port: u16) -> Option<ServingStatus> {
+    health_of(port, "").await
+}
+
+async fn health_of(port: u16, service: &str) -> Option<ServingStatus> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(1))
@@ -136,7 +140,7 @@ async fn health(port: u16) -> Option<ServingStatus> {
         .ok()?;
     let resp = HealthClient::new(channel)
         .check(HealthCheckRequest {
-            service: String::new(),
+            service: service.to_owned(),
         })
         .await
         .ok()?;
@@ -180,6 +184,11 @@ async fn sigterm_turns_not_serving_and_finishes_in_flight_streams() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(t0.elapsed() < Duration::from_secs(1));
+    // the liveness name stays SERVING: a probe must not kill the drain
+    assert_eq!(
+        health_of(port, "liveness").await,
+        Some(ServingStatus::Serving)
+    );
     // Envoy notices and stops choosing the instance.
     pool.wait_unhealthy(0, Duration::from_secs(5));
     // after the grace: listener closed, GOAWAY sent; the stream is still open
