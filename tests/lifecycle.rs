@@ -74,17 +74,17 @@ async fn post(pool: &Pool, prompt: &str) -> (u16, Value) {
     (status, v)
 }
 
-/// A request whose body is sent in two parts: the second only when the
-/// returned sender is used. Envoy buffers the body, so promptgate's stream
-/// stays open between the request headers and the body.
-fn slow_request(
-    pool: &Pool,
-    prompt: &str,
-) -> (
+/// A slow request's body sender, the rest of its body, and its pending answer.
+type SlowRequest = (
     tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     Bytes,
     tokio::task::JoinHandle<(u16, Value)>,
-) {
+);
+
+/// A request whose body is sent in two parts: the second only when the
+/// returned sender is used. Envoy buffers the body, so promptgate's stream
+/// stays open between the request headers and the body.
+fn slow_request(pool: &Pool, prompt: &str) -> SlowRequest {
     let full = body(prompt);
     let (first, rest) = full.split_at(full.len() / 2);
     let (tx, rx) = tokio::sync::mpsc::channel(2);
