@@ -13,7 +13,7 @@ source scripts/lib.sh
 ensure_envoy
 cargo build --release --bin promptgate
 
-args=(serve --listen 127.0.0.1:50051)
+args=(serve --listen 127.0.0.1:50051 --drain-grace 0s)
 [[ -n "${PROMPTGATE_CONFIG:-}" ]] && args+=(--config "$PROMPTGATE_CONFIG")
 [[ -n "${PROMPTGATE_SECRETS_DIR:-}" ]] && args+=(--secrets-dir "$PROMPTGATE_SECRETS_DIR")
 

@@ -31,3 +31,12 @@ ensure_claude() {
   CLAUDE_BIN="$PWD/.tools/claude/node_modules/.bin/claude"
   export CLAUDE_BIN
 }
+
+# kubernetes-validate (PyPI) into .venv, for scripts/validate-manifests.py.
+ensure_manifest_validator() {
+  [[ -x .venv/bin/pip ]] || python3 -m venv .venv
+  if ! .venv/bin/python -c "import kubernetes_validate, jsonschema, yaml" 2>/dev/null; then
+    echo ">> installing kubernetes-validate into .venv" >&2
+    .venv/bin/pip install --quiet --disable-pip-version-check kubernetes-validate
+  fi
+}

@@ -8,7 +8,13 @@ source scripts/lib.sh
 
 ensure_envoy
 ensure_claude
+ensure_manifest_validator
 echo ">> ENVOY_BIN=$ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/' | head -1 | tr -d /))" >&2
 echo ">> CLAUDE_BIN=$CLAUDE_BIN" >&2
 
-exec cargo test --all-targets "$@"
+rm -f target/scale-report.txt
+cargo test --all-targets "$@"
+# the scale test's figures (tests/scale.rs; long form: ./scripts/scale.sh)
+if [[ -f target/scale-report.txt ]]; then
+  cat target/scale-report.txt
+fi

@@ -11,13 +11,18 @@
 //!   decisions out. Knows nothing of gRPC.
 //! * [`extproc`] — the thin Envoy ext_proc adapter: one state machine per stream.
 //! * [`telemetry`] — logging setup.
+//! * [`lifecycle`] / [`reload`] — graceful drain on SIGTERM; hot reload on
+//!   SIGHUP and on changes of the policy or secret files.
 
+pub mod contract;
 pub mod decision;
 pub mod extproc;
 pub mod guard;
+pub mod lifecycle;
 pub mod path;
 pub mod policy;
 pub mod provider;
+pub mod reload;
 pub mod server;
 pub mod telemetry;
 

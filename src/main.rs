@@ -37,6 +37,8 @@ enum Command {
         /// Listen address; overrides the policy's `listen` (default 127.0.0.1:50051).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        ops: OpsArgs,
     },
     /// Validate a policy file.
     Check {
@@ -65,6 +67,25 @@ enum Command {
     },
 }
 
+/// Lifecycle and reload flags of `serve`.
+#[derive(clap::Args)]
+struct OpsArgs {
+    /// On SIGTERM, report NOT_SERVING this long before closing the listener,
+    /// so the gateway's health checks move traffic away first.
+    #[arg(long, default_value = "5s", value_parser = promptgate::lifecycle::parse_duration)]
+    drain_grace: std::time::Duration,
+    /// Upper bound of the whole drain after SIGTERM (grace included): streams
+    /// still open then are cut and the process exits 0. Envoy keeps a request's
+    /// ext_proc stream open until its response has ended, so this must cover
+    /// the longest LLM response (default: Envoy's stream_idle_timeout in
+    /// deploy/envoy). Keep Kubernetes' terminationGracePeriodSeconds above it.
+    #[arg(long, default_value = "600s", value_parser = promptgate::lifecycle::parse_duration)]
+    drain_timeout: std::time::Duration,
+    /// Do not watch the policy and secrets folders (SIGHUP still reloads).
+    #[arg(long)]
+    no_watch: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -72,7 +93,8 @@ fn main() -> ExitCode {
             config,
             secrets_dir,
             listen,
-        } => serve(config, secrets_dir, listen),
+            ops,
+        } => serve(config, secrets_dir, listen, ops),
         Command::Check {
             config,
             secrets_dir,
@@ -108,8 +130,15 @@ fn serve(
     config: Option<PathBuf>,
     secrets_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    ops: OpsArgs,
 ) -> ExitCode {
     promptgate::telemetry::init_logging();
+    let source = promptgate::reload::PolicySource {
+        config: config.clone(),
+        options: LoadOptions {
+            secrets_dir: secrets_dir.clone(),
+        },
+    };
     let policy = match load(config.as_ref(), secrets_dir) {
         Ok(p) => p,
         Err(e) => {
@@ -143,7 +172,7 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(promptgate::server::serve(addr, policy, shutdown_signal()));
+    let result = runtime.block_on(serve_with_ops(addr, policy, source, ops));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -154,22 +183,35 @@ fn serve(
     }
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
+/// Hot reload (SIGHUP, file changes) and the graceful drain on SIGTERM.
+async fn serve_with_ops(
+    addr: SocketAddr,
+    policy: Arc<ArcSwap<Policy>>,
+    source: promptgate::reload::PolicySource,
+    ops: OpsArgs,
+) -> anyhow::Result<()> {
+    use promptgate::{lifecycle, reload};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let reloader = Arc::new(reload::Reloader::new(source, policy.clone()));
+    let reload_opts = reload::ReloadOptions {
+        watch: !ops.no_watch,
+        ..reload::ReloadOptions::default()
+    };
+    tokio::spawn(reload::run(reloader, reload_opts));
+    let drain = lifecycle::DrainOptions {
+        grace: ops.drain_grace,
+        timeout: ops.drain_timeout,
+    };
+    promptgate::server::serve_drained(
+        listener,
+        policy,
+        drain,
+        lifecycle::termination_signal(),
+        lifecycle::termination_signal(),
+    )
+    .await
 }
 
 fn check(config: PathBuf, secrets_dir: Option<PathBuf>) -> ExitCode {

@@ -9,6 +9,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::Ex
 use tonic::transport::Server;
 
 use crate::extproc::ExtProcService;
+use crate::lifecycle::DrainOptions;
 use crate::policy::Policy;
 
 /// gRPC message limit: a 32 MB body plus headroom.
@@ -32,6 +33,26 @@ pub async fn serve_on(
     policy: Arc<ArcSwap<Policy>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_drained(
+        listener,
+        policy,
+        DrainOptions::immediate(),
+        shutdown,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Serves on a bound listener; when `signal` resolves, drains as
+/// [`crate::lifecycle::drain`] describes (NOT_SERVING, grace, GOAWAY,
+/// in-flight streams until the deadline). `second_signal` cuts the drain.
+pub async fn serve_drained(
+    listener: tokio::net::TcpListener,
+    policy: Arc<ArcSwap<Policy>>,
+    drain: DrainOptions,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    second_signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -41,6 +62,13 @@ pub async fn serve_on(
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    // Stays SERVING while draining: a liveness probe must not kill a drain.
+    health_reporter
+        .set_service_status(
+            crate::lifecycle::LIVENESS_SERVICE,
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
 
     let extproc = ExternalProcessorServer::new(ExtProcService::new(policy))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -48,15 +76,32 @@ pub async fn serve_on(
 
     tracing::info!(%local, "promptgate listening (ext_proc + grpc.health.v1, h2c)");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // Large windows: a 32 MB body should not crawl through 64 KB windows.
-        .initial_stream_window_size(Some(8 << 20))
-        .initial_connection_window_size(Some(16 << 20))
-        .add_service(health_service)
-        .add_service(extproc)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
-    Ok(())
+    let not_serving = || async move {
+        health_reporter
+            .set_not_serving::<ExternalProcessorServer<ExtProcService>>()
+            .await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    };
+    crate::lifecycle::drain(
+        drain,
+        signal,
+        second_signal,
+        not_serving,
+        |stop| async move {
+            Server::builder()
+                .tcp_nodelay(true)
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                // Large windows: a 32 MB body should not crawl through 64 KB windows.
+                .initial_stream_window_size(Some(8 << 20))
+                .initial_connection_window_size(Some(16 << 20))
+                .add_service(health_service)
+                .add_service(extproc)
+                .serve_with_incoming_shutdown(incoming, stop)
+                .await?;
+            Ok(())
+        },
+    )
+    .await
 }
