@@ -1059,3 +1059,109 @@ async fn json_responses_are_masked_or_refused_whole() {
     assert!(ct.starts_with("application/json"));
     assert_eq!(v["error"]["message"], "The answer held launch codes");
 }
+
+/// Claude Code's Bash tool reads a file full of secrets; the next turn's
+/// tool_result reaches the provider masked.
+#[test]
+fn claude_code_tool_output_is_masked_before_it_leaves() {
+    let policy = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - regex: {action: Mask, builtins: [CreditCard, Email, AwsAccessKey]}
+    auth: {secretRef: {name: anthropic-secret}}
+"#;
+    let gw = Gateway::start(policy, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    gw.upstream().script(common::Scripted::ToolUse {
+        name: "Bash".into(),
+        input: json!({"command": "cat notes.txt", "description": "Show notes"}),
+    });
+    gw.upstream().script(common::Scripted::Text(
+        "Those notes hold sensitive data.".into(),
+    ));
+
+    let work = tempfile::tempdir().unwrap();
+    let secrets =
+        "card 4242 4242 4242 4242\nmail alice.smith@example.org\naws AKIAZ5EXAMPLEKEY7QW2\n";
+    std::fs::write(work.path().join("notes.txt"), secrets).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::claude_bin());
+    cmd.args(["-p", "Show me notes.txt", "--allowedTools", "Bash(cat:*)"])
+        .current_dir(work.path())
+        .env("HOME", home.path())
+        .env("ANTHROPIC_BASE_URL", gw.base_url())
+        .env("ANTHROPIC_API_KEY", CLIENT_KEY)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN");
+    let out = common::run_with_timeout(cmd, home.path(), Duration::from_secs(120));
+    assert!(out.success, "claude failed: {out:?}");
+    assert!(
+        out.stdout.contains("Those notes hold sensitive data."),
+        "{out:?}"
+    );
+
+    let posts: Vec<_> = gw
+        .upstream()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "a tool turn and the answer turn");
+    let second = String::from_utf8(posts[1].body.clone()).unwrap();
+    for leaked in [
+        "4242 4242",
+        "alice.smith@example.org",
+        "AKIAZ5EXAMPLEKEY7QW2",
+    ] {
+        assert!(!second.contains(leaked), "`{leaked}` reached the provider");
+    }
+    let v = posts[1].json();
+    let result = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .find(|b| b["type"] == "tool_result")
+        .expect("the tool_result turn");
+    let content = serde_json::to_string(&result["content"]).unwrap();
+    for placeholder in ["<CREDIT_CARD>", "<EMAIL_ADDRESS>", "<AWS_ACCESS_KEY>"] {
+        assert!(
+            content.contains(placeholder),
+            "{placeholder} missing in {content}"
+        );
+    }
+    for r in &posts {
+        assert_key_injected(r);
+    }
+}
+
+/// With every builtin enabled (as Reject), a plain Claude Code session goes
+/// through: its system prompt, reminders and tool descriptions hold no false
+/// positive.
+#[test]
+fn claude_code_trips_no_builtin() {
+    let all: Vec<&str> = promptgate::guard::builtins::Builtin::ALL
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    let policy = format!(
+        "backends:\n- name: anthropic\n  ai: {{provider: {{anthropic: {{}}}}}}\n  policies:\n    ai:\n      promptGuard:\n        request:\n        - regex: {{action: Reject, builtins: [{}]}}\n",
+        all.join(", ")
+    );
+    let gw = Gateway::start(&policy, &[]);
+    let out = run_claude(&gw, "Say hello");
+    assert!(out.success, "claude failed: {out:?}");
+    assert!(out.stdout.contains(gw.upstream().reply_text()), "{out:?}");
+    let posts = gw
+        .upstream()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1);
+}

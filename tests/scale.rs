@@ -345,7 +345,12 @@ async fn three_instances_survive_rolling_restart_kill_and_reload_under_load() {
     // Decisions around the reload.
     let switch_before: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.kind == Kind::Switch && s.start < reload_at)
+        // Failures inside the kill -9 window are counted (and bounded) there.
+        .filter(|s| {
+            s.kind == Kind::Switch
+                && s.start < reload_at
+                && !(s.start >= kill.from && s.start < kill.to)
+        })
         .collect();
     let switch_after: Vec<&Sample> = samples
         .iter()

@@ -8,7 +8,9 @@ use processing_request::Request as In;
 use processing_response::Response as Out;
 
 fn policy() -> Arc<Policy> {
-    Arc::new(Policy::embedded_default(&crate::policy::LoadOptions::default()).unwrap())
+    // The demo policy: rejects "credit card", masks secrets.
+    let yaml = include_str!("../../deploy/examples/demo.yaml");
+    Arc::new(Policy::from_yaml(yaml, "demo.yaml", &crate::policy::LoadOptions::default()).unwrap())
 }
 
 fn headers(pairs: &[(&str, &str)], eos: bool) -> ProcessingRequest {

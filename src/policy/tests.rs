@@ -198,8 +198,42 @@ fn the_embedded_default_loads() {
     let p = Policy::embedded_default(&LoadOptions::default()).unwrap();
     let names: Vec<_> = p.backends.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, ["anthropic", "openai"]);
-    assert!(p
-        .backends
-        .iter()
-        .all(|b| b.auth.is_none() && !b.request_guards.is_empty()));
+    for b in &p.backends {
+        assert!(b.auth.is_none());
+        let rules = b.request_guards.rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].action,
+            crate::guard::Action::Mask,
+            "the default rejects nothing"
+        );
+    }
+    // Secrets in a tool result are masked; nothing is rejected.
+    let body = serde_json::json!({"messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t", "content": "key AKIAZ5EXAMPLEKEY7QW2 card 4242 4242 4242 4242 credit card"}
+    ]}]})
+    .to_string();
+    let b = &p.backends[0];
+    let parsed = crate::provider::parse_request(false, &body, b.request_guards.kinds()).unwrap();
+    let scan = b
+        .request_guards
+        .scan(&parsed.segments, parsed.latest_user_message);
+    assert!(scan.reject.is_none());
+    let placeholders: Vec<&str> = scan.masks.iter().map(|m| m.placeholder.as_str()).collect();
+    assert_eq!(placeholders, ["<AWS_ACCESS_KEY>", "<CREDIT_CARD>"]);
+}
+
+#[test]
+fn the_shipped_examples_load() {
+    let dir = secrets("anthropic-secret", "sk-ant-api03-x");
+    for f in ["deploy/examples/seed.yaml", "deploy/examples/demo.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        Policy::from_file(
+            &path,
+            &LoadOptions {
+                secrets_dir: Some(dir.path().into()),
+            },
+        )
+        .unwrap();
+    }
 }
