@@ -356,21 +356,91 @@ async fn malformed_json_is_400_and_not_forwarded() {
     gw.assert_ext_proc_clean();
 }
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 #[tokio::test]
-async fn compressed_body_is_415_and_not_forwarded() {
+async fn compressed_bodies_are_decoded_and_guarded() {
     let gw = seed_gateway();
-    // gzip magic + junk: promptgate must refuse to inspect, not guess
-    let mut body = vec![0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03];
-    body.extend_from_slice(b"What is a credit card, compressed so the guard cannot see it");
+    // A compressed prompt is read like any other: the guard sees through gzip.
+    let bad = gzip(&serde_json::to_vec(&messages_body("What is a credit card", false)).unwrap());
+    let resp = post_messages(&gw, bad)
+        .header("content-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 403, "body: {v}");
+    assert_eq!(gw.upstream().request_count(), 0);
+
+    // An allowed compressed body the policy does not change goes out as sent.
+    let good = gzip(&serde_json::to_vec(&messages_body("Say hello", false)).unwrap());
+    let resp = post_messages(&gw, good.clone())
+        .header("content-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let req = gw.upstream().only_request();
+    assert_eq!(req.header("content-encoding"), Some("gzip"));
+    assert_eq!(req.body, good);
+    gw.assert_ext_proc_clean();
+}
+
+#[tokio::test]
+async fn masked_compressed_bodies_go_out_decoded() {
+    let gw = Gateway::start(MASK_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let body = gzip(&serde_json::to_vec(&messages_body("about project falcon", false)).unwrap());
     let resp = post_messages(&gw, body)
         .header("content-encoding", "gzip")
         .send()
         .await
         .unwrap();
-    let (status, ct, v) = json_of(resp).await;
-    assert_eq!(status, 415, "body: {v}");
-    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
-    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(resp.status().as_u16(), 200);
+    let req = gw.upstream().only_request();
+    assert_eq!(
+        req.header("content-encoding"),
+        None,
+        "the rewritten body is sent decoded"
+    );
+    assert_eq!(
+        req.json()["messages"][0]["content"][1]["text"],
+        "about <CODENAME>"
+    );
+    assert_eq!(
+        req.header("content-length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(req.body.len())
+    );
+}
+
+#[tokio::test]
+async fn bad_compressed_bodies_are_refused() {
+    let gw = seed_gateway();
+    // gzip magic and junk: not guessed at, refused.
+    let mut corrupt = vec![0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03];
+    corrupt.extend_from_slice(b"What is a credit card, compressed so the guard cannot see it");
+    let bomb = gzip(&vec![b' '; 100 << 20]);
+    assert!(bomb.len() < 200 << 10);
+    for (encoding, body, want) in [
+        ("gzip", corrupt, 400),
+        ("compress", b"x".to_vec(), 415),
+        ("gzip", bomb, 413),
+    ] {
+        let resp = post_messages(&gw, body)
+            .header("content-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        let (status, ct, v) = json_of(resp).await;
+        assert_eq!(status, want, "{encoding}: {v}");
+        assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+        assert_eq!(v["type"], "error", "{v}");
+    }
     assert_eq!(gw.upstream().request_count(), 0);
     gw.assert_ext_proc_clean();
 }

@@ -115,6 +115,10 @@ pub struct RequestCtx {
     /// Response guards will read the response (so its encoding must be one
     /// promptgate reads, and Envoy must send the response phases).
     pub inspect_response: bool,
+    /// The request body's `content-encoding` (not identity): the body is
+    /// decoded before it is read, and a rewritten body is sent decoded
+    /// (the adapter then drops the header).
+    pub content_encoding: Option<String>,
 }
 
 /// Answer to the request headers.
@@ -236,30 +240,35 @@ pub fn request_headers(
     outcome.auth_injected = backend.auth.is_some();
     let inspect_response = !backend.response_guards.is_empty()
         && matches!(route, RouteType::Messages | RouteType::Completions);
-    let ctx = RequestCtx {
+    let mut ctx = RequestCtx {
         backend: backend_index,
         route,
         style,
         auth_injected: backend.auth.is_some(),
         inspect_response,
+        content_encoding: None,
     };
 
     let mut inspect_body = route.inspects_request_body();
     if inspect_body {
         if let Some(enc) = head.content_encoding {
-            if !enc.trim().eq_ignore_ascii_case("identity") && !enc.trim().is_empty() {
-                let message = format!("promptgate cannot inspect a request body with content-encoding `{enc}`; send it uncompressed");
-                return (
-                    Some(ctx),
-                    HeadersDecision::Reply(reply(
-                        style,
-                        ErrorKind::UnsupportedEncoding,
-                        415,
-                        &message,
-                        "promptgate_unsupported_encoding",
-                        outcome,
-                    )),
-                );
+            match provider::encoding::parse_content_encoding(enc) {
+                Ok(codings) if codings.is_empty() => {}
+                Ok(_) => ctx.content_encoding = Some(enc.to_owned()),
+                Err(e) => {
+                    let message = format!("promptgate cannot inspect this request body: {e}");
+                    return (
+                        Some(ctx),
+                        HeadersDecision::Reply(reply(
+                            style,
+                            ErrorKind::UnsupportedEncoding,
+                            415,
+                            &message,
+                            "promptgate_unsupported_encoding",
+                            outcome,
+                        )),
+                    );
+                }
             }
         }
         if head.end_of_stream {
@@ -381,7 +390,11 @@ pub enum Inspected<'p, 'b> {
 /// Decides on the whole request body with the local guards only (what the
 /// gRPC adapter does when the backend has no external guards).
 pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecision {
-    match inspect_request_body(policy, ctx, body) {
+    let body = match decode_body(policy, ctx, body) {
+        Ok(b) => b,
+        Err(d) => return d,
+    };
+    match inspect_request_body(policy, ctx, &body) {
         Inspected::Done(d) => d,
         Inspected::Pending(i) => i.finish(),
     }
@@ -414,6 +427,41 @@ pub async fn request_body_with_external(
         }
     }
     inspection.finish()
+}
+
+/// Decodes a compressed request body (bounded: a decompression bomb is a
+/// 413, never an allocation past the limit).
+fn decode_body<'b>(
+    policy: &Policy,
+    ctx: &RequestCtx,
+    body: &'b [u8],
+) -> Result<std::borrow::Cow<'b, [u8]>, BodyDecision> {
+    let Some(enc) = &ctx.content_encoding else {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    };
+    provider::encoding::decode(enc, body, MAX_BODY_BYTES).map_err(|e| {
+        let backend = &policy.backends[ctx.backend];
+        let outcome = Outcome {
+            backend: Some(backend.name.clone()),
+            route: Some(ctx.route.as_str()),
+            ..Outcome::default()
+        };
+        let (status, kind, details) = match e {
+            provider::encoding::DecodeError::TooLarge { .. } => {
+                (413, ErrorKind::TooLarge, "promptgate_body_too_large")
+            }
+            provider::encoding::DecodeError::Unsupported(_) => (
+                415,
+                ErrorKind::UnsupportedEncoding,
+                "promptgate_unsupported_encoding",
+            ),
+            provider::encoding::DecodeError::Corrupt { .. } => {
+                (400, ErrorKind::BadRequest, "promptgate_bad_body")
+            }
+        };
+        let message = format!("promptgate could not decode the request body: {e}");
+        BodyDecision::Reply(reply(ctx.style, kind, status, &message, details, outcome))
+    })
 }
 
 /// Reads the body and runs the local guards.

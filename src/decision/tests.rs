@@ -182,7 +182,7 @@ fn bad_bodies_are_refused_not_forwarded() {
         &p,
         None,
         &RequestHead {
-            content_encoding: Some("gzip"),
+            content_encoding: Some("compress"),
             ..head("/v1/messages")
         },
     );

@@ -442,13 +442,24 @@ impl StreamState {
                 let Some(new_body) = new_body else {
                     return pass();
                 };
-                let header_mutation = (!streamed).then(|| HeaderMutation {
-                    set_headers: vec![set_header(
-                        "content-length",
-                        new_body.len().to_string().into_bytes(),
-                    )],
-                    remove_headers: Vec::new(),
-                });
+                // A decoded body goes out decoded: drop its content-encoding.
+                let remove_headers = if ctx.content_encoding.is_some() {
+                    vec!["content-encoding".to_owned()]
+                } else {
+                    Vec::new()
+                };
+                let header_mutation =
+                    (!streamed || !remove_headers.is_empty()).then(|| HeaderMutation {
+                        set_headers: if streamed {
+                            Vec::new()
+                        } else {
+                            vec![set_header(
+                                "content-length",
+                                new_body.len().to_string().into_bytes(),
+                            )]
+                        },
+                        remove_headers,
+                    });
                 processing_response::Response::RequestBody(BodyResponse {
                     response: Some(CommonResponse {
                         header_mutation,
