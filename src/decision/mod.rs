@@ -431,6 +431,7 @@ pub async fn request_body_with_external(
 
 /// Decodes a compressed request body (bounded: a decompression bomb is a
 /// 413, never an allocation past the limit).
+#[allow(clippy::result_large_err)] // the error is the final decision, built once
 fn decode_body<'b>(
     policy: &Policy,
     ctx: &RequestCtx,
