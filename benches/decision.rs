@@ -67,6 +67,34 @@ fn long_session(turns: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
+    // The embedded default: nine builtin detectors masking secrets and cards.
+    let default = Policy::embedded_default(&LoadOptions::default()).unwrap();
+    let d_ctx = ctx(&default);
+    c.bench_function("default_policy_builtins/claude_code_first_turn_76KB", |b| {
+        b.iter(|| decision::request_body(&default, &d_ctx, FIRST_TURN.as_bytes()))
+    });
+    let all: Vec<&str> = promptgate::guard::builtins::Builtin::ALL
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    let every = Policy::from_yaml(
+        &format!(
+            "backends:\n- name: anthropic\n  ai: {{provider: {{anthropic: {{}}}}}}\n  policies:\n    ai:\n      promptGuard:\n        request:\n        - regex: {{action: Mask, builtins: [{}]}}\n",
+            all.join(", ")
+        ),
+        "bench",
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let e_ctx = ctx(&every);
+    c.bench_function("every_builtin/claude_code_first_turn_76KB", |b| {
+        b.iter(|| decision::request_body(&every, &e_ctx, FIRST_TURN.as_bytes()))
+    });
+    let long = long_session(900);
+    c.bench_function("default_policy_builtins/long_session_1MB", |b| {
+        b.iter(|| decision::request_body(&default, &d_ctx, long.as_bytes()))
+    });
+
     let guarded = policy(false);
     let with_model = policy(true);
     let g_ctx = ctx(&guarded);

@@ -98,7 +98,24 @@ pub fn normalize(s: &str) -> Normalized<'_> {
         text.push(c);
         origin.extend(std::iter::repeat_n(at as u32, text.len() - before));
     };
-    for (at, c) in s.char_indices() {
+    let bytes = s.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        // Fast path: a run of printable ASCII other than space is copied
+        // whole, its origins consecutive.
+        let run = bytes[at..]
+            .iter()
+            .take_while(|b| (0x21..0x7f).contains(*b))
+            .count();
+        if run > 0 {
+            text.push_str(&s[at..at + run]);
+            origin.extend(at as u32..(at + run) as u32);
+            prev_space = false;
+            at += run;
+            continue;
+        }
+        let c = s[at..].chars().next().expect("at is a char boundary");
+        let next = at + c.len_utf8();
         if c.is_ascii() {
             if c.is_ascii_whitespace() || c == '\u{0b}' {
                 if !prev_space {
@@ -111,9 +128,11 @@ pub fn normalize(s: &str) -> Normalized<'_> {
                 push(&mut text, &mut origin, c, at);
                 prev_space = false;
             }
+            at = next;
             continue;
         }
         if is_format(c) {
+            at = next;
             continue;
         }
         for n in std::iter::once(c).nfkc() {
@@ -129,6 +148,7 @@ pub fn normalize(s: &str) -> Normalized<'_> {
                 prev_space = false;
             }
         }
+        at = next;
     }
     Normalized {
         text: Cow::Owned(text),
