@@ -37,6 +37,10 @@ enum Command {
         /// Listen address; overrides the policy's `listen` (default 127.0.0.1:50051).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Admin HTTP address (/metrics, /healthz, /readyz); overrides the
+        /// policy's `admin.listen`. Without either, no admin port.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate a policy file.
     Check {
@@ -72,7 +76,8 @@ fn main() -> ExitCode {
             config,
             secrets_dir,
             listen,
-        } => serve(config, secrets_dir, listen),
+            admin_listen,
+        } => serve(config, secrets_dir, listen, admin_listen),
         Command::Check {
             config,
             secrets_dir,
@@ -108,9 +113,14 @@ fn serve(
     config: Option<PathBuf>,
     secrets_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
 ) -> ExitCode {
-    promptgate::telemetry::init_logging();
-    let policy = match load(config.as_ref(), secrets_dir) {
+    // Logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    // dropping the guard at the end of `serve` flushes buffered spans.
+    let _telemetry = promptgate::telemetry::init();
+    let loaded = load(config.as_ref(), secrets_dir);
+    promptgate::telemetry::metrics().config_load(loaded.is_ok());
+    let policy = match loaded {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "policy did not load");
@@ -143,6 +153,22 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
+    // Admin port (metrics, health): --admin-listen, else the policy's admin.listen.
+    let admin = match admin_listen {
+        Some(a) => Some(a),
+        None => policy
+            .load()
+            .admin_listen
+            .as_deref()
+            .and_then(|a| a.parse().ok()),
+    };
+    if let Some(admin) = admin {
+        if let Err(e) = runtime.block_on(promptgate::telemetry::admin::start(admin)) {
+            tracing::error!(error = %e, "admin port did not start");
+            eprintln!("promptgate: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = runtime.block_on(promptgate::server::serve(addr, policy, shutdown_signal()));
     match result {
         Ok(()) => ExitCode::SUCCESS,

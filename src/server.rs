@@ -47,6 +47,12 @@ pub async fn serve_on(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(%local, "promptgate listening (ext_proc + grpc.health.v1, h2c)");
+    // /readyz on the admin port follows the listener: ready now, not once shutdown begins.
+    crate::telemetry::set_ready(true);
+    let shutdown = async move {
+        shutdown.await;
+        crate::telemetry::set_ready(false);
+    };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Server::builder()
         .tcp_nodelay(true)

@@ -69,6 +69,16 @@ pub struct Outcome {
     pub segments_scanned: usize,
     /// Whether the client's credential was replaced by the backend's.
     pub auth_injected: bool,
+    /// Provider of the backend (`anthropic`, `openai`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    /// Number of spans a Mask guard replaced.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub masked: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// An immediate answer to the client instead of forwarding.
@@ -197,6 +207,7 @@ pub fn request_headers(
         decision: "allow",
         backend: Some(backend.name.clone()),
         route: Some(route.as_str()),
+        provider: Some(backend.provider.as_str()),
         ..Outcome::default()
     };
 
@@ -281,6 +292,7 @@ pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecis
         backend: Some(backend.name.clone()),
         route: Some(ctx.route.as_str()),
         auth_injected: ctx.auth_injected,
+        provider: Some(backend.provider.as_str()),
         ..Outcome::default()
     };
     if !ctx.route.inspects_request_body() {

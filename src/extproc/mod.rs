@@ -24,15 +24,17 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HeadersResponse, HttpBody, HttpHeaders, ImmediateResponse,
     ProcessingRequest, ProcessingResponse, TrailersResponse,
 };
-use envoy_types::pb::google::protobuf::{value, Struct, Value};
+use envoy_types::pb::google::protobuf::Struct;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::decision::{
     self, BodyDecision, HeaderChanges, HeadersDecision, Outcome, Reply, RequestCtx, RequestHead,
     MAX_BODY_BYTES,
 };
 use crate::policy::Policy;
+use crate::telemetry::{self, StreamTelemetry};
 
 /// gRPC metadata key with which Envoy names the backend of a route.
 pub const BACKEND_METADATA: &str = "x-promptgate-backend";
@@ -69,17 +71,15 @@ impl ExternalProcessor for ExtProcService {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         // A stream keeps the policy it started with, whatever reloads meanwhile.
-        let machine = StreamState::new(self.policy.load_full(), hint);
+        let mut machine = StreamState::new(self.policy.load_full(), hint);
+        machine.telemetry = StreamTelemetry::start(request.metadata());
         let inbound = request.into_inner();
         let out = futures_util::stream::unfold(Some((inbound, machine)), |state| async move {
             let (mut inbound, mut machine) = state?;
             match inbound.message().await {
                 Ok(Some(msg)) => match machine.handle(msg).await {
                     Ok(resp) => Some((Ok(resp), Some((inbound, machine)))),
-                    Err(status) => {
-                        tracing::warn!(code = ?status.code(), error = status.message(), "ext_proc stream ended with an error");
-                        Some((Err(status), None))
-                    }
+                    Err(status) => Some((Err(status), None)),
                 },
                 Ok(None) => None,
                 Err(status) => {
@@ -119,8 +119,10 @@ pub struct StreamState {
     request_body_done: bool,
     /// An immediate response was sent: Envoy sends nothing more.
     replied: bool,
-    /// A decision to hand to Envoy as dynamic metadata on the next answer.
-    pending_metadata: Option<Outcome>,
+    /// Dynamic metadata (namespace `promptgate`) to hand to Envoy on the next answer.
+    pending_metadata: Option<Struct>,
+    /// Span, metrics, decision log and metadata of this request.
+    pub telemetry: StreamTelemetry,
 }
 
 impl StreamState {
@@ -136,11 +138,32 @@ impl StreamState {
             request_body_done: false,
             replied: false,
             pending_metadata: None,
+            telemetry: StreamTelemetry::detached(),
         }
     }
 
     /// Handles one message; an `Err` ends the stream with that status.
+    /// Telemetry: a child span and a latency sample per message.
     pub async fn handle(&mut self, msg: ProcessingRequest) -> Result<ProcessingResponse, Status> {
+        let phase = telemetry::Phase::of(&msg);
+        if let Some(processing_request::Request::RequestHeaders(h)) = &msg.request {
+            let headers = h.headers.as_ref().map_or(&[][..], |m| m.headers.as_slice());
+            self.telemetry.on_request_headers(headers);
+        }
+        let started = std::time::Instant::now();
+        let span = self.telemetry.phase_span(phase);
+        let result = self.handle_message(msg).instrument(span).await;
+        self.telemetry.on_phase(phase, started.elapsed());
+        if let Err(status) = &result {
+            self.telemetry.on_error(status);
+        }
+        result
+    }
+
+    async fn handle_message(
+        &mut self,
+        msg: ProcessingRequest,
+    ) -> Result<ProcessingResponse, Status> {
         use processing_request::Request as In;
         if let Some(cfg) = &msg.protocol_config {
             self.configured_request_body_mode = cfg.request_body_mode;
@@ -214,9 +237,7 @@ impl StreamState {
         if phase == Phase::RequestHeaders && !self.replied {
             out.mode_override = Some(self.mode_override());
         }
-        if let Some(outcome) = self.pending_metadata.take() {
-            out.dynamic_metadata = Some(outcome_metadata(&outcome));
-        }
+        out.dynamic_metadata = self.pending_metadata.take();
         Ok(out)
     }
 
@@ -395,10 +416,10 @@ impl StreamState {
         }
     }
 
-    /// Logs a decision and queues it as Envoy dynamic metadata.
+    /// Records a decision (log line, span, metrics) and queues it as Envoy
+    /// dynamic metadata.
     fn record(&mut self, outcome: Outcome) {
-        log_decision(&outcome);
-        self.pending_metadata = Some(outcome);
+        self.pending_metadata = Some(self.telemetry.on_outcome(&outcome));
     }
 
     fn immediate(&mut self, reply: Reply) -> ImmediateResponse {
@@ -507,67 +528,7 @@ fn header_mutation(changes: &HeaderChanges) -> Option<HeaderMutation> {
 
 /// Namespace of promptgate's dynamic metadata in Envoy (listed in the
 /// filter's `metadata_options.receiving_namespaces.untyped`).
-pub const METADATA_NAMESPACE: &str = "promptgate";
-
-/// `{"promptgate": {decision, backend, route, rule, location, status, ...}}`
-/// for Envoy's access log and later filters. Never prompt text.
-fn outcome_metadata(outcome: &Outcome) -> Struct {
-    let mut fields = std::collections::BTreeMap::new();
-    let mut put = |k: &str, v: Option<value::Kind>| {
-        if let Some(kind) = v {
-            fields.insert(k.to_owned(), Value { kind: Some(kind) });
-        }
-    };
-    let s = |v: Option<&str>| v.map(|v| value::Kind::StringValue(v.to_owned()));
-    put("decision", s(Some(outcome.decision)));
-    put("backend", s(outcome.backend.as_deref()));
-    put("route", s(outcome.route));
-    put("rule", s(outcome.rule.as_deref()));
-    put("location", s(outcome.location.as_deref()));
-    put(
-        "status",
-        outcome.status.map(|v| value::Kind::NumberValue(v.into())),
-    );
-    put("model_requested", s(outcome.model_requested.as_deref()));
-    put("model_effective", s(outcome.model_effective.as_deref()));
-    put(
-        "body_changed",
-        Some(value::Kind::BoolValue(outcome.body_changed)),
-    );
-    put(
-        "auth_injected",
-        Some(value::Kind::BoolValue(outcome.auth_injected)),
-    );
-    let inner = Struct {
-        fields: fields.into_iter().collect(),
-    };
-    Struct {
-        fields: [(
-            METADATA_NAMESPACE.to_owned(),
-            Value {
-                kind: Some(value::Kind::StructValue(inner)),
-            },
-        )]
-        .into_iter()
-        .collect(),
-    }
-}
-
-fn log_decision(outcome: &Outcome) {
-    tracing::info!(
-        decision = outcome.decision,
-        backend = outcome.backend.as_deref(),
-        route = outcome.route,
-        rule = outcome.rule.as_deref(),
-        location = outcome.location.as_deref(),
-        status = outcome.status,
-        model_requested = outcome.model_requested.as_deref(),
-        model_effective = outcome.model_effective.as_deref(),
-        body_changed = outcome.body_changed,
-        auth_injected = outcome.auth_injected,
-        "decision"
-    );
-}
+pub use crate::telemetry::METADATA_NAMESPACE;
 
 #[cfg(test)]
 mod tests;
