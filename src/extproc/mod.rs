@@ -151,8 +151,12 @@ impl StreamState {
             self.telemetry.on_request_headers(headers);
         }
         let started = std::time::Instant::now();
-        let span = self.telemetry.phase_span(phase);
-        let result = self.handle_message(msg).instrument(span).await;
+        let (span, phase_span) = (self.telemetry.span(), self.telemetry.phase_span(phase));
+        let result = self
+            .handle_message(msg)
+            .instrument(phase_span)
+            .instrument(span)
+            .await;
         self.telemetry.on_phase(phase, started.elapsed());
         if let Err(status) = &result {
             self.telemetry.on_error(status);

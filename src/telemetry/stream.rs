@@ -7,7 +7,7 @@
 //! ```text
 //! StreamTelemetry::start(grpc metadata)        // stream opened
 //!   on_request_headers(headers)                // request id, trace context → span opens
-//!   phase_span(phase) / on_phase(phase, t)     // around each message
+//!   span() ⊃ phase_span(phase), on_phase(phase, t)  // around each message
 //!   on_outcome(&Outcome) -> Struct             // the decision; metadata for Envoy
 //!   on_usage(&TokenUsage, model) -> Struct     // response side; metadata for Envoy
 //! finish() / drop                              // request metrics, span ends
@@ -232,14 +232,21 @@ impl StreamTelemetry {
         self.span = span;
     }
 
-    /// The span to run one message's work in: a child span per phase when
-    /// the trace is exported, else the request span itself (for log context).
+    /// The request span (opened if need be). Run each message's work in it,
+    /// so log lines carry the request and trace ids.
+    pub fn span(&mut self) -> tracing::Span {
+        self.open(None);
+        self.span.clone()
+    }
+
+    /// A child span for one message of `phase` when the trace is exported,
+    /// else `Span::none()`; run the work in it inside [`Self::span`].
     pub fn phase_span(&mut self, phase: Phase) -> tracing::Span {
         self.open(None);
         if self.recording {
             tracing::info_span!(target: PHASE_TARGET, parent: &self.span, "phase", otel.name = phase.as_str())
         } else {
-            self.span.clone()
+            tracing::Span::none()
         }
     }
 

@@ -97,8 +97,9 @@ fn reject_span_is_child_of_the_request_trace_with_attributes_and_error_status() 
         assert_eq!(t.request_id(), Some("req-123"));
         assert_eq!(t.trace_id(), Some(TRACE));
         for phase in [Phase::RequestHeaders, Phase::RequestBody] {
-            let span = t.phase_span(phase);
+            let (span, phase_span) = (t.span(), t.phase_span(phase));
             let _e = span.enter();
+            let _p = phase_span.enter();
             t.on_phase(phase, Duration::from_micros(30));
         }
         t.on_outcome(&reject())
