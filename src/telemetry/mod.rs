@@ -70,14 +70,6 @@ fn log_filter() -> EnvFilter {
 /// else `RUST_LOG`, else `info`) and, when the environment asks for it,
 /// OpenTelemetry trace export. Call once, early; keep the result alive.
 pub fn init() -> Telemetry {
-    let fmt = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        // Phase spans are for traces only.
-        .with_filter(log_filter().and(filter_fn(|m| m.target() != stream::PHASE_TARGET)));
-
     let mut problem = None;
     let pipeline = if otel::tracing_requested() {
         match otel::Pipeline::from_env() {
@@ -90,7 +82,32 @@ pub fn init() -> Telemetry {
     } else {
         None
     };
-    let otel_layer = pipeline.as_ref().map(|p| {
+    let _ = subscriber(std::io::stderr, pipeline.as_ref()).try_init();
+    if let Some(e) = problem {
+        tracing::error!(error = %e, "trace export is off");
+    } else if pipeline.is_some() {
+        tracing::info!("trace export on (OTLP/gRPC)");
+    }
+    Telemetry { pipeline }
+}
+
+/// The subscriber [`init`] installs, writing logs to `writer` and spans to
+/// `pipeline` (if any); for benchmarks and tests that compare the two.
+pub fn subscriber<W>(
+    writer: W,
+    pipeline: Option<&otel::Pipeline>,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
+        // Phase spans are for traces only.
+        .with_filter(log_filter().and(filter_fn(|m| m.target() != stream::PHASE_TARGET)));
+    let otel_layer = pipeline.map(|p| {
         use opentelemetry::trace::TracerProvider as _;
         tracing_opentelemetry::layer()
             .with_tracer(p.provider().tracer("promptgate"))
@@ -105,16 +122,7 @@ pub fn init() -> Telemetry {
                     && (m.is_span() || *m.level() <= tracing::Level::INFO)
             }))
     });
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel_layer)
-        .try_init();
-    if let Some(e) = problem {
-        tracing::error!(error = %e, "trace export is off");
-    } else if pipeline.is_some() {
-        tracing::info!("trace export on (OTLP/gRPC)");
-    }
-    Telemetry { pipeline }
+    tracing_subscriber::registry().with(fmt).with(otel_layer)
 }
 
 #[cfg(test)]
