@@ -301,3 +301,41 @@ fn guard_matches_and_requests_are_counted() {
         "{text}"
     );
 }
+
+#[test]
+fn mask_decision_records_the_masked_count_without_an_error_status() {
+    let backend = "unit-mask-backend";
+    let (md, spans) = traced(|| {
+        let mut t = StreamTelemetry::detached();
+        t.on_request_headers(&request_headers());
+        t.on_outcome(&Outcome {
+            decision: "mask",
+            backend: Some(backend.into()),
+            status: None,
+            masked: 2,
+            ..reject()
+        })
+    });
+    let main = main_span(&spans);
+    assert_eq!(
+        attr(main, "promptgate.decision").map(|v| v.as_str().into_owned()),
+        Some("mask".into())
+    );
+    assert_eq!(attr(main, "promptgate.guard.masked"), Some(&Value::I64(2)));
+    assert_eq!(
+        attr(main, "promptgate.location").map(|v| v.as_str().into_owned()),
+        Some("messages[3].content[1]".into())
+    );
+    assert_eq!(main.status, Status::Unset);
+    assert_eq!(
+        md_field(&md, "masked"),
+        Some(&value::Kind::NumberValue(2.0))
+    );
+    let text = metrics().encode();
+    assert!(
+        text.contains(&format!(
+            r#"promptgate_guard_matches_total{{backend="{backend}",rule="no-cards",action="mask"}} 1"#
+        )),
+        "{text}"
+    );
+}
