@@ -2,6 +2,8 @@
 # THE "start the local gateway" command:
 #   promptgate (embedded default policy, or PROMPTGATE_CONFIG=file) on 127.0.0.1:50051
 #   Envoy (deploy/envoy/envoy.yaml) on 127.0.0.1:8080, admin 127.0.0.1:9901
+#   promptgate admin (/metrics, /healthz, /readyz) on 127.0.0.1:9090 (PROMPTGATE_ADMIN_LISTEN)
+#   traces: set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 (Envoy exports there too)
 # Then point clients at it, e.g.
 #   ANTHROPIC_BASE_URL=http://127.0.0.1:8080 claude
 #   OPENAI_BASE_URL=http://127.0.0.1:8080/openai/v1 ...
@@ -13,7 +15,7 @@ source scripts/lib.sh
 ensure_envoy
 cargo build --release --bin promptgate
 
-args=(serve --listen 127.0.0.1:50051 --drain-grace 0s)
+args=(serve --listen 127.0.0.1:50051 --drain-grace 0s --admin-listen "${PROMPTGATE_ADMIN_LISTEN:-127.0.0.1:9090}")
 [[ -n "${PROMPTGATE_CONFIG:-}" ]] && args+=(--config "$PROMPTGATE_CONFIG")
 [[ -n "${PROMPTGATE_SECRETS_DIR:-}" ]] && args+=(--secrets-dir "$PROMPTGATE_SECRETS_DIR")
 

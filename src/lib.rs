@@ -10,7 +10,8 @@
 //! * [`decision`] — the pure decision core: request head and body in,
 //!   decisions out. Knows nothing of gRPC.
 //! * [`extproc`] — the thin Envoy ext_proc adapter: one state machine per stream.
-//! * [`telemetry`] — logging setup.
+//! * [`telemetry`] — logs, traces (OTLP), Prometheus metrics and the admin
+//!   port, Envoy dynamic metadata; the per-request recorder the adapter calls.
 //! * [`lifecycle`] / [`reload`] — graceful drain on SIGTERM; hot reload on
 //!   SIGHUP and on changes of the policy or secret files.
 

@@ -39,6 +39,10 @@ enum Command {
         listen: Option<SocketAddr>,
         #[command(flatten)]
         ops: OpsArgs,
+        /// Admin HTTP address (/metrics, /healthz, /readyz); overrides the
+        /// policy's `admin.listen`. Without either, no admin port.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate a policy file.
     Check {
@@ -94,7 +98,8 @@ fn main() -> ExitCode {
             secrets_dir,
             listen,
             ops,
-        } => serve(config, secrets_dir, listen, ops),
+            admin_listen,
+        } => serve(config, secrets_dir, listen, ops, admin_listen),
         Command::Check {
             config,
             secrets_dir,
@@ -131,15 +136,20 @@ fn serve(
     secrets_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     ops: OpsArgs,
+    admin_listen: Option<SocketAddr>,
 ) -> ExitCode {
-    promptgate::telemetry::init_logging();
+    // Logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    // dropping the guard at the end of `serve` flushes buffered spans.
+    let _telemetry = promptgate::telemetry::init();
     let source = promptgate::reload::PolicySource {
         config: config.clone(),
         options: LoadOptions {
             secrets_dir: secrets_dir.clone(),
         },
     };
-    let policy = match load(config.as_ref(), secrets_dir) {
+    let loaded = load(config.as_ref(), secrets_dir);
+    promptgate::telemetry::metrics().config_load(loaded.is_ok());
+    let policy = match loaded {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "policy did not load");
@@ -172,6 +182,22 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
+    // Admin port (metrics, health): --admin-listen, else the policy's admin.listen.
+    let admin = match admin_listen {
+        Some(a) => Some(a),
+        None => policy
+            .load()
+            .admin_listen
+            .as_deref()
+            .and_then(|a| a.parse().ok()),
+    };
+    if let Some(admin) = admin {
+        if let Err(e) = runtime.block_on(promptgate::telemetry::admin::start(admin)) {
+            tracing::error!(error = %e, "admin port did not start");
+            eprintln!("promptgate: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = runtime.block_on(serve_with_ops(addr, policy, source, ops));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -75,8 +75,13 @@ pub async fn serve_drained(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(%local, "promptgate listening (ext_proc + grpc.health.v1, h2c)");
+    // /readyz on the admin port follows the listener: ready now, not ready
+    // once the drain begins.
+    crate::telemetry::set_ready(true);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let not_serving = || async move {
+        // /readyz on the admin port turns with the health service.
+        crate::telemetry::set_ready(false);
         health_reporter
             .set_not_serving::<ExternalProcessorServer<ExtProcService>>()
             .await;

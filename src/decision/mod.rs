@@ -86,7 +86,10 @@ pub struct Outcome {
     pub segments_scanned: usize,
     /// Whether the client's credential was replaced by the backend's.
     pub auth_injected: bool,
-    /// Number of masked spans.
+    /// Provider of the backend (`anthropic`, `openai`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    /// Number of spans a Mask guard replaced.
     pub masked: usize,
     /// Guards that fired (first [`MAX_FIRED`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -226,6 +229,7 @@ pub fn request_headers(
         decision: "allow",
         backend: Some(backend.name.clone()),
         route: Some(route.as_str()),
+        provider: Some(backend.provider.as_str()),
         ..Outcome::default()
     };
 
@@ -477,6 +481,7 @@ pub fn inspect_request_body<'p, 'b>(
         backend: Some(backend.name.clone()),
         route: Some(ctx.route.as_str()),
         auth_injected: ctx.auth_injected,
+        provider: Some(backend.provider.as_str()),
         ..Outcome::default()
     };
     if !ctx.route.inspects_request_body() {

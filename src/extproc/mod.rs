@@ -27,6 +27,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use envoy_types::pb::google::protobuf::{value, Struct, Value};
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::decision::ResponsePlan;
 use crate::decision::{
@@ -38,6 +39,7 @@ use crate::provider::stream::{
     guard_json_body, EventInfo, Fired as StreamFired, Rejection, StreamGuard, StreamKind,
     TextScanner, Usage,
 };
+use crate::telemetry::{self, StreamTelemetry, TokenUsage};
 
 /// gRPC metadata key with which Envoy names the backend of a route.
 pub const BACKEND_METADATA: &str = "x-promptgate-backend";
@@ -74,17 +76,15 @@ impl ExternalProcessor for ExtProcService {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         // A stream keeps the policy it started with, whatever reloads meanwhile.
-        let machine = StreamState::new(self.policy.load_full(), hint);
+        let mut machine = StreamState::new(self.policy.load_full(), hint);
+        machine.telemetry = StreamTelemetry::start(request.metadata());
         let inbound = request.into_inner();
         let out = futures_util::stream::unfold(Some((inbound, machine)), |state| async move {
             let (mut inbound, mut machine) = state?;
             match inbound.message().await {
                 Ok(Some(msg)) => match machine.handle(msg).await {
                     Ok(resp) => Some((Ok(resp), Some((inbound, machine)))),
-                    Err(status) => {
-                        tracing::warn!(code = ?status.code(), error = status.message(), "ext_proc stream ended with an error");
-                        Some((Err(status), None))
-                    }
+                    Err(status) => Some((Err(status), None)),
                 },
                 Ok(None) => None,
                 Err(status) => {
@@ -124,9 +124,10 @@ pub struct StreamState {
     request_body_done: bool,
     /// An immediate response was sent: Envoy sends nothing more.
     replied: bool,
-    /// Fields to hand to Envoy as dynamic metadata (namespace `promptgate`)
-    /// on the next answer.
-    pending_metadata: Vec<(&'static str, value::Kind)>,
+    /// Dynamic metadata (namespace `promptgate`) to hand to Envoy on the next answer.
+    pending_metadata: Option<Struct>,
+    /// Span, metrics, decision log and metadata of this request.
+    pub telemetry: StreamTelemetry,
     /// How the response is being guarded.
     response: ResponseState,
     /// What response guards did so far.
@@ -178,14 +179,39 @@ impl StreamState {
             held_body: Vec::new(),
             request_body_done: false,
             replied: false,
-            pending_metadata: Vec::new(),
+            pending_metadata: None,
+            telemetry: StreamTelemetry::detached(),
             response: ResponseState::Skip,
             response_outcome: ResponseOutcome::default(),
         }
     }
 
     /// Handles one message; an `Err` ends the stream with that status.
+    /// Telemetry: a child span and a latency sample per message.
     pub async fn handle(&mut self, msg: ProcessingRequest) -> Result<ProcessingResponse, Status> {
+        let phase = telemetry::Phase::of(&msg);
+        if let Some(processing_request::Request::RequestHeaders(h)) = &msg.request {
+            let headers = h.headers.as_ref().map_or(&[][..], |m| m.headers.as_slice());
+            self.telemetry.on_request_headers(headers);
+        }
+        let started = std::time::Instant::now();
+        let (span, phase_span) = (self.telemetry.span(), self.telemetry.phase_span(phase));
+        let result = self
+            .handle_message(msg)
+            .instrument(phase_span)
+            .instrument(span)
+            .await;
+        self.telemetry.on_phase(phase, started.elapsed());
+        if let Err(status) = &result {
+            self.telemetry.on_error(status);
+        }
+        result
+    }
+
+    async fn handle_message(
+        &mut self,
+        msg: ProcessingRequest,
+    ) -> Result<ProcessingResponse, Status> {
         use processing_request::Request as In;
         if let Some(cfg) = &msg.protocol_config {
             self.configured_request_body_mode = cfg.request_body_mode;
@@ -270,10 +296,7 @@ impl StreamState {
                 _ => None,
             };
         }
-        if !self.pending_metadata.is_empty() {
-            out.dynamic_metadata =
-                Some(metadata_struct(std::mem::take(&mut self.pending_metadata)));
-        }
+        out.dynamic_metadata = self.pending_metadata.take();
         Ok(out)
     }
 
@@ -476,10 +499,19 @@ impl StreamState {
         }
     }
 
-    /// Logs a decision and queues it as Envoy dynamic metadata.
+    /// Records a decision (log line, span, metrics) and queues it as Envoy
+    /// dynamic metadata.
     fn record(&mut self, outcome: Outcome) {
-        log_decision(&outcome);
-        self.pending_metadata.extend(outcome_fields(&outcome));
+        let md = self.telemetry.on_outcome(&outcome);
+        self.queue_metadata(md);
+    }
+
+    /// Queues metadata for the next answer, merged with what is queued.
+    fn queue_metadata(&mut self, md: Struct) {
+        match &mut self.pending_metadata {
+            Some(existing) => telemetry::merge_metadata(existing, md),
+            None => self.pending_metadata = Some(md),
+        }
     }
 
     fn on_response_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
@@ -659,37 +691,53 @@ impl StreamState {
             response_rule = r.rule.as_deref(),
             response_location = r.location.as_deref(),
             response_masked = r.masked,
-            input_tokens = usage.input_tokens,
-            output_tokens = usage.output_tokens,
             "response decision"
         );
-        let s = |v: &str| value::Kind::StringValue(v.to_owned());
-        let n = |v: u64| value::Kind::NumberValue(v as f64);
-        let md = &mut self.pending_metadata;
-        md.push(("response_decision", s(r.decision)));
-        md.push(("response_masked", n(r.masked as u64)));
+        let kind = match self.response {
+            ResponseState::Stream(ref g) => g.kind(),
+            ResponseState::Json(k) => k,
+            _ => self
+                .ctx
+                .as_ref()
+                .map_or(StreamKind::Anthropic, |c| match c.style {
+                    crate::provider::ErrorStyle::OpenAi => StreamKind::OpenAi,
+                    crate::provider::ErrorStyle::Anthropic => StreamKind::Anthropic,
+                }),
+        };
+        let usage_md = self
+            .telemetry
+            .on_usage(&token_usage(kind, usage), model.as_deref());
+        self.queue_metadata(usage_md);
+        let s = |v: &str| Value {
+            kind: Some(value::Kind::StringValue(v.to_owned())),
+        };
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("response_decision".to_owned(), s(r.decision));
+        fields.insert(
+            "response_masked".to_owned(),
+            Value {
+                kind: Some(value::Kind::NumberValue(r.masked as f64)),
+            },
+        );
         if let Some(rule) = &r.rule {
-            md.push(("response_rule", s(rule)));
+            fields.insert("response_rule".to_owned(), s(rule));
         }
         if let Some(loc) = &r.location {
-            md.push(("response_location", s(loc)));
+            fields.insert("response_location".to_owned(), s(loc));
         }
-        if let Some(m) = &model {
-            md.push(("response_model", s(m)));
-        }
-        for (k, v) in [
-            ("input_tokens", usage.input_tokens),
-            ("output_tokens", usage.output_tokens),
-            ("cache_read_input_tokens", usage.cache_read_input_tokens),
-            (
-                "cache_creation_input_tokens",
-                usage.cache_creation_input_tokens,
-            ),
-        ] {
-            if let Some(v) = v {
-                md.push((k, n(v)));
-            }
-        }
+        let inner = Struct {
+            fields: fields.into_iter().collect(),
+        };
+        self.queue_metadata(Struct {
+            fields: [(
+                METADATA_NAMESPACE.to_owned(),
+                Value {
+                    kind: Some(value::Kind::StructValue(inner)),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        });
     }
 
     /// An immediate response for a response-side decision (the request's
@@ -799,6 +847,23 @@ fn error_reply(
     }
 }
 
+/// The stream engine's counts as telemetry's: input excludes cached tokens
+/// there (Anthropic reports it so; OpenAI's `prompt_tokens` includes them).
+fn token_usage(kind: StreamKind, u: Usage) -> TokenUsage {
+    let input = match kind {
+        StreamKind::Anthropic => u.input_tokens,
+        StreamKind::OpenAi => u
+            .input_tokens
+            .map(|i| i.saturating_sub(u.cache_read_input_tokens.unwrap_or(0))),
+    };
+    TokenUsage {
+        input,
+        output: u.output_tokens,
+        cache_read: u.cache_read_input_tokens,
+        cache_creation: u.cache_creation_input_tokens,
+    }
+}
+
 fn header_str(hv: &HeaderValue) -> &str {
     if hv.raw_value.is_empty() {
         hv.value.as_str()
@@ -836,74 +901,7 @@ fn header_mutation(changes: &HeaderChanges) -> Option<HeaderMutation> {
 
 /// Namespace of promptgate's dynamic metadata in Envoy (listed in the
 /// filter's `metadata_options.receiving_namespaces.untyped`).
-pub const METADATA_NAMESPACE: &str = "promptgate";
-
-/// The decision's fields for `{"promptgate": {...}}`. Never prompt text.
-fn outcome_fields(outcome: &Outcome) -> Vec<(&'static str, value::Kind)> {
-    let mut fields = Vec::with_capacity(12);
-    let s = |v: &str| value::Kind::StringValue(v.to_owned());
-    fields.push(("decision", s(outcome.decision)));
-    let optional = [
-        ("backend", outcome.backend.as_deref()),
-        ("route", outcome.route),
-        ("rule", outcome.rule.as_deref()),
-        ("location", outcome.location.as_deref()),
-        ("model_requested", outcome.model_requested.as_deref()),
-        ("model_effective", outcome.model_effective.as_deref()),
-    ];
-    for (k, v) in optional {
-        if let Some(v) = v {
-            fields.push((k, s(v)));
-        }
-    }
-    if let Some(status) = outcome.status {
-        fields.push(("status", value::Kind::NumberValue(status.into())));
-    }
-    fields.push(("body_changed", value::Kind::BoolValue(outcome.body_changed)));
-    fields.push((
-        "auth_injected",
-        value::Kind::BoolValue(outcome.auth_injected),
-    ));
-    fields.push(("masked", value::Kind::NumberValue(outcome.masked as f64)));
-    fields
-}
-
-/// Wraps fields in the `promptgate` namespace (listed in the filter's
-/// `metadata_options.receiving_namespaces.untyped`).
-fn metadata_struct(fields: Vec<(&'static str, value::Kind)>) -> Struct {
-    let inner = Struct {
-        fields: fields
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value { kind: Some(v) }))
-            .collect(),
-    };
-    Struct {
-        fields: [(
-            METADATA_NAMESPACE.to_owned(),
-            Value {
-                kind: Some(value::Kind::StructValue(inner)),
-            },
-        )]
-        .into_iter()
-        .collect(),
-    }
-}
-
-fn log_decision(outcome: &Outcome) {
-    tracing::info!(
-        decision = outcome.decision,
-        backend = outcome.backend.as_deref(),
-        route = outcome.route,
-        rule = outcome.rule.as_deref(),
-        location = outcome.location.as_deref(),
-        status = outcome.status,
-        model_requested = outcome.model_requested.as_deref(),
-        model_effective = outcome.model_effective.as_deref(),
-        body_changed = outcome.body_changed,
-        auth_injected = outcome.auth_injected,
-        "decision"
-    );
-}
+pub use crate::telemetry::METADATA_NAMESPACE;
 
 #[cfg(test)]
 mod tests;

@@ -17,8 +17,17 @@ pub struct NativeConfig {
     pub listen: Option<String>,
     /// Folder holding mounted secrets (`<secretsDir>/<name>/Authorization`).
     pub secrets_dir: Option<PathBuf>,
+    /// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: Option<AdminSpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+}
+
+/// `admin: {listen: 127.0.0.1:9090}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdminSpec {
+    pub listen: Option<String>,
 }
 
 /// One backend of the native form.

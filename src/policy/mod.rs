@@ -186,6 +186,8 @@ pub struct Backend {
 pub struct Policy {
     pub origin: String,
     pub listen: Option<String>,
+    /// `admin.listen`: address of the admin HTTP port, if configured.
+    pub admin_listen: Option<String>,
     pub backends: Vec<Backend>,
     /// Things worth telling the operator that are not errors.
     pub warnings: Vec<String>,
@@ -267,6 +269,7 @@ impl Policy {
 
         // Pass 2: deserialize each document into its form, keeping paths.
         let mut listen = None;
+        let mut admin_listen = None;
         let mut secrets_dir = None;
         let mut specs: Vec<(String, String, Option<MatchSpec>, AiSpec, PoliciesSpec)> = Vec::new();
         let mut warnings = Vec::new();
@@ -295,6 +298,7 @@ impl Policy {
                             )
                         })?;
                     listen = native.listen;
+                    admin_listen = native.admin.and_then(|a| a.listen);
                     secrets_dir = native.secrets_dir;
                     for (j, b) in native.backends.into_iter().enumerate() {
                         let BackendSpec {
@@ -371,9 +375,18 @@ impl Policy {
                 ));
             }
         }
+        if let Some(l) = &admin_listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                return Err(err(
+                    "admin.listen".into(),
+                    format!("`{l}` is not an address like 127.0.0.1:9090"),
+                ));
+            }
+        }
         Ok(Policy {
             origin: origin.to_owned(),
             listen,
+            admin_listen,
             backends,
             warnings,
         })
@@ -415,6 +428,7 @@ impl DocForm {
             (None, _)
                 if map.contains_key("backends")
                     || map.contains_key("listen")
+                    || map.contains_key("admin")
                     || map.contains_key("secretsDir") =>
             {
                 Ok(DocForm::Native)

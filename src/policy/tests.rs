@@ -237,3 +237,29 @@ fn the_shipped_examples_load() {
         .unwrap();
     }
 }
+
+#[test]
+fn admin_listen_is_read_and_checked() {
+    let p = load(
+        "admin: {listen: 127.0.0.1:9090}\nbackends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n",
+    )
+    .unwrap();
+    assert_eq!(p.admin_listen.as_deref(), Some("127.0.0.1:9090"));
+    assert_eq!(
+        load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n")
+            .unwrap()
+            .admin_listen,
+        None
+    );
+
+    let e =
+        load("admin: {listen: nine}\nbackends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n")
+            .unwrap_err();
+    assert_eq!(e.place, "admin.listen", "{e}");
+    let e = load(
+        "admin: {lisen: 127.0.0.1:9090}\nbackends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
+    assert!(e.place.starts_with("admin"), "{e}");
+}

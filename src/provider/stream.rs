@@ -630,6 +630,11 @@ impl StreamGuard {
     }
 
     /// Token counts seen so far.
+    /// The stream's provider shape.
+    pub fn kind(&self) -> StreamKind {
+        self.kind
+    }
+
     pub fn usage(&self) -> Usage {
         self.usage
     }

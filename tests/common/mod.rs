@@ -11,6 +11,8 @@
 //!   Children are killed on drop; on a panicking test the logs are printed.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -673,8 +675,20 @@ pub struct Gateway {
     promptgate: Option<Child>,
     envoy: Option<Child>,
     promptgate_port: u16,
+    /// promptgate's admin HTTP port (/metrics, /healthz, /readyz).
+    promptgate_admin_port: u16,
     listener_port: u16,
     admin_port: u16,
+}
+
+/// Extra settings for [`Gateway::start_opts`] (telemetry tests).
+#[derive(Default, Clone)]
+pub struct GatewayOptions {
+    /// Environment of the promptgate process (e.g. `OTEL_*`, `PROMPTGATE_LOG`).
+    pub promptgate_env: Vec<(String, String)>,
+    /// Port of an OTLP/gRPC receiver for Envoy's OpenTelemetry tracer (the
+    /// `otel_collector` cluster); `None` points it at a closed port.
+    pub envoy_otlp_port: Option<u16>,
 }
 
 impl Gateway {
@@ -699,6 +713,23 @@ impl Gateway {
         policy_yaml: &str,
         secrets: &[(&str, &str)],
         upstream: FakeUpstream,
+        edit_envoy: impl FnMut(&mut Yaml),
+    ) -> Gateway {
+        Self::start_opts(
+            policy_yaml,
+            secrets,
+            upstream,
+            GatewayOptions::default(),
+            edit_envoy,
+        )
+    }
+
+    /// The general form: [`GatewayOptions`] plus a last edit of the Envoy config.
+    pub fn start_opts(
+        policy_yaml: &str,
+        secrets: &[(&str, &str)],
+        upstream: FakeUpstream,
+        opts: GatewayOptions,
         mut edit_envoy: impl FnMut(&mut Yaml),
     ) -> Gateway {
         let dir = tempfile::Builder::new()
@@ -720,18 +751,24 @@ impl Gateway {
             promptgate: None,
             envoy: None,
             promptgate_port: 0,
+            promptgate_admin_port: 0,
             listener_port: 0,
             admin_port: 0,
         };
-        gw.start_promptgate(&policy, &secrets_dir);
-        gw.start_envoy(&mut edit_envoy);
+        gw.start_promptgate(&policy, &secrets_dir, &opts.promptgate_env);
+        let otlp_port = opts.envoy_otlp_port;
+        gw.start_envoy(&mut |cfg: &mut Yaml| {
+            point_envoy_tracer(cfg, otlp_port);
+            edit_envoy(cfg);
+        });
         gw
     }
 
-    fn start_promptgate(&mut self, policy: &Path, secrets_dir: &Path) {
+    fn start_promptgate(&mut self, policy: &Path, secrets_dir: &Path, env: &[(String, String)]) {
         let log_path = self.dir.path().join("promptgate.log");
         for attempt in 1..=3 {
             let port = free_port();
+            let admin_port = free_port();
             let log = std::fs::File::create(&log_path).unwrap();
             let mut child = Command::new(promptgate_bin())
                 .arg("serve")
@@ -741,6 +778,11 @@ impl Gateway {
                 .arg(secrets_dir)
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
+                .arg("--admin-listen")
+                .arg(format!("127.0.0.1:{admin_port}"))
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -759,6 +801,7 @@ impl Gateway {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     self.promptgate = Some(child);
                     self.promptgate_port = port;
+                    self.promptgate_admin_port = admin_port;
                     return;
                 }
                 if Instant::now() > deadline {
@@ -874,6 +917,17 @@ impl Gateway {
 
     pub fn promptgate_addr(&self) -> String {
         format!("127.0.0.1:{}", self.promptgate_port)
+    }
+
+    /// `GET <promptgate admin>/path` (e.g. `/metrics`), the body of a 200.
+    pub fn promptgate_admin_get(&self, path: &str) -> std::io::Result<String> {
+        http_get_local(self.promptgate_admin_port, path)
+    }
+
+    /// promptgate's Prometheus exposition.
+    pub fn promptgate_metrics(&self) -> String {
+        self.promptgate_admin_get("/metrics")
+            .unwrap_or_else(|e| panic!("promptgate /metrics: {e}\n{}", self.logs()))
     }
 
     pub fn dir(&self) -> &Path {
@@ -1110,6 +1164,34 @@ pub fn test_envoy_config(promptgate_port: u16, upstream_port: u16) -> Yaml {
         );
     }
     cfg
+}
+
+/// Points Envoy's OpenTelemetry tracer (cluster `otel_collector`) at a test
+/// receiver with a fast flush, or at a closed port when there is none.
+fn point_envoy_tracer(cfg: &mut Yaml, otlp_port: Option<u16>) {
+    let Some(clusters) = cfg["static_resources"]["clusters"].as_sequence_mut() else {
+        return;
+    };
+    let Some(c) = clusters
+        .iter_mut()
+        .find(|c| c["name"].as_str() == Some("otel_collector"))
+    else {
+        return;
+    };
+    set_endpoint(
+        c,
+        "127.0.0.1",
+        otlp_port.unwrap_or_else(free_port),
+        "otel_collector",
+    );
+    if otlp_port.is_some() {
+        // Envoy batches spans for 5 s by default; tests want them now.
+        let layer: Yaml = serde_yaml::from_str(
+            "layers:\n- name: test_otel_flush\n  static_layer:\n    tracing.opentelemetry.flush_interval_ms: 100\n    tracing.opentelemetry.min_flush_spans: 1\n",
+        )
+        .unwrap();
+        cfg["layered_runtime"] = layer;
+    }
 }
 
 fn set_port(address: &mut Yaml, port: u16, what: &str) {

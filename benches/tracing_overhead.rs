@@ -1,0 +1,339 @@
+//! Tracing on vs off, same run, two ways; every span sampled (100 %) and
+//! exported over OTLP/gRPC to a real receiver on loopback:
+//!
+//! 1. **In process** (the precise figure): the ext_proc state machine
+//!    handles one request (headers with `traceparent` in the call metadata,
+//!    then the captured 76 KB Claude Code body) under promptgate's own
+//!    subscriber with trace export, and under the same subscriber without;
+//!    alternating request by request. Logs go to a sink in both.
+//! 2. **Over gRPC**: `promptgate serve` processes (one exporting, two not —
+//!    the second "off" is an A/A control that shows the noise between two
+//!    identical processes on this machine) and a client that plays Envoy.
+//!
+//! `./scripts/bench-tracing.sh` (= `cargo bench --bench tracing_overhead`).
+//! Knob: PROMPTGATE_BENCH_REQUESTS (rounds, default 2000). Loopback only,
+//! bounded.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::otlp::OtlpReceiver;
+use common::{free_port, promptgate_bin};
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    processing_request, HttpBody, HttpHeaders, ProcessingRequest,
+};
+use promptgate::extproc::StreamState;
+use promptgate::policy::{LoadOptions, Policy};
+use promptgate::telemetry::{self, StreamTelemetry};
+use tonic::transport::Channel;
+
+const POLICY: &str = r#"
+backends:
+- name: anthropic
+  ai:
+    provider:
+      anthropic: {}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - response:
+            message: "Rejected due to inappropriate content"
+          regex:
+            action: Reject
+            matches: ["credit card"]
+    auth:
+      secretRef:
+        name: anthropic-secret
+"#;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, name: &str, env: &[(&str, String)]) -> Server {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(promptgate_bin())
+        .args(["serve", "--config"])
+        .arg(dir.join("policy.yaml"))
+        .arg("--secrets-dir")
+        .arg(dir.join("secrets"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn promptgate");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child, port }
+}
+
+fn header(k: &str, v: &str) -> HeaderValue {
+    HeaderValue {
+        key: k.into(),
+        raw_value: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn traceparent(n: u64) -> String {
+    format!(
+        "00-{:032x}-{:016x}-01",
+        0xbe7c_0000_u128 + u128::from(n),
+        n + 1
+    )
+}
+
+fn headers_message(n: u64) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(processing_request::Request::RequestHeaders(HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: vec![
+                    header(":method", "POST"),
+                    header(":path", "/v1/messages?beta=true"),
+                    header(":authority", "127.0.0.1:8080"),
+                    header("content-type", "application/json"),
+                    header("anthropic-version", "2023-06-01"),
+                    header("x-api-key", "sk-client-key"),
+                    header("x-request-id", &format!("bench-{n}")),
+                ],
+            }),
+            end_of_stream: false,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn body_message(body: &[u8]) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(processing_request::Request::RequestBody(HttpBody {
+            body: body.to_vec(),
+            end_of_stream: true,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// One request through the ext_proc state machine, in process.
+async fn in_process(policy: &Arc<Policy>, n: u64, body: &[u8]) {
+    let mut md = tonic::metadata::MetadataMap::new();
+    md.insert("traceparent", traceparent(n).parse().unwrap());
+    let mut s = StreamState::new(policy.clone(), Some("anthropic".into()));
+    s.telemetry = StreamTelemetry::start(&md);
+    s.handle(headers_message(n)).await.expect("headers");
+    s.handle(body_message(body)).await.expect("body");
+    // the stream ends: request metrics, the span is closed and queued for export
+}
+
+/// One ext_proc stream over gRPC: request headers, then the body; both answered.
+async fn one(client: &mut ExternalProcessorClient<Channel>, n: u64, body: &[u8]) -> Duration {
+    let t = Instant::now();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut()
+        .insert("x-promptgate-backend", "anthropic".parse().unwrap());
+    req.metadata_mut()
+        .insert("traceparent", traceparent(n).parse().unwrap());
+    tx.send(headers_message(n)).await.unwrap();
+    let mut answers = client.process(req).await.expect("process").into_inner();
+    answers.message().await.unwrap().expect("headers answer");
+    tx.send(body_message(body)).await.unwrap();
+    answers.message().await.unwrap().expect("body answer");
+    drop(tx);
+    while let Ok(Some(_)) = answers.message().await {}
+    t.elapsed()
+}
+
+fn report(name: &str, t: &mut [Duration]) -> (f64, f64) {
+    t.sort();
+    let (p50, p90) = (us(pct(t, 0.5)), us(pct(t, 0.9)));
+    println!(
+        "  {name:<34} p50 {p50:>8.1} µs   p90 {p90:>8.1} µs   p99 {:>8.1} µs",
+        us(pct(t, 0.99)),
+    );
+    (p50, p90)
+}
+
+/// Median of the round-by-round differences a − b (robust to drift).
+fn paired_median(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut d: Vec<f64> = a.iter().zip(b).map(|(x, y)| us(*x) - us(*y)).collect();
+    d.sort_by(f64::total_cmp);
+    d[d.len() / 2]
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("tracing_overhead: run it with ./scripts/bench-tracing.sh");
+        return;
+    }
+    let rounds: u64 = std::env::var("PROMPTGATE_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets/anthropic-secret")).unwrap();
+    std::fs::write(
+        dir.path().join("secrets/anthropic-secret/Authorization"),
+        "sk-ant-bench",
+    )
+    .unwrap();
+
+    let receiver = OtlpReceiver::start();
+    let mut v: serde_json::Value = serde_json::from_str(include_str!(
+        "../tests/fixtures/claude_code_first_turn.json"
+    ))
+    .unwrap();
+    v["stream"] = false.into();
+    let body = serde_json::to_vec(&v).unwrap();
+
+    // 1. In process.
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    std::env::set_var("OTEL_TRACES_SAMPLER", "always_on");
+    std::env::set_var("PROMPTGATE_LOG", "info");
+    let pipeline = telemetry::otel::Pipeline::from_env().expect("trace pipeline");
+    let d_on = tracing::Dispatch::new(telemetry::subscriber(std::io::sink, Some(&pipeline)));
+    let d_off = tracing::Dispatch::new(telemetry::subscriber(std::io::sink, None));
+    let policy = Arc::new(
+        Policy::from_file(
+            &dir.path().join("policy.yaml"),
+            &LoadOptions {
+                secrets_dir: Some(dir.path().join("secrets")),
+            },
+        )
+        .expect("policy"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = |d: &tracing::Dispatch, n: u64| {
+        let t = Instant::now();
+        tracing::dispatcher::with_default(d, || rt.block_on(in_process(&policy, n, &body)));
+        t.elapsed()
+    };
+    for i in 0..200 {
+        run(&d_on, 5_000_000 + i);
+        run(&d_off, 6_000_000 + i);
+    }
+    let (mut p_on, mut p_off) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        if i % 2 == 0 {
+            p_on.push(run(&d_on, 7_000_000 + i));
+            p_off.push(run(&d_off, 7_000_000 + i));
+        } else {
+            p_off.push(run(&d_off, 7_000_000 + i));
+            p_on.push(run(&d_on, 7_000_000 + i));
+        }
+    }
+    let in_process_paired = paired_median(&p_on, &p_off);
+    println!("tracing_overhead: {rounds} rounds; one request = ext_proc request headers + 76 KB Claude Code body");
+    println!("1. in process (state machine + promptgate's subscriber, logs to a sink):");
+    let (off50, off90) = report("tracing off", &mut p_off);
+    let (on50, on90) = report("tracing on (100% sampled, exported)", &mut p_on);
+    println!(
+        "  added per request: median {:+.1} µs (p90 {:+.1} µs); median of paired differences {in_process_paired:+.1} µs",
+        on50 - off50,
+        on90 - off90,
+    );
+    drop(pipeline);
+
+    // 2. Over gRPC, three processes.
+    let on = start(
+        dir.path(),
+        "on",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_TRACES_SAMPLER", "always_on".into()),
+        ],
+    );
+    let off = start(dir.path(), "off", &[]);
+    let off2 = start(dir.path(), "off2", &[]);
+    let (mut t_on, mut t_off, mut t_off2) = rt.block_on(async {
+        let connect = |port: u16| async move {
+            let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .expect("connect");
+            ExternalProcessorClient::new(ch).max_encoding_message_size(64 << 20)
+        };
+        let mut clients = [
+            connect(on.port).await,
+            connect(off.port).await,
+            connect(off2.port).await,
+        ];
+        for i in 0..200 {
+            for c in clients.iter_mut() {
+                one(c, 1_000_000 + i, &body).await;
+            }
+        }
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        for i in 0..rounds {
+            // rotate which server goes first
+            for k in 0..3 {
+                let j = (k + i as usize) % 3;
+                times[j].push(one(&mut clients[j], i, &body).await);
+            }
+        }
+        let [a, b, c] = times;
+        (a, b, c)
+    });
+    let exported = receiver
+        .wait_for(Duration::from_secs(30), "exported request spans", |s| {
+            s.iter()
+                .filter(|s| s.name() == "promptgate.ext_proc")
+                .count() as u64
+                >= 2 * rounds
+        })
+        .iter()
+        .filter(|s| s.name() == "promptgate.ext_proc")
+        .count();
+    let grpc_paired = paired_median(&t_on, &t_off);
+    let aa_paired = paired_median(&t_off2, &t_off);
+    println!("2. over loopback gRPC, `promptgate serve` processes (no Envoy):");
+    let (off50, _) = report("tracing off", &mut t_off);
+    let (off2_50, _) = report("tracing off, second process (A/A)", &mut t_off2);
+    let (on50, _) = report("tracing on (100% sampled, exported)", &mut t_on);
+    println!(
+        "  added per request: median {:+.1} µs, paired {grpc_paired:+.1} µs; A/A noise: median {:+.1} µs, paired {aa_paired:+.1} µs",
+        on50 - off50,
+        off2_50 - off50,
+    );
+    println!("  {exported} request spans received by the OTLP receiver");
+}

@@ -1,0 +1,186 @@
+//! Envoy dynamic metadata under the `promptgate` namespace.
+//!
+//! Returned in `ProcessingResponse.dynamic_metadata`; Envoy merges each
+//! answer's fields into the namespace (StreamInfo merges structs), so the
+//! decision (request side) and the token counts (response side) can arrive
+//! in different answers and still end up in one access-log entry. The filter
+//! must list `promptgate` in `metadata_options.receiving_namespaces.untyped`.
+//! Never prompt text, matched text or secrets.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::google::protobuf::{value, Struct, Value};
+
+use super::TokenUsage;
+use crate::decision::Outcome;
+
+/// Namespace of promptgate's dynamic metadata in Envoy.
+pub const METADATA_NAMESPACE: &str = "promptgate";
+
+/// Builds `{"promptgate": {...}}` from field/value pairs, skipping `None`s.
+struct Fields(BTreeMap<String, Value>);
+
+impl Fields {
+    fn new() -> Fields {
+        Fields(BTreeMap::new())
+    }
+
+    fn put(&mut self, key: &str, kind: Option<value::Kind>) {
+        if let Some(kind) = kind {
+            self.0.insert(key.to_owned(), Value { kind: Some(kind) });
+        }
+    }
+
+    fn str(&mut self, key: &str, v: Option<&str>) {
+        self.put(key, v.map(|v| value::Kind::StringValue(v.to_owned())));
+    }
+
+    fn num(&mut self, key: &str, v: Option<u64>) {
+        self.put(key, v.map(|v| value::Kind::NumberValue(v as f64)));
+    }
+
+    fn bool(&mut self, key: &str, v: bool) {
+        self.put(key, Some(value::Kind::BoolValue(v)));
+    }
+
+    fn into_namespace(self) -> Struct {
+        let inner = Struct {
+            fields: self.0.into_iter().collect(),
+        };
+        Struct {
+            fields: [(
+                METADATA_NAMESPACE.to_owned(),
+                Value {
+                    kind: Some(value::Kind::StructValue(inner)),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+/// The decision: `decision, backend, route, rule, location, status,
+/// model_requested, model_effective, body_changed, auth_injected` (and
+/// `masked` when a guard masked something).
+pub fn decision_metadata(outcome: &Outcome) -> Struct {
+    let mut f = Fields::new();
+    f.str("decision", Some(outcome.decision));
+    f.str("backend", outcome.backend.as_deref());
+    f.str("route", outcome.route);
+    f.str("rule", outcome.rule.as_deref());
+    f.str("location", outcome.location.as_deref());
+    f.num("status", outcome.status.map(u64::from));
+    f.str("model_requested", outcome.model_requested.as_deref());
+    f.str("model_effective", outcome.model_effective.as_deref());
+    f.bool("body_changed", outcome.body_changed);
+    f.bool("auth_injected", outcome.auth_injected);
+    if outcome.masked > 0 {
+        f.num("masked", Some(outcome.masked as u64));
+    }
+    f.into_namespace()
+}
+
+/// Token counts: `input_tokens` (all input, cached included, as in the
+/// OpenTelemetry GenAI conventions), `output_tokens`,
+/// `cache_read_input_tokens`, `cache_creation_input_tokens`,
+/// `response_model`; absent counts are left out.
+pub fn usage_metadata(usage: &TokenUsage, response_model: Option<&str>) -> Struct {
+    let mut f = Fields::new();
+    f.num("input_tokens", usage.total_input());
+    f.num("output_tokens", usage.output);
+    f.num("cache_read_input_tokens", usage.cache_read);
+    f.num("cache_creation_input_tokens", usage.cache_creation);
+    f.str("response_model", response_model);
+    f.into_namespace()
+}
+
+/// Merges `more` into `into` the way Envoy does (per namespace, field by
+/// field, later values win), for an answer that carries both a decision and
+/// token counts.
+pub fn merge_metadata(into: &mut Struct, more: Struct) {
+    for (ns, v) in more.fields {
+        match (into.fields.get_mut(&ns), v.kind) {
+            (
+                Some(Value {
+                    kind: Some(value::Kind::StructValue(existing)),
+                }),
+                Some(value::Kind::StructValue(add)),
+            ) => {
+                existing.fields.extend(add.fields);
+            }
+            (_, kind) => {
+                into.fields.insert(ns, Value { kind });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(s: &Struct) -> &Struct {
+        match &s.fields[METADATA_NAMESPACE].kind {
+            Some(value::Kind::StructValue(inner)) => inner,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn num(s: &Struct, k: &str) -> Option<f64> {
+        match ns(s).fields.get(k)?.kind {
+            Some(value::Kind::NumberValue(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn decision_fields() {
+        let o = Outcome {
+            decision: "reject",
+            backend: Some("anthropic".into()),
+            route: Some("Messages"),
+            rule: Some("request[0]".into()),
+            location: Some("messages[0].content[1]".into()),
+            status: Some(403),
+            message: Some("Rejected".into()),
+            ..Outcome::default()
+        };
+        let md = decision_metadata(&o);
+        let inner = ns(&md);
+        assert_eq!(
+            inner.fields["decision"].kind,
+            Some(value::Kind::StringValue("reject".into()))
+        );
+        assert_eq!(num(&md, "status"), Some(403.0));
+        // the reply message is for the client, not for the metadata
+        assert!(!inner.fields.contains_key("message"));
+        assert!(!inner.fields.contains_key("masked"));
+    }
+
+    #[test]
+    fn usage_fields_and_merge() {
+        let u = TokenUsage {
+            input: Some(25),
+            output: Some(12),
+            cache_read: Some(100),
+            cache_creation: None,
+        };
+        let usage = usage_metadata(&u, Some("claude-x"));
+        assert_eq!(num(&usage, "input_tokens"), Some(125.0));
+        assert_eq!(num(&usage, "output_tokens"), Some(12.0));
+        assert_eq!(num(&usage, "cache_read_input_tokens"), Some(100.0));
+        assert_eq!(num(&usage, "cache_creation_input_tokens"), None);
+
+        let mut md = decision_metadata(&Outcome {
+            decision: "allow",
+            ..Outcome::default()
+        });
+        merge_metadata(&mut md, usage);
+        assert_eq!(num(&md, "output_tokens"), Some(12.0));
+        assert_eq!(
+            ns(&md).fields["decision"].kind,
+            Some(value::Kind::StringValue("allow".into()))
+        );
+    }
+}

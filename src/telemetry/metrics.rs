@@ -1,0 +1,289 @@
+//! Prometheus metrics (prometheus-client), served on the admin port's `/metrics`.
+//!
+//! One process-wide [`Metrics`] ([`metrics()`]); label values come from the
+//! policy (backend, rule names), from fixed sets (route type, decision, phase)
+//! or from provider answers (model names, capped — see [`ModelLabels`]).
+//! Never prompt text.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Distinct model label values kept before further ones become `other`:
+/// model names are chosen by clients, so they must not grow the series set
+/// without bound.
+pub const MAX_MODEL_LABELS: usize = 64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub backend: String,
+    pub route: &'static str,
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardLabels {
+    pub backend: String,
+    pub rule: String,
+    pub action: &'static str,
+}
+
+/// agentgateway's `guardrail_checks{phase, action}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailLabels {
+    pub phase: &'static str,
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub backend: String,
+    pub model: String,
+    /// `input` (all input tokens, cached ones included) or `output`.
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheTokenLabels {
+    pub backend: String,
+    pub model: String,
+    /// `read` or `creation`.
+    pub kind: &'static str,
+}
+
+/// OpenTelemetry GenAI `gen_ai.client.token.usage` as Prometheus names it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GenAiTokenLabels {
+    pub gen_ai_token_type: &'static str,
+    pub gen_ai_provider_name: &'static str,
+    pub gen_ai_response_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLoadLabels {
+    /// `success` or `failure`.
+    pub outcome: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// All of promptgate's metric families and their registry.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub guard_matches: Family<GuardLabels, Counter>,
+    pub guardrail_checks: Family<GuardrailLabels, Counter>,
+    pub phase_duration: HistogramFamily<PhaseLabels>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cache_tokens: Family<CacheTokenLabels, Counter>,
+    pub gen_ai_token_usage: HistogramFamily<GenAiTokenLabels>,
+    pub config_loads: Family<ConfigLoadLabels, Counter>,
+    models: ModelLabels,
+}
+
+fn phase_histogram() -> Histogram {
+    Histogram::new([
+        0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+        0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+fn token_histogram() -> Histogram {
+    // 1 … ~4M tokens
+    Histogram::new(exponential_buckets(1.0, 4.0, 12))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "promptgate_requests",
+            "Requests decided (one per ext_proc stream), by backend, route type and final decision",
+            requests.clone(),
+        );
+        let guard_matches = Family::<GuardLabels, Counter>::default();
+        registry.register(
+            "promptgate_guard_matches",
+            "Guard rules that fired, by backend, rule name and action",
+            guard_matches.clone(),
+        );
+        let guardrail_checks = Family::<GuardrailLabels, Counter>::default();
+        registry.register(
+            "guardrail_checks",
+            "Guard evaluations by phase (request/response) and result (allow/reject/mask)",
+            guardrail_checks.clone(),
+        );
+        let phase_duration: HistogramFamily<PhaseLabels> =
+            Family::new_with_constructor(phase_histogram);
+        registry.register(
+            "promptgate_phase_duration_seconds",
+            "Time promptgate spent answering one ext_proc message, by phase",
+            phase_duration.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "promptgate_tokens",
+            "Tokens reported by the provider, by backend, model and direction (input includes cached input)",
+            tokens.clone(),
+        );
+        let cache_tokens = Family::<CacheTokenLabels, Counter>::default();
+        registry.register(
+            "promptgate_cache_tokens",
+            "Input tokens read from (read) or written to (creation) the provider's prompt cache; part of the input tokens",
+            cache_tokens.clone(),
+        );
+        let gen_ai_token_usage: HistogramFamily<GenAiTokenLabels> =
+            Family::new_with_constructor(token_histogram);
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens per request (OpenTelemetry GenAI gen_ai.client.token.usage)",
+            gen_ai_token_usage.clone(),
+        );
+        let config_loads = Family::<ConfigLoadLabels, Counter>::default();
+        registry.register(
+            "promptgate_config_loads",
+            "Policy loads (startup and reloads) by outcome",
+            config_loads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            guard_matches,
+            guardrail_checks,
+            phase_duration,
+            tokens,
+            cache_tokens,
+            gen_ai_token_usage,
+            config_loads,
+            models: ModelLabels::default(),
+        }
+    }
+
+    /// The text exposition (`text/plain; version=0.0.4` compatible OpenMetrics text).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn observe_phase(&self, phase: &'static str, elapsed: Duration) {
+        self.phase_duration
+            .get_or_create(&PhaseLabels { phase })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A policy load (startup or reload) succeeded or failed.
+    pub fn config_load(&self, ok: bool) {
+        let outcome = if ok { "success" } else { "failure" };
+        self.config_loads
+            .get_or_create(&ConfigLoadLabels { outcome })
+            .inc();
+    }
+
+    /// A model name usable as a label value: bounded in length and in the
+    /// number of distinct values.
+    pub fn model_label(&self, model: Option<&str>) -> String {
+        self.models.label(model)
+    }
+}
+
+/// Bounds the model label: at most [`MAX_MODEL_LABELS`] distinct names of
+/// at most 100 characters; others are reported as `other`.
+#[derive(Default)]
+pub struct ModelLabels {
+    seen: Mutex<HashSet<String>>,
+}
+
+impl ModelLabels {
+    pub fn label(&self, model: Option<&str>) -> String {
+        let Some(model) = model.filter(|m| !m.is_empty()) else {
+            return "unknown".to_owned();
+        };
+        if model.len() > 100 || !model.chars().all(|c| c.is_ascii_graphic()) {
+            return "other".to_owned();
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(model) {
+            return model.to_owned();
+        }
+        if seen.len() >= MAX_MODEL_LABELS {
+            return "other".to_owned();
+        }
+        seen.insert(model.to_owned());
+        model.to_owned()
+    }
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_and_labels() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                backend: "anthropic".into(),
+                route: "Messages",
+                decision: "reject",
+            })
+            .inc();
+        m.observe_phase("request_body", Duration::from_micros(40));
+        m.config_load(true);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"promptgate_requests_total{backend="anthropic",route="Messages",decision="reject"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"promptgate_phase_duration_seconds_count{phase="request_body"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"promptgate_config_loads_total{outcome="success"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn model_labels_are_bounded() {
+        let l = ModelLabels::default();
+        assert_eq!(l.label(None), "unknown");
+        assert_eq!(l.label(Some("claude-opus-4-6")), "claude-opus-4-6");
+        assert_eq!(l.label(Some(&"x".repeat(101))), "other");
+        assert_eq!(l.label(Some("has space")), "other");
+        for i in 0..MAX_MODEL_LABELS {
+            l.label(Some(&format!("m{i}")));
+        }
+        assert_eq!(l.label(Some("one-too-many")), "other");
+        assert_eq!(l.label(Some("claude-opus-4-6")), "claude-opus-4-6");
+    }
+}

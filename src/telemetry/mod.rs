@@ -1,0 +1,129 @@
+//! Observability: logs, traces, metrics and Envoy dynamic metadata.
+//!
+//! * **Logs** — JSON lines on stderr (tracing-subscriber). One line per
+//!   decision at info; lines written while a request is handled carry its
+//!   `request_id` (Envoy's `x-request-id`) and `trace_id` in `span`.
+//! * **Traces** — OpenTelemetry over OTLP/gRPC, on when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set. One span
+//!   per ext_proc stream, a child of Envoy's ext_proc span (gRPC metadata) or
+//!   of the request's `traceparent`; a child span per phase.
+//! * **Metrics** — Prometheus text on the admin port ([`admin`]).
+//! * **Dynamic metadata** — the `promptgate` namespace in Envoy ([`metadata`]).
+//!
+//! Never prompt text, matched text or secrets, at any level.
+//!
+//! The per-request recorder is [`StreamTelemetry`]; see its module for the
+//! call order.
+
+pub mod admin;
+pub mod metadata;
+pub mod metrics;
+pub mod otel;
+pub mod stream;
+mod usage;
+
+pub use admin::set_ready;
+pub use metadata::{decision_metadata, merge_metadata, usage_metadata, METADATA_NAMESPACE};
+pub use metrics::metrics;
+pub use stream::{Phase, StreamTelemetry};
+pub use usage::TokenUsage;
+
+use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keeps the trace pipeline alive; dropping it flushes buffered spans.
+pub struct Telemetry {
+    pipeline: Option<otel::Pipeline>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn tracing_enabled(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
+    /// Flushes and stops trace export (also done on drop).
+    pub fn shutdown(&mut self) {
+        if let Some(mut p) = self.pipeline.take() {
+            p.shutdown();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn log_filter() -> EnvFilter {
+    std::env::var("PROMPTGATE_LOG")
+        .ok()
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber: JSON logs on stderr (`PROMPTGATE_LOG`,
+/// else `RUST_LOG`, else `info`) and, when the environment asks for it,
+/// OpenTelemetry trace export. Call once, early; keep the result alive.
+pub fn init() -> Telemetry {
+    let mut problem = None;
+    let pipeline = if otel::tracing_requested() {
+        match otel::Pipeline::from_env() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problem = Some(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let _ = subscriber(std::io::stderr, pipeline.as_ref()).try_init();
+    if let Some(e) = problem {
+        tracing::error!(error = %e, "trace export is off");
+    } else if pipeline.is_some() {
+        tracing::info!("trace export on (OTLP/gRPC)");
+    }
+    Telemetry { pipeline }
+}
+
+/// The subscriber [`init`] installs, writing logs to `writer` and spans to
+/// `pipeline` (if any); for benchmarks and tests that compare the two.
+pub fn subscriber<W>(
+    writer: W,
+    pipeline: Option<&otel::Pipeline>,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
+        // Phase spans are for traces only.
+        .with_filter(log_filter().and(filter_fn(|m| m.target() != stream::PHASE_TARGET)));
+    let otel_layer = pipeline.map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(p.provider().tracer("promptgate"))
+            .with_tracked_inactivity(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            // Only promptgate's own spans and events: never a dependency's
+            // (the exporter's own gRPC client must not trace itself).
+            .with_filter(filter_fn(|m| {
+                m.target().starts_with("promptgate")
+                    && (m.is_span() || *m.level() <= tracing::Level::INFO)
+            }))
+    });
+    tracing_subscriber::registry().with(fmt).with(otel_layer)
+}
+
+#[cfg(test)]
+mod tests;

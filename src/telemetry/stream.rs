@@ -1,0 +1,537 @@
+//! The per-stream recorder: one span per HTTP request (per ext_proc stream),
+//! phase timings, the decision, token usage — into the span, the metrics,
+//! the decision log line and Envoy's dynamic metadata.
+//!
+//! Call order (the ext_proc adapter does this):
+//!
+//! ```text
+//! StreamTelemetry::start(grpc metadata)        // stream opened
+//!   on_request_headers(headers)                // request id, trace context → span opens
+//!   span() ⊃ phase_span(phase), on_phase(phase, t)  // around each message
+//!   on_outcome(&Outcome) -> Struct             // the decision; metadata for Envoy
+//!   on_usage(&TokenUsage, model) -> Struct     // response side; metadata for Envoy
+//! finish() / drop                              // request metrics, span ends
+//! ```
+//!
+//! Attributes carry names, places and counts only: never prompt text,
+//! matched text or secrets (no header values except `x-request-id`).
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::HeaderValue;
+use envoy_types::pb::envoy::service::ext_proc::v3::{processing_request, ProcessingRequest};
+use envoy_types::pb::google::protobuf::Struct;
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::{Key, KeyValue, Value};
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::metadata::{decision_metadata, usage_metadata};
+use super::metrics::{
+    metrics, CacheTokenLabels, GenAiTokenLabels, GuardLabels, GuardrailLabels, RequestLabels,
+    TokenLabels,
+};
+use super::otel::{header_text, TraceHeaders};
+use super::TokenUsage;
+use crate::decision::Outcome;
+
+/// Target of promptgate's request spans (the OpenTelemetry layer exports
+/// spans of `promptgate` targets only).
+pub const SPAN_TARGET: &str = "promptgate::request";
+/// Target of the per-phase child spans; they go to OpenTelemetry only, not
+/// to the log (log lines carry the request span's ids instead).
+pub const PHASE_TARGET: &str = "promptgate::phase";
+
+/// An ext_proc phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    RequestHeaders,
+    RequestBody,
+    RequestTrailers,
+    ResponseHeaders,
+    ResponseBody,
+    ResponseTrailers,
+    /// A message without a phase (a protocol error).
+    Unknown,
+}
+
+impl Phase {
+    const ALL: [Phase; 7] = [
+        Phase::RequestHeaders,
+        Phase::RequestBody,
+        Phase::RequestTrailers,
+        Phase::ResponseHeaders,
+        Phase::ResponseBody,
+        Phase::ResponseTrailers,
+        Phase::Unknown,
+    ];
+
+    pub fn of(msg: &ProcessingRequest) -> Phase {
+        use processing_request::Request as In;
+        match &msg.request {
+            Some(In::RequestHeaders(_)) => Phase::RequestHeaders,
+            Some(In::RequestBody(_)) => Phase::RequestBody,
+            Some(In::RequestTrailers(_)) => Phase::RequestTrailers,
+            Some(In::ResponseHeaders(_)) => Phase::ResponseHeaders,
+            Some(In::ResponseBody(_)) => Phase::ResponseBody,
+            Some(In::ResponseTrailers(_)) => Phase::ResponseTrailers,
+            None => Phase::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::RequestHeaders => "request_headers",
+            Phase::RequestBody => "request_body",
+            Phase::RequestTrailers => "request_trailers",
+            Phase::ResponseHeaders => "response_headers",
+            Phase::ResponseBody => "response_body",
+            Phase::ResponseTrailers => "response_trailers",
+            Phase::Unknown => "unknown",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Span attribute with the time spent in this phase (all its messages).
+    fn duration_key(self) -> &'static str {
+        match self {
+            Phase::RequestHeaders => "promptgate.phase.request_headers.duration_us",
+            Phase::RequestBody => "promptgate.phase.request_body.duration_us",
+            Phase::RequestTrailers => "promptgate.phase.request_trailers.duration_us",
+            Phase::ResponseHeaders => "promptgate.phase.response_headers.duration_us",
+            Phase::ResponseBody => "promptgate.phase.response_body.duration_us",
+            Phase::ResponseTrailers => "promptgate.phase.response_trailers.duration_us",
+            Phase::Unknown => "promptgate.phase.unknown.duration_us",
+        }
+    }
+}
+
+/// What the request metrics and token labels need of the last decision.
+#[derive(Debug, Clone)]
+struct Decided {
+    backend: String,
+    route: &'static str,
+    decision: &'static str,
+    provider: Option<&'static str>,
+    model: Option<String>,
+}
+
+/// Telemetry of one ext_proc stream (= one HTTP request).
+pub struct StreamTelemetry {
+    /// Trace context Envoy's tracer put in the gRPC call metadata.
+    grpc_trace: TraceHeaders,
+    span: tracing::Span,
+    opened: bool,
+    /// The span is exported (OpenTelemetry on, sampled): attributes are worth setting.
+    recording: bool,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    decided: Option<Decided>,
+    /// The last decision, for the span attributes set when the stream ends
+    /// (each key once, whatever the number of calls).
+    outcome: Option<Outcome>,
+    usage: Option<(TokenUsage, Option<String>)>,
+    failed: bool,
+    phase_time: [Duration; 7],
+    finished: bool,
+}
+
+impl Default for StreamTelemetry {
+    fn default() -> Self {
+        StreamTelemetry::detached()
+    }
+}
+
+impl StreamTelemetry {
+    /// At stream open, with the gRPC call metadata.
+    pub fn start(grpc: &tonic::metadata::MetadataMap) -> StreamTelemetry {
+        let mut t = StreamTelemetry::detached();
+        t.grpc_trace = TraceHeaders::from_grpc(grpc);
+        t
+    }
+
+    /// Without gRPC metadata (tests, `eval`): the trace context can only
+    /// come from the request headers.
+    pub fn detached() -> StreamTelemetry {
+        StreamTelemetry {
+            grpc_trace: TraceHeaders::default(),
+            span: tracing::Span::none(),
+            opened: false,
+            recording: false,
+            request_id: None,
+            trace_id: None,
+            decided: None,
+            outcome: None,
+            usage: None,
+            failed: false,
+            phase_time: [Duration::ZERO; 7],
+            finished: false,
+        }
+    }
+
+    /// At the request headers: takes `x-request-id` and, when Envoy sent no
+    /// trace context in the gRPC metadata, the request's own
+    /// `traceparent`/`tracestate`; opens the request span.
+    pub fn on_request_headers(&mut self, headers: &[HeaderValue]) {
+        if self.opened {
+            return;
+        }
+        self.request_id = headers
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case("x-request-id"))
+            .and_then(header_text)
+            .filter(|v| v.len() <= 128)
+            .map(str::to_owned);
+        let from_headers = TraceHeaders::from_headers(headers);
+        self.open(Some(&from_headers));
+    }
+
+    fn open(&mut self, headers: Option<&TraceHeaders>) {
+        if self.opened {
+            return;
+        }
+        self.opened = true;
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "ext_proc",
+            otel.name = "promptgate.ext_proc",
+            otel.kind = "server",
+            request_id = Empty,
+            trace_id = Empty,
+        );
+        // Envoy's ext_proc call span first (its tracer is on), else the
+        // trace the request carries.
+        let parent = self
+            .grpc_trace
+            .parent()
+            .or_else(|| headers.and_then(TraceHeaders::parent));
+        let parent_trace = parent
+            .as_ref()
+            .map(|cx| cx.span().span_context().trace_id());
+        if let Some(cx) = parent {
+            let _ = span.set_parent(cx);
+        }
+        let cx = span.context();
+        let own = cx.span().span_context().clone();
+        self.recording = cx.span().is_recording();
+        let trace_id = if own.is_valid() {
+            Some(own.trace_id())
+        } else {
+            parent_trace
+        };
+        self.trace_id = trace_id.map(|t| t.to_string());
+        if let Some(id) = &self.request_id {
+            span.record("request_id", id.as_str());
+        }
+        if let Some(id) = &self.trace_id {
+            span.record("trace_id", id.as_str());
+        }
+        self.span = span;
+    }
+
+    /// The request span (opened if need be). Run each message's work in it,
+    /// so log lines carry the request and trace ids.
+    pub fn span(&mut self) -> tracing::Span {
+        self.open(None);
+        self.span.clone()
+    }
+
+    /// A child span for one message of `phase` when the trace is exported,
+    /// else `Span::none()`; run the work in it inside [`Self::span`].
+    pub fn phase_span(&mut self, phase: Phase) -> tracing::Span {
+        self.open(None);
+        if self.recording {
+            tracing::info_span!(target: PHASE_TARGET, parent: &self.span, "phase", otel.name = phase.as_str())
+        } else {
+            tracing::Span::none()
+        }
+    }
+
+    /// Time promptgate spent on one message of `phase`.
+    pub fn on_phase(&mut self, phase: Phase, elapsed: Duration) {
+        metrics().observe_phase(phase.as_str(), elapsed);
+        self.phase_time[phase.index()] += elapsed;
+    }
+
+    /// The decision: logged (one line at info), recorded on the span
+    /// (status error on reject/error) and in the metrics. Returns the
+    /// `promptgate` dynamic metadata for Envoy.
+    pub fn on_outcome(&mut self, outcome: &Outcome) -> Struct {
+        self.open(None);
+        log_decision(outcome);
+        let m = metrics();
+        let backend = outcome.backend.clone().unwrap_or_default();
+        if let Some(rule) = &outcome.rule {
+            let action = match outcome.decision {
+                "reject" => "reject",
+                _ if outcome.masked > 0 => "mask",
+                _ => "match",
+            };
+            m.guard_matches
+                .get_or_create(&GuardLabels {
+                    backend: backend.clone(),
+                    rule: rule.clone(),
+                    action,
+                })
+                .inc();
+        }
+        if outcome.segments_scanned > 0 || outcome.rule.is_some() {
+            let phase = if outcome
+                .location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("response"))
+            {
+                "response"
+            } else {
+                "request"
+            };
+            m.guardrail_checks
+                .get_or_create(&GuardrailLabels {
+                    phase,
+                    action: outcome.decision,
+                })
+                .inc();
+        }
+        self.decided = Some(Decided {
+            backend,
+            route: outcome.route.unwrap_or("none"),
+            decision: outcome.decision,
+            provider: outcome.provider,
+            model: outcome
+                .model_effective
+                .clone()
+                .or_else(|| outcome.model_requested.clone()),
+        });
+        if self.recording {
+            self.outcome = Some(outcome.clone());
+        }
+        decision_metadata(outcome)
+    }
+
+    fn record_outcome(&self, o: &Outcome) {
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(16);
+        let mut s = |k: &'static str, v: Option<&str>| {
+            if let Some(v) = v {
+                attrs.push(KeyValue::new(k, v.to_owned()));
+            }
+        };
+        s("promptgate.decision", Some(o.decision));
+        s("promptgate.backend", o.backend.as_deref());
+        s("promptgate.route", o.route);
+        s("promptgate.rule", o.rule.as_deref());
+        s("promptgate.location", o.location.as_deref());
+        s("promptgate.model.requested", o.model_requested.as_deref());
+        s("promptgate.model.effective", o.model_effective.as_deref());
+        s("gen_ai.provider.name", o.provider);
+        s("gen_ai.system", o.provider);
+        s(
+            "gen_ai.request.model",
+            o.model_effective
+                .as_deref()
+                .or(o.model_requested.as_deref()),
+        );
+        if matches!(o.route, Some("Messages" | "Completions")) {
+            s("gen_ai.operation.name", Some("chat"));
+        }
+        if let Some(status) = o.status {
+            attrs.push(KeyValue::new(
+                "promptgate.reply.status_code",
+                i64::from(status),
+            ));
+        }
+        attrs.push(KeyValue::new("promptgate.guard.masked", o.masked as i64));
+        attrs.push(KeyValue::new(
+            "promptgate.segments_scanned",
+            o.segments_scanned as i64,
+        ));
+        attrs.push(KeyValue::new("promptgate.body_changed", o.body_changed));
+        attrs.push(KeyValue::new("promptgate.auth_injected", o.auth_injected));
+        for kv in attrs {
+            self.span.set_attribute(kv.key, kv.value);
+        }
+        match o.decision {
+            "reject" => self.span.set_status(Status::error(format!(
+                "rejected by guard rule {}",
+                o.rule.as_deref().unwrap_or("?")
+            ))),
+            "error" => self.span.set_status(Status::error(format!(
+                "request refused ({})",
+                o.status.unwrap_or(0)
+            ))),
+            _ => {}
+        }
+    }
+
+    fn record_usage(&self, usage: &TokenUsage, response_model: Option<&str>) {
+        let num = |k: &'static str, v: Option<u64>| {
+            v.map(|v| KeyValue::new(k, i64::try_from(v).unwrap_or(i64::MAX)))
+        };
+        let attrs = [
+            num("gen_ai.usage.input_tokens", usage.total_input()),
+            num("gen_ai.usage.output_tokens", usage.output),
+            num("gen_ai.usage.cache_read.input_tokens", usage.cache_read),
+            num(
+                "gen_ai.usage.cache_creation.input_tokens",
+                usage.cache_creation,
+            ),
+            response_model.map(|m| KeyValue::new("gen_ai.response.model", m.to_owned())),
+        ];
+        for kv in attrs.into_iter().flatten() {
+            self.span.set_attribute(kv.key, kv.value);
+        }
+    }
+
+    /// Token usage from the provider's response (cumulative: call again
+    /// with the later counts, e.g. Anthropic's `message_delta`; the last
+    /// call is what the metrics count when the stream ends). Sets the GenAI
+    /// usage attributes and returns the `promptgate` dynamic metadata with
+    /// the token fields, to return on the answer to that response message.
+    pub fn on_usage(&mut self, usage: &TokenUsage, response_model: Option<&str>) -> Struct {
+        self.open(None);
+        tracing::debug!(
+            input_tokens = usage.total_input(),
+            output_tokens = usage.output,
+            cache_read_input_tokens = usage.cache_read,
+            cache_creation_input_tokens = usage.cache_creation,
+            response_model,
+            "token usage"
+        );
+        self.usage = Some((*usage, response_model.map(str::to_owned)));
+        usage_metadata(usage, response_model)
+    }
+
+    /// The stream ends with a gRPC error (protocol violation).
+    pub fn on_error(&mut self, status: &tonic::Status) {
+        self.open(None);
+        self.failed = true;
+        let _entered = self.span.enter();
+        tracing::warn!(code = ?status.code(), error = status.message(), "ext_proc stream ended with an error");
+        if self.recording {
+            self.span
+                .set_status(Status::error(format!("ext_proc: {:?}", status.code())));
+        }
+    }
+
+    /// `x-request-id` of the request, once its headers were seen.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// Trace id (hex) of the request's span, or of the trace it carried.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
+    }
+
+    /// Counts the request and its tokens, and ends the span. Runs on drop
+    /// if not called.
+    pub fn finish(mut self) {
+        self.finish_inner();
+    }
+
+    fn finish_inner(&mut self) {
+        if self.finished || !self.opened {
+            return;
+        }
+        self.finished = true;
+        let m = metrics();
+        let (backend, route, decision) = match &self.decided {
+            Some(d) => (d.backend.clone(), d.route, d.decision),
+            None if self.failed => (String::new(), "none", "error"),
+            // Envoy closed the stream before any decision (client went away).
+            None => (String::new(), "none", "none"),
+        };
+        m.requests
+            .get_or_create(&RequestLabels {
+                backend: backend.clone(),
+                route,
+                decision,
+            })
+            .inc();
+        if let Some((usage, response_model)) = &self.usage {
+            let provider = self.decided.as_ref().and_then(|d| d.provider);
+            let model_name = response_model
+                .as_deref()
+                .or(self.decided.as_ref().and_then(|d| d.model.as_deref()));
+            let model = m.model_label(model_name);
+            let add = |direction: &'static str, n: Option<u64>| {
+                if let Some(n) = n {
+                    m.tokens
+                        .get_or_create(&TokenLabels {
+                            backend: backend.clone(),
+                            model: model.clone(),
+                            direction,
+                        })
+                        .inc_by(n);
+                    m.gen_ai_token_usage
+                        .get_or_create(&GenAiTokenLabels {
+                            gen_ai_token_type: direction,
+                            gen_ai_provider_name: provider.unwrap_or("unknown"),
+                            gen_ai_response_model: model.clone(),
+                        })
+                        .observe(n as f64);
+                }
+            };
+            add("input", usage.total_input());
+            add("output", usage.output);
+            for (kind, n) in [
+                ("read", usage.cache_read),
+                ("creation", usage.cache_creation),
+            ] {
+                if let Some(n) = n {
+                    m.cache_tokens
+                        .get_or_create(&CacheTokenLabels {
+                            backend: backend.clone(),
+                            model: model.clone(),
+                            kind,
+                        })
+                        .inc_by(n);
+                }
+            }
+        }
+        if self.recording {
+            if let Some(o) = &self.outcome {
+                self.record_outcome(o);
+            }
+            if let Some((usage, model)) = &self.usage {
+                self.record_usage(usage, model.as_deref());
+            }
+            for phase in Phase::ALL {
+                let t = self.phase_time[phase.index()];
+                if !t.is_zero() {
+                    self.span.set_attribute(
+                        Key::from_static_str(phase.duration_key()),
+                        Value::I64(t.as_micros() as i64),
+                    );
+                }
+            }
+        }
+        // The span ends when its last handle goes, i.e. with `self`.
+    }
+}
+
+impl Drop for StreamTelemetry {
+    fn drop(&mut self) {
+        self.finish_inner();
+    }
+}
+
+/// One line per decision at info; names, places and counts only.
+fn log_decision(outcome: &Outcome) {
+    tracing::info!(
+        decision = outcome.decision,
+        backend = outcome.backend.as_deref(),
+        route = outcome.route,
+        rule = outcome.rule.as_deref(),
+        location = outcome.location.as_deref(),
+        status = outcome.status,
+        masked = outcome.masked,
+        model_requested = outcome.model_requested.as_deref(),
+        model_effective = outcome.model_effective.as_deref(),
+        body_changed = outcome.body_changed,
+        auth_injected = outcome.auth_injected,
+        "decision"
+    );
+}
