@@ -115,9 +115,13 @@ pub struct RequestCtx {
     pub route: RouteType,
     pub style: ErrorStyle,
     pub auth_injected: bool,
-    /// Response guards will read the response (so its encoding must be one
-    /// promptgate reads, and Envoy must send the response phases).
+    /// The response is read (Messages and Completions): for token usage,
+    /// and by response guards when the backend has any. Envoy must send the
+    /// response phases, and the provider is asked for identity encoding.
     pub inspect_response: bool,
+    /// Response guards read the response: an unreadable (compressed)
+    /// response is refused rather than passed through unread.
+    pub response_guarded: bool,
     /// The request body's `content-encoding` (not identity): the body is
     /// decoded before it is read, and a rewritten body is sent decoded
     /// (the adapter then drops the header).
@@ -234,22 +238,21 @@ pub fn request_headers(
     };
 
     let mut changes = auth_changes(backend, head);
-    if !backend.response_guards.is_empty()
-        && matches!(route, RouteType::Messages | RouteType::Completions)
-    {
-        // Response guards must read text, not compressed bytes: ask the
-        // provider for an uncompressed response.
+    let inspect_response = matches!(route, RouteType::Messages | RouteType::Completions);
+    let response_guarded = inspect_response && !backend.response_guards.is_empty();
+    if inspect_response {
+        // Token usage and response guards read text, not compressed bytes:
+        // ask the provider for an uncompressed response.
         changes.set.push(("accept-encoding", b"identity".to_vec()));
     }
     outcome.auth_injected = backend.auth.is_some();
-    let inspect_response = !backend.response_guards.is_empty()
-        && matches!(route, RouteType::Messages | RouteType::Completions);
     let mut ctx = RequestCtx {
         backend: backend_index,
         route,
         style,
         auth_injected: backend.auth.is_some(),
         inspect_response,
+        response_guarded,
         content_encoding: None,
     };
 
@@ -363,6 +366,8 @@ pub fn response_plan(
     match content_encoding.map(str::trim) {
         None | Some("") => plan,
         Some(e) if e.eq_ignore_ascii_case("identity") => plan,
+        // Unread, the response only loses its token counts.
+        Some(_) if !ctx.response_guarded => ResponsePlan::Skip,
         Some(_) => ResponsePlan::Refuse(
             "the provider sent a compressed response that response guards cannot read",
         ),

@@ -264,7 +264,11 @@ backends:
     };
     assert_eq!(
         changes.set,
-        vec![("authorization", b"Bearer sk-proj-org".to_vec())]
+        vec![
+            ("authorization", b"Bearer sk-proj-org".to_vec()),
+            // The response is read for token usage: uncompressed, please.
+            ("accept-encoding", b"identity".to_vec()),
+        ]
     );
     assert_eq!(changes.remove, vec!["x-api-key"]);
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"credit card please"}]}"#;

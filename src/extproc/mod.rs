@@ -83,6 +83,11 @@ impl ExternalProcessor for ExtProcService {
             let (mut inbound, mut machine) = state?;
             match inbound.message().await {
                 Ok(Some(msg)) => match machine.handle(msg).await {
+                    // Nothing more to do for this request: close the stream
+                    // (OK status); Envoy goes on without the processor, and
+                    // no stream lingers for the rest of a passthrough or an
+                    // unread response (cheaper drains and restarts).
+                    Ok(resp) if machine.finished() => Some((Ok(resp), None)),
                     Ok(resp) => Some((Ok(resp), Some((inbound, machine)))),
                     Err(status) => Some((Err(status), None)),
                 },
@@ -132,6 +137,8 @@ pub struct StreamState {
     response: ResponseState,
     /// What response guards did so far.
     response_outcome: ResponseOutcome,
+    /// The last response body chunk was answered.
+    response_done: bool,
 }
 
 /// The response-side decision record (never response text).
@@ -183,6 +190,7 @@ impl StreamState {
             telemetry: StreamTelemetry::detached(),
             response: ResponseState::Skip,
             response_outcome: ResponseOutcome::default(),
+            response_done: false,
         }
     }
 
@@ -260,10 +268,15 @@ impl StreamState {
                 processing_response::Response::RequestTrailers(TrailersResponse::default())
             }
             In::ResponseHeaders(h) => {
-                if self.requested_body && !self.request_body_done {
-                    // Envoy never sent the body we asked for (the filter lacks
-                    // `allow_mode_override: true`): the request went out unguarded.
-                    // Fail loudly on the way back rather than pretend it was checked.
+                let status = response_status(&h);
+                if self.requested_body && !self.request_body_done && status < 400 {
+                    // A success for a request whose body we asked for and
+                    // never saw: Envoy ignored the mode_override (the filter
+                    // lacks `allow_mode_override: true`) and the request went
+                    // out unguarded. Fail loudly on the way back rather than
+                    // pretend it was checked. (An error status here is most
+                    // likely Envoy's own local reply, e.g. 413 for a body over
+                    // its buffer limit: it passes.)
                     tracing::error!("Envoy ignored mode_override: the request body was not inspected; set allow_mode_override: true on the ext_proc filter");
                     let reply = gateway_reply(self.ctx.as_ref(), "promptgate did not see the request body: the gateway's ext_proc filter must set allow_mode_override");
                     processing_response::Response::ImmediateResponse(self.immediate(reply))
@@ -298,6 +311,27 @@ impl StreamState {
         }
         out.dynamic_metadata = self.pending_metadata.take();
         Ok(out)
+    }
+
+    /// Whether every phase promptgate asked for has been answered, so the
+    /// stream can end.
+    pub fn finished(&self) -> bool {
+        if self.replied {
+            return true;
+        }
+        let reads_response = self.ctx.as_ref().is_some_and(|c| c.inspect_response);
+        match self.phase {
+            Phase::RequestHeaders => !self.requested_body && !reads_response,
+            Phase::RequestBody | Phase::RequestTrailers => {
+                self.request_body_done && !reads_response
+            }
+            Phase::ResponseHeaders => matches!(self.response, ResponseState::Skip),
+            // Not before the last chunk: after a rejection the rest of the
+            // stream must still be dropped, which only an open stream does.
+            Phase::ResponseBody => self.response_done,
+            Phase::ResponseTrailers => true,
+            Phase::Start => false,
+        }
     }
 
     fn mode_override(&self) -> ProcessingMode {
@@ -550,6 +584,7 @@ impl StreamState {
     }
 
     fn on_response_body(&mut self, b: HttpBody) -> processing_response::Response {
+        self.response_done |= b.end_of_stream;
         let pass = || processing_response::Response::ResponseBody(BodyResponse::default());
         let replace = |body: Vec<u8>, content_length: bool| {
             processing_response::Response::ResponseBody(BodyResponse {
@@ -862,6 +897,15 @@ fn token_usage(kind: StreamKind, u: Usage) -> TokenUsage {
         cache_read: u.cache_read_input_tokens,
         cache_creation: u.cache_creation_input_tokens,
     }
+}
+
+/// `:status` of a response headers message (0 when absent or garbled).
+fn response_status(h: &HttpHeaders) -> u16 {
+    h.headers
+        .as_ref()
+        .and_then(|m| m.headers.iter().find(|hv| hv.key == ":status"))
+        .and_then(|hv| header_str(hv).parse().ok())
+        .unwrap_or(0)
 }
 
 fn header_str(hv: &HeaderValue) -> &str {

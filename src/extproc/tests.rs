@@ -70,7 +70,8 @@ async fn guarded_route_asks_for_the_body_and_rejects() {
     assert!(matches!(r.response, Some(Out::RequestHeaders(_))));
     let mode = r.mode_override.unwrap();
     assert_eq!(mode.request_body_mode, BodySendMode::Buffered as i32);
-    assert_eq!(mode.response_header_mode, HeaderSendMode::Skip as i32);
+    // Messages responses are read (token usage): the response headers stay on.
+    assert_eq!(mode.response_header_mode, 0);
 
     let r = s
         .handle(body(
@@ -214,4 +215,73 @@ async fn requested_body_that_never_came_fails_loudly() {
         panic!()
     };
     assert_eq!(ir.status.unwrap().code, 500);
+
+    // Envoy's own 413 for a body over its buffer limit is not mistaken for it.
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    let rh = ProcessingRequest {
+        request: Some(In::ResponseHeaders(HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: vec![HeaderValue {
+                    key: ":status".into(),
+                    raw_value: b"413".to_vec(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let r = s.handle(rh).await.unwrap();
+    assert!(matches!(r.response, Some(Out::ResponseHeaders(_))));
+}
+
+#[tokio::test]
+async fn streams_end_when_nothing_more_is_needed() {
+    // Passthrough: done after the request headers.
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    s.handle(headers(
+        &[(":method", "GET"), (":path", "/v1/models")],
+        true,
+    ))
+    .await
+    .unwrap();
+    assert!(s.finished());
+    // Messages: the body, then the response (token usage) are still to come.
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    assert!(!s.finished());
+    s.handle(body(
+        r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+        true,
+    ))
+    .await
+    .unwrap();
+    assert!(!s.finished());
+    // An error response is not read: done at its headers.
+    let rh = ProcessingRequest {
+        request: Some(In::ResponseHeaders(HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: vec![HeaderValue {
+                    key: ":status".into(),
+                    raw_value: b"500".to_vec(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    s.handle(rh).await.unwrap();
+    assert!(s.finished());
+    // A reject ends it at once.
+    let mut s = StreamState::new(policy(), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    s.handle(body(
+        r#"{"messages":[{"role":"user","content":"credit card"}]}"#,
+        true,
+    ))
+    .await
+    .unwrap();
+    assert!(s.finished());
 }
