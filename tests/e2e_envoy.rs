@@ -288,7 +288,11 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
     // without holding it back.
     assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
-    assert_eq!(entry["promptgate"]["response_model"], common::FAKE_ANTHROPIC_MODEL, "{entry}");
+    assert_eq!(
+        entry["promptgate"]["response_model"],
+        common::FAKE_ANTHROPIC_MODEL,
+        "{entry}"
+    );
     assert_eq!(entry["promptgate"]["response_decision"], "allow", "{entry}");
     gw.assert_ext_proc_clean();
 }

@@ -182,6 +182,9 @@ impl PatternSet {
     fn build(sources: &[String], patterns: Vec<Pattern>) -> Result<PatternSet, String> {
         let set = RegexSetBuilder::new(sources)
             .size_limit(REGEX_SIZE_LIMIT.saturating_mul(sources.len().max(1)))
+            // A roomy lazy-DFA cache: with many patterns a small one is
+            // cleared over and over, and scanning crawls.
+            .dfa_size_limit(64 << 20)
             .build()
             .map_err(|e| format!("the patterns do not compile together: {e}"))?;
         Ok(PatternSet { set, patterns })
@@ -238,6 +241,82 @@ pub struct TextMatch {
 
 /// Hold-back window for a pattern with no upper bound on its length.
 const UNBOUNDED_WINDOW: usize = 1024;
+
+/// Rewrites every word-boundary assertion of a pattern (`\b`, `\B`,
+/// `\b{start}`, `\<`, ...) to its ASCII form, e.g. `\b` → `(?-u:\b)`.
+///
+/// A Unicode word boundary forces the regex engine off its DFAs onto the
+/// much slower PikeVM whenever the text is not pure ASCII (prompts rarely
+/// are): one `\b` among fifty patterns made a scan a hundred times slower.
+/// At ASCII boundaries a non-ASCII letter counts as a non-word character,
+/// so an ASCII word like `credit` matches at least wherever it did.
+fn ascii_word_boundaries(pattern: &str) -> String {
+    use regex_syntax::ast::{
+        self, AssertionKind, Ast, Flag, Flags, FlagsItem, FlagsItemKind, Group, GroupKind,
+    };
+    fn walk(a: &mut Ast) {
+        let word = |k: &AssertionKind| {
+            !matches!(
+                k,
+                AssertionKind::StartLine
+                    | AssertionKind::EndLine
+                    | AssertionKind::StartText
+                    | AssertionKind::EndText
+            )
+        };
+        let replacement = match a {
+            Ast::Assertion(x) if word(&x.kind) => {
+                let span = x.span;
+                let flags = Flags {
+                    span,
+                    items: vec![
+                        FlagsItem {
+                            span,
+                            kind: FlagsItemKind::Negation,
+                        },
+                        FlagsItem {
+                            span,
+                            kind: FlagsItemKind::Flag(Flag::Unicode),
+                        },
+                    ],
+                };
+                Some(Ast::group(Group {
+                    span,
+                    kind: GroupKind::NonCapturing(flags),
+                    ast: Box::new(Ast::assertion((**x).clone())),
+                }))
+            }
+            Ast::Repetition(r) => {
+                walk(&mut r.ast);
+                None
+            }
+            Ast::Group(g) => {
+                walk(&mut g.ast);
+                None
+            }
+            Ast::Alternation(alt) => {
+                alt.asts.iter_mut().for_each(walk);
+                None
+            }
+            Ast::Concat(c) => {
+                c.asts.iter_mut().for_each(walk);
+                None
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *a = r;
+        }
+    }
+    match ast::parse::Parser::new().parse(pattern) {
+        Ok(mut a) => {
+            walk(&mut a);
+            a.to_string()
+        }
+        // Let the regex compiler report the error with its own message.
+        Err(_) => pattern.to_owned(),
+    }
+}
 
 fn max_len_of(pattern: &str) -> Option<usize> {
     regex_syntax::parse(pattern)
@@ -380,10 +459,11 @@ impl GuardSet {
             let custom_placeholder = placeholder_for(spec.name.as_deref());
             for (j, pattern) in regex.matches.iter().enumerate() {
                 let field = format!("regex.matches[{j}]");
+                let ascii = ascii_word_boundaries(pattern);
                 let source = if case_sensitive {
-                    pattern.clone()
+                    ascii
                 } else {
-                    format!("(?i:{pattern})")
+                    format!("(?i:{ascii})")
                 };
                 let compiled = regex::RegexBuilder::new(&source)
                     .size_limit(REGEX_SIZE_LIMIT)

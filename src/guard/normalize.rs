@@ -101,17 +101,26 @@ pub fn normalize(s: &str) -> Normalized<'_> {
     let bytes = s.as_bytes();
     let mut at = 0;
     while at < bytes.len() {
-        // Fast path: a run of printable ASCII other than space is copied
+        // Fast path: a run of printable ASCII with single spaces is copied
         // whole, its origins consecutive.
-        let run = bytes[at..]
-            .iter()
-            .take_while(|b| (0x21..0x7f).contains(*b))
-            .count();
-        if run > 0 {
-            text.push_str(&s[at..at + run]);
-            origin.extend(at as u32..(at + run) as u32);
-            prev_space = false;
-            at += run;
+        let mut end = at;
+        let mut space = prev_space;
+        while end < bytes.len() {
+            let b = bytes[end];
+            if (0x21..0x7f).contains(&b) {
+                space = false;
+            } else if b == b' ' && !space {
+                space = true;
+            } else {
+                break;
+            }
+            end += 1;
+        }
+        if end > at {
+            text.push_str(&s[at..end]);
+            origin.extend(at as u32..end as u32);
+            prev_space = space;
+            at = end;
             continue;
         }
         let c = s[at..].chars().next().expect("at is a char boundary");

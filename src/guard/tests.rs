@@ -355,3 +355,28 @@ fn unknown_builtins_list_the_known_ones() {
     let e = compile("[{regex: {builtins: [CreditCards]}}]").unwrap_err();
     assert!(e.message.contains("CreditCard,"), "{}", e.message);
 }
+
+#[test]
+fn word_boundaries_become_ascii_and_keep_their_meaning() {
+    assert_eq!(
+        ascii_word_boundaries(r"\bcredit card\b"),
+        r"(?-u:\b)credit card(?-u:\b)"
+    );
+    assert_eq!(
+        ascii_word_boundaries(r"a\Bb|(x\b{start}y)+"),
+        r"a(?-u:\B)b|(x(?-u:\b{start})y)+"
+    );
+    assert_eq!(
+        ascii_word_boundaries(r"^\\b$"),
+        r"^\\b$",
+        "an escaped backslash is not a boundary"
+    );
+    assert_eq!(ascii_word_boundaries("(unclosed"), "(unclosed");
+    let set = compile(r"[{regex: {action: Reject, matches: ['\bcard\b']}}]").unwrap();
+    assert!(scan(&set, &user("my card — é")).0.is_some());
+    assert!(
+        scan(&set, &user("éCard")).0.is_some(),
+        "a non-ASCII letter is a boundary"
+    );
+    assert!(scan(&set, &user("cardboard")).0.is_none());
+}
