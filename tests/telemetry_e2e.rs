@@ -37,6 +37,10 @@ backends:
           regex:
             action: Reject
             matches: ["credit card"]
+        - name: employee-id
+          regex:
+            action: Mask
+            matches: ["emp-\\d{5}"]
     auth:
       secretRef:
         name: anthropic-secret
@@ -132,6 +136,7 @@ async fn one_trace_shows_envoy_and_promptgate_with_decision_attributes() {
     let (t_reject, s_reject, tp_reject) = client_trace(1);
     let (t_allow, s_allow, tp_allow) = client_trace(2);
     let (t_pass, _, tp_pass) = client_trace(3);
+    let (t_mask, _, tp_mask) = client_trace(4);
 
     let resp = post(
         &gw,
@@ -149,6 +154,17 @@ async fn one_trace_shows_envoy_and_promptgate_with_decision_attributes() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let _ = resp.bytes().await.unwrap();
+    let resp = post(
+        &gw,
+        &format!("{PROMPT_MARK}: ask emp-12345"),
+        true,
+        &tp_mask,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await.unwrap();
     let resp = client()
         .get(gw.url("/v1/models"))
         .header("x-api-key", CLIENT_KEY)
@@ -162,7 +178,7 @@ async fn one_trace_shows_envoy_and_promptgate_with_decision_attributes() {
         TRACE_WAIT,
         "promptgate and Envoy spans of 3 requests",
         |spans| {
-            [&t_reject, &t_allow, &t_pass].iter().all(|t| {
+            [&t_reject, &t_allow, &t_pass, &t_mask].iter().all(|t| {
                 promptgate_span(spans, t).is_some_and(|pg| {
                     spans
                         .iter()
@@ -262,6 +278,22 @@ async fn one_trace_shows_envoy_and_promptgate_with_decision_attributes() {
         Some("Passthrough")
     );
     assert_eq!(pass.attr("promptgate.decision").as_deref(), Some("allow"));
+
+    let mask = promptgate_span(&spans, &t_mask).unwrap();
+    assert_eq!(mask.attr("promptgate.decision").as_deref(), Some("mask"));
+    assert_eq!(mask.attr("promptgate.rule").as_deref(), Some("employee-id"));
+    assert_eq!(
+        mask.attr("promptgate.location").as_deref(),
+        Some("messages[0].content[1]")
+    );
+    assert_eq!(mask.attr("promptgate.guard.masked").as_deref(), Some("1"));
+    assert_ne!(mask.status_code(), 2);
+    for s in &spans {
+        assert!(
+            !format!("{s:?}").contains("12345"),
+            "masked text in a span: {s:?}"
+        );
+    }
 
     assert_no_secret_in_spans(&spans);
 
