@@ -353,17 +353,7 @@ impl StreamState {
     }
 
     fn on_request_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
-        let headers = h
-            .headers
-            .as_ref()
-            .map(|m| m.headers.as_slice())
-            .unwrap_or(&[]);
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|hv| hv.key.eq_ignore_ascii_case(name))
-                .map(header_str)
-        };
+        let get = |name: &str| find_header(&h, name);
         let head = RequestHead {
             method: get(":method").unwrap_or(""),
             path: get(":path").unwrap_or("/"),
@@ -549,17 +539,7 @@ impl StreamState {
     }
 
     fn on_response_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
-        let headers = h
-            .headers
-            .as_ref()
-            .map(|m| m.headers.as_slice())
-            .unwrap_or(&[]);
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|hv| hv.key.eq_ignore_ascii_case(name))
-                .map(header_str)
-        };
+        let get = |name: &str| find_header(&h, name);
         let status: u16 = get(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let plan = match &self.ctx {
             Some(ctx) if !h.end_of_stream => {
@@ -794,20 +774,8 @@ impl StreamState {
     }
 
     fn immediate(&mut self, reply: Reply) -> ImmediateResponse {
-        self.replied = true;
-        self.record(reply.outcome);
-        ImmediateResponse {
-            status: Some(HttpStatus {
-                code: reply.status as i32,
-            }),
-            headers: Some(HeaderMutation {
-                set_headers: vec![set_header("content-type", b"application/json".to_vec())],
-                remove_headers: Vec::new(),
-            }),
-            body: reply.body,
-            grpc_status: None,
-            details: reply.details.to_owned(),
-        }
+        self.record(reply.outcome.clone());
+        self.immediate_keep(reply)
     }
 }
 
@@ -899,12 +867,20 @@ fn token_usage(kind: StreamKind, u: Usage) -> TokenUsage {
     }
 }
 
+/// A header's value (Envoy sends keys lower-case; matched case-insensitively).
+fn find_header<'h>(h: &'h HttpHeaders, name: &str) -> Option<&'h str> {
+    h.headers
+        .as_ref()?
+        .headers
+        .iter()
+        .find(|hv| hv.key.eq_ignore_ascii_case(name))
+        .map(header_str)
+}
+
 /// `:status` of a response headers message (0 when absent or garbled).
 fn response_status(h: &HttpHeaders) -> u16 {
-    h.headers
-        .as_ref()
-        .and_then(|m| m.headers.iter().find(|hv| hv.key == ":status"))
-        .and_then(|hv| header_str(hv).parse().ok())
+    find_header(h, ":status")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
