@@ -324,6 +324,14 @@ fn auth_changes(backend: &Backend, head: &RequestHead<'_>) -> HeaderChanges {
     changes
 }
 
+/// One rewrite of the request body.
+enum Edit<'f> {
+    /// A segment's string literal, re-encoded with these masks applied.
+    Mask(usize, Vec<&'f Finding>),
+    /// Literal bytes (the model value).
+    Bytes(Vec<u8>),
+}
+
 /// How the response of a request is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponsePlan {
@@ -679,20 +687,8 @@ impl Inspection<'_, '_> {
 
     /// Applies masks and the model override: the final decision.
     pub fn finish(mut self) -> BodyDecision {
-        let mut splices = Vec::new();
         let mut masks = std::mem::take(&mut self.scan.masks);
         masks.sort_by_key(|f| (f.segment, f.range.start, std::cmp::Reverse(f.range.end)));
-        let mut i = 0;
-        while i < masks.len() {
-            let seg = masks[i].segment;
-            let group: Vec<&Finding> = masks[i..].iter().take_while(|f| f.segment == seg).collect();
-            i += group.len();
-            let masked = crate::guard::mask_text(&self.parsed.segments[seg].text, &group);
-            splices.push(provider::segment_splice(
-                &self.parsed.segments[seg],
-                &masked,
-            ));
-        }
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.masked = masks.len();
         if let Some(first) = masks.first() {
@@ -705,16 +701,53 @@ impl Inspection<'_, '_> {
             .take(MAX_FIRED)
             .map(|f| self.fired(&self.rule_name(f), "mask", f.segment))
             .collect();
-        if let Some(model) = self.backend.model.as_deref() {
-            splices.extend(provider::model_splice(self.text, &self.parsed, model));
-        }
         outcome.model_effective = self
             .backend
             .model
             .clone()
             .or_else(|| outcome.model_requested.clone());
-        let replacement = (!splices.is_empty())
-            .then(|| provider::apply_splices(self.text.as_bytes(), &mut splices));
+
+        // The edits, in body order: one masked string literal per affected
+        // segment, and the model value.
+        let mut edits: Vec<(std::ops::Range<usize>, Edit<'_>)> = Vec::new();
+        let mut i = 0;
+        while i < masks.len() {
+            let seg = masks[i].segment;
+            let group: Vec<&Finding> = masks[i..].iter().take_while(|f| f.segment == seg).collect();
+            i += group.len();
+            edits.push((
+                self.parsed.segments[seg].raw.clone(),
+                Edit::Mask(seg, group),
+            ));
+        }
+        if let Some(model) = self.backend.model.as_deref() {
+            if let Some(splice) = provider::model_splice(self.text, &self.parsed, model) {
+                edits.push((splice.range, Edit::Bytes(splice.bytes)));
+            }
+        }
+        let replacement = (!edits.is_empty()).then(|| {
+            edits.sort_by_key(|(r, _)| (r.start, r.end));
+            // Masked text is JSON-encoded straight into the new body, one
+            // segment at a time: no second copy of every rewritten string.
+            let body = self.text.as_bytes();
+            let mut out = Vec::with_capacity(body.len() + 64 * edits.len());
+            let mut at = 0;
+            for (range, edit) in edits {
+                out.extend_from_slice(&body[at..range.start]);
+                match edit {
+                    Edit::Mask(seg, group) => {
+                        let masked =
+                            crate::guard::mask_text(&self.parsed.segments[seg].text, &group);
+                        serde_json::to_writer(&mut out, masked.as_str())
+                            .expect("writing to a Vec cannot fail");
+                    }
+                    Edit::Bytes(b) => out.extend_from_slice(&b),
+                }
+                at = range.end;
+            }
+            out.extend_from_slice(&body[at..]);
+            out
+        });
         outcome.body_changed = replacement.is_some();
         BodyDecision::Continue {
             replacement,

@@ -123,6 +123,20 @@ pub fn normalize(s: &str) -> Normalized<'_> {
             at = end;
             continue;
         }
+        // A run of ASCII white space (indentation, line breaks) becomes at
+        // most one space.
+        if matches!(bytes[at], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            if !prev_space {
+                push(&mut text, &mut origin, ' ', at);
+                prev_space = true;
+            }
+            while at < bytes.len()
+                && matches!(bytes[at], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+            {
+                at += 1;
+            }
+            continue;
+        }
         let c = s[at..].chars().next().expect("at is a char boundary");
         let next = at + c.len_utf8();
         if c.is_ascii() {

@@ -370,22 +370,6 @@ pub struct Splice {
     pub bytes: Vec<u8>,
 }
 
-/// Applies non-overlapping splices; everything else stays byte-identical.
-pub fn apply_splices(body: &[u8], splices: &mut [Splice]) -> Vec<u8> {
-    splices.sort_by_key(|s| (s.range.start, s.range.end));
-    let extra: usize = splices.iter().map(|s| s.bytes.len()).sum();
-    let mut out = Vec::with_capacity(body.len() + extra);
-    let mut at = 0;
-    for s in splices.iter() {
-        debug_assert!(s.range.start >= at, "splices overlap");
-        out.extend_from_slice(&body[at..s.range.start]);
-        out.extend_from_slice(&s.bytes);
-        at = s.range.end;
-    }
-    out.extend_from_slice(&body[at..]);
-    out
-}
-
 /// The splice that sets the body's `model` to `model`, or `None` when it
 /// already is. Only the bytes of the `model` value change (kind to prompt
 /// caching); a body with no `model` gets one as its first member.
@@ -411,16 +395,6 @@ pub fn model_splice(body: &str, parsed: &ParsedRequest<'_>, model: &str) -> Opti
                 bytes,
             })
         }
-    }
-}
-
-/// The splice that replaces a segment's JSON string literal with `text`.
-pub fn segment_splice(segment: &TextSegment<'_>, text: &str) -> Splice {
-    Splice {
-        range: segment.raw.clone(),
-        bytes: serde_json::to_string(text)
-            .expect("strings serialise")
-            .into_bytes(),
     }
 }
 
@@ -506,7 +480,12 @@ mod tests {
     }
 
     fn patch_model(body: &str, parsed: &ParsedRequest<'_>, model: &str) -> Option<Vec<u8>> {
-        model_splice(body, parsed, model).map(|s| apply_splices(body.as_bytes(), &mut [s]))
+        model_splice(body, parsed, model).map(|s| {
+            let mut out = body.as_bytes()[..s.range.start].to_vec();
+            out.extend_from_slice(&s.bytes);
+            out.extend_from_slice(&body.as_bytes()[s.range.end..]);
+            out
+        })
     }
 
     #[test]
