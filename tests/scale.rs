@@ -60,6 +60,9 @@ spec:
           regex:
             action: Reject
             matches: ["credit card"{extra}]
+        - regex:
+            action: Mask
+            builtins: [CreditCard]
     auth:
       secretRef:
         name: anthropic-secret
@@ -82,9 +85,8 @@ enum Kind {
     Passthrough,
     /// "pineapple": allowed before the reload, rejected after.
     Switch,
-    // Masked: add here once the Mask action lands (promptgate refuses
-    // `action: Mask` at load today) — a prompt with a credit-card number
-    // whose upstream body must carry the placeholder.
+    /// A card number: allowed, masked on its way (checked on the upstream).
+    Masked,
 }
 
 const MIX: &[Kind] = &[
@@ -94,6 +96,7 @@ const MIX: &[Kind] = &[
     Kind::Passthrough,
     Kind::Allowed,
     Kind::Switch,
+    Kind::Masked,
 ];
 
 #[derive(Clone, Debug)]
@@ -127,6 +130,7 @@ async fn one_request(client: &reqwest::Client, base: &str, kind: Kind) -> (bool,
         Kind::Rejected => post(messages("What is a credit card", false)),
         Kind::Streamed => post(messages("Tell a story", true)),
         Kind::Switch => post(messages("I like pineapple", false)),
+        Kind::Masked => post(messages("my card is 4242 4242 4242 4242", false)),
         Kind::Passthrough => client
             .get(format!("{base}/v1/models"))
             .header("x-api-key", "sk-client"),
@@ -154,6 +158,7 @@ async fn one_request(client: &reqwest::Client, base: &str, kind: Kind) -> (bool,
         Kind::Streamed => status == 200 && text.contains("event: message_stop"),
         Kind::Passthrough => status == 200 && text.contains("claude-opus-4-6"),
         Kind::Switch => allowed || rejected,
+        Kind::Masked => allowed,
     };
     (ok, rejected, detail)
 }
@@ -447,6 +452,24 @@ async fn three_instances_survive_rolling_restart_kill_and_reload_under_load() {
     assert!(
         !switch_after.is_empty() && switch_after.iter().all(|s| s.rejected),
         "after every instance reloaded 'pineapple' is rejected\n{report}"
+    );
+    // Masked requests reached the provider, never with the card number.
+    let masked_upstream = pool
+        .upstream()
+        .requests()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("<CREDIT_CARD>"))
+        .count();
+    assert!(
+        masked_upstream > 0,
+        "no masked request reached the upstream\n{report}"
+    );
+    assert!(
+        pool.upstream()
+            .requests()
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains("4242 4242")),
+        "a card number reached the upstream"
     );
     assert!(whole < Duration::from_secs(30), "{report}");
 }
