@@ -285,3 +285,92 @@ async fn streams_end_when_nothing_more_is_needed() {
     .unwrap();
     assert!(s.finished());
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_message() -> impl Strategy<Value = ProcessingRequest> {
+        let hdrs = proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just(":method".to_owned()),
+                    Just(":path".to_owned()),
+                    Just(":status".to_owned()),
+                    Just("content-encoding".to_owned()),
+                    Just("content-type".to_owned()),
+                    "[a-z:-]{1,12}"
+                ],
+                prop_oneof![
+                    Just("POST".to_owned()),
+                    Just("/v1/messages?beta=true".to_owned()),
+                    Just("/v1/chat/completions".to_owned()),
+                    Just("200".to_owned()),
+                    Just("gzip".to_owned()),
+                    Just("text/event-stream".to_owned()),
+                    Just("application/json".to_owned()),
+                    "\\PC{0,16}"
+                ],
+            ),
+            0..6,
+        );
+        let body = prop_oneof![
+            Just(br#"{"messages":[{"role":"user","content":"credit card"}]}"#.to_vec()),
+            Just(b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        ];
+        (0..7u8, hdrs, body, any::<bool>()).prop_map(|(kind, hdrs, body, eos)| {
+            let headers = HttpHeaders {
+                headers: Some(HeaderMap {
+                    headers: hdrs
+                        .into_iter()
+                        .map(|(k, v)| HeaderValue {
+                            key: k,
+                            raw_value: v.into_bytes(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+                end_of_stream: eos,
+                ..Default::default()
+            };
+            let http_body = HttpBody {
+                body,
+                end_of_stream: eos,
+                ..Default::default()
+            };
+            let request = match kind {
+                0 => Some(In::RequestHeaders(headers)),
+                1 => Some(In::RequestBody(http_body)),
+                2 => Some(In::RequestTrailers(HttpTrailers::default())),
+                3 => Some(In::ResponseHeaders(headers)),
+                4 => Some(In::ResponseBody(http_body)),
+                5 => Some(In::ResponseTrailers(HttpTrailers::default())),
+                _ => None,
+            };
+            ProcessingRequest {
+                request,
+                ..Default::default()
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any sequence of messages gets answers or a gRPC error status,
+        /// never a panic; after an error or the end, nothing is answered.
+        #[test]
+        fn any_message_sequence_is_answered_or_refused(msgs in proptest::collection::vec(any_message(), 1..8)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut s = StreamState::new(policy(), Some("anthropic".into()));
+                for m in msgs {
+                    if s.handle(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+}
