@@ -18,23 +18,41 @@ use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-/// Normalised text and, for each of its bytes, the byte offset in the
-/// original of the character that produced it.
+/// Normalised text and the map from its bytes back to the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Normalized<'a> {
     pub text: Cow<'a, str>,
-    /// `origin[i]` is the original offset behind normalised byte `i`;
-    /// empty when `text` is borrowed unchanged (identity map).
-    origin: Vec<u32>,
+    /// Runs of the map, by normalised offset; empty when `text` is borrowed
+    /// unchanged (identity map). A run per copied stretch, not an entry per
+    /// byte: the map costs a few bytes per line, not four per byte.
+    runs: Vec<Run>,
+}
+
+/// Normalised bytes from `norm` on come from original bytes from `orig`
+/// on: one to one (`linear`, copied text) or all from the one character at
+/// `orig` (a replaced or expanded character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    norm: u32,
+    orig: u32,
+    linear: bool,
 }
 
 impl Normalized<'_> {
     /// Original byte offset of the character behind normalised byte `i`.
     pub fn origin(&self, i: usize) -> usize {
-        if self.origin.is_empty() {
-            i
+        if self.runs.is_empty() {
+            return i;
+        }
+        let k = self
+            .runs
+            .partition_point(|r| r.norm as usize <= i)
+            .saturating_sub(1);
+        let r = self.runs[k];
+        if r.linear {
+            r.orig as usize + (i - r.norm as usize)
         } else {
-            self.origin[i] as usize
+            r.orig as usize
         }
     }
 
@@ -87,16 +105,25 @@ pub fn normalize(s: &str) -> Normalized<'_> {
     if already_normal(s) {
         return Normalized {
             text: Cow::Borrowed(s),
-            origin: Vec::new(),
+            runs: Vec::new(),
         };
     }
     let mut text = String::with_capacity(s.len());
-    let mut origin: Vec<u32> = Vec::with_capacity(s.len());
+    let mut origin: Vec<Run> = Vec::new();
     let mut prev_space = false;
-    let push = |text: &mut String, origin: &mut Vec<u32>, c: char, at: usize| {
-        let before = text.len();
+    // One character produced by the character at `at`.
+    let push = |text: &mut String, origin: &mut Vec<Run>, c: char, at: usize| {
+        let same_char = origin
+            .last()
+            .is_some_and(|r| !r.linear && r.orig as usize == at);
+        if !same_char {
+            origin.push(Run {
+                norm: text.len() as u32,
+                orig: at as u32,
+                linear: false,
+            });
+        }
         text.push(c);
-        origin.extend(std::iter::repeat_n(at as u32, text.len() - before));
     };
     let bytes = s.as_bytes();
     let mut at = 0;
@@ -117,8 +144,17 @@ pub fn normalize(s: &str) -> Normalized<'_> {
             end += 1;
         }
         if end > at {
+            let continues = origin.last().is_some_and(|r| {
+                r.linear && r.orig as usize + (text.len() - r.norm as usize) == at
+            });
+            if !continues {
+                origin.push(Run {
+                    norm: text.len() as u32,
+                    orig: at as u32,
+                    linear: true,
+                });
+            }
             text.push_str(&s[at..end]);
-            origin.extend(at as u32..end as u32);
             prev_space = space;
             at = end;
             continue;
@@ -175,7 +211,7 @@ pub fn normalize(s: &str) -> Normalized<'_> {
     }
     Normalized {
         text: Cow::Owned(text),
-        origin,
+        runs: origin,
     }
 }
 
