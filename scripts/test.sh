@@ -13,8 +13,17 @@ echo ">> ENVOY_BIN=$ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o '[
 echo ">> CLAUDE_BIN=$CLAUDE_BIN" >&2
 
 rm -f target/scale-report.txt
-cargo test --all-targets "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --all-targets "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
 # the scale test's figures (tests/scale.rs; long form: ./scripts/scale.sh)
 if [[ -f target/scale-report.txt ]]; then
   cat target/scale-report.txt
 fi
+# One closing line over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
