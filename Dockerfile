@@ -3,14 +3,14 @@
 # (Not built in this repository's CI: no container engine runs there. The
 # build stage is the same `cargo build --release` the tests use.)
 
-FROM rust:1.88-slim-bookworm AS build
+FROM rust:1.91-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' > benches/decision.rs && echo 'fn main() {}' > benches/envoy_load.rs \
+ && for b in $(sed -n 's/^name = "\(.*\)"/\1/p' Cargo.toml | grep -v '^promptgate$'); do echo 'fn main() {}' > "benches/$b.rs"; done \
  && cargo build --release --locked --bin promptgate || true
 COPY src ./src
 COPY policies ./policies
