@@ -828,7 +828,7 @@ impl Gateway {
         let stderr = std::fs::File::create(self.dir.path().join("envoy.stderr")).unwrap();
         // ENVOY_LOG_LEVEL=debug for everything; by default info + ext_proc debug
         let level = std::env::var("ENVOY_LOG_LEVEL").ok();
-        let mut child = Command::new(envoy_bin())
+        let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(&cfg_path)
             .arg("--use-dynamic-base-id")
@@ -848,53 +848,14 @@ impl Gateway {
             .stderr(stderr)
             .spawn()
             .expect("spawn envoy");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.envoy = None;
-                panic!(
-                    "envoy exited early ({status}).\n{}",
-                    self.logs_with_envoy_config()
-                );
+        match wait_envoy_ready(child, &admin_path) {
+            Ok(ready) => {
+                self.admin_port = ready.admin_port;
+                self.listener_port = ready.listener_port;
+                self.envoy = Some(ready.child);
             }
-            if let Ok(addr) = std::fs::read_to_string(&admin_path) {
-                if let Some(port) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
-                    self.admin_port = port;
-                    if let Ok(body) = http_get_local(port, "/ready") {
-                        if body.trim() == "LIVE" {
-                            if let Some(lp) = self.listener_port_from_admin() {
-                                self.listener_port = lp;
-                                if TcpStream::connect(("127.0.0.1", lp)).is_ok() {
-                                    self.envoy = Some(child);
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "envoy not ready within 60s.\n{}",
-                    self.logs_with_envoy_config()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
+            Err(why) => panic!("envoy {why}.\n{}", self.logs_with_envoy_config()),
         }
-    }
-
-    fn listener_port_from_admin(&self) -> Option<u16> {
-        let body = http_get_local(self.admin_port, "/listeners?format=json").ok()?;
-        let v: Value = serde_json::from_str(&body).ok()?;
-        v["listener_statuses"]
-            .as_array()?
-            .iter()
-            .find(|l| l["name"] == "listener_0")?["local_address"]["socket_address"]["port_value"]
-            .as_u64()
-            .map(|p| p as u16)
-            .filter(|p| *p != 0)
     }
 
     pub fn upstream(&self) -> &FakeUpstream {
@@ -921,7 +882,7 @@ impl Gateway {
 
     /// `GET <promptgate admin>/path` (e.g. `/metrics`), the body of a 200.
     pub fn promptgate_admin_get(&self, path: &str) -> std::io::Result<String> {
-        http_get_local(self.promptgate_admin_port, path)
+        admin_get(self.promptgate_admin_port, path)
     }
 
     /// promptgate's Prometheus exposition.
@@ -974,7 +935,7 @@ impl Gateway {
 
     /// Counter/gauge stats from the Envoy admin whose name contains `filter`.
     pub fn envoy_stats(&self, filter: &str) -> BTreeMap<String, u64> {
-        let body = http_get_local(self.admin_port, "/stats").unwrap_or_default();
+        let body = admin_get(self.admin_port, "/stats").unwrap_or_default();
         body.lines()
             .filter_map(|l| l.split_once(": "))
             .filter(|(k, _)| k.contains(filter))
@@ -1063,14 +1024,70 @@ fn without_startup_noise(s: &str) -> String {
         .join("\n")
 }
 
-fn tail(s: &str, n: usize) -> String {
+/// A started Envoy and the ports it chose (port 0 in the config).
+pub struct EnvoyReady {
+    pub child: Child,
+    pub admin_port: u16,
+    pub listener_port: u16,
+}
+
+/// Waits until the Envoy `child` (started with `--admin-address-path
+/// admin_path`) is LIVE and its `listener_0` accepts connections. On
+/// failure the child is killed and the reason returned.
+pub fn wait_envoy_ready(mut child: Child, admin_path: &Path) -> Result<EnvoyReady, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("exited early ({status})"));
+        }
+        let admin_port = std::fs::read_to_string(admin_path).ok().and_then(|a| {
+            a.trim()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        });
+        if let Some(admin_port) = admin_port {
+            let live = admin_get(admin_port, "/ready").is_ok_and(|b| b.trim() == "LIVE");
+            if let Some(listener_port) = live.then(|| listener_port(admin_port)).flatten() {
+                if TcpStream::connect(("127.0.0.1", listener_port)).is_ok() {
+                    return Ok(EnvoyReady {
+                        child,
+                        admin_port,
+                        listener_port,
+                    });
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("not ready within 60s".into());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The port Envoy bound for `listener_0`, from its admin API.
+pub fn listener_port(admin_port: u16) -> Option<u16> {
+    let body = admin_get(admin_port, "/listeners?format=json").ok()?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v["listener_statuses"]
+        .as_array()?
+        .iter()
+        .find(|l| l["name"] == "listener_0")?["local_address"]["socket_address"]["port_value"]
+        .as_u64()
+        .map(|p| p as u16)
+        .filter(|p| *p != 0)
+}
+
+pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
 }
 
 /// Minimal blocking HTTP/1.1 GET on loopback (admin API; Envoy refuses HTTP/1.0).
-fn http_get_local(port: u16, path: &str) -> std::io::Result<String> {
+pub fn admin_get(port: u16, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(

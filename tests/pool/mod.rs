@@ -221,7 +221,7 @@ impl Pool {
 
     /// Hosts of the `promptgate` cluster Envoy reports healthy (ports).
     pub fn healthy_ports(&self) -> Vec<u16> {
-        let Ok(body) = admin_get(self.admin_port, "/clusters?format=json") else {
+        let Ok(body) = common::admin_get(self.admin_port, "/clusters?format=json") else {
             return Vec::new();
         };
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -261,7 +261,7 @@ impl Pool {
                 panic!(
                     "Envoy did not see {n} healthy instances within {timeout:?}: {:?}\n{}",
                     self.healthy_ports(),
-                    admin_get(self.admin_port, "/clusters").unwrap_or_default()
+                    common::admin_get(self.admin_port, "/clusters").unwrap_or_default()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -309,7 +309,7 @@ impl Pool {
         let access = std::fs::File::create(self.dir.path().join("access.log")).unwrap();
         let stderr = std::fs::File::create(self.dir.path().join("envoy.log")).unwrap();
         let level = std::env::var("ENVOY_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
-        let mut child = Command::new(common::envoy_bin())
+        let child = Command::new(common::envoy_bin())
             .arg("-c")
             .arg(&cfg_path)
             .arg("--use-dynamic-base-id")
@@ -323,42 +323,14 @@ impl Pool {
             .stderr(stderr)
             .spawn()
             .expect("spawn envoy");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                panic!("envoy exited early ({st}):\n{}", self.envoy_log());
+        match common::wait_envoy_ready(child, &admin_path) {
+            Ok(ready) => {
+                self.admin_port = ready.admin_port;
+                self.listener_port = ready.listener_port;
+                self.envoy = Some(ready.child);
             }
-            if let Ok(addr) = std::fs::read_to_string(&admin_path) {
-                if let Some(port) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
-                    self.admin_port = port;
-                    if admin_get(port, "/ready").is_ok_and(|b| b.trim() == "LIVE") {
-                        if let Some(lp) = self.listener_port() {
-                            self.listener_port = lp;
-                            self.envoy = Some(child);
-                            return;
-                        }
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("envoy not ready within 60s:\n{}", self.envoy_log());
-            }
-            std::thread::sleep(Duration::from_millis(25));
+            Err(why) => panic!("envoy {why}:\n{}", self.envoy_log()),
         }
-    }
-
-    fn listener_port(&self) -> Option<u16> {
-        let body = admin_get(self.admin_port, "/listeners?format=json").ok()?;
-        let v: Value = serde_json::from_str(&body).ok()?;
-        v["listener_statuses"]
-            .as_array()?
-            .iter()
-            .find(|l| l["name"] == "listener_0")?["local_address"]["socket_address"]["port_value"]
-            .as_u64()
-            .map(|p| p as u16)
-            .filter(|p| *p != 0)
     }
 
     pub fn upstream(&self) -> &FakeUpstream {
@@ -383,7 +355,7 @@ impl Pool {
 
     /// Envoy counters whose name contains `filter`.
     pub fn envoy_stats(&self, filter: &str) -> Vec<(String, u64)> {
-        admin_get(self.admin_port, "/stats")
+        common::admin_get(self.admin_port, "/stats")
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split_once(": "))
@@ -396,9 +368,15 @@ impl Pool {
     pub fn logs(&self) -> String {
         let mut s = String::new();
         for i in 0..self.instances.len() {
-            s += &format!("===== promptgate {i} =====\n{}\n", tail(&self.log(i), 60));
+            s += &format!(
+                "===== promptgate {i} =====\n{}\n",
+                common::tail(&self.log(i), 60)
+            );
         }
-        s += &format!("===== envoy =====\n{}\n", tail(&self.envoy_log(), 60));
+        s += &format!(
+            "===== envoy =====\n{}\n",
+            common::tail(&self.envoy_log(), 60)
+        );
         s += &format!(
             "===== promptgate cluster stats =====\n{:?}\n",
             self.envoy_stats("cluster.promptgate.")
@@ -428,46 +406,5 @@ impl Drop for Pool {
             let keep = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
             eprintln!("kept {}", keep.keep().display());
         }
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Blocking HTTP/1.1 GET to the Envoy admin on loopback.
-pub fn admin_get(port: u16, path: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!("admin {path}: {head}")));
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, r)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || r.len() < n {
-                break;
-            }
-            out.push_str(&r[..n]);
-            rest = r[n..].strip_prefix("\r\n").unwrap_or(&r[n..]);
-        }
-        Ok(out)
-    } else {
-        Ok(body.to_string())
     }
 }
