@@ -162,7 +162,7 @@ fn style_for(route: RouteType, provider: ProviderKind) -> ErrorStyle {
     }
 }
 
-fn reply(
+pub(crate) fn reply(
     style: ErrorStyle,
     kind: ErrorKind,
     status: u16,

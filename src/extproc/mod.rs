@@ -779,16 +779,31 @@ impl StreamState {
     }
 }
 
+/// A reply promptgate makes itself (not a guard's decision on the body).
+fn adapter_reply(
+    ctx: Option<&RequestCtx>,
+    kind: crate::provider::ErrorKind,
+    status: u16,
+    message: &str,
+    details: &'static str,
+) -> Reply {
+    let style = ctx.map_or(crate::provider::ErrorStyle::Anthropic, |c| c.style);
+    let outcome = Outcome {
+        route: ctx.map(|c| c.route.as_str()),
+        ..Outcome::default()
+    };
+    decision::reply(style, kind, status, message, details, outcome)
+}
+
 fn too_large(ctx: &RequestCtx) -> Reply {
     let message =
         format!("the request body is larger than promptgate inspects ({MAX_BODY_BYTES} bytes)");
-    error_reply(
-        ctx.style,
+    adapter_reply(
+        Some(ctx),
         crate::provider::ErrorKind::TooLarge,
         413,
         &message,
         "promptgate_body_too_large",
-        ctx,
     )
 }
 
@@ -796,58 +811,25 @@ fn gateway_reply(ctx: Option<&RequestCtx>, message: &str) -> Reply {
     gateway_reply_status(ctx, 500, message)
 }
 
+fn gateway_reply_status(ctx: Option<&RequestCtx>, status: u16, message: &str) -> Reply {
+    adapter_reply(
+        ctx,
+        crate::provider::ErrorKind::Gateway,
+        status,
+        message,
+        "promptgate_gateway_error",
+    )
+}
+
 /// A response guard's rejection of a whole (JSON) response.
 fn guard_reply(ctx: Option<&RequestCtx>, message: &str) -> Reply {
-    let style = ctx.map_or(crate::provider::ErrorStyle::Anthropic, |c| c.style);
-    Reply {
-        status: 403,
-        body: crate::provider::error_body(style, crate::provider::ErrorKind::Guard, 403, message),
-        details: "promptgate_response_guard_reject",
-        outcome: Outcome::default(),
-    }
-}
-
-fn gateway_reply_status(ctx: Option<&RequestCtx>, status: u16, message: &str) -> Reply {
-    let style = ctx.map_or(crate::provider::ErrorStyle::Anthropic, |c| c.style);
-    Reply {
-        status,
-        body: crate::provider::error_body(
-            style,
-            crate::provider::ErrorKind::Gateway,
-            status,
-            message,
-        ),
-        details: "promptgate_gateway_error",
-        outcome: Outcome {
-            decision: "error",
-            route: ctx.map(|c| c.route.as_str()),
-            status: Some(status),
-            message: Some(message.to_owned()),
-            ..Outcome::default()
-        },
-    }
-}
-
-fn error_reply(
-    style: crate::provider::ErrorStyle,
-    kind: crate::provider::ErrorKind,
-    status: u16,
-    message: &str,
-    details: &'static str,
-    ctx: &RequestCtx,
-) -> Reply {
-    Reply {
-        status,
-        body: crate::provider::error_body(style, kind, status, message),
-        details,
-        outcome: Outcome {
-            decision: "error",
-            route: Some(ctx.route.as_str()),
-            status: Some(status),
-            message: Some(message.to_owned()),
-            ..Outcome::default()
-        },
-    }
+    adapter_reply(
+        ctx,
+        crate::provider::ErrorKind::Guard,
+        403,
+        message,
+        "promptgate_response_guard_reject",
+    )
 }
 
 /// The stream engine's counts as telemetry's: input excludes cached tokens
