@@ -9,8 +9,8 @@ use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Finding, Scan};
 use crate::policy::{Backend, Policy, RouteType, SelectError};
 use crate::provider::stream::StreamKind;
+use crate::provider::ParsedRequest;
 use crate::provider::{self, ErrorKind, ErrorStyle, ProviderKind};
-use crate::provider::{ParsedRequest, TextSegment};
 
 /// Largest request body promptgate inspects (Envoy's buffer limit in the
 /// shipped config is the same).
@@ -587,11 +587,6 @@ impl Inspection<'_, '_> {
             action,
             location: self.parsed.segments[segment].location.to_string(),
         }
-    }
-
-    /// The extracted segments (what external guards are shown).
-    pub fn segments(&self) -> &[TextSegment<'_>] {
-        &self.parsed.segments
     }
 
     fn reject(&self, fired: Fired, status: u16, message: &str) -> Reply {
