@@ -731,10 +731,12 @@ impl Inspection<'_, '_> {
                 out.extend_from_slice(&body[at..range.start]);
                 match edit {
                     Edit::Mask(seg, group) => {
-                        let masked =
-                            crate::guard::mask_text(&self.parsed.segments[seg].text, &group);
-                        serde_json::to_writer(&mut out, masked.as_str())
-                            .expect("writing to a Vec cannot fail");
+                        // Placeholders spliced into the literal as it is:
+                        // every escape outside the masked spans stays.
+                        let segment = &self.parsed.segments[seg];
+                        out.push(b'"');
+                        crate::guard::mask_literal(segment.literal, &group, &mut out);
+                        out.push(b'"');
                     }
                     Edit::Bytes(b) => out.extend_from_slice(&b),
                 }

@@ -209,7 +209,7 @@ impl ExternalGuard {
                     role: segments[i].role.as_str().to_owned(),
                     location: segments[i].location.to_string(),
                     kind: kind_name(segments[i].kind).to_owned(),
-                    text: segments[i].text.to_string(),
+                    text: segments[i].text().into_owned(),
                 })
                 .collect(),
         };
@@ -262,19 +262,22 @@ impl ExternalGuard {
                             sent.len()
                         ));
                     };
-                    let text: &str = &segments[seg].text;
+                    let literal = segments[seg].literal;
                     let (s, e) = (span.start as usize, span.end as usize);
-                    if s > e
-                        || e > text.len()
-                        || !text.is_char_boundary(s)
-                        || !text.is_char_boundary(e)
-                    {
+                    // Spans are offsets of the decoded text sent; findings
+                    // are ranges of the literal.
+                    let range = if s <= e {
+                        crate::provider::literal::raw_range(literal, s..e)
+                    } else {
+                        None
+                    };
+                    let Some(range) = range else {
                         return self.failed(format!(
                             "mask span {s}..{e} is not a valid range of segment {}",
                             span.segment
                         ));
-                    }
-                    if s == e {
+                    };
+                    if range.is_empty() {
                         continue;
                     }
                     let placeholder = if span.replacement.is_empty() {
@@ -285,7 +288,7 @@ impl ExternalGuard {
                     findings.push(Finding {
                         rule: usize::MAX,
                         segment: seg,
-                        range: s..e,
+                        range,
                         placeholder,
                     });
                 }

@@ -226,7 +226,8 @@ pub struct Finding {
     pub rule: usize,
     /// Index of the segment.
     pub segment: usize,
-    /// Byte range of the match in the segment's decoded text.
+    /// Byte range of the match in the segment's literal content (raw JSON,
+    /// escapes intact; the range covers whole escape sequences).
     pub range: Range<usize>,
     /// What replaces it when masking.
     pub placeholder: String,
@@ -633,7 +634,7 @@ impl GuardSet {
             // Join the unit's normalised texts with single spaces.
             let pieces: Vec<(usize, Normalized<'_>)> = unit
                 .clone()
-                .map(|i| (i, normalize::normalize(&segments[i].text)))
+                .map(|i| (i, normalize::normalize_literal(segments[i].literal)))
                 .collect();
             let joined_storage;
             let (joined, offsets): (&str, Vec<usize>) = if pieces.len() == 1 {
@@ -668,7 +669,7 @@ impl GuardSet {
                         if s >= e {
                             continue;
                         }
-                        let range = norm.original_range(&segments[*seg].text, s - lo..e - lo);
+                        let range = norm.original_range(segments[*seg].literal, s - lo..e - lo);
                         record(scan, pat.rule, *seg, range, &pat.placeholder);
                     }
                 }
@@ -676,15 +677,22 @@ impl GuardSet {
         }
         if !self.raw.is_empty() {
             for seg in unit {
-                let text: &str = &segments[seg].text;
-                for p in self.raw.matching(text) {
+                let literal = segments[seg].literal;
+                let text = crate::provider::literal::decode(literal);
+                for p in self.raw.matching(&text) {
                     let pat = &self.raw.patterns[p];
                     if !applies[pat.rule] {
                         continue;
                     }
-                    for m in pat.regex.find_iter(text) {
-                        if pat.accepts(m.as_str()) {
-                            record(scan, pat.rule, seg, m.range(), &pat.placeholder);
+                    for m in pat.regex.find_iter(&text) {
+                        if !pat.accepts(m.as_str()) {
+                            continue;
+                        }
+                        // Matches are on character boundaries of the
+                        // decoded text, so they map onto whole escapes.
+                        if let Some(range) = crate::provider::literal::raw_range(literal, m.range())
+                        {
+                            record(scan, pat.rule, seg, range, &pat.placeholder);
                         }
                     }
                 }
@@ -803,15 +811,41 @@ fn unit_len(segments: &[TextSegment<'_>]) -> usize {
         .count()
 }
 
-/// Applies mask findings to a segment's text: overlapping findings merge,
-/// the earliest finding's placeholder names the merged span.
+/// Applies mask findings to a text: overlapping findings merge, the
+/// earliest finding's placeholder names the merged span.
 pub fn mask_text(text: &str, findings: &[&Finding]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (piece, is_placeholder) in masked_pieces(text, findings) {
+        let _ = is_placeholder;
+        out.push_str(piece);
+    }
+    out
+}
+
+/// Writes a segment's literal content with its mask findings (ranges of
+/// the literal) applied into `out`: placeholders are JSON-escaped, every
+/// other byte is copied as it is.
+pub fn mask_literal(literal: &str, findings: &[&Finding], out: &mut Vec<u8>) {
+    for (piece, is_placeholder) in masked_pieces(literal, findings) {
+        if is_placeholder && piece.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            let quoted = serde_json::to_string(piece).expect("strings always serialise");
+            out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+        } else {
+            out.extend_from_slice(piece.as_bytes());
+        }
+    }
+}
+
+/// The pieces of `text` with findings applied, in order: kept stretches
+/// (`false`) and placeholders (`true`). Overlapping findings merge; the
+/// earliest finding's placeholder names the merged span.
+fn masked_pieces<'t>(text: &'t str, findings: &[&'t Finding]) -> Vec<(&'t str, bool)> {
     let mut spans: Vec<(Range<usize>, &str)> = findings
         .iter()
         .map(|f| (f.range.clone(), f.placeholder.as_str()))
         .collect();
     spans.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(2 * spans.len() + 1);
     let mut at = 0;
     let mut i = 0;
     while i < spans.len() {
@@ -824,11 +858,11 @@ pub fn mask_text(text: &str, findings: &[&Finding]) -> String {
         if range.start < at {
             continue;
         }
-        out.push_str(&text[at..range.start]);
-        out.push_str(placeholder);
+        out.push((&text[at..range.start], false));
+        out.push((placeholder, true));
         at = range.end;
     }
-    out.push_str(&text[at..]);
+    out.push((&text[at..], false));
     out
 }
 

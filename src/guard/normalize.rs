@@ -26,6 +26,8 @@ pub struct Normalized<'a> {
     /// unchanged (identity map). A run per copied stretch, not an entry per
     /// byte: the map costs a few bytes per line, not four per byte.
     runs: Vec<Run>,
+    /// The original is a JSON string literal's content (escapes intact).
+    escaped: bool,
 }
 
 /// Normalised bytes from `norm` on come from original bytes from `orig`
@@ -57,7 +59,8 @@ impl Normalized<'_> {
     }
 
     /// Maps a normalised byte range back to the smallest range of the
-    /// original text covering every character that produced it.
+    /// original text covering every character that produced it (whole
+    /// escape sequences, for a literal).
     pub fn original_range(
         &self,
         original: &str,
@@ -73,8 +76,12 @@ impl Normalized<'_> {
         }
         let start = self.origin(range.start);
         let last = self.origin(range.end - 1);
-        let end = last + original[last..].chars().next().map_or(0, char::len_utf8);
-        start..end
+        let len = if self.escaped {
+            crate::provider::literal::char_len(original, last)
+        } else {
+            original[last..].chars().next().map_or(0, char::len_utf8)
+        };
+        start..last + len
     }
 }
 
@@ -83,12 +90,13 @@ fn is_format(c: char) -> bool {
 }
 
 /// True when normalising cannot change the text: ASCII with single spaces
-/// as its only white space and no control characters.
-fn already_normal(s: &str) -> bool {
+/// as its only white space, no control characters (and, in a literal, no
+/// escapes).
+fn already_normal(s: &str, escaped: bool) -> bool {
     let b = s.as_bytes();
     let mut prev_space = false;
     for &c in b {
-        if !(0x20..0x7f).contains(&c) {
+        if !(0x20..0x7f).contains(&c) || (escaped && c == b'\\') {
             return false;
         }
         let space = c == b' ';
@@ -102,10 +110,22 @@ fn already_normal(s: &str) -> bool {
 
 /// Normalises `s` (see the module docs).
 pub fn normalize(s: &str) -> Normalized<'_> {
-    if already_normal(s) {
+    normalize_impl::<false>(s)
+}
+
+/// Normalises the text a JSON string literal's content decodes to, mapping
+/// back to the literal's raw bytes: the same text as
+/// `normalize(&literal::decode(content))`, without decoding first.
+pub fn normalize_literal(content: &str) -> Normalized<'_> {
+    normalize_impl::<true>(content)
+}
+
+fn normalize_impl<const ESCAPED: bool>(s: &str) -> Normalized<'_> {
+    if already_normal(s, ESCAPED) {
         return Normalized {
             text: Cow::Borrowed(s),
             runs: Vec::new(),
+            escaped: ESCAPED,
         };
     }
     let mut text = String::with_capacity(s.len());
@@ -134,7 +154,7 @@ pub fn normalize(s: &str) -> Normalized<'_> {
         let mut space = prev_space;
         while end < bytes.len() {
             let b = bytes[end];
-            if (0x21..0x7f).contains(&b) {
+            if (0x21..0x7f).contains(&b) && !(ESCAPED && b == b'\\') {
                 space = false;
             } else if b == b' ' && !space {
                 space = true;
@@ -173,8 +193,12 @@ pub fn normalize(s: &str) -> Normalized<'_> {
             }
             continue;
         }
-        let c = s[at..].chars().next().expect("at is a char boundary");
-        let next = at + c.len_utf8();
+        let (c, next) = if ESCAPED {
+            crate::provider::literal::char_at(s, at)
+        } else {
+            let c = s[at..].chars().next().expect("at is a char boundary");
+            (c, at + c.len_utf8())
+        };
         if c.is_ascii() {
             if c.is_ascii_whitespace() || c == '\u{0b}' {
                 if !prev_space {
@@ -212,6 +236,7 @@ pub fn normalize(s: &str) -> Normalized<'_> {
     Normalized {
         text: Cow::Owned(text),
         runs: origin,
+        escaped: ESCAPED,
     }
 }
 
@@ -260,6 +285,56 @@ mod tests {
         assert_eq!(n.text, "file");
         assert_eq!(&s[n.original_range(s, 0..1)], "ﬁ");
         assert_eq!(&s[n.original_range(s, 1..4)], "ﬁle");
+    }
+
+    #[test]
+    fn literals_normalise_like_their_decoded_text() {
+        let lit = r#"my \uff43ard:\u200b\n 4111\t 1111 \"q\" a\/b"#;
+        let decoded = crate::provider::literal::decode(lit);
+        let n = normalize_literal(lit);
+        assert_eq!(n.text, normalize(&decoded).text);
+        assert_eq!(n.text, "my card: 4111 1111 \"q\" a/b");
+        let i = n.text.find("card").unwrap();
+        assert_eq!(&lit[n.original_range(lit, i..i + 4)], r"\uff43ard");
+        let i = n.text.find("4111 1111").unwrap();
+        assert_eq!(&lit[n.original_range(lit, i..i + 9)], r"4111\t 1111");
+        let i = n.text.find("a/b").unwrap();
+        assert_eq!(&lit[n.original_range(lit, i..i + 3)], r"a\/b");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn literal_normalisation_matches_decoded(
+            s in "(\\PC|[ \t\n\u{200b}\u{ff41}\u{a0}]){0,40}",
+            escape_all in proptest::bool::ANY,
+        ) {
+            let lit = if escape_all {
+                let mut all = String::new();
+                for ch in s.chars() {
+                    let mut buf = [0u16; 2];
+                    for unit in ch.encode_utf16(&mut buf) {
+                        all.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                all
+            } else {
+                let q = serde_json::to_string(&s).unwrap();
+                q[1..q.len() - 1].to_owned()
+            };
+            let plain = normalize(&s);
+            let n = normalize_literal(&lit);
+            proptest::prop_assert_eq!(&n.text, &plain.text);
+            // Every normalised character maps onto whole raw characters
+            // that decode to the original characters behind it.
+            for (i, _) in n.text.char_indices() {
+                let r = n.original_range(&lit, i..i + 1);
+                let p = plain.original_range(&s, i..i + 1);
+                proptest::prop_assert_eq!(
+                    crate::provider::literal::decode(&lit[r]),
+                    &s[p]
+                );
+            }
+        }
     }
 
     #[test]

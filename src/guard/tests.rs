@@ -18,13 +18,21 @@ fn scan(set: &GuardSet, body: &str) -> (Option<Shown>, Vec<Shown>) {
         (
             set.rules()[f.rule].name.clone(),
             seg.location.to_string(),
-            seg.text[f.range.clone()].to_owned(),
+            crate::provider::literal::decode(&seg.literal[f.range.clone()]).into_owned(),
         )
     };
     (
         s.reject.as_ref().map(show),
         s.masks.iter().map(show).collect(),
     )
+}
+
+/// A segment's text with mask findings applied (spliced into the literal,
+/// then decoded).
+fn masked(seg: &crate::provider::TextSegment<'_>, findings: &[&Finding]) -> String {
+    let mut out = Vec::new();
+    mask_literal(seg.literal, findings, &mut out);
+    crate::provider::literal::decode(std::str::from_utf8(&out).unwrap()).into_owned()
 }
 
 fn user(text: &str) -> String {
@@ -153,7 +161,7 @@ fn placeholders_name_the_rule_and_masks_merge() {
     assert_eq!(s.masks[1].placeholder, "<masked>");
     let refs: Vec<&Finding> = s.masks.iter().collect();
     assert_eq!(
-        mask_text(&parsed.segments[0].text, &refs),
+        masked(&parsed.segments[0], &refs),
         "about <PROJECT_FALCON> today"
     );
 }
@@ -166,7 +174,7 @@ fn mask_positions_map_back_through_normalisation() {
     let parsed = parse_request(false, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, None);
     let refs: Vec<&Finding> = s.masks.iter().collect();
-    assert_eq!(mask_text(&parsed.segments[0].text, &refs), "my <CARD> ok");
+    assert_eq!(masked(&parsed.segments[0], &refs), "my <CARD> ok");
 }
 
 const AGENT_BODY: &str = r#"{
@@ -299,12 +307,15 @@ fn builtins_mask_what_they_find_and_validate() {
     .to_string();
     let parsed = parse_request(false, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, parsed.latest_user_message);
-    let found: Vec<(&str, &str)> = s
+    let found: Vec<(String, &str)> = s
         .masks
         .iter()
         .map(|f| {
             (
-                &parsed.segments[f.segment].text[f.range.clone()],
+                crate::provider::literal::decode(
+                    &parsed.segments[f.segment].literal[f.range.clone()],
+                )
+                .into_owned(),
                 f.placeholder.as_str(),
             )
         })
@@ -312,10 +323,10 @@ fn builtins_mask_what_they_find_and_validate() {
     assert_eq!(
         found,
         [
-            ("4111 1111 1111 1111", "<CREDIT_CARD>"),
-            ("AKIAZ7QWERTYUIOPASDF", "<AWS_ACCESS_KEY>"),
-            ("jane.doe@example.com", "<EMAIL_ADDRESS>"),
-            ("123-45-6789", "<SSN>"),
+            ("4111 1111 1111 1111".to_owned(), "<CREDIT_CARD>"),
+            ("AKIAZ7QWERTYUIOPASDF".to_owned(), "<AWS_ACCESS_KEY>"),
+            ("jane.doe@example.com".to_owned(), "<EMAIL_ADDRESS>"),
+            ("123-45-6789".to_owned(), "<SSN>"),
         ]
     );
     // Fullwidth digits are found through normalisation and masked in place.
@@ -324,7 +335,7 @@ fn builtins_mask_what_they_find_and_validate() {
     let parsed = parse_request(false, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, None);
     let refs: Vec<&Finding> = s.masks.iter().collect();
-    assert_eq!(mask_text(&parsed.segments[0].text, &refs), "<CREDIT_CARD>");
+    assert_eq!(masked(&parsed.segments[0], &refs), "<CREDIT_CARD>");
 }
 
 #[test]

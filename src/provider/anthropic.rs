@@ -86,17 +86,8 @@ impl<'a> Ctx<'a, '_> {
         if !self.kinds.contains(kind) {
             return Ok(());
         }
-        let text = decode_str(raw, || location.to_string())?;
-        self.out.push(
-            self.kinds,
-            TextSegment {
-                location,
-                role,
-                kind,
-                text,
-                raw: span_of(self.body, raw),
-            },
-        );
+        let segment = TextSegment::new(self.body, raw, location, role, kind)?;
+        self.out.push(self.kinds, segment);
         Ok(())
     }
 }
@@ -355,12 +346,12 @@ mod tests {
         // Raw spans point at the JSON string literals.
         for s in &parsed.segments {
             let literal = &BODY[s.raw.clone()];
-            assert_eq!(serde_json::from_str::<String>(literal).unwrap(), s.text);
+            assert_eq!(serde_json::from_str::<String>(literal).unwrap(), s.text());
         }
         parsed
             .segments
             .iter()
-            .map(|s| (s.location.to_string(), s.text.to_string(), s.role, s.kind))
+            .map(|s| (s.location.to_string(), s.text().to_string(), s.role, s.kind))
             .collect()
     }
 
@@ -464,8 +455,8 @@ mod tests {
         let body =
             r#"{"system":"be nice","messages":[{"role":"user","content":"credit\u0020card"}]}"#;
         let parsed = parse_request(false, body, DEFAULT).unwrap();
-        assert_eq!(parsed.segments[0].text, "be nice");
-        assert_eq!(parsed.segments[1].text, "credit card");
+        assert_eq!(parsed.segments[0].text(), "be nice");
+        assert_eq!(parsed.segments[1].text(), "credit card");
     }
 
     #[test]
@@ -502,7 +493,7 @@ mod tests {
             PartKind::ToolResult,
         ]);
         let parsed = parse_request(false, body, user_side).unwrap();
-        assert!(parsed.segments.iter().any(|s| s.text.contains("Say hi")));
+        assert!(parsed.segments.iter().any(|s| s.text().contains("Say hi")));
         assert!(parsed
             .segments
             .iter()
@@ -533,6 +524,6 @@ mod tests {
             .filter(|s| s.kind == PartKind::ToolResult)
             .collect();
         assert_eq!(tool.len(), 1);
-        assert_eq!(tool[0].text, "meeting at noon");
+        assert_eq!(tool[0].text(), "meeting at noon");
     }
 }

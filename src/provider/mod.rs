@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod encoding;
+pub mod literal;
 pub mod openai;
 pub mod stream;
 
@@ -229,10 +230,50 @@ pub struct TextSegment<'a> {
     pub location: Location,
     pub role: Role,
     pub kind: PartKind,
-    /// The decoded text.
-    pub text: Cow<'a, str>,
+    /// The literal's content as it is in the body: the bytes between its
+    /// quotes, escapes intact. Guards read it in place.
+    pub literal: &'a str,
     /// Byte range of the JSON string literal (quotes included) in the body.
     pub raw: Range<usize>,
+}
+
+impl<'a> TextSegment<'a> {
+    /// A segment for the string literal `raw` of `body`, checked to decode.
+    pub(crate) fn new(
+        body: &'a str,
+        raw: &'a RawValue,
+        location: Location,
+        role: Role,
+        kind: PartKind,
+    ) -> Result<TextSegment<'a>, BodyError> {
+        let quoted = raw.get();
+        if quoted.len() < 2 || !quoted.starts_with('"') {
+            return Err(BodyError(format!("{location}: expected a string")));
+        }
+        let literal = &quoted[1..quoted.len() - 1];
+        if !literal::validate(literal) {
+            return Err(BodyError(format!(
+                "{location}: the string holds an invalid \\u escape"
+            )));
+        }
+        Ok(TextSegment {
+            location,
+            role,
+            kind,
+            literal,
+            raw: span_of(body, raw),
+        })
+    }
+
+    /// The decoded text (borrowed when the literal has no escapes).
+    pub fn text(&self) -> Cow<'a, str> {
+        literal::decode(self.literal)
+    }
+
+    /// Byte offset of the literal's content in the body.
+    pub fn content_start(&self) -> usize {
+        self.raw.start + 1
+    }
 }
 
 /// What a request body yielded.

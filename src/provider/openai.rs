@@ -84,17 +84,8 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
         raw: &'a RawValue,
     ) -> Result<(), BodyError> {
         if kinds.contains(kind) {
-            let text = decode_str(raw, || location.to_string())?;
-            out.push(
-                kinds,
-                TextSegment {
-                    location,
-                    role,
-                    kind,
-                    text,
-                    raw: span_of(body, raw),
-                },
-            );
+            let segment = TextSegment::new(body, raw, location, role, kind)?;
+            out.push(kinds, segment);
         }
         Ok(())
     }
@@ -219,10 +210,16 @@ mod tests {
         let parsed = parse_request(true, body, KindSet::ALL).unwrap();
         assert_eq!(parsed.model.as_deref(), Some("gpt-4o"));
         assert_eq!(parsed.latest_user_message, Some(3));
+        let texts: Vec<String> = parsed
+            .segments
+            .iter()
+            .map(|s| s.text().into_owned())
+            .collect();
         let got: Vec<(String, &str, Role, PartKind)> = parsed
             .segments
             .iter()
-            .map(|s| (s.location.to_string(), s.text.as_ref(), s.role, s.kind))
+            .zip(&texts)
+            .map(|(s, t)| (s.location.to_string(), t.as_str(), s.role, s.kind))
             .collect();
         assert_eq!(
             got,
