@@ -11,6 +11,7 @@
 
 pub mod builtins;
 pub mod external;
+pub mod gate;
 pub mod normalize;
 
 use std::ops::Range;

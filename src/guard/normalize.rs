@@ -85,7 +85,7 @@ impl Normalized<'_> {
     }
 }
 
-fn is_format(c: char) -> bool {
+pub(crate) fn is_format(c: char) -> bool {
     c.general_category() == GeneralCategory::Format
 }
 

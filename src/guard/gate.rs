@@ -1,0 +1,969 @@
+//! Gates: what every match of a pattern must contain, found in the raw
+//! JSON literal bytes at SIMD speed, so that normalisation and regex
+//! search run only on the few small regions around a hit.
+//!
+//! The guarantee the scanner builds on (see `GuardSet::scan`): a pattern
+//! matches the normalised text of a unit only if
+//! * one of its gate atoms occurs in the raw bytes of one of the unit's
+//!   literals, or
+//! * the unit holds a *suspect* character: an escape or non-ASCII character
+//!   that normalisation turns into ASCII text or removes (`\u0041`,
+//!   fullwidth letters, zero-width and other format characters, controls).
+//!
+//! Why: a gate atom is a sequence of ASCII classes holding no white space
+//! and none of `"`, `\`, `/` (characters a literal may hold escaped). If a
+//! match's atom occurrence in the normalised text came only from plain
+//! ASCII bytes of the literal with nothing removed between them, the same
+//! bytes are in the raw literal; otherwise a suspect character is among or
+//! between them.
+//!
+//! The region verified around a hit runs from boundary to boundary: ASCII
+//! punctuation (and the space) that no match of the pattern can contain.
+//! Normalisation maps such a character to itself, so the region's
+//! normalised text is exactly that stretch of the unit's normalised text,
+//! and a match never crosses a boundary.
+
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use unicode_normalization::UnicodeNormalization;
+
+/// A set of ASCII bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Ascii(pub u128);
+
+impl Ascii {
+    pub const ALL: Ascii = Ascii(u128::MAX);
+
+    pub fn contains(self, b: u8) -> bool {
+        b < 128 && self.0 & (1u128 << b) != 0
+    }
+    fn with(self, b: u8) -> Ascii {
+        Ascii(self.0 | (1u128 << (b & 0x7f)))
+    }
+    fn union(self, o: Ascii) -> Ascii {
+        Ascii(self.0 | o.0)
+    }
+    fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+    fn bytes(self) -> impl Iterator<Item = u8> {
+        (0u8..128).filter(move |&b| self.contains(b))
+    }
+    /// The single byte of the set ignoring ASCII case (`{c, C}` → `c`).
+    fn single_folded(self) -> Option<u8> {
+        let mut folded = Ascii::default();
+        for b in self.bytes() {
+            folded = folded.with(b.to_ascii_lowercase());
+        }
+        (folded.len() == 1).then(|| folded.bytes().next().expect("one byte"))
+    }
+}
+
+/// Bytes an atom may not hold: white space, controls, `"`, `\`, `/`.
+fn forbidden(b: u8) -> bool {
+    b <= b' ' || b == 0x7f || b == b'"' || b == b'\\' || b == b'/'
+}
+
+/// Rough chance that a byte of prompt or code text is in the class (white
+/// space and lower-case letters are common, digits and capitals less so,
+/// most punctuation rare).
+fn probability(c: Ascii) -> f64 {
+    c.bytes()
+        .map(|b| match b {
+            b' ' => 0.3,
+            b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' => 0.05,
+            b'a'..=b'z' => 0.015,
+            b'0'..=b'9' => 0.01,
+            b'A'..=b'Z' => 0.006,
+            b'.' | b',' | b'_' | b'(' | b')' | b'-' | b'=' | b':' | b';' => 0.01,
+            _ => 0.001,
+        })
+        .sum::<f64>()
+        .min(1.0)
+}
+
+/// A sequence of ASCII classes every match of a pattern contains.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Atom {
+    pub classes: Vec<Ascii>,
+    /// The pattern asserts an ASCII word boundary right before the atom and
+    /// its first class holds only word bytes: a hit whose raw byte before
+    /// is a real (unescaped) ASCII word character cannot match.
+    pub word_start: bool,
+}
+
+impl Atom {
+    fn probability(&self) -> f64 {
+        self.classes.iter().map(|c| probability(*c)).product()
+    }
+
+    /// The atom as a lower-case literal when every class is one byte up to
+    /// ASCII case.
+    pub fn literal(&self) -> Option<Vec<u8>> {
+        self.classes.iter().map(|c| c.single_folded()).collect()
+    }
+
+    /// The rarest window of at most `max` classes (a part of a required
+    /// sequence is required too).
+    fn window(&self, max: usize) -> Atom {
+        if self.classes.len() <= max {
+            return self.clone();
+        }
+        let mut best = (f64::MAX, 0);
+        for start in 0..=self.classes.len() - max {
+            let p: f64 = self.classes[start..start + max]
+                .iter()
+                .map(|c| probability(*c))
+                .product();
+            if p < best.0 {
+                best = (p, start);
+            }
+        }
+        Atom {
+            classes: self.classes[best.1..best.1 + max].to_vec(),
+            word_start: self.word_start && best.1 == 0,
+        }
+    }
+}
+
+/// A gate: a pattern can match only where one of its atoms occurs.
+pub type Gate = Vec<Atom>;
+
+fn gate_probability(g: &Gate) -> f64 {
+    g.iter().map(Atom::probability).sum()
+}
+
+/// What the scanner needs to know about one pattern.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// ASCII bytes a match may hold (in normalised text).
+    pub alphabet: Ascii,
+    /// Regions may be cut at boundaries: the pattern asserts nothing but
+    /// ASCII word boundaries (no line or text anchors, no Unicode `\b`).
+    pub local: bool,
+    /// The gate, when a selective one exists.
+    pub gate: Option<Gate>,
+}
+
+/// Longest atom kept (bytes compared per hit; the rest is the regex's job).
+const MAX_ATOM: usize = 8;
+/// A gate expected to fire more often than this per byte is no gate.
+const MAX_GATE_PROBABILITY: f64 = 2e-3;
+
+pub fn analyze(hir: &Hir) -> Analysis {
+    let mut alphabet = Ascii::default();
+    let mut local = true;
+    walk_props(hir, &mut alphabet, &mut local);
+    let gate = required(hir)
+        .map(|g| {
+            g.into_iter()
+                .map(|a| a.window(MAX_ATOM))
+                .collect::<Vec<_>>()
+        })
+        .filter(|g| !g.is_empty() && gate_probability(g) <= MAX_GATE_PROBABILITY);
+    Analysis {
+        alphabet,
+        local,
+        gate,
+    }
+}
+
+fn walk_props(hir: &Hir, alphabet: &mut Ascii, local: &mut bool) {
+    match hir.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(l) => {
+            for &b in l.0.iter() {
+                if b < 128 {
+                    *alphabet = alphabet.with(b);
+                }
+            }
+        }
+        HirKind::Class(c) => *alphabet = alphabet.union(ascii_part(c)),
+        HirKind::Look(look) => {
+            if !matches!(
+                look,
+                Look::WordAscii
+                    | Look::WordAsciiNegate
+                    | Look::WordStartAscii
+                    | Look::WordEndAscii
+                    | Look::WordStartHalfAscii
+                    | Look::WordEndHalfAscii
+            ) {
+                *local = false;
+            }
+        }
+        HirKind::Repetition(r) => walk_props(&r.sub, alphabet, local),
+        HirKind::Capture(c) => walk_props(&c.sub, alphabet, local),
+        HirKind::Concat(xs) | HirKind::Alternation(xs) => {
+            for x in xs {
+                walk_props(x, alphabet, local);
+            }
+        }
+    }
+}
+
+/// The ASCII members of a class.
+fn ascii_part(c: &Class) -> Ascii {
+    let mut set = Ascii::default();
+    match c {
+        Class::Unicode(u) => {
+            for r in u.ranges() {
+                let (s, e) = (r.start() as u32, (r.end() as u32).min(127));
+                for b in s..=e {
+                    set = set.with(b as u8);
+                }
+            }
+        }
+        Class::Bytes(bc) => {
+            for r in bc.ranges() {
+                for b in r.start()..=r.end().min(127) {
+                    set = set.with(b);
+                }
+            }
+        }
+    }
+    set
+}
+
+/// The class as a set of ASCII bytes, when nothing outside ASCII can match
+/// it in normalised text: its non-ASCII members (few) all normalise to
+/// something else (the Kelvin sign and long s that case folding adds).
+fn ascii_class(c: &Class) -> Option<Ascii> {
+    match c {
+        Class::Unicode(u) => {
+            for r in u.ranges() {
+                if (r.end() as u32) < 128 {
+                    continue;
+                }
+                let start = r.start().max('\u{80}');
+                if r.end() as u32 - start as u32 > 16 {
+                    return None;
+                }
+                for c in start..=r.end() {
+                    let mut n = std::iter::once(c).nfkc();
+                    if n.next() == Some(c) && n.next().is_none() {
+                        return None;
+                    }
+                }
+            }
+        }
+        Class::Bytes(bc) => {
+            if bc.ranges().iter().any(|r| r.end() >= 128) {
+                return None;
+            }
+        }
+    }
+    let set = ascii_part(c);
+    (set.0 != 0).then_some(set)
+}
+
+/// A fixed-length stretch of classes, when `hir` always matches exactly
+/// that (literals, classes, fixed repetitions of them, word boundaries).
+/// `word_start`: it begins with an ASCII word-boundary assertion.
+fn fixed(hir: &Hir) -> Option<(Vec<Ascii>, bool)> {
+    match hir.kind() {
+        HirKind::Empty => Some((Vec::new(), false)),
+        HirKind::Literal(l) => {
+            if l.0.iter().any(|&b| b >= 128) {
+                return None;
+            }
+            Some((
+                l.0.iter().map(|&b| Ascii::default().with(b)).collect(),
+                false,
+            ))
+        }
+        HirKind::Class(c) => Some((vec![ascii_class(c)?], false)),
+        HirKind::Look(Look::WordAscii | Look::WordStartAscii | Look::WordStartHalfAscii) => {
+            Some((Vec::new(), true))
+        }
+        HirKind::Look(_) => Some((Vec::new(), false)),
+        HirKind::Capture(c) => fixed(&c.sub),
+        HirKind::Repetition(r) if Some(r.min) == r.max && r.min <= 32 => {
+            let (one, _) = fixed(&r.sub)?;
+            Some((one.repeat(r.min as usize), false))
+        }
+        HirKind::Concat(xs) => {
+            let mut out = Vec::new();
+            let mut word_start = false;
+            for (i, x) in xs.iter().enumerate() {
+                let (c, w) = fixed(x)?;
+                if i == 0 || out.is_empty() {
+                    word_start |= w;
+                }
+                out.extend(c);
+            }
+            Some((out, word_start))
+        }
+        HirKind::Alternation(xs) => {
+            // Same-length branches merge position by position.
+            let mut merged: Option<Vec<Ascii>> = None;
+            for x in xs {
+                let (c, _) = fixed(x)?;
+                merged = match merged {
+                    None => Some(c),
+                    Some(m) if m.len() == c.len() => {
+                        Some(m.iter().zip(&c).map(|(a, b)| a.union(*b)).collect())
+                    }
+                    Some(_) => return None,
+                };
+            }
+            merged.map(|m| (m, false))
+        }
+        _ => None,
+    }
+}
+
+/// Splits a stretch of classes into atoms at forbidden bytes (a class
+/// holding one is dropped) and keeps the rarest piece.
+fn best_piece(classes: &[Ascii], word_start: bool) -> Option<Atom> {
+    let mut best: Option<Atom> = None;
+    let mut start = 0;
+    for end in 0..=classes.len() {
+        let cut = end == classes.len() || classes[end].bytes().any(forbidden);
+        if !cut {
+            continue;
+        }
+        if end > start {
+            let first_word = classes[start]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let atom = Atom {
+                classes: classes[start..end].to_vec(),
+                word_start: word_start && start == 0 && first_word,
+            };
+            if best
+                .as_ref()
+                .is_none_or(|b| atom.probability() < b.probability())
+            {
+                best = Some(atom);
+            }
+        }
+        start = end + 1;
+    }
+    best
+}
+
+/// A gate of `hir`: atoms one of which every match contains.
+fn required(hir: &Hir) -> Option<Gate> {
+    if let Some((classes, w)) = fixed(hir) {
+        return best_piece(&classes, w).map(|a| vec![a]);
+    }
+    match hir.kind() {
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => {
+            // The sub-expression's gate, or its fixed part repeated.
+            let mut options: Vec<Gate> = required(&r.sub).into_iter().collect();
+            if let Some((one, w)) = fixed(&r.sub) {
+                let n = (r.min as usize).min(MAX_ATOM.div_ceil(one.len().max(1)));
+                if let Some(a) = best_piece(&one.repeat(n), w) {
+                    options.push(vec![a]);
+                }
+            }
+            options
+                .into_iter()
+                .min_by(|a, b| gate_probability(a).total_cmp(&gate_probability(b)))
+        }
+        HirKind::Alternation(xs) => {
+            let mut gate = Vec::new();
+            for x in xs {
+                gate.extend(required(x)?);
+            }
+            gate.sort_by(|a, b| a.classes.len().cmp(&b.classes.len()));
+            gate.dedup();
+            Some(gate)
+        }
+        HirKind::Concat(xs) => {
+            let mut options: Vec<Gate> = Vec::new();
+            // Maximal fixed stretches, with a repetition's minimum run
+            // closing a stretch (`[2-6][0-9]{12,18}` → [2-6] then twelve
+            // digits).
+            let mut run: Vec<Ascii> = Vec::new();
+            let mut run_word = false;
+            let flush = |run: &mut Vec<Ascii>, word: &mut bool, options: &mut Vec<Gate>| {
+                if let Some(a) = best_piece(run, *word) {
+                    options.push(vec![a]);
+                }
+                run.clear();
+                *word = false;
+            };
+            for x in xs {
+                if let Some((c, w)) = fixed(x) {
+                    if run.is_empty() {
+                        run_word |= w;
+                    }
+                    run.extend(c);
+                    continue;
+                }
+                if let HirKind::Repetition(r) = x.kind() {
+                    if let (true, Some((one, _))) = (r.min >= 1, fixed(&r.sub)) {
+                        let n = (r.min as usize).min(MAX_ATOM);
+                        run.extend(one.repeat(n));
+                    }
+                }
+                flush(&mut run, &mut run_word, &mut options);
+                if let Some(g) = required(x) {
+                    options.push(g);
+                }
+            }
+            flush(&mut run, &mut run_word, &mut options);
+            options
+                .into_iter()
+                .min_by(|a, b| gate_probability(a).total_cmp(&gate_probability(b)))
+        }
+        _ => None,
+    }
+}
+
+/// True when normalising the character can produce ASCII text or remove it
+/// (see the module docs). Cached for the Basic Multilingual Plane.
+pub fn suspect_char(c: char) -> bool {
+    use std::sync::OnceLock;
+    static BMP: OnceLock<Vec<u64>> = OnceLock::new();
+    let compute = |c: char| {
+        if c.is_control() || super::normalize::is_format(c) {
+            return true;
+        }
+        let mut n = std::iter::once(c).nfkc();
+        !(n.next() == Some(c) && n.next().is_none())
+    };
+    let cp = c as u32;
+    if cp >= 0x10000 {
+        return compute(c);
+    }
+    let bmp = BMP.get_or_init(|| {
+        let mut bits = vec![0u64; 0x10000 / 64];
+        for cp in 0x80u32..0x10000 {
+            if let Some(c) = char::from_u32(cp) {
+                if compute(c) {
+                    bits[cp as usize / 64] |= 1 << (cp % 64);
+                }
+            }
+        }
+        bits
+    });
+    bmp[cp as usize / 64] & (1 << (cp % 64)) != 0
+}
+
+/// A hit: the raw offset where an atom starts, and the caller's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hit {
+    pub pos: u32,
+    pub group: u32,
+}
+
+/// One distinct literal atom and who asked for it.
+#[derive(Debug)]
+struct LitAtom {
+    bytes: Vec<u8>,
+    wanted: Vec<(bool, u32)>,
+}
+
+#[derive(Debug)]
+struct MaskAtom {
+    classes: Vec<usize>,
+    word_start: bool,
+    group: u32,
+}
+
+/// Membership of one ASCII class, as nibble tables for a SIMD shuffle
+/// (each bucket bit: one set of low nibbles shared by some high nibbles).
+#[derive(Debug, Clone)]
+struct Shufti {
+    lo: [u8; 32],
+    hi: [u8; 32],
+    table: [bool; 256],
+}
+
+impl Shufti {
+    fn new(c: Ascii) -> Shufti {
+        let mut lo = [0u8; 16];
+        let mut hi = [0u8; 16];
+        let mut buckets: Vec<u16> = Vec::new();
+        for h in 0..8u8 {
+            let mut los = 0u16;
+            for l in 0..16u8 {
+                if c.contains(h << 4 | l) {
+                    los |= 1 << l;
+                }
+            }
+            if los == 0 {
+                continue;
+            }
+            let bucket = match buckets.iter().position(|&b| b == los) {
+                Some(i) => i,
+                None => {
+                    buckets.push(los);
+                    buckets.len() - 1
+                }
+            };
+            // Eight high nibbles give at most eight distinct sets.
+            hi[h as usize] |= 1 << bucket;
+            for l in 0..16 {
+                if los & (1 << l) != 0 {
+                    lo[l] |= 1 << bucket;
+                }
+            }
+        }
+        let mut table = [false; 256];
+        for b in c.bytes() {
+            table[b as usize] = true;
+        }
+        let twice = |t: [u8; 16]| {
+            let mut out = [0u8; 32];
+            out[..16].copy_from_slice(&t);
+            out[16..].copy_from_slice(&t);
+            out
+        };
+        Shufti {
+            lo: twice(lo),
+            hi: twice(hi),
+            table,
+        }
+    }
+}
+
+/// Finds the atoms of a set of gates in raw literal bytes.
+#[derive(Debug)]
+pub struct Searcher {
+    literals: Vec<LitAtom>,
+    /// Literal indices by lower-case first byte.
+    by_first: Vec<Vec<usize>>,
+    teddy: Option<aho_corasick::packed::Searcher>,
+    automaton: Option<aho_corasick::AhoCorasick>,
+    longest: usize,
+    classes: Vec<Shufti>,
+    masks: Vec<MaskAtom>,
+    avx2: bool,
+}
+
+/// Bytes lower-cased and searched at a time.
+const CHUNK: usize = 4096;
+
+impl Searcher {
+    /// Literal atoms of three bytes or more go to a Teddy (SIMD) literal
+    /// searcher over a lower-cased copy; the others to class masks.
+    pub fn new(atoms: &[(Atom, u32)]) -> Searcher {
+        let mut literals: Vec<LitAtom> = Vec::new();
+        let mut class_list: Vec<Ascii> = Vec::new();
+        let mut masks = Vec::new();
+        for (atom, group) in atoms {
+            match atom.literal().filter(|l| l.len() >= 3) {
+                Some(bytes) => match literals.iter_mut().find(|l| l.bytes == bytes) {
+                    Some(l) => l.wanted.push((atom.word_start, *group)),
+                    None => literals.push(LitAtom {
+                        bytes,
+                        wanted: vec![(atom.word_start, *group)],
+                    }),
+                },
+                None => {
+                    let atom = atom.window(4);
+                    let classes = atom
+                        .classes
+                        .iter()
+                        .map(|c| match class_list.iter().position(|x| x == c) {
+                            Some(i) => i,
+                            None => {
+                                class_list.push(*c);
+                                class_list.len() - 1
+                            }
+                        })
+                        .collect();
+                    masks.push(MaskAtom {
+                        classes,
+                        word_start: atom.word_start,
+                        group: *group,
+                    });
+                }
+            }
+        }
+        let mut by_first = vec![Vec::new(); 256];
+        for (i, l) in literals.iter().enumerate() {
+            by_first[l.bytes[0] as usize].push(i);
+        }
+        let (teddy, automaton) = if literals.is_empty() {
+            (None, None)
+        } else {
+            let teddy = aho_corasick::packed::Config::new()
+                .builder()
+                .extend(literals.iter().map(|l| &l.bytes))
+                .build();
+            let automaton = match teddy {
+                Some(_) => None,
+                None => aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                    .build(literals.iter().map(|l| &l.bytes))
+                    .ok(),
+            };
+            (teddy, automaton)
+        };
+        Searcher {
+            longest: literals.iter().map(|l| l.bytes.len()).max().unwrap_or(0),
+            literals,
+            by_first,
+            teddy,
+            automaton,
+            classes: class_list.into_iter().map(Shufti::new).collect(),
+            masks,
+            avx2: avx2(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.literals.is_empty() && self.masks.is_empty()
+    }
+
+    /// Appends the hits in `raw` (a literal's content) to `out`, unordered.
+    pub fn find(&self, raw: &[u8], out: &mut Vec<Hit>) {
+        if !self.literals.is_empty() {
+            self.find_literals(raw, out);
+        }
+        if !self.masks.is_empty() {
+            self.find_masks(raw, out);
+        }
+    }
+
+    fn push(raw: &[u8], pos: usize, word_start: bool, group: u32, out: &mut Vec<Hit>) {
+        if word_start && pos > 0 && is_word(raw[pos - 1]) && !escaped(raw, pos - 1) {
+            return;
+        }
+        out.push(Hit {
+            pos: pos as u32,
+            group,
+        });
+    }
+
+    fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
+        let mut buf = [0u8; CHUNK + 64];
+        let overlap = self.longest.saturating_sub(1).min(63);
+        let mut start = 0;
+        while start < raw.len() {
+            let end = (start + CHUNK + overlap).min(raw.len());
+            let owned = (start + CHUNK).min(raw.len());
+            let lower = &mut buf[..end - start];
+            for (d, s) in lower.iter_mut().zip(&raw[start..end]) {
+                *d = s.to_ascii_lowercase();
+            }
+            let lower = &buf[..end - start];
+            let mut at = 0;
+            while at < owned - start {
+                let found = match (&self.teddy, &self.automaton) {
+                    (Some(t), _) => t.find_in(lower, aho_corasick::Span::from(at..lower.len())),
+                    (None, Some(a)) => {
+                        a.find(aho_corasick::Input::new(lower).span(at..lower.len()))
+                    }
+                    (None, None) => None,
+                };
+                let Some(m) = found else { break };
+                let h = m.start();
+                if h >= owned - start {
+                    break;
+                }
+                for &i in &self.by_first[lower[h] as usize] {
+                    let l = &self.literals[i];
+                    if lower[h..].starts_with(&l.bytes) {
+                        for &(ws, group) in &l.wanted {
+                            Self::push(raw, start + h, ws, group, out);
+                        }
+                    }
+                }
+                at = h + 1;
+            }
+            start = owned;
+        }
+    }
+
+    fn find_masks(&self, raw: &[u8], out: &mut Vec<Hit>) {
+        let n = self.classes.len();
+        let mut prev = vec![0u64; n];
+        let mut cur = vec![0u64; n];
+        let mut block = [0u8; 64];
+        for (w, chunk) in raw.chunks(64).enumerate() {
+            let bytes: &[u8; 64] = if chunk.len() == 64 {
+                chunk.try_into().expect("64 bytes")
+            } else {
+                block = [0u8; 64];
+                block[..chunk.len()].copy_from_slice(chunk);
+                &block
+            };
+            self.block_masks(bytes, &mut cur);
+            for atom in &self.masks {
+                let len = atom.classes.len();
+                let mut r = cur[atom.classes[len - 1]];
+                for j in 1..len {
+                    if r == 0 {
+                        break;
+                    }
+                    let c = atom.classes[len - 1 - j];
+                    r &= (cur[c] << j) | (prev[c] >> (64 - j));
+                }
+                while r != 0 {
+                    let end = w * 64 + r.trailing_zeros() as usize;
+                    r &= r - 1;
+                    Self::push(raw, end + 1 - len, atom.word_start, atom.group, out);
+                }
+            }
+            std::mem::swap(&mut prev, &mut cur);
+        }
+    }
+
+    fn block_masks(&self, block: &[u8; 64], out: &mut [u64]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: AVX2 was detected at construction.
+            unsafe { masks_avx2(block, &self.classes, out) };
+            return;
+        }
+        for (c, o) in self.classes.iter().zip(out.iter_mut()) {
+            let mut m = 0u64;
+            for (i, &b) in block.iter().enumerate() {
+                m |= (c.table[b as usize] as u64) << i;
+            }
+            *o = m;
+        }
+    }
+}
+
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn masks_avx2(block: &[u8; 64], classes: &[Shufti], out: &mut [u64]) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): loads read exactly 64 bytes of `block` and 32
+    // bytes of each table, all in bounds.
+    unsafe {
+        let nib = _mm256_set1_epi8(0x0f);
+        let zero = _mm256_setzero_si256();
+        let v0 = _mm256_loadu_si256(block.as_ptr() as *const __m256i);
+        let v1 = _mm256_loadu_si256(block.as_ptr().add(32) as *const __m256i);
+        let lo0 = _mm256_and_si256(v0, nib);
+        let hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), nib);
+        let lo1 = _mm256_and_si256(v1, nib);
+        let hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), nib);
+        for (c, o) in classes.iter().zip(out.iter_mut()) {
+            let lt = _mm256_loadu_si256(c.lo.as_ptr() as *const __m256i);
+            let ht = _mm256_loadu_si256(c.hi.as_ptr() as *const __m256i);
+            let t0 = _mm256_and_si256(_mm256_shuffle_epi8(lt, lo0), _mm256_shuffle_epi8(ht, hi0));
+            let t1 = _mm256_and_si256(_mm256_shuffle_epi8(lt, lo1), _mm256_shuffle_epi8(ht, hi1));
+            let z0 = _mm256_movemask_epi8(_mm256_cmpeq_epi8(t0, zero)) as u32;
+            let z1 = _mm256_movemask_epi8(_mm256_cmpeq_epi8(t1, zero)) as u32;
+            *o = (!z0 as u64) | ((!z1 as u64) << 32);
+        }
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether raw byte `i` of a literal is part of an escape sequence rather
+/// than the character it looks like (after an odd run of backslashes, or
+/// a hex digit of a `\u` escape, which counts as escaped too).
+pub fn escaped(raw: &[u8], i: usize) -> bool {
+    let mut k = i;
+    while k > 0 && raw[k - 1] == b'\\' {
+        k -= 1;
+    }
+    if (i - k) % 2 == 1 {
+        return true;
+    }
+    // Within `\uXXXX`: a backslash-u up to five bytes back.
+    (1..=5).any(|d| {
+        i >= d + 1
+            && raw[i - d] == b'u'
+            && raw[i - d - 1] == b'\\'
+            && !escaped_backslash(raw, i - d - 1)
+            && raw[i - d + 1..=i].iter().all(u8::is_ascii_hexdigit)
+    })
+}
+
+/// Whether the backslash at `i` is itself escaped (odd run before it).
+fn escaped_backslash(raw: &[u8], i: usize) -> bool {
+    let mut k = i;
+    while k > 0 && raw[k - 1] == b'\\' {
+        k -= 1;
+    }
+    (i - k) % 2 == 1
+}
+
+/// Appends the raw offsets of suspect characters in a literal's content:
+/// `\b`, `\f` and `\u` escapes, DEL, and non-ASCII characters that
+/// normalisation maps to ASCII or removes.
+pub fn suspects(raw: &str, out: &mut Vec<u32>) {
+    let b = raw.as_bytes();
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'\\', &b[at..]) {
+        let i = at + i;
+        if matches!(b.get(i + 1), Some(b'u' | b'b' | b'f')) {
+            out.push(i as u32);
+        }
+        at = i + 2;
+    }
+    for i in memchr::memchr_iter(0x7f, b) {
+        out.push(i as u32);
+    }
+    let mut at = 0;
+    while at < b.len() {
+        let chunk_end = (at + 64).min(b.len());
+        if b[at..chunk_end].is_ascii() {
+            at = chunk_end;
+            continue;
+        }
+        while at < chunk_end {
+            if b[at] < 0x80 {
+                at += 1;
+                continue;
+            }
+            let c = raw[at..].chars().next().unwrap_or('\u{fffd}');
+            if suspect_char(c) {
+                out.push(at as u32);
+            }
+            at += c.len_utf8();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate_of(pattern: &str) -> Analysis {
+        analyze(&regex_syntax::parse(pattern).unwrap())
+    }
+
+    fn literals(a: &Analysis) -> Vec<String> {
+        a.gate
+            .iter()
+            .flatten()
+            .map(|atom| match atom.literal() {
+                Some(l) => String::from_utf8(l).unwrap(),
+                None => format!("<{} classes>", atom.classes.len()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gates_of_typical_patterns() {
+        // The rarest window of at most eight bytes of a required literal.
+        assert_eq!(
+            literals(&gate_of("(?i:project[- ]codename07)")),
+            ["dename07"]
+        );
+        let conf = literals(&gate_of(r"(?i:(?-u:\b)confidential(?-u:\b))"));
+        assert!(
+            conf.len() == 1 && "confidential".contains(&conf[0]),
+            "{conf:?}"
+        );
+        let a = gate_of(r"(?i:do not (share|forward|distribute))");
+        let lits = literals(&a);
+        assert_eq!(lits.len(), 3, "{lits:?}");
+        for (l, w) in lits.iter().zip(["share", "forward", "distribute"]) {
+            assert!(w.contains(l.as_str()), "{lits:?}");
+        }
+        assert!(a.local);
+        assert!(a.alphabet.contains(b' ') && !a.alphabet.contains(b','));
+        // An unanchored dot pattern still gets a gate but cuts no regions.
+        let a = gate_of(r"(?i:secret.*sauce)");
+        assert!(a.alphabet.contains(b',') && a.alphabet.contains(b';'));
+        assert!(a.gate.is_some());
+        assert!(!gate_of("(?m:^secret)").local);
+        assert!(
+            !gate_of(r"\bsecret\b").local,
+            "a Unicode word boundary is not local"
+        );
+        // A single common letter is no gate.
+        assert!(gate_of("(?i:a+)").gate.is_none());
+        // Unicode \d can match digits that are not ASCII: no gate from it.
+        assert!(gate_of(r"\d{6}").gate.is_none());
+        assert!(gate_of(r"[0-9]{6}").gate.is_some());
+    }
+
+    #[test]
+    fn every_builtin_has_a_local_gate() {
+        for b in super::super::builtins::Builtin::ALL {
+            let a = gate_of(b.pattern());
+            assert!(a.local, "{b:?}");
+            assert!(a.gate.is_some(), "{b:?} has no gate");
+        }
+    }
+
+    fn hits(atoms: &[(&str, u32)], raw: &str) -> Vec<(u32, u32)> {
+        let atoms: Vec<(Atom, u32)> = atoms
+            .iter()
+            .map(|(p, g)| (gate_of(p).gate.unwrap()[0].clone(), *g))
+            .collect();
+        let s = Searcher::new(&atoms);
+        let mut out = Vec::new();
+        s.find(raw.as_bytes(), &mut out);
+        out.sort();
+        out.dedup();
+        out.into_iter().map(|h| (h.pos, h.group)).collect()
+    }
+
+    #[test]
+    fn searcher_finds_literals_and_class_runs_across_chunks() {
+        let mut raw = "x".repeat(4094);
+        raw.push_str("CodeName07 and 1234567 and @ and \\u0041KIA");
+        let found = hits(&[("(?i:codename07)", 1), ("[0-9]{6}", 2), ("@", 3)], &raw);
+        // The codename's gate is its rarest window ("dename07"); a run of
+        // seven digits is four hits of a four-digit window; the escape's
+        // hex digits are a run too (the raw bytes over-approximate).
+        assert_eq!(
+            found,
+            [
+                (4096, 1),
+                (4109, 2),
+                (4110, 2),
+                (4111, 2),
+                (4112, 2),
+                (4121, 3),
+                (4129, 2)
+            ]
+        );
+        // Across a 64-byte block boundary.
+        let raw = format!("{}987654", "y".repeat(61));
+        assert_eq!(hits(&[("[0-9]{6}", 7)], &raw), [(61, 7), (62, 7), (63, 7)]);
+        // A word-start atom after a word character is no hit, after an
+        // escape it is.
+        assert_eq!(hits(&[(r"(?-u:\b)eyJ[a-z]", 1)], "xeyJa"), []);
+        assert_eq!(hits(&[(r"(?-u:\b)eyJ[a-z]", 1)], r"\neyJa"), [(2, 1)]);
+    }
+
+    #[test]
+    fn suspects_are_found() {
+        let mut out = Vec::new();
+        suspects(r#"a\u0041 \\u b\n\f \u2192 é ｃ → z"#, &mut out);
+        // `\u0041`, `\f`, `\u2192` (every \u escape) and the fullwidth c;
+        // not the escaped backslash, é or the arrow.
+        assert_eq!(out, [1, 15, 18, 28]);
+        let mut out = Vec::new();
+        suspects(&format!("{}ｃ", "a".repeat(100)), &mut out);
+        assert_eq!(out, [100]);
+    }
+
+    #[test]
+    fn suspect_characters() {
+        for c in [
+            '\u{ff41}',
+            '\u{200b}',
+            '\u{fb01}',
+            '\u{2026}',
+            '\u{a0}',
+            '\u{1d41c}',
+            '\u{85}',
+        ] {
+            assert!(suspect_char(c), "{c:?}");
+        }
+        for c in ['\u{2192}', 'é', '\u{1f600}', '\u{4e2d}', '\u{2014}'] {
+            assert!(!suspect_char(c), "{c:?}");
+        }
+    }
+}
