@@ -93,7 +93,20 @@ pub struct Atom {
 
 impl Atom {
     fn probability(&self) -> f64 {
-        self.classes.iter().map(|c| probability(*c)).product()
+        let p: f64 = self.classes.iter().map(|c| probability(*c)).product();
+        // Few words start where a word-start atom's bytes occur.
+        if self.word_start {
+            p * 0.1
+        } else {
+            p
+        }
+    }
+
+    /// Every byte the atom can hold.
+    pub fn bytes(&self) -> Ascii {
+        self.classes
+            .iter()
+            .fold(Ascii::default(), |a, c| a.union(*c))
     }
 
     /// The atom as a lower-case literal when every class is one byte up to
@@ -367,7 +380,7 @@ fn required(hir: &Hir) -> Option<Gate> {
             for x in xs {
                 gate.extend(required(x)?);
             }
-            gate.sort_by(|a, b| a.classes.len().cmp(&b.classes.len()));
+            gate.sort_by_key(|a| a.classes.len());
             gate.dedup();
             Some(gate)
         }
@@ -395,8 +408,16 @@ fn required(hir: &Hir) -> Option<Gate> {
                 }
                 if let HirKind::Repetition(r) = x.kind() {
                     if let (true, Some((one, _))) = (r.min >= 1, fixed(&r.sub)) {
+                        // The first `min` iterations follow what came
+                        // before; the last one precedes what comes next.
                         let n = (r.min as usize).min(MAX_ATOM);
                         run.extend(one.repeat(n));
+                        flush(&mut run, &mut run_word, &mut options);
+                        run.extend(one);
+                        if let Some(g) = required(x) {
+                            options.push(g);
+                        }
+                        continue;
                     }
                 }
                 flush(&mut run, &mut run_word, &mut options);
@@ -413,18 +434,31 @@ fn required(hir: &Hir) -> Option<Gate> {
     }
 }
 
+/// The ASCII bytes (not white space) normalising `c` produces, or every
+/// byte when normalisation removes it (it joins its neighbours).
+pub fn produces(c: char) -> Ascii {
+    if c.is_ascii() {
+        return if c.is_ascii_control() {
+            Ascii::ALL
+        } else {
+            Ascii::default().with(c as u8)
+        };
+    }
+    if c.is_control() || super::normalize::is_format(c) {
+        return Ascii::ALL;
+    }
+    std::iter::once(c)
+        .nfkc()
+        .filter(|n| n.is_ascii() && !n.is_ascii_whitespace())
+        .fold(Ascii::default(), |a, n| a.with(n as u8))
+}
+
 /// True when normalising the character can produce ASCII text or remove it
 /// (see the module docs). Cached for the Basic Multilingual Plane.
 pub fn suspect_char(c: char) -> bool {
     use std::sync::OnceLock;
     static BMP: OnceLock<Vec<u64>> = OnceLock::new();
-    let compute = |c: char| {
-        if c.is_control() || super::normalize::is_format(c) {
-            return true;
-        }
-        let mut n = std::iter::once(c).nfkc();
-        !(n.next() == Some(c) && n.next().is_none())
-    };
+    let compute = |c: char| produces(c).0 != 0;
     let cp = c as u32;
     if cp >= 0x10000 {
         return compute(c);
@@ -497,9 +531,9 @@ impl Shufti {
             };
             // Eight high nibbles give at most eight distinct sets.
             hi[h as usize] |= 1 << bucket;
-            for l in 0..16 {
+            for (l, slot) in lo.iter_mut().enumerate() {
                 if los & (1 << l) != 0 {
-                    lo[l] |= 1 << bucket;
+                    *slot |= 1 << bucket;
                 }
             }
         }
@@ -677,12 +711,13 @@ impl Searcher {
         let mut cur = vec![0u64; n];
         let mut block = [0u8; 64];
         for (w, chunk) in raw.chunks(64).enumerate() {
-            let bytes: &[u8; 64] = if chunk.len() == 64 {
-                chunk.try_into().expect("64 bytes")
-            } else {
-                block = [0u8; 64];
-                block[..chunk.len()].copy_from_slice(chunk);
-                &block
+            let bytes: &[u8; 64] = match chunk.try_into() {
+                Ok(full) => full,
+                Err(_) => {
+                    // The last, short block: padded with bytes in no class.
+                    block[..chunk.len()].copy_from_slice(chunk);
+                    &block
+                }
             };
             self.block_masks(bytes, &mut cur);
             for atom in &self.masks {
@@ -777,7 +812,7 @@ pub fn escaped(raw: &[u8], i: usize) -> bool {
     }
     // Within `\uXXXX`: a backslash-u up to five bytes back.
     (1..=5).any(|d| {
-        i >= d + 1
+        i > d
             && raw[i - d] == b'u'
             && raw[i - d - 1] == b'\\'
             && !escaped_backslash(raw, i - d - 1)
@@ -956,13 +991,23 @@ mod tests {
             '\u{200b}',
             '\u{fb01}',
             '\u{2026}',
-            '\u{a0}',
+            '½',
             '\u{1d41c}',
             '\u{85}',
         ] {
             assert!(suspect_char(c), "{c:?}");
         }
-        for c in ['\u{2192}', 'é', '\u{1f600}', '\u{4e2d}', '\u{2014}'] {
+        // Inert: normalised to themselves, to white space, or to other
+        // non-ASCII characters.
+        for c in [
+            '\u{2192}',
+            'é',
+            '\u{1f600}',
+            '\u{4e2d}',
+            '\u{2014}',
+            '\u{a0}',
+            'µ',
+        ] {
             assert!(!suspect_char(c), "{c:?}");
         }
     }

@@ -218,6 +218,150 @@ pub struct GuardSet {
     kinds: KindSet,
     /// Longest possible match in bytes of original text (stream hold-back).
     window: usize,
+    /// The gated fast path for requests (see [`GuardSet::scan`]).
+    fast: FastPath,
+}
+
+/// What lets a request scan skip normalising and searching most text:
+/// gates for the normalised patterns that have one (see [`gate`]).
+#[derive(Debug, Default)]
+struct FastPath {
+    /// Per normalised pattern: its alphabet when it is gated.
+    gated: Vec<Option<gate::Ascii>>,
+    /// Finds every gated pattern's atoms (group = pattern index).
+    searcher: Option<gate::Searcher>,
+    /// Per normalised pattern: every byte its gate's atoms can hold (a
+    /// suspect character matters to a pattern only if it produces one).
+    gate_bytes: Vec<gate::Ascii>,
+    /// Patterns with no gate, scanned over whole units: their set and
+    /// their indices among the normalised patterns.
+    ungated: Option<(RegexSet, Vec<usize>)>,
+}
+
+impl FastPath {
+    fn build(sources: &[String]) -> Result<FastPath, String> {
+        let mut fast = FastPath::default();
+        let mut atoms = Vec::new();
+        let mut ungated = (Vec::new(), Vec::new());
+        for (i, src) in sources.iter().enumerate() {
+            let analysis = regex_syntax::ParserBuilder::new()
+                .build()
+                .parse(src)
+                .ok()
+                .map(|hir| gate::analyze(&hir))
+                .filter(|a| a.local);
+            match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
+                Some((alphabet, g)) => {
+                    fast.gate_bytes
+                        .push(g.iter().fold(gate::Ascii::default(), |b, a| {
+                            gate::Ascii(b.0 | a.bytes().0)
+                        }));
+                    atoms.extend(g.into_iter().map(|a| (a, i as u32)));
+                    fast.gated.push(Some(alphabet));
+                }
+                None => {
+                    fast.gate_bytes.push(gate::Ascii::default());
+                    fast.gated.push(None);
+                    ungated.0.push(src.clone());
+                    ungated.1.push(i);
+                }
+            }
+        }
+        if !atoms.is_empty() {
+            fast.searcher = Some(gate::Searcher::new(&atoms));
+        }
+        if !ungated.1.is_empty() {
+            let set = RegexSetBuilder::new(&ungated.0)
+                .size_limit(REGEX_SIZE_LIMIT.saturating_mul(ungated.0.len()))
+                .dfa_size_limit(64 << 20)
+                .build()
+                .map_err(|e| format!("the patterns do not compile together: {e}"))?;
+            fast.ungated = Some((set, ungated.1));
+        }
+        Ok(fast)
+    }
+}
+
+/// ASCII punctuation (or the space) no match of a pattern with this
+/// alphabet can hold, and that is always a character of its own in a JSON
+/// literal (never part of an escape, never a word character).
+fn is_boundary(alphabet: gate::Ascii, b: u8) -> bool {
+    !alphabet.contains(b)
+        && (b == b' ' || (b.is_ascii_punctuation() && !matches!(b, b'_' | b'\\' | b'"' | b'/')))
+}
+
+/// A stretch of a unit's literals: from (segment, raw offset) to
+/// (segment, raw offset), segments joined by a space as in the unit's
+/// normalised text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Region {
+    start: (usize, usize),
+    end: (usize, usize),
+}
+
+impl Region {
+    fn contains(&self, seg: usize, pos: usize) -> bool {
+        (self.start.0, self.start.1) <= (seg, pos) && (seg, pos) < (self.end.0, self.end.1)
+    }
+
+    fn stretches(&self, segments: &[TextSegment<'_>]) -> Vec<(usize, Range<usize>)> {
+        (self.start.0..=self.end.0)
+            .map(|seg| {
+                let lo = if seg == self.start.0 { self.start.1 } else { 0 };
+                let hi = if seg == self.end.0 {
+                    self.end.1
+                } else {
+                    segments[seg].literal.len()
+                };
+                (seg, lo..hi)
+            })
+            .collect()
+    }
+}
+
+/// The region around raw offset `pos` of segment `seg`: out to the nearest
+/// boundary on each side, across the joins between the unit's segments
+/// when the alphabet holds the space that joins them.
+fn region_around(
+    segments: &[TextSegment<'_>],
+    unit: &Range<usize>,
+    seg: usize,
+    pos: usize,
+    alphabet: gate::Ascii,
+) -> Region {
+    let crosses = alphabet.contains(b' ');
+    let (mut s, mut at) = (seg, pos);
+    let start = loop {
+        let lit = segments[s].literal.as_bytes();
+        match lit[..at].iter().rposition(|&b| is_boundary(alphabet, b)) {
+            Some(k) => break (s, k + 1),
+            None if crosses && s > unit.start => {
+                s -= 1;
+                at = segments[s].literal.len();
+            }
+            None => break (s, 0),
+        }
+    };
+    let (mut s, mut at) = (seg, pos);
+    let end = loop {
+        let lit = segments[s].literal.as_bytes();
+        match lit[at..].iter().position(|&b| is_boundary(alphabet, b)) {
+            Some(k) => break (s, at + k),
+            None if crosses && s + 1 < unit.end => {
+                s += 1;
+                at = 0;
+            }
+            None => break (s, lit.len()),
+        }
+    };
+    Region { start, end }
+}
+
+/// Which normalised patterns a stretch is searched with.
+enum Which<'a> {
+    One(usize),
+    All,
+    Ungated(&'a RegexSet, &'a [usize]),
 }
 
 /// A guard that fired on a request segment.
@@ -372,6 +516,7 @@ impl GuardSet {
             },
             kinds: KindSet::EMPTY,
             window: 0,
+            fast: FastPath::default(),
         }
     }
 
@@ -564,7 +709,13 @@ impl GuardSet {
         let kinds = rules
             .iter()
             .fold(KindSet::EMPTY, |k, r| k.union(r.scope.kinds()));
+        let fast = if response {
+            FastPath::default()
+        } else {
+            FastPath::build(&norm_src).map_err(whole)?
+        };
         Ok(GuardSet {
+            fast,
             rules,
             normalized: PatternSet::build(&norm_src, norm_pat).map_err(whole)?,
             raw: PatternSet::build(&raw_src, raw_pat).map_err(whole)?,
@@ -577,6 +728,16 @@ impl GuardSet {
     /// text blocks, or one tool result's blocks) is joined with a space and
     /// matched as one, so a phrase split across blocks still matches.
     pub fn scan(&self, segments: &[TextSegment<'_>], latest_user: Option<u32>) -> Scan {
+        self.scan_with(segments, latest_user, true)
+    }
+
+    /// [`Self::scan`] with the gated fast path on or off (the reference).
+    fn scan_with(
+        &self,
+        segments: &[TextSegment<'_>],
+        latest_user: Option<u32>,
+        gated: bool,
+    ) -> Scan {
         let mut scan = Scan::default();
         if self.rules.is_empty() {
             return scan;
@@ -591,7 +752,11 @@ impl GuardSet {
                 .map(|r| r.scope.selects(first.kind, &first.location, latest_user))
                 .collect();
             if applies.iter().any(|a| *a) {
-                self.scan_unit(segments, start..end, &applies, &mut scan);
+                if !gated || self.fast.gated.is_empty() {
+                    self.scan_unit(segments, start..end, &applies, &mut scan);
+                } else {
+                    self.scan_unit_gated(segments, start..end, &applies, &mut scan);
+                }
             }
             start = end;
         }
@@ -600,6 +765,112 @@ impl GuardSet {
         scan
     }
 
+    fn record(
+        &self,
+        scan: &mut Scan,
+        rule: usize,
+        segment: usize,
+        range: Range<usize>,
+        placeholder: &str,
+    ) {
+        let finding = Finding {
+            rule,
+            segment,
+            range,
+            placeholder: placeholder.to_owned(),
+        };
+        match self.rules[rule].action {
+            Action::Reject => {
+                let earlier = scan.reject.as_ref().is_some_and(|r| {
+                    (r.segment, r.range.start) <= (finding.segment, finding.range.start)
+                });
+                if !earlier {
+                    scan.reject = Some(finding);
+                }
+            }
+            Action::Mask => scan.masks.push(finding),
+        }
+    }
+
+    /// Records matches of normalised patterns, `(pattern, segment, range)`,
+    /// once each, in body order.
+    fn record_matches(&self, scan: &mut Scan, found: &mut Vec<(usize, usize, Range<usize>)>) {
+        found.sort_by_key(|(p, seg, r)| (*seg, r.start, r.end, *p));
+        found.dedup();
+        for (p, seg, range) in found.drain(..) {
+            let pat = &self.normalized.patterns[p];
+            self.record(scan, pat.rule, seg, range, &pat.placeholder);
+        }
+    }
+
+    /// Normalises the stretches of literals (joined by single spaces, as a
+    /// unit's text is) and collects the matches of `which` patterns.
+    fn match_stretches(
+        &self,
+        segments: &[TextSegment<'_>],
+        stretches: &[(usize, Range<usize>)],
+        which: Which<'_>,
+        applies: &[bool],
+        found: &mut Vec<(usize, usize, Range<usize>)>,
+    ) {
+        let pieces: Vec<(usize, usize, Normalized<'_>)> = stretches
+            .iter()
+            .map(|(seg, r)| {
+                let lit = segments[*seg].literal;
+                (*seg, r.start, normalize::normalize_literal(&lit[r.clone()]))
+            })
+            .collect();
+        let joined_storage;
+        let (joined, offsets): (&str, Vec<usize>) = if pieces.len() == 1 {
+            (pieces[0].2.text.as_ref(), vec![0])
+        } else {
+            let mut s = String::with_capacity(pieces.iter().map(|p| p.2.text.len() + 1).sum());
+            let mut offs = Vec::with_capacity(pieces.len());
+            for (k, (_, _, n)) in pieces.iter().enumerate() {
+                if k > 0 {
+                    s.push(' ');
+                }
+                offs.push(s.len());
+                s.push_str(&n.text);
+            }
+            joined_storage = s;
+            (joined_storage.as_str(), offs)
+        };
+        let mut run = |p: usize| {
+            let pat = &self.normalized.patterns[p];
+            if !applies[pat.rule] {
+                return;
+            }
+            for m in pat.regex.find_iter(joined) {
+                if !pat.accepts(m.as_str()) {
+                    continue;
+                }
+                // Map the match onto every piece it overlaps.
+                for (k, (seg, base, norm)) in pieces.iter().enumerate() {
+                    let lo = offsets[k];
+                    let hi = lo + norm.text.len();
+                    let (s, e) = (m.start().max(lo), m.end().min(hi));
+                    if s >= e {
+                        continue;
+                    }
+                    let lit = &segments[*seg].literal[*base..];
+                    let r = norm.original_range(lit, s - lo..e - lo);
+                    found.push((p, *seg, base + r.start..base + r.end));
+                }
+            }
+        };
+        match which {
+            Which::One(p) => run(p),
+            Which::All => self.normalized.matching(joined).into_iter().for_each(run),
+            Which::Ungated(set, index) => {
+                if set.is_match(joined) {
+                    set.matches(joined).into_iter().for_each(|k| run(index[k]));
+                }
+            }
+        }
+    }
+
+    /// The reference scan of a unit: normalise all of it, search all of it.
     fn scan_unit(
         &self,
         segments: &[TextSegment<'_>],
@@ -607,94 +878,126 @@ impl GuardSet {
         applies: &[bool],
         scan: &mut Scan,
     ) {
-        let record = |scan: &mut Scan,
-                      rule: usize,
-                      segment: usize,
-                      range: Range<usize>,
-                      placeholder: &str| {
-            let finding = Finding {
-                rule,
-                segment,
-                range,
-                placeholder: placeholder.to_owned(),
-            };
-            match self.rules[rule].action {
-                Action::Reject => {
-                    let earlier = scan.reject.as_ref().is_some_and(|r| {
-                        (r.segment, r.range.start) <= (finding.segment, finding.range.start)
-                    });
-                    if !earlier {
-                        scan.reject = Some(finding);
-                    }
-                }
-                Action::Mask => scan.masks.push(finding),
-            }
-        };
-
         if !self.normalized.is_empty() {
-            // Join the unit's normalised texts with single spaces.
-            let pieces: Vec<(usize, Normalized<'_>)> = unit
+            let whole: Vec<(usize, Range<usize>)> = unit
                 .clone()
-                .map(|i| (i, normalize::normalize_literal(segments[i].literal)))
+                .map(|i| (i, 0..segments[i].literal.len()))
                 .collect();
-            let joined_storage;
-            let (joined, offsets): (&str, Vec<usize>) = if pieces.len() == 1 {
-                (pieces[0].1.text.as_ref(), vec![0])
-            } else {
-                let mut s = String::with_capacity(pieces.iter().map(|p| p.1.text.len() + 1).sum());
-                let mut offs = Vec::with_capacity(pieces.len());
-                for (k, (_, n)) in pieces.iter().enumerate() {
-                    if k > 0 {
-                        s.push(' ');
+            let mut found = Vec::new();
+            self.match_stretches(segments, &whole, Which::All, applies, &mut found);
+            self.record_matches(scan, &mut found);
+        }
+        self.scan_unit_raw(segments, unit, applies, scan);
+    }
+
+    /// The gated scan of a unit: the same findings as [`Self::scan_unit`],
+    /// but normalised text is searched only in regions around gate hits and
+    /// suspect characters (see [`gate`]); patterns without a gate still
+    /// read the whole unit.
+    fn scan_unit_gated(
+        &self,
+        segments: &[TextSegment<'_>],
+        unit: Range<usize>,
+        applies: &[bool],
+        scan: &mut Scan,
+    ) {
+        let mut found = Vec::new();
+        if let Some((set, index)) = &self.fast.ungated {
+            if index
+                .iter()
+                .any(|&p| applies[self.normalized.patterns[p].rule])
+            {
+                let whole: Vec<(usize, Range<usize>)> = unit
+                    .clone()
+                    .map(|i| (i, 0..segments[i].literal.len()))
+                    .collect();
+                self.match_stretches(
+                    segments,
+                    &whole,
+                    Which::Ungated(set, index),
+                    applies,
+                    &mut found,
+                );
+            }
+        }
+        if let Some(searcher) = &self.fast.searcher {
+            let mut hits = Vec::new();
+            let mut suspects = Vec::new();
+            // Last region searched per pattern (and for suspects).
+            let mut done: std::collections::HashMap<usize, Region> = Default::default();
+            for seg in unit.clone() {
+                let literal = segments[seg].literal;
+                hits.clear();
+                suspects.clear();
+                searcher.find(literal.as_bytes(), &mut hits);
+                gate::suspects(literal, &mut suspects);
+                // Suspect characters stand for a hit of every pattern whose
+                // gate could hold what they normalise to.
+                for &q in &suspects {
+                    let (c, _) = crate::provider::literal::char_at(literal, q as usize);
+                    let made = gate::produces(c);
+                    for (p, bytes) in self.fast.gate_bytes.iter().enumerate() {
+                        if bytes.0 & made.0 != 0 {
+                            hits.push(gate::Hit {
+                                pos: q,
+                                group: p as u32,
+                            });
+                        }
                     }
-                    offs.push(s.len());
-                    s.push_str(&n.text);
                 }
-                joined_storage = s;
-                (joined_storage.as_str(), offs)
-            };
-            for p in self.normalized.matching(joined) {
-                let pat = &self.normalized.patterns[p];
-                if !applies[pat.rule] {
-                    continue;
-                }
-                for m in pat.regex.find_iter(joined) {
-                    if !pat.accepts(m.as_str()) {
+                hits.sort_unstable();
+                for h in &hits {
+                    let p = h.group as usize;
+                    let Some(alphabet) = self.fast.gated[p] else {
+                        continue;
+                    };
+                    if !applies[self.normalized.patterns[p].rule] {
                         continue;
                     }
-                    // Map the match onto every piece it overlaps.
-                    for (k, (seg, norm)) in pieces.iter().enumerate() {
-                        let lo = offsets[k];
-                        let hi = lo + norm.text.len();
-                        let (s, e) = (m.start().max(lo), m.end().min(hi));
-                        if s >= e {
-                            continue;
-                        }
-                        let range = norm.original_range(segments[*seg].literal, s - lo..e - lo);
-                        record(scan, pat.rule, *seg, range, &pat.placeholder);
+                    if done
+                        .get(&p)
+                        .is_some_and(|r| r.contains(seg, h.pos as usize))
+                    {
+                        continue;
                     }
+                    let region = region_around(segments, &unit, seg, h.pos as usize, alphabet);
+                    done.insert(p, region);
+                    let stretches = region.stretches(segments);
+                    self.match_stretches(segments, &stretches, Which::One(p), applies, &mut found);
                 }
             }
         }
-        if !self.raw.is_empty() {
-            for seg in unit {
-                let literal = segments[seg].literal;
-                let text = crate::provider::literal::decode(literal);
-                for p in self.raw.matching(&text) {
-                    let pat = &self.raw.patterns[p];
-                    if !applies[pat.rule] {
+        self.record_matches(scan, &mut found);
+        self.scan_unit_raw(segments, unit, applies, scan);
+    }
+
+    /// Patterns that opted out of normalisation, on each decoded segment.
+    fn scan_unit_raw(
+        &self,
+        segments: &[TextSegment<'_>],
+        unit: Range<usize>,
+        applies: &[bool],
+        scan: &mut Scan,
+    ) {
+        if self.raw.is_empty() {
+            return;
+        }
+        for seg in unit {
+            let literal = segments[seg].literal;
+            let text = crate::provider::literal::decode(literal);
+            for p in self.raw.matching(&text) {
+                let pat = &self.raw.patterns[p];
+                if !applies[pat.rule] {
+                    continue;
+                }
+                for m in pat.regex.find_iter(&text) {
+                    if !pat.accepts(m.as_str()) {
                         continue;
                     }
-                    for m in pat.regex.find_iter(&text) {
-                        if !pat.accepts(m.as_str()) {
-                            continue;
-                        }
-                        // Matches are on character boundaries of the
-                        // decoded text, so they map onto whole escapes.
-                        if let Some(range) = crate::provider::literal::raw_range(literal, m.range())
-                        {
-                            record(scan, pat.rule, seg, range, &pat.placeholder);
-                        }
+                    // Matches are on character boundaries of the decoded
+                    // text, so they map onto whole escapes.
+                    if let Some(range) = crate::provider::literal::raw_range(literal, m.range()) {
+                        self.record(scan, pat.rule, seg, range, &pat.placeholder);
                     }
                 }
             }

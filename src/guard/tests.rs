@@ -1,5 +1,6 @@
 use super::*;
 use crate::provider::{parse_request, KindSet};
+use proptest::prelude::*;
 
 fn compile(yaml: &str) -> Result<GuardSet, GuardSpecError> {
     let specs: Vec<GuardSpec> = serde_yaml::from_str(yaml).unwrap();
@@ -390,4 +391,198 @@ fn word_boundaries_become_ascii_and_keep_their_meaning() {
         "a non-ASCII letter is a boundary"
     );
     assert!(scan(&set, &user("cardboard")).0.is_none());
+}
+
+/// Every builtin plus custom patterns of every shape: gated literals,
+/// phrases across white space and blocks, case-insensitive words, patterns
+/// with no gate (scanned whole) and with anchors (not local).
+fn differential_set() -> &'static GuardSet {
+    static SET: std::sync::OnceLock<GuardSet> = std::sync::OnceLock::new();
+    SET.get_or_init(build_differential_set)
+}
+
+fn build_differential_set() -> GuardSet {
+    let builtins: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
+    compile(&format!(
+        r#"
+- name: secrets
+  regex: {{action: Mask, builtins: [{}]}}
+- name: internal
+  regex:
+    action: Mask
+    matches:
+    - 'project[- ]codename\d\d'
+    - '\bconfidential\b'
+    - 'do not (share|forward)'
+    - 'emp-\d{{3}}'
+    - 'internal\.example\.com/[a-z]+'
+    - 'x+y'
+    - 'secret.*sauce'
+    - '^start here'
+- name: blocked
+  regex: {{action: Reject, matches: ['pine apple', 'k[a-z]lvin']}}
+"#,
+        builtins.join(", ")
+    ))
+    .unwrap()
+}
+
+/// Pieces of text that exercise gates, boundaries, escapes and
+/// normalisation: planted secrets, spellings that only match after
+/// normalisation, punctuation and white space of every kind.
+const PIECES: &[&str] = &[
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111111111111111",
+    "v10-4111-1111-1111-1111",
+    "123-45-6789",
+    "046 454 286",
+    "+1 (415) 555-2671",
+    "415.555.2671",
+    "+44 20 7946 0958",
+    "jane.doe@example.com",
+    "a@b",
+    "AKIAZ5EXAMPLEKEY7QW2",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789AB",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc",
+    "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----",
+    "AIzaSyA1234567890abcdefghijklmnopqrstu",
+    "project codename42",
+    "Project-CODENAME07",
+    "pro\u{200b}ject codename11",
+    "ｐｒｏｊｅｃｔ codename33",
+    "CONFIDENTIAL",
+    "unconfidential",
+    "do not\n\tshare",
+    "do  not forward",
+    "emp-123",
+    "emp-12",
+    "internal.example.com/wiki",
+    "internal.example.com\\/x",
+    "xxxy",
+    "secret and sauce",
+    "start here",
+    "pine\napple",
+    "pine\u{00a0}apple",
+    "\u{212a}elvin",
+    "kelvin",
+    "ﬁle",
+    "½",
+    "１２３-４５-６７８９",
+    "4111\u{200b}1111 1111 1111",
+    "→",
+    "é",
+    "😀",
+    "\u{1b}[31m",
+    "\"quoted\"",
+    "a\\b",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    ",",
+    ";",
+    "(",
+    ")",
+    "_",
+    ".",
+    "-",
+    "x",
+    "7",
+    "99",
+    "word",
+    "\u{7f}",
+];
+
+fn piece_text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(PIECES), 0..12).prop_map(|v| v.concat())
+}
+
+fn body_of(system: &str, turns: &[Vec<String>]) -> String {
+    let messages: Vec<serde_json::Value> = turns
+        .iter()
+        .enumerate()
+        .map(|(i, blocks)| {
+            if i % 2 == 1 {
+                serde_json::json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                    "content": blocks.iter().map(|t| serde_json::json!({"type": "text", "text": t})).collect::<Vec<_>>()}]})
+            } else {
+                serde_json::json!({"role": "user", "content":
+                    blocks.iter().map(|t| serde_json::json!({"type": "text", "text": t})).collect::<Vec<_>>()})
+            }
+        })
+        .collect();
+    serde_json::json!({"system": system, "messages": messages}).to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    #[test]
+    fn gated_scan_finds_exactly_what_the_full_scan_finds(
+        system in piece_text(),
+        turns in proptest::collection::vec(proptest::collection::vec(piece_text(), 1..4), 0..4),
+        ascii_escapes in proptest::bool::ANY,
+    ) {
+        let set = differential_set();
+        let mut body = body_of(&system, &turns);
+        if ascii_escapes {
+            // The same body with every non-ASCII character as \u escapes.
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut out = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+            serde::Serialize::serialize(&v, &mut ser).unwrap();
+            body = String::from_utf8(out).unwrap();
+        }
+        let parsed = parse_request(false, &body, set.kinds()).unwrap();
+        let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
+        let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
+        prop_assert_eq!(gated, full, "body: {}", body);
+    }
+}
+
+/// Writes every non-ASCII character as a \u escape.
+struct AsciiFormatter;
+
+impl serde_json::ser::Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        for c in fragment.chars() {
+            if c.is_ascii() {
+                writer.write_all(&[c as u8])?;
+            } else {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn gated_scan_of_planted_secrets_in_a_large_tool_result() {
+    let set = differential_set();
+    // The phrase with an anchor has no gate; everything else does.
+    let ungated: Vec<usize> = (0..set.fast.gated.len())
+        .filter(|&p| set.fast.gated[p].is_none())
+        .collect();
+    assert_eq!(ungated.len(), 1, "{ungated:?}");
+    let mut text = String::new();
+    for i in 0..400 {
+        text.push_str(&format!("line {i}: let x = foo(bar, {i}); // note\n"));
+        if i % 50 == 7 {
+            text.push_str("billing: 4242 4242 4242 4242 and AKIAZ5EXAMPLEKEY7QW2, pro\u{200b}ject codename12\n");
+        }
+    }
+    let body = body_of("", &[vec!["hi".into()], vec![text]]);
+    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
+    let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
+    assert_eq!(gated.masks.len(), 24, "{:?}", gated.masks);
+    assert_eq!(gated, full);
 }
