@@ -727,6 +727,15 @@ impl GuardSet {
     /// Scans a request's segments. Consecutive text of one message (its
     /// text blocks, or one tool result's blocks) is joined with a space and
     /// matched as one, so a phrase split across blocks still matches.
+    /// What the request scan's gate searcher looks for (diagnostics).
+    pub fn describe(&self) -> String {
+        self.fast
+            .searcher
+            .as_ref()
+            .map(|s| s.describe())
+            .unwrap_or_default()
+    }
+
     pub fn scan(&self, segments: &[TextSegment<'_>], latest_user: Option<u32>) -> Scan {
         self.scan_with(segments, latest_user, true)
     }

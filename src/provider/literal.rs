@@ -28,34 +28,29 @@ pub fn decode(content: &str) -> Cow<'_, str> {
 /// Checks what a JSON parser skipping over a string does not: every `\u`
 /// escape decodes (no lone surrogates). Only literals holding `\u` pay.
 pub fn validate(content: &str) -> bool {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(b"\\u"));
     let b = content.as_bytes();
-    let mut at = 0;
-    while let Some(i) = memchr::memchr(b'\\', &b[at..]) {
-        let i = at + i;
-        match b.get(i + 1) {
-            Some(b'u') => {
-                let Some(unit) = hex4(b, i + 2) else {
-                    return false;
-                };
-                match unit {
-                    0xD800..=0xDBFF => {
-                        if b.get(i + 6) != Some(&b'\\') || b.get(i + 7) != Some(&b'u') {
-                            return false;
-                        }
-                        match hex4(b, i + 8) {
-                            Some(0xDC00..=0xDFFF) => at = i + 12,
-                            _ => return false,
-                        }
-                    }
-                    0xDC00..=0xDFFF => return false,
-                    _ => at = i + 6,
-                }
-            }
-            Some(_) => at = i + 2,
-            None => return false,
+    let mut low_expected_at = None;
+    for i in finder.find_iter(b) {
+        // A backslash after an odd run of backslashes is itself escaped.
+        let run = b[..i].iter().rev().take_while(|&&c| c == b'\\').count();
+        if run % 2 == 1 {
+            continue;
+        }
+        let Some(unit) = hex4(b, i + 2) else {
+            return false;
+        };
+        match (unit, low_expected_at) {
+            (0xDC00..=0xDFFF, Some(at)) if at == i => low_expected_at = None,
+            (_, Some(_)) => return false,
+            (0xD800..=0xDBFF, None) => low_expected_at = Some(i + 6),
+            (0xDC00..=0xDFFF, None) => return false,
+            _ => {}
         }
     }
-    true
+    low_expected_at.is_none()
 }
 
 fn hex4(b: &[u8], at: usize) -> Option<u32> {
