@@ -308,19 +308,18 @@ fn fixed(hir: &Hir) -> Option<(Vec<Ascii>, bool)> {
             Some((out, word_start))
         }
         HirKind::Alternation(xs) => {
-            // Same-length branches merge position by position.
-            let mut merged: Option<Vec<Ascii>> = None;
+            // Single-character branches merge into one class; longer ones
+            // stay apart (merged position by position, `earn|fore` would
+            // stand for `fare` and `eorn` too).
+            let mut merged = Ascii::default();
             for x in xs {
                 let (c, _) = fixed(x)?;
-                merged = match merged {
-                    None => Some(c),
-                    Some(m) if m.len() == c.len() => {
-                        Some(m.iter().zip(&c).map(|(a, b)| a.union(*b)).collect())
-                    }
-                    Some(_) => return None,
-                };
+                if c.len() != 1 {
+                    return None;
+                }
+                merged = merged.union(c[0]);
             }
-            merged.map(|m| (m, false))
+            Some((vec![merged], false))
         }
         _ => None,
     }
@@ -850,13 +849,15 @@ impl Searcher {
         let mut masks = vec![[0u64; WORDS + 1]; n];
         let mut known = vec![false; n];
         let mut r = [0u64; WORDS];
+        // Words still in the running for the current atom.
+        let mut live = [0u8; WORDS];
         let mut chunk = 0;
         while chunk * WORDS * 64 < raw.len() {
             let first = chunk * WORDS;
             let words = (raw.len().div_ceil(64) - first).min(WORDS);
             known.iter_mut().for_each(|k| *k = false);
             for atom in &self.masks {
-                let mut any = false;
+                let mut n_live = 0;
                 for (step, &j) in atom.order.iter().enumerate() {
                     let c = atom.classes[j];
                     if !known[c] {
@@ -864,25 +865,36 @@ impl Searcher {
                         known[c] = true;
                     }
                     let m = &masks[c];
-                    any = false;
-                    for i in 0..words {
-                        let shifted = if j == 0 {
+                    let at = |i: usize| {
+                        if j == 0 {
                             m[i]
                         } else {
                             (m[i] >> j) | (m[i + 1] << (64 - j))
-                        };
-                        r[i] = if step == 0 { shifted } else { r[i] & shifted };
-                        any |= r[i] != 0;
+                        }
+                    };
+                    if step == 0 {
+                        for i in 0..words {
+                            r[i] = at(i);
+                            live[n_live] = i as u8;
+                            n_live += usize::from(r[i] != 0);
+                        }
+                    } else {
+                        let mut kept = 0;
+                        for k in 0..n_live {
+                            let i = live[k] as usize;
+                            r[i] &= at(i);
+                            live[kept] = i as u8;
+                            kept += usize::from(r[i] != 0);
+                        }
+                        n_live = kept;
                     }
-                    if !any {
+                    if n_live == 0 {
                         break;
                     }
                 }
-                if !any {
-                    continue;
-                }
-                for (i, word) in r[..words].iter().enumerate() {
-                    let mut bits = *word;
+                for &i in &live[..n_live] {
+                    let i = i as usize;
+                    let mut bits = r[i];
                     while bits != 0 {
                         let start = (first + i) * 64 + bits.trailing_zeros() as usize;
                         bits &= bits - 1;

@@ -269,6 +269,9 @@ impl FastPath {
         }
         if !atoms.is_empty() {
             fast.searcher = Some(gate::Searcher::new(&atoms));
+            // Build the suspect-character table now, not on a request.
+            gate::suspect_char('\u{100}');
+            normalize::kept_as_is('\u{100}');
         }
         if !ungated.1.is_empty() {
             let set = RegexSetBuilder::new(&ungated.0)

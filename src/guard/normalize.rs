@@ -89,6 +89,36 @@ pub(crate) fn is_format(c: char) -> bool {
     c.general_category() == GeneralCategory::Format
 }
 
+/// True when normalisation keeps the (non-ASCII) character as it is: NFKC
+/// maps it to itself and it is no format, control or space character.
+/// A table for the Basic Multilingual Plane, built once, spares the
+/// Unicode lookups per character (box drawing, arrows, CJK, accents).
+pub(crate) fn kept_as_is(c: char) -> bool {
+    use std::sync::OnceLock;
+    static BMP: OnceLock<Vec<u64>> = OnceLock::new();
+    fn compute(c: char) -> bool {
+        if c.is_control() || c.is_whitespace() || is_format(c) {
+            return false;
+        }
+        let mut n = std::iter::once(c).nfkc();
+        n.next() == Some(c) && n.next().is_none()
+    }
+    let cp = c as u32;
+    if cp >= 0x10000 {
+        return compute(c);
+    }
+    let bmp = BMP.get_or_init(|| {
+        let mut bits = vec![0u64; 0x10000 / 64];
+        for cp in 0u32..0x10000 {
+            if char::from_u32(cp).is_some_and(compute) {
+                bits[cp as usize / 64] |= 1 << (cp % 64);
+            }
+        }
+        bits
+    });
+    bmp[cp as usize / 64] & (1 << (cp % 64)) != 0
+}
+
 /// True when normalising cannot change the text: ASCII with single spaces
 /// as its only white space, no control characters (and, in a literal, no
 /// escapes).
@@ -211,6 +241,12 @@ fn normalize_impl<const ESCAPED: bool>(s: &str) -> Normalized<'_> {
                 push(&mut text, &mut origin, c, at);
                 prev_space = false;
             }
+            at = next;
+            continue;
+        }
+        if kept_as_is(c) {
+            push(&mut text, &mut origin, c, at);
+            prev_space = false;
             at = next;
             continue;
         }
