@@ -873,10 +873,10 @@ impl Searcher {
                         }
                     };
                     if step == 0 {
-                        for i in 0..words {
-                            r[i] = at(i);
+                        for (i, word) in r[..words].iter_mut().enumerate() {
+                            *word = at(i);
                             live[n_live] = i as u8;
-                            n_live += usize::from(r[i] != 0);
+                            n_live += usize::from(*word != 0);
                         }
                     } else {
                         let mut kept = 0;
