@@ -511,60 +511,88 @@ fn coarsen(c: Ascii) -> Ascii {
     }
 }
 
-/// Membership of one ASCII class, as nibble tables for a SIMD shuffle
-/// (each bucket bit: one set of low nibbles shared by some high nibbles).
+/// Membership of one ASCII class, byte by byte (the scalar path).
 #[derive(Debug, Clone)]
 struct Shufti {
-    lo: [u8; 32],
-    hi: [u8; 32],
     table: [bool; 256],
 }
 
 impl Shufti {
     fn new(c: Ascii) -> Shufti {
-        let mut lo = [0u8; 16];
-        let mut hi = [0u8; 16];
-        let mut buckets: Vec<u16> = Vec::new();
-        for h in 0..8u8 {
-            let mut los = 0u16;
-            for l in 0..16u8 {
-                if c.contains(h << 4 | l) {
-                    los |= 1 << l;
-                }
-            }
-            if los == 0 {
-                continue;
-            }
-            let bucket = match buckets.iter().position(|&b| b == los) {
-                Some(i) => i,
-                None => {
-                    buckets.push(los);
-                    buckets.len() - 1
-                }
-            };
-            // Eight high nibbles give at most eight distinct sets.
-            hi[h as usize] |= 1 << bucket;
-            for (l, slot) in lo.iter_mut().enumerate() {
-                if los & (1 << l) != 0 {
-                    *slot |= 1 << bucket;
-                }
-            }
-        }
         let mut table = [false; 256];
         for b in c.bytes() {
             table[b as usize] = true;
         }
-        let twice = |t: [u8; 16]| {
-            let mut out = [0u8; 32];
-            out[..16].copy_from_slice(&t);
-            out[16..].copy_from_slice(&t);
-            out
-        };
-        Shufti {
-            lo: twice(lo),
-            hi: twice(hi),
-            table,
+        Shufti { table }
+    }
+}
+
+/// Up to eight classes whose masks one SIMD shuffle computes together:
+/// each class owns bucket bits (one per distinct set of low nibbles among
+/// its high nibbles), and a byte is in the class when the shuffled tables
+/// share one of its bits.
+#[derive(Debug, Clone)]
+struct Group {
+    lo: [u8; 32],
+    hi: [u8; 32],
+    /// (class, its bucket bits).
+    members: Vec<(usize, u8)>,
+}
+
+impl Group {
+    fn build(classes: &[Ascii]) -> (Vec<Group>, Vec<usize>) {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut used = 0u32;
+        let mut group_of = Vec::with_capacity(classes.len());
+        for (c, class) in classes.iter().enumerate() {
+            // The class's rectangles: high nibbles sharing one low set.
+            let mut rects: Vec<(u16, u8)> = Vec::new();
+            for h in 0..8u8 {
+                let mut los = 0u16;
+                for l in 0..16u8 {
+                    if class.contains(h << 4 | l) {
+                        los |= 1 << l;
+                    }
+                }
+                if los == 0 {
+                    continue;
+                }
+                match rects.iter_mut().find(|r| r.0 == los) {
+                    Some(r) => r.1 |= 1 << h,
+                    None => rects.push((los, 1 << h)),
+                }
+            }
+            if groups.is_empty() || used as usize + rects.len() > 8 {
+                groups.push(Group {
+                    lo: [0; 32],
+                    hi: [0; 32],
+                    members: Vec::new(),
+                });
+                used = 0;
+            }
+            let g = groups.last_mut().expect("a group");
+            let mut bits = 0u8;
+            for (los, his) in rects {
+                let bit = 1u8 << used;
+                used += 1;
+                bits |= bit;
+                for l in 0..16 {
+                    if los & (1 << l) != 0 {
+                        g.lo[l] |= bit;
+                        g.lo[l + 16] |= bit;
+                    }
+                }
+                for h in 0..8 {
+                    if his & (1 << h) != 0 {
+                        g.hi[h] |= bit;
+                        g.hi[h + 16] |= bit;
+                    }
+                }
+            }
+            g.members.push((c, bits));
+            group_of.push(groups.len() - 1);
         }
+        (groups, group_of)
     }
 }
 
@@ -580,12 +608,17 @@ pub struct Searcher {
     automaton: Option<aho_corasick::AhoCorasick>,
     longest: usize,
     classes: Vec<Shufti>,
+    groups: Vec<Group>,
+    group_of: Vec<usize>,
     masks: Vec<MaskAtom>,
     avx2: bool,
 }
 
 /// Bytes lower-cased and searched at a time.
 const CHUNK: usize = 4096;
+
+/// 64-byte blocks whose class masks are computed at a time.
+const WORDS: usize = 64;
 
 /// Longest literal searched for: a window of an atom's literal, shared
 /// with other atoms where it can be (forty patterns `project codenameNN`
@@ -756,12 +789,15 @@ impl Searcher {
                     .ok(),
             ),
         };
+        let (groups, group_of) = Group::build(&class_list);
         Searcher {
             longest: literals.iter().map(|l| l.bytes.len()).max().unwrap_or(0),
             literals,
             by_first,
             teddy,
             automaton,
+            groups,
+            group_of,
             classes: class_list.into_iter().map(Shufti::new).collect(),
             masks,
             avx2: avx2(),
@@ -844,7 +880,6 @@ impl Searcher {
         // of lookahead) are computed when an atom first needs them, and an
         // atom tests its rarest class first, so common classes are computed
         // only in chunks where a rare one fired.
-        const WORDS: usize = 64;
         let n = self.classes.len();
         let mut masks = vec![[0u64; WORDS + 1]; n];
         let mut known = vec![false; n];
@@ -861,8 +896,10 @@ impl Searcher {
                 for (step, &j) in atom.order.iter().enumerate() {
                     let c = atom.classes[j];
                     if !known[c] {
-                        self.chunk_masks(raw, first, &mut masks[c][..=words], c);
-                        known[c] = true;
+                        self.chunk_masks(raw, first, words + 1, &mut masks, self.group_of[c]);
+                        for &(member, _) in &self.groups[self.group_of[c]].members {
+                            known[member] = true;
+                        }
                     }
                     let m = &masks[c];
                     let at = |i: usize| {
@@ -911,31 +948,48 @@ impl Searcher {
         }
     }
 
-    /// Masks of class `c` over the blocks of `raw` from block `first` on,
-    /// one per slot of `out` (zero past the end of `raw`).
-    fn chunk_masks(&self, raw: &[u8], first: usize, out: &mut [u64], c: usize) {
-        let class = &self.classes[c];
+    /// Masks of every class of group `g` over `count` blocks of `raw` from
+    /// block `first` on (zero past the end of `raw`), into `masks[class]`.
+    fn chunk_masks(
+        &self,
+        raw: &[u8],
+        first: usize,
+        count: usize,
+        masks: &mut [[u64; WORDS + 1]],
+        g: usize,
+    ) {
+        let group = &self.groups[g];
         let start = (first * 64).min(raw.len());
-        let end = ((first + out.len()) * 64).min(raw.len());
+        let end = ((first + count) * 64).min(raw.len());
         let bytes = &raw[start..end];
         let full = bytes.len() / 64;
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: AVX2 was detected at construction.
-            unsafe { masks_avx2(&bytes[..full * 64], class, &mut out[..full]) };
-        } else {
-            masks_scalar(&bytes[..full * 64], class, &mut out[..full]);
-        }
+        let simd = self.avx2;
         #[cfg(not(target_arch = "x86_64"))]
-        masks_scalar(&bytes[..full * 64], class, &mut out[..full]);
+        let simd = false;
+        if simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2 was detected at construction.
+            unsafe {
+                masks_avx2(&bytes[..full * 64], group, masks)
+            };
+        } else {
+            for &(c, _) in &group.members {
+                masks_scalar(&bytes[..full * 64], &self.classes[c], &mut masks[c][..full]);
+            }
+        }
         let mut rest = full;
         if full * 64 < bytes.len() {
             let mut padded = [0u8; 64];
             padded[..bytes.len() - full * 64].copy_from_slice(&bytes[full * 64..]);
-            masks_scalar(&padded, class, &mut out[full..full + 1]);
+            for &(c, _) in &group.members {
+                masks_scalar(&padded, &self.classes[c], &mut masks[c][full..full + 1]);
+            }
             rest += 1;
         }
-        out[rest..].iter_mut().for_each(|m| *m = 0);
+        for &(c, _) in &group.members {
+            masks[c][rest..count].iter_mut().for_each(|m| *m = 0);
+        }
     }
 }
 
@@ -962,16 +1016,16 @@ fn avx2() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn masks_avx2(blocks: &[u8], class: &Shufti, out: &mut [u64]) {
+unsafe fn masks_avx2(blocks: &[u8], group: &Group, masks: &mut [[u64; WORDS + 1]]) {
     use std::arch::x86_64::*;
     // SAFETY (whole body): every load reads 32 bytes inside a 64-byte
     // block of `blocks` or inside a 32-byte table.
     unsafe {
         let nib = _mm256_set1_epi8(0x0f);
         let zero = _mm256_setzero_si256();
-        let lt = _mm256_loadu_si256(class.lo.as_ptr() as *const __m256i);
-        let ht = _mm256_loadu_si256(class.hi.as_ptr() as *const __m256i);
-        for (block, o) in blocks.chunks_exact(64).zip(out.iter_mut()) {
+        let lt = _mm256_loadu_si256(group.lo.as_ptr() as *const __m256i);
+        let ht = _mm256_loadu_si256(group.hi.as_ptr() as *const __m256i);
+        for (i, block) in blocks.chunks_exact(64).enumerate() {
             let p = block.as_ptr();
             let v0 = _mm256_loadu_si256(p as *const __m256i);
             let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
@@ -983,9 +1037,14 @@ unsafe fn masks_avx2(blocks: &[u8], class: &Shufti, out: &mut [u64]) {
                 _mm256_shuffle_epi8(lt, _mm256_and_si256(v1, nib)),
                 _mm256_shuffle_epi8(ht, _mm256_and_si256(_mm256_srli_epi16(v1, 4), nib)),
             );
-            let z0 = _mm256_movemask_epi8(_mm256_cmpeq_epi8(t0, zero)) as u32;
-            let z1 = _mm256_movemask_epi8(_mm256_cmpeq_epi8(t1, zero)) as u32;
-            *o = (!z0 as u64) | ((!z1 as u64) << 32);
+            for &(c, bits) in &group.members {
+                let b = _mm256_set1_epi8(bits as i8);
+                let z0 =
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(t0, b), zero)) as u32;
+                let z1 =
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(t1, b), zero)) as u32;
+                masks[c][i] = (!z0 as u64) | ((!z1 as u64) << 32);
+            }
         }
     }
 }

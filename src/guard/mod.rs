@@ -228,6 +228,8 @@ pub struct GuardSet {
 struct FastPath {
     /// Per normalised pattern: its alphabet when it is gated.
     gated: Vec<Option<gate::Ascii>>,
+    /// Per normalised pattern: the fewest bytes a match has.
+    min_len: Vec<usize>,
     /// Finds every gated pattern's atoms (group = pattern index).
     searcher: Option<gate::Searcher>,
     /// Per normalised pattern: every byte its gate's atoms can hold (a
@@ -244,12 +246,13 @@ impl FastPath {
         let mut atoms = Vec::new();
         let mut ungated = (Vec::new(), Vec::new());
         for (i, src) in sources.iter().enumerate() {
-            let analysis = regex_syntax::ParserBuilder::new()
-                .build()
-                .parse(src)
-                .ok()
-                .map(|hir| gate::analyze(&hir))
-                .filter(|a| a.local);
+            let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok();
+            fast.min_len.push(
+                hir.as_ref()
+                    .and_then(|h| h.properties().minimum_len())
+                    .unwrap_or(0),
+            );
+            let analysis = hir.map(|hir| gate::analyze(&hir)).filter(|a| a.local);
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
                     fast.gate_bytes
@@ -975,6 +978,21 @@ impl GuardSet {
                     let region = region_around(segments, &unit, seg, h.pos as usize, alphabet);
                     done.insert(p, region);
                     let stretches = region.stretches(segments);
+                    // ASCII text with no \u escape only shrinks when
+                    // normalised (an escape may stand for a character NFKC
+                    // expands): a region of it shorter than any match holds
+                    // none.
+                    let short =
+                        stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1
+                            < self.fast.min_len[p];
+                    if short
+                        && stretches.iter().all(|(s, r)| {
+                            let b = &segments[*s].literal.as_bytes()[r.clone()];
+                            b.is_ascii() && memchr::memmem::find(b, b"\\u").is_none()
+                        })
+                    {
+                        continue;
+                    }
                     self.match_stretches(segments, &stretches, Which::One(p), applies, &mut found);
                 }
             }

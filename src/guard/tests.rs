@@ -586,3 +586,19 @@ fn gated_scan_of_planted_secrets_in_a_large_tool_result() {
     assert_eq!(gated.masks.len(), 24, "{:?}", gated.masks);
     assert_eq!(gated, full);
 }
+
+#[test]
+fn an_escape_that_normalises_long_is_not_skipped_as_short() {
+    // U+FDFA is one character NFKC expands into eighteen: the six bytes of
+    // its escape can hold most of a long match.
+    let set = compile(
+        "[{regex: {action: Reject, matches: ['codename \u{635}\u{644}\u{649} \u{627}\u{644}\u{644}\u{647}']}}]",
+    )
+    .unwrap();
+    let body = r#"{"messages":[{"role":"user","content":"x codename \ufdfa y"}]}"#;
+    let parsed = parse_request(false, body, set.kinds()).unwrap();
+    let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
+    let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
+    assert!(full.reject.is_some());
+    assert_eq!(gated, full);
+}
