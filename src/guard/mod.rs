@@ -938,8 +938,8 @@ impl GuardSet {
         if let Some(searcher) = &self.fast.searcher {
             let mut hits = Vec::new();
             let mut suspects = Vec::new();
-            // Last region searched per pattern (and for suspects).
-            let mut done: std::collections::HashMap<usize, Region> = Default::default();
+            // Last region searched per pattern.
+            let mut done: Vec<Option<Region>> = vec![None; self.normalized.patterns.len()];
             for seg in unit.clone() {
                 let literal = segments[seg].literal;
                 hits.clear();
@@ -969,14 +969,11 @@ impl GuardSet {
                     if !applies[self.normalized.patterns[p].rule] {
                         continue;
                     }
-                    if done
-                        .get(&p)
-                        .is_some_and(|r| r.contains(seg, h.pos as usize))
-                    {
+                    if done[p].is_some_and(|r| r.contains(seg, h.pos as usize)) {
                         continue;
                     }
                     let region = region_around(segments, &unit, seg, h.pos as usize, alphabet);
-                    done.insert(p, region);
+                    done[p] = Some(region);
                     let stretches = region.stretches(segments);
                     // ASCII text with no \u escape only shrinks when
                     // normalised (an escape may stand for a character NFKC
