@@ -804,6 +804,7 @@ impl Searcher {
         }
     }
 
+    /// True when there is nothing to look for.
     pub fn is_empty(&self) -> bool {
         self.literals.is_empty() && self.masks.is_empty()
     }
@@ -828,6 +829,7 @@ impl Searcher {
         });
     }
 
+    /// The literal atoms' hits only (see [`Searcher::find`]).
     pub fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
         let mut buf = [0u8; CHUNK + 64];
         let overlap = self.longest.saturating_sub(1).min(63);
@@ -875,6 +877,7 @@ impl Searcher {
         }
     }
 
+    /// The class-sequence atoms' hits only (see [`Searcher::find`]).
     pub fn find_masks(&self, raw: &[u8], out: &mut Vec<Hit>) {
         // A chunk at a time: a class's masks over the chunk (plus one block
         // of lookahead) are computed when an atom first needs them, and an
