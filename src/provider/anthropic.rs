@@ -31,12 +31,160 @@ struct Body<'a> {
     tools: Option<Vec<Tool<'a>>>,
 }
 
-#[derive(Deserialize)]
+/// A message, read in one pass with its content: a list of blocks is
+/// read as it is met (a tool result's megabytes are skipped once, not
+/// twice), a string is located in the body.
 struct Message<'a> {
-    #[serde(borrow)]
     role: Cow<'a, str>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
+    content: Option<Content<'a>>,
+}
+
+enum Content<'a> {
+    Blocks(Vec<Block<'a>>),
+    /// A string with no escapes, lent from the body: its literal's content.
+    Lent(&'a str),
+    /// A string with escapes: serde only hands over its decoded text, so
+    /// it is found in the body after its key, which ends at this address.
+    AfterKey(usize),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Message<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct ContentSeed(Option<usize>);
+        impl<'de> DeserializeSeed<'de> for ContentSeed {
+            type Value = Option<Content<'de>>;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        impl<'de> Visitor<'de> for ContentSeed {
+            type Value = Option<Content<'de>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of content blocks")
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Some(Content::Lent(v)))
+            }
+            fn visit_str<E: Error>(self, _: &str) -> Result<Self::Value, E> {
+                match self.0 {
+                    Some(after_key) => Ok(Some(Content::AfterKey(after_key))),
+                    None => Err(E::custom("a message with an escaped `content` key")),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut blocks = Vec::new();
+                while let Some(b) = seq.next_element::<Block<'de>>()? {
+                    blocks.push(b);
+                }
+                Ok(Some(Content::Blocks(blocks)))
+            }
+        }
+        /// A string, borrowed from the body when it has no escapes.
+        struct Text;
+        impl<'de> DeserializeSeed<'de> for Text {
+            type Value = Cow<'de, str>;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl<'de> Visitor<'de> for Text {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        struct MessageVisitor;
+        impl<'de> Visitor<'de> for MessageVisitor {
+            type Value = Message<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a message object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let (mut role, mut content) = (None, None);
+                while let Some(key) = map.next_key_seed(Text)? {
+                    match key.as_ref() {
+                        "role" => {
+                            if role.is_some() {
+                                return Err(M::Error::duplicate_field("role"));
+                            }
+                            role = Some(map.next_value_seed(Text)?);
+                        }
+                        "content" => {
+                            if content.is_some() {
+                                return Err(M::Error::duplicate_field("content"));
+                            }
+                            let after_key = match &key {
+                                Cow::Borrowed(k) => Some(k.as_ptr() as usize + k.len()),
+                                Cow::Owned(_) => None,
+                            };
+                            content = Some(map.next_value_seed(ContentSeed(after_key))?);
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Message {
+                    role: role.ok_or_else(|| M::Error::missing_field("role"))?,
+                    content: content.flatten(),
+                })
+            }
+        }
+        let m: Message<'de> = d.deserialize_map(MessageVisitor)?;
+        Ok(Message {
+            role: m.role,
+            content: m.content,
+        })
+    }
+}
+
+/// The string literal (quotes included) of a value that follows the key
+/// whose text ends at byte `key_end` of `body`: `"content" : "..."`.
+fn literal_after_key(body: &str, key_end: usize) -> Option<std::ops::Range<usize>> {
+    let b = body.as_bytes();
+    let mut at = key_end;
+    if b.get(at) != Some(&b'"') {
+        return None;
+    }
+    at += 1;
+    while b.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    if b.get(at) != Some(&b':') {
+        return None;
+    }
+    at += 1;
+    while b.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    if b.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at;
+    at += 1;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
+        if b[at] == b'"' {
+            return Some(start..at + 1);
+        }
+        at += 2;
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,6 +235,21 @@ impl<'a> Ctx<'a, '_> {
             return Ok(());
         }
         let segment = TextSegment::new(self.body, raw, location, role, kind)?;
+        self.out.push(self.kinds, segment);
+        Ok(())
+    }
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// A string literal at `raw` (quotes included) of the body.
+    fn push_at(
+        &mut self,
+        location: Location,
+        role: Role,
+        kind: PartKind,
+        raw: std::ops::Range<usize>,
+    ) -> Result<(), BodyError> {
+        let segment = TextSegment::at(self.body, raw, location, role, kind)?;
         self.out.push(self.kinds, segment);
         Ok(())
     }
@@ -154,10 +317,34 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
         if role == Role::User {
             cx.out.latest_user_message = Some(index);
         }
-        let Some(content) = message.content else {
+        let Some(content) = &message.content else {
             continue;
         };
-        push_content(&mut cx, content, role, index)?;
+        let loc = Location::Message {
+            index,
+            block: None,
+            sub: None,
+        };
+        match content {
+            Content::Blocks(blocks) => push_blocks(&mut cx, blocks, role, index)?,
+            Content::Lent(s) => {
+                if cx.kinds.contains(text_kind(role)) {
+                    let raw = TextSegment::lent_span(body, s);
+                    cx.push_at(loc, role, text_kind(role), raw)?;
+                }
+            }
+            Content::AfterKey(key_end) => {
+                if cx.kinds.contains(text_kind(role)) {
+                    let raw = key_end
+                        .checked_sub(body.as_ptr() as usize)
+                        .and_then(|k| literal_after_key(body, k))
+                        .ok_or_else(|| {
+                            BodyError(format!("messages[{index}].content: expected a string"))
+                        })?;
+                    cx.push_at(loc, role, text_kind(role), raw)?;
+                }
+            }
+        }
     }
     if cx.kinds.contains(PartKind::ToolDefinition) {
         for (index, tool) in parsed.tools.iter().flatten().enumerate() {
@@ -184,90 +371,63 @@ fn text_kind(role: Role) -> PartKind {
     }
 }
 
-fn push_content<'a>(
+fn push_blocks<'a>(
     cx: &mut Ctx<'a, '_>,
-    content: &'a RawValue,
+    blocks: &[Block<'a>],
     role: Role,
     index: u32,
 ) -> Result<(), BodyError> {
-    match first_byte(content) {
-        b'"' => cx.push(
-            Location::Message {
-                index,
-                block: None,
-                sub: None,
-            },
-            role,
-            text_kind(role),
-            content,
-        )?,
-        b'[' => {
-            let blocks: Vec<Block<'a>> = serde_json::from_str(content.get()).map_err(|e| {
-                BodyError(format!(
-                    "messages[{index}].content: expected a list of blocks: {e}"
-                ))
-            })?;
-            for (b, block) in blocks.iter().enumerate() {
-                let b = b as u32;
-                match block.kind.as_deref() {
-                    Some("text") => {
-                        if let Some(text) = block.text {
-                            let loc = Location::Message {
-                                index,
-                                block: Some(b),
-                                sub: None,
-                            };
-                            cx.push(loc, role, text_kind(role), text)?;
-                        }
+    for (b, block) in blocks.iter().enumerate() {
+        let b = b as u32;
+        match block.kind.as_deref() {
+            Some("text") => {
+                if let Some(text) = block.text {
+                    let loc = Location::Message {
+                        index,
+                        block: Some(b),
+                        sub: None,
+                    };
+                    cx.push(loc, role, text_kind(role), text)?;
+                }
+            }
+            Some("tool_result") => {
+                if let Some(result) = block.content {
+                    push_nested(cx, result, index, b, Role::Tool, PartKind::ToolResult)?;
+                }
+            }
+            Some("tool_use") | Some("server_tool_use") => {
+                if let (true, Some(input)) = (cx.kinds.contains(PartKind::ToolInput), block.input) {
+                    let mut leaves = Vec::new();
+                    string_leaves(input, &mut leaves, 0)?;
+                    for leaf in leaves {
+                        let loc = Location::ToolUseInput { index, block: b };
+                        cx.push(loc, Role::Assistant, PartKind::ToolInput, leaf)?;
                     }
-                    Some("tool_result") => {
-                        if let Some(result) = block.content {
-                            push_nested(cx, result, index, b, Role::Tool, PartKind::ToolResult)?;
-                        }
+                }
+            }
+            Some("document") => {
+                let Some(source) = &block.source else {
+                    continue;
+                };
+                match (source.kind.as_deref(), source.data, source.content) {
+                    (Some("text"), Some(data), _) => {
+                        let loc = Location::DocumentSource { index, block: b };
+                        cx.push(loc, role, PartKind::Document, data)?;
                     }
-                    Some("tool_use") | Some("server_tool_use") => {
-                        if let (true, Some(input)) =
-                            (cx.kinds.contains(PartKind::ToolInput), block.input)
-                        {
-                            let mut leaves = Vec::new();
-                            string_leaves(input, &mut leaves, 0)?;
-                            for leaf in leaves {
-                                let loc = Location::ToolUseInput { index, block: b };
-                                cx.push(loc, Role::Assistant, PartKind::ToolInput, leaf)?;
-                            }
-                        }
+                    (Some("content"), _, Some(inner)) => {
+                        push_nested(cx, inner, index, b, role, PartKind::Document)?;
                     }
-                    Some("document") => {
-                        let Some(source) = &block.source else {
-                            continue;
-                        };
-                        match (source.kind.as_deref(), source.data, source.content) {
-                            (Some("text"), Some(data), _) => {
-                                let loc = Location::DocumentSource { index, block: b };
-                                cx.push(loc, role, PartKind::Document, data)?;
-                            }
-                            (Some("content"), _, Some(inner)) => {
-                                push_nested(cx, inner, index, b, role, PartKind::Document)?;
-                            }
-                            // base64 and URL sources are not text.
-                            _ => {}
-                        }
-                    }
-                    Some("search_result") => {
-                        if let Some(inner) = block.content {
-                            push_nested(cx, inner, index, b, role, PartKind::Document)?;
-                        }
-                    }
-                    // thinking, redacted_thinking (signed), image, and others.
+                    // base64 and URL sources are not text.
                     _ => {}
                 }
             }
-        }
-        b'n' => {}
-        _ => {
-            return Err(BodyError(format!(
-                "messages[{index}].content: expected a string or a list of blocks"
-            )))
+            Some("search_result") => {
+                if let Some(inner) = block.content {
+                    push_nested(cx, inner, index, b, role, PartKind::Document)?;
+                }
+            }
+            // thinking, redacted_thinking (signed), image, and others.
+            _ => {}
         }
     }
     Ok(())
@@ -457,6 +617,31 @@ mod tests {
         let parsed = parse_request(false, body, DEFAULT).unwrap();
         assert_eq!(parsed.segments[0].text(), "be nice");
         assert_eq!(parsed.segments[1].text(), "credit card");
+    }
+
+    #[test]
+    fn string_content_is_located_in_the_body_however_it_is_spaced() {
+        for body in [
+            r#"{"messages":[{"role":"user","content":"a\nb \"q\""}]}"#,
+            "{\"messages\":[{\"content\" \n :\t \"a\\nb \\\"q\\\"\" , \"role\":\"user\"}]}",
+            r#"{"messages":[{"x":{"content":"no"},"role":"user","content":"a\nb \"q\"","y":[1]}]}"#,
+        ] {
+            let parsed = parse_request(false, body, DEFAULT).unwrap();
+            assert_eq!(parsed.segments.len(), 1, "{body}");
+            let seg = &parsed.segments[0];
+            assert_eq!(seg.text(), "a\nb \"q\"", "{body}");
+            assert_eq!(&body[seg.raw.clone()], r#""a\nb \"q\"""#, "{body}");
+        }
+        // Unescaped strings are lent by serde and located by address.
+        let body = r#"{"messages":[{"role":"user","content":"plain"}]}"#;
+        let seg = &parse_request(false, body, DEFAULT).unwrap().segments[0];
+        assert_eq!(&body[seg.raw.clone()], r#""plain""#);
+        // A message that escapes its `content` key and its text cannot be
+        // located cheaply: refused, like other confusing bodies.
+        let body = r#"{"messages":[{"role":"user","cont\u0065nt":"a\nb"}]}"#;
+        assert!(parse_request(false, body, DEFAULT).is_err());
+        let body = r#"{"messages":[{"role":"user","content":"a","content":"b"}]}"#;
+        assert!(parse_request(false, body, DEFAULT).is_err());
     }
 
     #[test]

@@ -265,6 +265,41 @@ impl<'a> TextSegment<'a> {
         })
     }
 
+    /// A segment for the string literal at `raw` (quotes included) of
+    /// `body`, checked to decode.
+    pub(crate) fn at(
+        body: &'a str,
+        raw: Range<usize>,
+        location: Location,
+        role: Role,
+        kind: PartKind,
+    ) -> Result<TextSegment<'a>, BodyError> {
+        let quoted = body
+            .get(raw.clone())
+            .filter(|q| q.len() >= 2 && q.starts_with('"') && q.ends_with('"'))
+            .ok_or_else(|| BodyError(format!("{location}: expected a string")))?;
+        let literal = &quoted[1..quoted.len() - 1];
+        if !literal::validate(literal) {
+            return Err(BodyError(format!(
+                "{location}: the string holds an invalid \\u escape"
+            )));
+        }
+        Ok(TextSegment {
+            location,
+            role,
+            kind,
+            literal,
+            raw,
+        })
+    }
+
+    /// The literal (quotes included) of a string serde lent from `body`
+    /// unescaped.
+    pub(crate) fn lent_span(body: &str, lent: &str) -> Range<usize> {
+        let start = lent.as_ptr() as usize - body.as_ptr() as usize;
+        start - 1..start + lent.len() + 1
+    }
+
     /// The decoded text (borrowed when the literal has no escapes).
     pub fn text(&self) -> Cow<'a, str> {
         literal::decode(self.literal)
