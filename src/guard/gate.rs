@@ -456,25 +456,9 @@ pub fn produces(c: char) -> Ascii {
 /// True when normalising the character can produce ASCII text or remove it
 /// (see the module docs). Cached for the Basic Multilingual Plane.
 pub fn suspect_char(c: char) -> bool {
-    use std::sync::OnceLock;
-    static BMP: OnceLock<Vec<u64>> = OnceLock::new();
-    let compute = |c: char| produces(c).0 != 0;
-    let cp = c as u32;
-    if cp >= 0x10000 {
-        return compute(c);
-    }
-    let bmp = BMP.get_or_init(|| {
-        let mut bits = vec![0u64; 0x10000 / 64];
-        for cp in 0x80u32..0x10000 {
-            if let Some(c) = char::from_u32(cp) {
-                if compute(c) {
-                    bits[cp as usize / 64] |= 1 << (cp % 64);
-                }
-            }
-        }
-        bits
-    });
-    bmp[cp as usize / 64] & (1 << (cp % 64)) != 0
+    static TABLE: super::normalize::CharTable =
+        super::normalize::CharTable::new(|c| produces(c).0 != 0);
+    TABLE.get(c)
 }
 
 /// A hit: the raw offset where an atom starts, and the caller's group.

@@ -363,6 +363,13 @@ fn region_around(
     Region { start, end }
 }
 
+/// Every literal of a unit, whole.
+fn whole_unit(segments: &[TextSegment<'_>], unit: &Range<usize>) -> Vec<(usize, Range<usize>)> {
+    unit.clone()
+        .map(|i| (i, 0..segments[i].literal.len()))
+        .collect()
+}
+
 /// Which normalised patterns a stretch is searched with.
 enum Which<'a> {
     One(usize),
@@ -894,11 +901,8 @@ impl GuardSet {
         scan: &mut Scan,
     ) {
         if !self.normalized.is_empty() {
-            let whole: Vec<(usize, Range<usize>)> = unit
-                .clone()
-                .map(|i| (i, 0..segments[i].literal.len()))
-                .collect();
             let mut found = Vec::new();
+            let whole = whole_unit(segments, &unit);
             self.match_stretches(segments, &whole, Which::All, applies, &mut found);
             self.record_matches(scan, &mut found);
         }
@@ -922,10 +926,7 @@ impl GuardSet {
                 .iter()
                 .any(|&p| applies[self.normalized.patterns[p].rule])
             {
-                let whole: Vec<(usize, Range<usize>)> = unit
-                    .clone()
-                    .map(|i| (i, 0..segments[i].literal.len()))
-                    .collect();
+                let whole = whole_unit(segments, &unit);
                 self.match_stretches(
                     segments,
                     &whole,

@@ -94,8 +94,6 @@ pub(crate) fn is_format(c: char) -> bool {
 /// A table for the Basic Multilingual Plane, built once, spares the
 /// Unicode lookups per character (box drawing, arrows, CJK, accents).
 pub(crate) fn kept_as_is(c: char) -> bool {
-    use std::sync::OnceLock;
-    static BMP: OnceLock<Vec<u64>> = OnceLock::new();
     fn compute(c: char) -> bool {
         if c.is_control() || c.is_whitespace() || is_format(c) {
             return false;
@@ -103,20 +101,41 @@ pub(crate) fn kept_as_is(c: char) -> bool {
         let mut n = std::iter::once(c).nfkc();
         n.next() == Some(c) && n.next().is_none()
     }
-    let cp = c as u32;
-    if cp >= 0x10000 {
-        return compute(c);
-    }
-    let bmp = BMP.get_or_init(|| {
-        let mut bits = vec![0u64; 0x10000 / 64];
-        for cp in 0u32..0x10000 {
-            if char::from_u32(cp).is_some_and(compute) {
-                bits[cp as usize / 64] |= 1 << (cp % 64);
-            }
+    static TABLE: CharTable = CharTable::new(compute);
+    TABLE.get(c)
+}
+
+/// A property of characters, looked up in a bitmap for the Basic
+/// Multilingual Plane (built on first use) and computed beyond it.
+pub(crate) struct CharTable {
+    bits: std::sync::OnceLock<Vec<u64>>,
+    compute: fn(char) -> bool,
+}
+
+impl CharTable {
+    pub(crate) const fn new(compute: fn(char) -> bool) -> CharTable {
+        CharTable {
+            bits: std::sync::OnceLock::new(),
+            compute,
         }
-        bits
-    });
-    bmp[cp as usize / 64] & (1 << (cp % 64)) != 0
+    }
+
+    pub(crate) fn get(&self, c: char) -> bool {
+        let cp = c as u32;
+        if cp >= 0x10000 {
+            return (self.compute)(c);
+        }
+        let bits = self.bits.get_or_init(|| {
+            let mut bits = vec![0u64; 0x10000 / 64];
+            for cp in 0u32..0x10000 {
+                if char::from_u32(cp).is_some_and(self.compute) {
+                    bits[cp as usize / 64] |= 1 << (cp % 64);
+                }
+            }
+            bits
+        });
+        bits[cp as usize / 64] & (1 << (cp % 64)) != 0
+    }
 }
 
 /// True when normalising cannot change the text: ASCII with single spaces

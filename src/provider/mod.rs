@@ -246,23 +246,7 @@ impl<'a> TextSegment<'a> {
         role: Role,
         kind: PartKind,
     ) -> Result<TextSegment<'a>, BodyError> {
-        let quoted = raw.get();
-        if quoted.len() < 2 || !quoted.starts_with('"') {
-            return Err(BodyError(format!("{location}: expected a string")));
-        }
-        let literal = &quoted[1..quoted.len() - 1];
-        if !literal::validate(literal) {
-            return Err(BodyError(format!(
-                "{location}: the string holds an invalid \\u escape"
-            )));
-        }
-        Ok(TextSegment {
-            location,
-            role,
-            kind,
-            literal,
-            raw: span_of(body, raw),
-        })
+        TextSegment::at(body, span_of(body, raw), location, role, kind)
     }
 
     /// A segment for the string literal at `raw` (quotes included) of
