@@ -480,6 +480,9 @@ struct MaskAtom {
     classes: Vec<usize>,
     /// Positions, rarest class first.
     order: Vec<usize>,
+    /// It holds three digits in a row: only words near a run of three
+    /// digits can hold it (digits are common in code; runs much less so).
+    digit_run: bool,
     /// (word start, group) of every gate atom this one stands for.
     wanted: Vec<(bool, u32)>,
 }
@@ -741,9 +744,15 @@ impl Searcher {
                         probability(coarsen(atom.classes[a]))
                             .total_cmp(&probability(coarsen(atom.classes[b])))
                     });
+                    let digits = coarsen(Ascii(0x3ff << b'0'));
+                    let digit_run = atom
+                        .classes
+                        .windows(3)
+                        .any(|w| w.iter().all(|c| coarsen(*c) == digits));
                     masks.push(MaskAtom {
                         classes,
                         order,
+                        digit_run,
                         wanted: vec![(atom.word_start, *group)],
                     })
                 }
@@ -873,21 +882,59 @@ impl Searcher {
         let mut r = [0u64; WORDS];
         // Words still in the running for the current atom.
         let mut live = [0u8; WORDS];
+        let digits = self.classes.iter().position(|c| {
+            (b'0'..=b'9').all(|d| c.table[d as usize])
+                && c.table.iter().filter(|&&t| t).count() == 10
+        });
         let mut chunk = 0;
         while chunk * WORDS * 64 < raw.len() {
             let first = chunk * WORDS;
             let words = (raw.len().div_ceil(64) - first).min(WORDS);
             known.iter_mut().for_each(|k| *k = false);
+            // Words near a run of three digits, once per chunk if asked.
+            let mut runs: Option<u64> = None;
             for atom in &self.masks {
                 let mut n_live = 0;
-                for (step, &j) in atom.order.iter().enumerate() {
-                    let c = atom.classes[j];
+                let mut ensure = |c: usize, masks: &mut Vec<[u64; WORDS + 1]>| {
                     if !known[c] {
-                        self.chunk_masks(raw, first, words + 1, &mut masks, self.group_of[c]);
+                        self.chunk_masks(raw, first, words + 1, masks, self.group_of[c]);
                         for &(member, _) in &self.groups[self.group_of[c]].members {
                             known[member] = true;
                         }
                     }
+                };
+                // The words to try: all, or those near a run of digits.
+                let near: u64 = match (atom.digit_run, digits) {
+                    (true, Some(d)) => *runs.get_or_insert_with(|| {
+                        ensure(d, &mut masks);
+                        let m = &masks[d];
+                        let mut near = 0u64;
+                        for i in 0..words {
+                            let at = |s: usize| (m[i] >> s) | (m[i + 1] << (64 - s));
+                            if m[i] & at(1) & at(2) != 0 {
+                                // The atom may start up to a word earlier.
+                                near |= 1 << i;
+                                if i > 0 {
+                                    near |= 1 << (i - 1);
+                                }
+                            }
+                        }
+                        near
+                    }),
+                    _ => u64::MAX >> (64 - words),
+                };
+                let mut pending = near;
+                while pending != 0 {
+                    live[n_live] = pending.trailing_zeros() as u8;
+                    pending &= pending - 1;
+                    n_live += 1;
+                }
+                for (step, &j) in atom.order.iter().enumerate() {
+                    if n_live == 0 {
+                        break;
+                    }
+                    let c = atom.classes[j];
+                    ensure(c, &mut masks);
                     let m = &masks[c];
                     let at = |i: usize| {
                         if j == 0 {
@@ -896,25 +943,14 @@ impl Searcher {
                             (m[i] >> j) | (m[i + 1] << (64 - j))
                         }
                     };
-                    if step == 0 {
-                        for (i, word) in r[..words].iter_mut().enumerate() {
-                            *word = at(i);
-                            live[n_live] = i as u8;
-                            n_live += usize::from(*word != 0);
-                        }
-                    } else {
-                        let mut kept = 0;
-                        for k in 0..n_live {
-                            let i = live[k] as usize;
-                            r[i] &= at(i);
-                            live[kept] = i as u8;
-                            kept += usize::from(r[i] != 0);
-                        }
-                        n_live = kept;
+                    let mut kept = 0;
+                    for k in 0..n_live {
+                        let i = live[k] as usize;
+                        r[i] = if step == 0 { at(i) } else { r[i] & at(i) };
+                        live[kept] = i as u8;
+                        kept += usize::from(r[i] != 0);
                     }
-                    if n_live == 0 {
-                        break;
-                    }
+                    n_live = kept;
                 }
                 for &i in &live[..n_live] {
                     let i = i as usize;
