@@ -453,6 +453,23 @@ pub fn produces(c: char) -> Ascii {
         .fold(Ascii::default(), |a, n| a.with(n as u8))
 }
 
+/// The fewest ASCII digits any match of `hir` holds.
+pub fn min_digits(hir: &Hir) -> usize {
+    const DIGITS: u128 = 0x3ff << b'0';
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(l) => l.0.iter().filter(|b| b.is_ascii_digit()).count(),
+        HirKind::Class(c) => match ascii_class(c) {
+            Some(a) if a.0 & !DIGITS == 0 => 1,
+            _ => 0,
+        },
+        HirKind::Capture(c) => min_digits(&c.sub),
+        HirKind::Repetition(r) => (r.min as usize).saturating_mul(min_digits(&r.sub)),
+        HirKind::Concat(xs) => xs.iter().map(min_digits).fold(0, usize::saturating_add),
+        HirKind::Alternation(xs) => xs.iter().map(min_digits).min().unwrap_or(0),
+    }
+}
+
 /// True when normalising the character can produce ASCII text or remove it
 /// (see the module docs). Cached for the Basic Multilingual Plane.
 pub fn suspect_char(c: char) -> bool {
@@ -1242,6 +1259,17 @@ mod tests {
         // Unicode \d can match digits that are not ASCII: no gate from it.
         assert!(gate_of(r"\d{6}").gate.is_none());
         assert!(gate_of(r"[0-9]{6}").gate.is_some());
+    }
+
+    #[test]
+    fn digits_every_match_holds() {
+        let d = |p: &str| min_digits(&regex_syntax::parse(p).unwrap());
+        assert_eq!(d(r"[0-9]{3}-[0-9]{2}-[0-9]{4}"), 9);
+        assert_eq!(d(r"emp-[0-9]{6}|x"), 0);
+        assert_eq!(d(r"a1(?:[0-9]|b)"), 1);
+        // Unicode \d can match digits that are not ASCII.
+        assert_eq!(d(r"\d{4}"), 0);
+        assert_eq!(d(super::super::builtins::Builtin::CreditCard.pattern()), 13);
     }
 
     #[test]

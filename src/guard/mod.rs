@@ -230,6 +230,8 @@ struct FastPath {
     gated: Vec<Option<gate::Ascii>>,
     /// Per normalised pattern: the fewest bytes a match has.
     min_len: Vec<usize>,
+    /// Per normalised pattern: the fewest ASCII digits a match has.
+    min_digits: Vec<usize>,
     /// Finds every gated pattern's atoms (group = pattern index).
     searcher: Option<gate::Searcher>,
     /// Per normalised pattern: every byte its gate's atoms can hold (a
@@ -252,6 +254,8 @@ impl FastPath {
                     .and_then(|h| h.properties().minimum_len())
                     .unwrap_or(0),
             );
+            fast.min_digits
+                .push(hir.as_ref().map_or(0, gate::min_digits));
             let analysis = hir.map(|hir| gate::analyze(&hir)).filter(|a| a.local);
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
@@ -976,18 +980,32 @@ impl GuardSet {
                     let region = region_around(segments, &unit, seg, h.pos as usize, alphabet);
                     done[p] = Some(region);
                     let stretches = region.stretches(segments);
-                    // ASCII text with no \u escape only shrinks when
-                    // normalised (an escape may stand for a character NFKC
-                    // expands): a region of it shorter than any match holds
-                    // none.
-                    let short =
-                        stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1
-                            < self.fast.min_len[p];
-                    if short
-                        && stretches.iter().all(|(s, r)| {
+                    // Plain ASCII with no \u escape only shrinks when
+                    // normalised and gains no digits (an escape may stand
+                    // for a character NFKC expands): a region of it shorter
+                    // than any match, or with fewer digits, holds none.
+                    let plain = || {
+                        stretches.iter().all(|(s, r)| {
                             let b = &segments[*s].literal.as_bytes()[r.clone()];
                             b.is_ascii() && memchr::memmem::find(b, b"\\u").is_none()
                         })
+                    };
+                    let len =
+                        stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1;
+                    let digits = || {
+                        stretches
+                            .iter()
+                            .map(|(s, r)| {
+                                segments[*s].literal.as_bytes()[r.clone()]
+                                    .iter()
+                                    .filter(|b| b.is_ascii_digit())
+                                    .count()
+                            })
+                            .sum::<usize>()
+                    };
+                    if (len < self.fast.min_len[p]
+                        || (self.fast.min_digits[p] > 0 && digits() < self.fast.min_digits[p]))
+                        && plain()
                     {
                         continue;
                     }
