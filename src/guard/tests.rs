@@ -522,15 +522,19 @@ proptest! {
     fn gated_scan_finds_exactly_what_the_full_scan_finds(
         system in piece_text(),
         turns in proptest::collection::vec(proptest::collection::vec(piece_text(), 1..4), 0..4),
-        ascii_escapes in proptest::bool::ANY,
+        escapes in 0u8..3,
     ) {
         let set = differential_set();
         let mut body = body_of(&system, &turns);
-        if ascii_escapes {
-            // The same body with every non-ASCII character as \u escapes.
+        if escapes > 0 {
+            // The same body with every non-ASCII character (1), or every
+            // character (2), of its strings written as \u escapes.
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             let mut out = Vec::new();
-            let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+            let mut ser = serde_json::Serializer::with_formatter(
+                &mut out,
+                AsciiFormatter { all: escapes == 2 },
+            );
             serde::Serialize::serialize(&v, &mut ser).unwrap();
             body = String::from_utf8(out).unwrap();
         }
@@ -541,8 +545,10 @@ proptest! {
     }
 }
 
-/// Writes every non-ASCII character as a \u escape.
-struct AsciiFormatter;
+/// Writes every non-ASCII character (or every character) as a \u escape.
+struct AsciiFormatter {
+    all: bool,
+}
 
 impl serde_json::ser::Formatter for AsciiFormatter {
     fn write_string_fragment<W: ?Sized + std::io::Write>(
@@ -551,7 +557,7 @@ impl serde_json::ser::Formatter for AsciiFormatter {
         fragment: &str,
     ) -> std::io::Result<()> {
         for c in fragment.chars() {
-            if c.is_ascii() {
+            if c.is_ascii() && !self.all {
                 writer.write_all(&[c as u8])?;
             } else {
                 let mut buf = [0u16; 2];
