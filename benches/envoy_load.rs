@@ -4,14 +4,18 @@
 //! `./scripts/bench-envoy.sh` (installs Envoy, then `cargo bench --bench envoy_load`).
 //! Knobs: PROMPTGATE_BENCH_REQUESTS (sequential rounds, default 1000),
 //! PROMPTGATE_BENCH_SECONDS (per route in the concurrent phase, default 5),
-//! PROMPTGATE_BENCH_CONCURRENCY (default 16). Loopback only, bounded in time.
+//! PROMPTGATE_BENCH_CONCURRENCY (default 16), PROMPTGATE_BENCH_POLICY (a
+//! policy file instead of the built-in one), PROMPTGATE_BENCH_COMPARE (paths
+//! of other promptgate binaries, `:`-separated, e.g. a build of main: measured
+//! in the same run, rounds interleaved with this build's, so that a noisy
+//! machine hits all alike). Loopback only, bounded in time.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{FakeUpstream, Gateway};
+use common::{FakeUpstream, Gateway, GatewayOptions};
 use serde_yaml::Value as Yaml;
 
 const POLICY: &str = r#"
@@ -122,23 +126,39 @@ async fn one(client: &reqwest::Client, base: &str, route: Route, body: &bytes::B
     t.elapsed()
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A gateway under test and its sequential samples.
+struct Subject {
+    label: String,
+    gw: Gateway,
+    guarded: Vec<Duration>,
+    baseline: Vec<Duration>,
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("envoy_load: a load benchmark; run it with ./scripts/bench-envoy.sh");
         return;
     }
-    let rounds: usize = std::env::var("PROMPTGATE_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seconds: u64 = std::env::var("PROMPTGATE_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let concurrency: usize = std::env::var("PROMPTGATE_BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
+    let rounds: usize = env_or("PROMPTGATE_BENCH_REQUESTS", 1000);
+    let seconds: u64 = env_or("PROMPTGATE_BENCH_SECONDS", 5);
+    let concurrency: usize = env_or("PROMPTGATE_BENCH_CONCURRENCY", 16);
+    // Other builds to compare with, in the same run (each with its own Envoy
+    // and promptgate, same config; rounds interleave the builds), e.g. a
+    // build of main; a copy of this build's binary is the A/A control.
+    let compare: Vec<std::path::PathBuf> = std::env::var_os("PROMPTGATE_BENCH_COMPARE")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    let policy = match std::env::var_os("PROMPTGATE_BENCH_POLICY") {
+        Some(p) => std::fs::read_to_string(&p).expect("PROMPTGATE_BENCH_POLICY"),
+        None => POLICY.to_owned(),
+    };
 
     // The captured 76 KB Claude Code first turn, non-streaming so the fake
     // answers at once and the timing is the gateway's.
@@ -149,13 +169,32 @@ fn main() {
     v["stream"] = false.into();
     let body = bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
 
-    let gw = Gateway::start_with(
-        POLICY,
-        &[("anthropic-secret", "sk-ant-api03-bench-org-key")],
-        FakeUpstream::start(),
-        add_baseline_route,
-    );
-    let base = gw.base_url();
+    let start = |bin: Option<std::path::PathBuf>| {
+        Gateway::start_opts(
+            &policy,
+            &[("anthropic-secret", "sk-ant-api03-bench-org-key")],
+            FakeUpstream::start(),
+            GatewayOptions {
+                promptgate_bin: bin,
+                ..GatewayOptions::default()
+            },
+            add_baseline_route,
+        )
+    };
+    let mut subjects = vec![Subject {
+        label: "this build".to_owned(),
+        gw: start(None),
+        guarded: Vec::with_capacity(rounds),
+        baseline: Vec::with_capacity(rounds),
+    }];
+    for bin in compare {
+        subjects.push(Subject {
+            label: format!("compared: {}", bin.display()),
+            gw: start(Some(bin)),
+            guarded: Vec::with_capacity(rounds),
+            baseline: Vec::with_capacity(rounds),
+        });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -166,93 +205,121 @@ fn main() {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
-        // Both routes must really differ in what they do.
-        one(&client, &base, Route::Guarded, &body).await;
-        one(&client, &base, Route::Baseline, &body).await;
-        let reqs = gw.upstream().requests();
-        assert_eq!(
-            reqs[0].header("x-api-key"),
-            Some("sk-ant-api03-bench-org-key"),
-            "guarded route injects the key"
-        );
-        assert_eq!(
-            reqs[1].header("x-api-key"),
-            Some("sk-ant-client-key"),
-            "baseline route bypasses promptgate"
-        );
-        gw.upstream().clear();
-
-        // Warm up, then interleave the routes so drift hits both alike.
-        for _ in 0..100 {
+        for s in &subjects {
+            let base = s.gw.base_url();
+            // Both routes must really differ in what they do.
             one(&client, &base, Route::Guarded, &body).await;
             one(&client, &base, Route::Baseline, &body).await;
+            let reqs = s.gw.upstream().requests();
+            assert_eq!(
+                reqs[0].header("x-api-key"),
+                Some("sk-ant-api03-bench-org-key"),
+                "guarded route injects the key"
+            );
+            assert_eq!(
+                reqs[1].header("x-api-key"),
+                Some("sk-ant-client-key"),
+                "baseline route bypasses promptgate"
+            );
+            s.gw.upstream().clear();
+
+            // Warm up.
+            for _ in 0..100 {
+                one(&client, &base, Route::Guarded, &body).await;
+                one(&client, &base, Route::Baseline, &body).await;
+            }
+            s.gw.upstream().clear();
         }
-        gw.upstream().clear();
-        let (mut g, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+        // Interleave routes (and builds) so drift hits all alike.
+        let n = subjects.len();
         for i in 0..rounds {
-            if i % 2 == 0 {
-                g.push(one(&client, &base, Route::Guarded, &body).await);
-                b.push(one(&client, &base, Route::Baseline, &body).await);
-            } else {
-                b.push(one(&client, &base, Route::Baseline, &body).await);
-                g.push(one(&client, &base, Route::Guarded, &body).await);
-            }
-            if i % 200 == 0 {
-                gw.upstream().clear();
+            for k in 0..n {
+                let s = &mut subjects[(i + k) % n];
+                let base = s.gw.base_url();
+                if i % 2 == 0 {
+                    s.guarded
+                        .push(one(&client, &base, Route::Guarded, &body).await);
+                    s.baseline
+                        .push(one(&client, &base, Route::Baseline, &body).await);
+                } else {
+                    s.baseline
+                        .push(one(&client, &base, Route::Baseline, &body).await);
+                    s.guarded
+                        .push(one(&client, &base, Route::Guarded, &body).await);
+                }
+                if i % 200 == 0 {
+                    s.gw.upstream().clear();
+                }
             }
         }
-        let (g, b) = (stats(g), stats(b));
         println!(
             "sequential, {} B Claude Code request, {} rounds (interleaved):",
             body.len(),
             rounds
         );
-        println!("  route                       p50 µs    p90 µs    p99 µs");
-        for (name, s) in [("baseline (ext_proc off)", &b), ("guarded Messages", &g)] {
+        for s in &mut subjects {
+            let (g, b) = (
+                stats(std::mem::take(&mut s.guarded)),
+                stats(std::mem::take(&mut s.baseline)),
+            );
+            if n > 1 {
+                println!("  [{}]", s.label);
+            }
+            println!("  route                       p50 µs    p90 µs    p99 µs");
+            for (name, s) in [("baseline (ext_proc off)", &b), ("guarded Messages", &g)] {
+                println!(
+                    "  {name:<26} {:>8.0}  {:>8.0}  {:>8.0}   (n={})",
+                    us(s.p50),
+                    us(s.p90),
+                    us(s.p99),
+                    s.n
+                );
+            }
             println!(
-                "  {name:<26} {:>8.0}  {:>8.0}  {:>8.0}   (n={})",
-                us(s.p50),
-                us(s.p90),
-                us(s.p99),
-                s.n
+                "  added by promptgate:       {:>8.0}  {:>8.0}  {:>8.0}",
+                us(g.p50) - us(b.p50),
+                us(g.p90) - us(b.p90),
+                us(g.p99) - us(b.p99)
             );
         }
-        println!(
-            "  added by promptgate:       {:>8.0}  {:>8.0}  {:>8.0}",
-            us(g.p50) - us(b.p50),
-            us(g.p90) - us(b.p90),
-            us(g.p99) - us(b.p99)
-        );
 
         println!("concurrent, {concurrency} clients, {seconds} s per route:");
-        for route in [Route::Baseline, Route::Guarded] {
-            let deadline = Instant::now() + Duration::from_secs(seconds);
-            let mut tasks = Vec::new();
-            for _ in 0..concurrency {
-                let (client, base, body) = (client.clone(), base.clone(), body.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut lat = Vec::new();
-                    while Instant::now() < deadline {
-                        lat.push(one(&client, &base, route, &body).await);
-                    }
-                    lat
-                }));
+        for s in &subjects {
+            if n > 1 {
+                println!("  [{}]", s.label);
             }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
+            let base = s.gw.base_url();
+            for route in [Route::Baseline, Route::Guarded] {
+                let deadline = Instant::now() + Duration::from_secs(seconds);
+                let mut tasks = Vec::new();
+                for _ in 0..concurrency {
+                    let (client, base, body) = (client.clone(), base.clone(), body.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut lat = Vec::new();
+                        while Instant::now() < deadline {
+                            lat.push(one(&client, &base, route, &body).await);
+                        }
+                        lat
+                    }));
+                }
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.unwrap());
+                }
+                s.gw.upstream().clear();
+                let n = all.len();
+                let st = stats(all);
+                println!(
+                    "  {:<26} {:>7.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                    format!("{route:?}"),
+                    n as f64 / seconds as f64,
+                    us(st.p50),
+                    us(st.p99)
+                );
             }
-            gw.upstream().clear();
-            let n = all.len();
-            let s = stats(all);
-            println!(
-                "  {:<26} {:>7.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
-                format!("{route:?}"),
-                n as f64 / seconds as f64,
-                us(s.p50),
-                us(s.p99)
-            );
         }
     });
-    gw.assert_ext_proc_clean();
+    for s in &subjects {
+        s.gw.assert_ext_proc_clean();
+    }
 }

@@ -4,8 +4,9 @@
 //! complete* with this configuration: request and response headers sent,
 //! bodies not sent (NONE) and trailers skipped by default, and
 //! `allow_mode_override: true` so that promptgate can raise a body mode for
-//! the requests it inspects (a `mode_override` cannot lower a body mode back
-//! to NONE: it is proto3's zero). Fail closed: `failure_mode_allow: false`.
+//! the requests (and responses) it reads and skip the headers it does not
+//! need (a `mode_override` cannot lower a body mode back to NONE: it is
+//! proto3's zero). Fail closed: `failure_mode_allow: false`.
 //!
 //! Every shipped gateway config (deploy/envoy, the Envoy Gateway
 //! EnvoyExtensionPolicy, the Istio EnvoyFilter) is checked against this in

@@ -1247,3 +1247,178 @@ fn claude_code_trips_no_builtin() {
         .count();
     assert_eq!(posts, 1);
 }
+
+/// How many messages of `phase` promptgate handled (its metrics).
+fn phase_count(gw: &Gateway, phase: &str) -> u64 {
+    let key = format!("promptgate_phase_duration_seconds_count{{phase=\"{phase}\"}} ");
+    gw.promptgate_metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn with_token_usage(policy: &str, mode: &str) -> String {
+    policy.replace("    ai:\n", &format!("    ai:\n      tokenUsage: {mode}\n"))
+}
+
+/// Default (`tokenUsage: Streams`): a non-streamed answer is not held back
+/// for its token counts — promptgate's stream ends with the request body
+/// and Envoy passes the response untouched (content-length kept); a
+/// streamed answer is read for them with no response headers exchange.
+#[tokio::test]
+async fn only_streamed_responses_are_read_for_token_usage_by_default() {
+    let gw = seed_gateway();
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("Say hello", false)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let len = resp.headers().get("content-length").cloned();
+    let got = resp.bytes().await.unwrap();
+    let want = serde_json::to_vec(&gw.upstream().anthropic_message_json()).unwrap();
+    assert_eq!(got, want, "response changed on the way");
+    assert_eq!(
+        len.as_ref().and_then(|v| v.to_str().ok()),
+        Some(want.len().to_string().as_str()),
+        "content-length kept"
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
+    assert!(entry["promptgate"]["input_tokens"].is_null(), "{entry}");
+    let stats = gw.ext_proc_stats();
+    assert_eq!(stats.get("stream_msgs_sent"), Some(&2), "{stats:?}");
+    assert_eq!(stats.get("server_half_closed"), Some(&1), "{stats:?}");
+
+    // A streamed answer: read, byte for byte unchanged, without its headers.
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("Say hello again", true)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap(),
+        gw.upstream().anthropic_sse_bytes()
+    );
+    let entry = wait_access_log(&gw, |e| !e["promptgate"]["input_tokens"].is_null()).await;
+    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
+    assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    assert_eq!(phase_count(&gw, "response_headers"), 0);
+    assert!(phase_count(&gw, "response_body") >= 1);
+    gw.assert_ext_proc_clean();
+}
+
+/// `tokenUsage: All`: non-streamed answers are read too (unchanged bytes;
+/// Envoy sends them chunked), Anthropic and OpenAI alike.
+#[tokio::test]
+async fn token_usage_all_reads_non_streamed_responses() {
+    let gw = Gateway::start(
+        &with_token_usage(OPENAI_POLICY, "All"),
+        &[
+            ("anthropic-secret", ANTHROPIC_SECRET),
+            ("openai-secret", OPENAI_SECRET),
+        ],
+    );
+    let resp = post_chat(&gw, &chat_body("Say hello", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let got = resp.bytes().await.unwrap();
+    assert_eq!(
+        got,
+        serde_json::to_vec(&gw.upstream().openai_completion_json()).unwrap()
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
+    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
+    assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    assert_eq!(
+        entry["promptgate"]["response_model"],
+        common::FAKE_OPENAI_MODEL,
+        "{entry}"
+    );
+    assert_eq!(phase_count(&gw, "response_headers"), 0);
+    gw.assert_ext_proc_clean();
+
+    let gw = Gateway::start(
+        &with_token_usage(SEED_POLICY, "All"),
+        &[("anthropic-secret", ANTHROPIC_SECRET)],
+    );
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("Say hello", false)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap(),
+        serde_json::to_vec(&gw.upstream().anthropic_message_json()).unwrap()
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
+    assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    assert_eq!(
+        entry["promptgate"]["response_model"],
+        common::FAKE_ANTHROPIC_MODEL,
+        "{entry}"
+    );
+    gw.assert_ext_proc_clean();
+}
+
+/// `tokenUsage: Off`: not even a stream is read; response guards still are.
+#[tokio::test]
+async fn token_usage_off_leaves_responses_to_envoy_but_not_response_guards() {
+    let gw = Gateway::start(
+        &with_token_usage(SEED_POLICY, "Off"),
+        &[("anthropic-secret", ANTHROPIC_SECRET)],
+    );
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("Say hello", true)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap(),
+        gw.upstream().anthropic_sse_bytes()
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
+    assert!(entry["promptgate"]["input_tokens"].is_null(), "{entry}");
+    assert_eq!(gw.ext_proc_stats().get("stream_msgs_sent"), Some(&2));
+    assert_key_injected(&gw.upstream().only_request());
+    gw.assert_ext_proc_clean();
+
+    let gw = Gateway::start(
+        &with_token_usage(RESPONSE_POLICY, "Off"),
+        &[("anthropic-secret", ANTHROPIC_SECRET)],
+    );
+    gw.upstream().script(common::Scripted::Text(
+        "Card 4111-1111-1111-1111 on file.".into(),
+    ));
+    let resp = post_messages(
+        &gw,
+        serde_json::to_vec(&messages_body("card?", false)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, _, v) = json_of(resp).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["content"][0]["text"], "Card <CARD> on file.");
+    // Read for the guard anyway, so its usage is reported.
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
+    assert_eq!(entry["promptgate"]["response_decision"], "mask", "{entry}");
+    gw.assert_ext_proc_clean();
+}

@@ -91,6 +91,7 @@ fn telemetry_gateway(receiver: &OtlpReceiver, envoy_tracer: bool) -> Gateway {
             ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
         ],
         envoy_otlp_port: envoy_tracer.then(|| receiver.port()),
+        ..GatewayOptions::default()
     };
     Gateway::start_opts(
         POLICY,

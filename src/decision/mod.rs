@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Finding, Scan};
-use crate::policy::{Backend, Policy, RouteType, SelectError};
+use crate::policy::{Backend, Policy, RouteType, SelectError, TokenUsageMode};
 use crate::provider::stream::StreamKind;
 use crate::provider::ParsedRequest;
 use crate::provider::{self, ErrorKind, ErrorStyle, ProviderKind};
@@ -115,9 +115,10 @@ pub struct RequestCtx {
     pub route: RouteType,
     pub style: ErrorStyle,
     pub auth_injected: bool,
-    /// The response is read (Messages and Completions): for token usage,
-    /// and by response guards when the backend has any. Envoy must send the
-    /// response phases, and the provider is asked for identity encoding.
+    /// The response is read (Messages and Completions): by response guards
+    /// when the backend has any, else for token usage unless the backend's
+    /// `tokenUsage` is `Off`. Envoy must send response phases, and the
+    /// provider is asked for identity encoding.
     pub inspect_response: bool,
     /// Response guards read the response: an unreadable (compressed)
     /// response is refused rather than passed through unread.
@@ -238,7 +239,8 @@ pub fn request_headers(
     };
 
     let mut changes = auth_changes(backend, head);
-    let inspect_response = matches!(route, RouteType::Messages | RouteType::Completions);
+    let inspect_response = matches!(route, RouteType::Messages | RouteType::Completions)
+        && (backend.token_usage != TokenUsageMode::Off || !backend.response_guards.is_empty());
     let response_guarded = inspect_response && !backend.response_guards.is_empty();
     if inspect_response {
         // Token usage and response guards read text, not compressed bytes:

@@ -34,10 +34,10 @@ use crate::decision::{
     self, BodyDecision, HeaderChanges, HeadersDecision, Outcome, Reply, RequestCtx, RequestHead,
     MAX_BODY_BYTES,
 };
-use crate::policy::Policy;
+use crate::policy::{Policy, TokenUsageMode};
 use crate::provider::stream::{
-    guard_json_body, EventInfo, Fired as StreamFired, Rejection, StreamGuard, StreamKind,
-    TextScanner, Usage,
+    guard_json_body, EventInfo, Fired as StreamFired, Rejection, ScanMatch, StreamGuard,
+    StreamKind, TextScanner, Usage,
 };
 use crate::telemetry::{self, StreamTelemetry, TokenUsage};
 
@@ -166,6 +166,9 @@ impl Default for ResponseOutcome {
 enum ResponseState {
     /// Not read.
     Skip,
+    /// Read for its token usage only (no response guard): the body comes
+    /// without its headers and every chunk passes unchanged.
+    Usage(UsageRead),
     /// An SSE stream guarded as it flows.
     Stream(Box<StreamGuard>),
     /// A JSON body, guarded when it is whole.
@@ -295,6 +298,9 @@ impl StreamState {
         };
         if phase == Phase::RequestHeaders && !self.replied {
             out.mode_override = Some(self.mode_override());
+            if self.reads_usage_only() {
+                self.response = ResponseState::Usage(UsageRead::Sniff);
+            }
         }
         if phase == Phase::ResponseHeaders && !self.replied {
             out.mode_override = match self.response {
@@ -319,7 +325,8 @@ impl StreamState {
         if self.replied {
             return true;
         }
-        let reads_response = self.ctx.as_ref().is_some_and(|c| c.inspect_response);
+        let reads_response = self.ctx.as_ref().is_some_and(|c| c.response_guarded)
+            || matches!(self.response, ResponseState::Usage(_));
         match self.phase {
             Phase::RequestHeaders => !self.requested_body && !reads_response,
             Phase::RequestBody | Phase::RequestTrailers => {
@@ -334,15 +341,32 @@ impl StreamState {
         }
     }
 
+    /// The response is read for its token usage and nothing else.
+    fn reads_usage_only(&self) -> bool {
+        self.ctx
+            .as_ref()
+            .is_some_and(|c| c.inspect_response && !c.response_guarded)
+    }
+
     fn mode_override(&self) -> ProcessingMode {
-        let inspect_response = self.ctx.as_ref().is_some_and(|c| c.inspect_response);
+        let guarded = self.ctx.as_ref().is_some_and(|c| c.response_guarded);
+        let (response_header_mode, response_body_mode) = if guarded {
+            // Response guards need the status and content type first; the
+            // body mode follows on the answer to the response headers.
+            (0, 0)
+        } else if self.reads_usage_only() {
+            // Token usage only: no response headers exchange (Envoy would
+            // hold the response back for it). The body comes STREAMED — an
+            // SSE stream or a JSON body, told apart by its first bytes — and
+            // every chunk passes unchanged.
+            (HeaderSendMode::Skip as i32, BodySendMode::Streamed as i32)
+        } else {
+            // Nothing to read in the response.
+            (HeaderSendMode::Skip as i32, 0)
+        };
         ProcessingMode {
-            // Skip the response side unless response guards read it.
-            response_header_mode: if inspect_response {
-                0
-            } else {
-                HeaderSendMode::Skip as i32
-            },
+            response_header_mode,
+            response_body_mode,
             request_body_mode: if self.requested_body {
                 BodySendMode::Buffered as i32
             } else {
@@ -479,6 +503,18 @@ impl StreamState {
                 outcome,
             } => {
                 self.record(outcome);
+                if matches!(self.response, ResponseState::Usage(_))
+                    && self.policy.backends[ctx.backend].token_usage == TokenUsageMode::Streams
+                    && ctx.content_encoding.is_none()
+                    && asks_for_stream(&body) == Some(false)
+                {
+                    // A non-streamed response is not read for its token
+                    // usage (tokenUsage: Streams): reading it would hold the
+                    // whole answer back for one more exchange. The stream
+                    // ends with this answer and Envoy passes the response
+                    // untouched.
+                    self.response = ResponseState::Skip;
+                }
                 // A held-back STREAMED body must be re-emitted whole; a
                 // BUFFERED one only when it changed.
                 let new_body = match (replacement, held_back) {
@@ -583,8 +619,15 @@ impl StreamState {
                 }),
             })
         };
+        let kind = self.stream_kind();
         match &mut self.response {
             ResponseState::Skip => pass(),
+            ResponseState::Usage(read) => {
+                if let Some((usage, model)) = read.push(kind, &b.body, b.end_of_stream) {
+                    self.finish_response(usage, model);
+                }
+                pass()
+            }
             ResponseState::Ended => replace(Vec::new(), false),
             ResponseState::Stream(guard) => {
                 let result = guard.push(&b.body, b.end_of_stream);
@@ -711,13 +754,7 @@ impl StreamState {
         let kind = match self.response {
             ResponseState::Stream(ref g) => g.kind(),
             ResponseState::Json(k) => k,
-            _ => self
-                .ctx
-                .as_ref()
-                .map_or(StreamKind::Anthropic, |c| match c.style {
-                    crate::provider::ErrorStyle::OpenAi => StreamKind::OpenAi,
-                    crate::provider::ErrorStyle::Anthropic => StreamKind::Anthropic,
-                }),
+            _ => self.stream_kind(),
         };
         let usage_md = self
             .telemetry
@@ -755,6 +792,16 @@ impl StreamState {
         });
     }
 
+    /// The response shape of the request's route.
+    fn stream_kind(&self) -> StreamKind {
+        self.ctx
+            .as_ref()
+            .map_or(StreamKind::Anthropic, |c| match c.style {
+                crate::provider::ErrorStyle::OpenAi => StreamKind::OpenAi,
+                crate::provider::ErrorStyle::Anthropic => StreamKind::Anthropic,
+            })
+    }
+
     /// An immediate response for a response-side decision (the request's
     /// outcome was recorded already).
     fn immediate_keep(&mut self, reply: Reply) -> ImmediateResponse {
@@ -776,6 +823,135 @@ impl StreamState {
     fn immediate(&mut self, reply: Reply) -> ImmediateResponse {
         self.record(reply.outcome.clone());
         self.immediate_keep(reply)
+    }
+}
+
+/// A response read only for its token usage. Nothing here can hold back,
+/// change or end the response: what cannot be read (a compressed body, an
+/// error page, a malformed stream, a body over [`MAX_BODY_BYTES`]) is
+/// passed on and simply not counted.
+enum UsageRead {
+    /// No byte yet. The response headers were skipped, so the first byte
+    /// tells a JSON body (`{`) from an SSE stream (a field name or `:`).
+    Sniff,
+    /// A JSON body, read whole at its end.
+    Json(Vec<u8>),
+    /// An SSE stream, parsed as it flows (nothing is scanned).
+    Sse(Box<StreamGuard>),
+    /// Read to the end, or unreadable.
+    Off,
+}
+
+impl UsageRead {
+    /// Takes the next chunk. At the end of a readable response that
+    /// reported usage (or a model), returns them.
+    fn push(
+        &mut self,
+        kind: StreamKind,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Option<(Usage, Option<String>)> {
+        if matches!(self, UsageRead::Sniff) {
+            match chunk.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => {}
+                Some(b'{') => *self = UsageRead::Json(Vec::new()),
+                Some(b) if b.is_ascii_alphabetic() || *b == b':' => {
+                    *self = UsageRead::Sse(Box::new(StreamGuard::new(kind, Arc::new(NoScan))));
+                }
+                Some(_) => *self = UsageRead::Off,
+            }
+        }
+        let found = match self {
+            UsageRead::Sniff | UsageRead::Off => None,
+            UsageRead::Json(body) if body.len() + chunk.len() > MAX_BODY_BYTES => {
+                tracing::debug!("response too large to read for token usage");
+                *self = UsageRead::Off;
+                return None;
+            }
+            UsageRead::Json(body) => {
+                body.extend_from_slice(chunk);
+                if end_of_stream {
+                    guard_json_body(kind, body, &NoScan)
+                        .ok()
+                        .map(|o| (o.usage, o.model))
+                } else {
+                    None
+                }
+            }
+            UsageRead::Sse(guard) => match guard.push(chunk, end_of_stream) {
+                Ok(_) if end_of_stream => Some((guard.usage(), guard.model().map(str::to_owned))),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "response stream not read for token usage");
+                    *self = UsageRead::Off;
+                    return None;
+                }
+            },
+        };
+        if end_of_stream {
+            *self = UsageRead::Off;
+        }
+        // An error body reports neither.
+        found.filter(|(usage, model)| *usage != Usage::default() || model.is_some())
+    }
+}
+
+/// Whether a request body asks for a streamed (SSE) response: its top-level
+/// `stream` member (absent or `null`: no). `None` when that cannot be told
+/// here (not a JSON object, `stream` not a boolean), or not cheaply: a body
+/// over [`BLOCKING_THRESHOLD`] whose last member is not `stream` is not
+/// parsed again on an async worker.
+fn asks_for_stream(body: &[u8]) -> Option<bool> {
+    if let Some(stream) = trailing_stream_member(body) {
+        return Some(stream);
+    }
+    if body.len() > BLOCKING_THRESHOLD {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Flag {
+        #[serde(default)]
+        stream: Option<bool>,
+    }
+    serde_json::from_slice::<Flag>(body)
+        .ok()
+        .map(|f| f.stream.unwrap_or(false))
+}
+
+/// The body's last member when it is `"stream": true|false` (Claude Code
+/// puts it last), read from the end without parsing the body. Sound only
+/// for a valid JSON object, which the decision core has just parsed: the
+/// final `}` then closes the top-level object; a `"` preceded by `,` or `{`
+/// outside a string can only open one, and `stream` cannot stand outside a
+/// string, so that member is the top-level `stream`.
+fn trailing_stream_member(body: &[u8]) -> Option<bool> {
+    fn trim_end(b: &[u8]) -> &[u8] {
+        let end = b
+            .iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        &b[..end]
+    }
+    let rest = trim_end(trim_end(body).strip_suffix(b"}")?);
+    let (stream, rest) = match rest.strip_suffix(b"true") {
+        Some(r) => (true, r),
+        None => (false, rest.strip_suffix(b"false")?),
+    };
+    let rest = trim_end(trim_end(rest).strip_suffix(b":")?);
+    let rest = trim_end(rest.strip_suffix(b"\"stream\"")?);
+    matches!(rest.last(), Some(b',' | b'{')).then_some(stream)
+}
+
+/// The scanner of a response read only for its token usage: finds nothing.
+struct NoScan;
+
+impl TextScanner for NoScan {
+    fn window(&self) -> usize {
+        0
+    }
+
+    fn scan(&self, _text: &str) -> Vec<ScanMatch> {
+        Vec::new()
     }
 }
 

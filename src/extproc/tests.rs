@@ -70,8 +70,10 @@ async fn guarded_route_asks_for_the_body_and_rejects() {
     assert!(matches!(r.response, Some(Out::RequestHeaders(_))));
     let mode = r.mode_override.unwrap();
     assert_eq!(mode.request_body_mode, BodySendMode::Buffered as i32);
-    // Messages responses are read (token usage): the response headers stay on.
-    assert_eq!(mode.response_header_mode, 0);
+    // Messages responses are read for token usage (no response guard): the
+    // body comes streamed, without a response headers exchange.
+    assert_eq!(mode.response_header_mode, HeaderSendMode::Skip as i32);
+    assert_eq!(mode.response_body_mode, BodySendMode::Streamed as i32);
 
     let r = s
         .handle(body(
@@ -247,12 +249,13 @@ async fn streams_end_when_nothing_more_is_needed() {
     .await
     .unwrap();
     assert!(s.finished());
-    // Messages: the body, then the response (token usage) are still to come.
+    // Messages: the body, then the streamed response (token usage) are
+    // still to come.
     let mut s = StreamState::new(policy(), Some("anthropic".into()));
     s.handle(post("/v1/messages")).await.unwrap();
     assert!(!s.finished());
     s.handle(body(
-        r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#,
         true,
     ))
     .await
@@ -284,6 +287,276 @@ async fn streams_end_when_nothing_more_is_needed() {
     .await
     .unwrap();
     assert!(s.finished());
+}
+
+/// A backend without response guards, with `tokenUsage` set (or not).
+fn usage_policy(token_usage: Option<&str>) -> Arc<Policy> {
+    let line = token_usage.map_or(String::new(), |m| format!("      tokenUsage: {m}\n"));
+    let yaml = format!(
+        "backends:\n- name: anthropic\n  ai: {{provider: {{anthropic: {{}}}}}}\n  policies:\n    ai:\n{line}      promptGuard:\n        request:\n        - regex: {{action: Reject, matches: [credit card]}}\n- name: openai\n  ai: {{provider: {{openai: {{}}}}}}\n  policies:\n    ai:\n{line}      promptGuard: {{}}\n"
+    );
+    Arc::new(Policy::from_yaml(&yaml, "t.yaml", &crate::policy::LoadOptions::default()).unwrap())
+}
+
+fn response_body(b: &[u8], eos: bool) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(In::ResponseBody(HttpBody {
+            body: b.to_vec(),
+            end_of_stream: eos,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// The `promptgate` namespace of the dynamic metadata of an answer.
+fn metadata(r: &ProcessingResponse) -> Option<&Struct> {
+    let v = r
+        .dynamic_metadata
+        .as_ref()?
+        .fields
+        .get(METADATA_NAMESPACE)?;
+    match &v.kind {
+        Some(value::Kind::StructValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn number(md: &Struct, key: &str) -> Option<f64> {
+    match md.fields.get(key)?.kind {
+        Some(value::Kind::NumberValue(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// The answer passes the chunk on unchanged.
+fn passes(r: &ProcessingResponse) -> bool {
+    matches!(&r.response, Some(Out::ResponseBody(b)) if b.response.is_none())
+}
+
+const ANTHROPIC_JSON: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"card 4111 1111 1111 1111"}],"usage":{"input_tokens":25,"cache_read_input_tokens":100,"output_tokens":12}}"#;
+
+const ANTHROPIC_SSE: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":12}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+#[tokio::test]
+async fn token_usage_modes_set_the_response_processing() {
+    let modes = |token_usage: Option<&'static str>| async move {
+        let mut s = StreamState::new(usage_policy(token_usage), Some("anthropic".into()));
+        let m = s
+            .handle(post("/v1/messages"))
+            .await
+            .unwrap()
+            .mode_override
+            .unwrap();
+        (m.response_header_mode, m.response_body_mode)
+    };
+    let skip = HeaderSendMode::Skip as i32;
+    let streamed = BodySendMode::Streamed as i32;
+    // Streams (the default) and All: the body streamed, no headers exchange.
+    assert_eq!(modes(None).await, (skip, streamed));
+    assert_eq!(modes(Some("Streams")).await, (skip, streamed));
+    assert_eq!(modes(Some("All")).await, (skip, streamed));
+    // Off: the response side is skipped, as for passthrough.
+    assert_eq!(modes(Some("Off")).await, (skip, 0));
+    // Off does not switch response guards off: they still get the headers.
+    let guarded = Arc::new(
+        Policy::from_yaml(
+            "backends:\n- name: anthropic\n  ai: {provider: {anthropic: {}}}\n  policies:\n    ai:\n      tokenUsage: Off\n      promptGuard:\n        response:\n        - regex: {action: Mask, builtins: [CreditCard]}\n",
+            "t.yaml",
+            &crate::policy::LoadOptions::default(),
+        )
+        .unwrap(),
+    );
+    let mut s = StreamState::new(guarded, None);
+    let m = s
+        .handle(post("/v1/messages"))
+        .await
+        .unwrap()
+        .mode_override
+        .unwrap();
+    assert_eq!((m.response_header_mode, m.response_body_mode), (0, 0));
+    // The streams of those routes close after the request body with Off.
+    let mut s = StreamState::new(usage_policy(Some("Off")), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    s.handle(body(
+        r#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        true,
+    ))
+    .await
+    .unwrap();
+    assert!(s.finished());
+}
+
+#[tokio::test]
+async fn non_streamed_responses_are_read_only_when_asked() {
+    let request = |stream: &str| {
+        format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}]{stream}}}"#)
+    };
+    // Streams (default): a request that does not stream is done at its body.
+    for b in [
+        request(""),
+        request(r#","stream":false"#),
+        request(r#","stream":null"#),
+        "{\"stream\" : false ,\"model\":\"m\",\"messages\":[]}\n".to_owned(),
+    ] {
+        let mut s = StreamState::new(usage_policy(None), Some("anthropic".into()));
+        s.handle(post("/v1/messages")).await.unwrap();
+        let r = s.handle(body(&b, true)).await.unwrap();
+        assert!(matches!(r.response, Some(Out::RequestBody(_))), "{b}");
+        assert!(s.finished(), "{b}");
+    }
+    // … one that streams is not.
+    for stream in [r#","stream":true"#, r#","stream": true"#] {
+        let mut s = StreamState::new(usage_policy(None), Some("anthropic".into()));
+        s.handle(post("/v1/messages")).await.unwrap();
+        s.handle(body(&request(stream), true)).await.unwrap();
+        assert!(!s.finished(), "{stream}");
+    }
+    // `stream` first, or not a boolean (the provider refuses that): read.
+    for b in [
+        r#"{"stream":true,"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":1}"#,
+    ] {
+        let mut s = StreamState::new(usage_policy(None), Some("anthropic".into()));
+        s.handle(post("/v1/messages")).await.unwrap();
+        s.handle(body(b, true)).await.unwrap();
+        assert!(!s.finished(), "{b}");
+    }
+    // All: the non-streamed response is read, chunk by chunk, unchanged.
+    let mut s = StreamState::new(usage_policy(Some("All")), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    s.handle(body(&request(""), true)).await.unwrap();
+    assert!(!s.finished());
+    let (a, b) = ANTHROPIC_JSON.as_bytes().split_at(40);
+    let r = s.handle(response_body(a, false)).await.unwrap();
+    assert!(passes(&r) && metadata(&r).is_none());
+    let r = s.handle(response_body(b, false)).await.unwrap();
+    assert!(passes(&r) && metadata(&r).is_none());
+    let r = s.handle(response_body(b"", true)).await.unwrap();
+    assert!(passes(&r));
+    let md = metadata(&r).expect("token usage metadata");
+    assert_eq!(number(md, "input_tokens"), Some(125.0));
+    assert_eq!(number(md, "output_tokens"), Some(12.0));
+    assert_eq!(number(md, "cache_read_input_tokens"), Some(100.0));
+    assert!(s.finished());
+}
+
+#[tokio::test]
+async fn streams_read_for_usage_pass_unchanged_and_report_it() {
+    let mut s = StreamState::new(usage_policy(None), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    s.handle(body(
+        r#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        true,
+    ))
+    .await
+    .unwrap();
+    // Chunks cut anywhere (mid-event, mid-JSON) pass unchanged.
+    let bytes = ANTHROPIC_SSE.as_bytes();
+    let mut last = None;
+    for (i, chunk) in bytes.chunks(7).enumerate() {
+        let r = s.handle(response_body(chunk, false)).await.unwrap();
+        assert!(passes(&r), "chunk {i}");
+        assert!(metadata(&r).is_none());
+        last = Some(r);
+    }
+    assert!(last.is_some());
+    let r = s.handle(response_body(b"", true)).await.unwrap();
+    assert!(passes(&r));
+    let md = metadata(&r).expect("token usage metadata");
+    assert_eq!(number(md, "input_tokens"), Some(25.0));
+    assert_eq!(number(md, "output_tokens"), Some(12.0));
+    assert!(s.finished());
+
+    // OpenAI chunks, last one with usage.
+    let mut s = StreamState::new(usage_policy(None), Some("openai".into()));
+    s.handle(post("/v1/chat/completions")).await.unwrap();
+    s.handle(body(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        true,
+    ))
+    .await
+    .unwrap();
+    let sse = "data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":5}}\n\ndata: [DONE]\n\n";
+    let r = s.handle(response_body(sse.as_bytes(), true)).await.unwrap();
+    assert!(passes(&r));
+    let md = metadata(&r).expect("token usage metadata");
+    assert_eq!(number(md, "input_tokens"), Some(30.0));
+    assert_eq!(number(md, "output_tokens"), Some(5.0));
+}
+
+#[tokio::test]
+async fn unreadable_responses_pass_unread() {
+    let gz = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3];
+    let cases: [&[u8]; 6] = [
+        // compressed anyway
+        &gz,
+        // an error body: no usage, no model
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+        // an HTML error page of some proxy
+        b"<html><body>502 Bad Gateway</body></html>",
+        // a broken stream
+        b"event: message_start\ndata: {not json\n\n",
+        // a JSON body cut short
+        br#"{"usage":{"input_tokens":3"#,
+        // nothing
+        b"  \n",
+    ];
+    for case in cases {
+        let mut s = StreamState::new(usage_policy(None), Some("anthropic".into()));
+        s.handle(post("/v1/messages")).await.unwrap();
+        s.handle(body(
+            r#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+            true,
+        ))
+        .await
+        .unwrap();
+        let r = s.handle(response_body(case, false)).await.unwrap();
+        assert!(passes(&r), "{case:?}");
+        let r = s.handle(response_body(b"", true)).await.unwrap();
+        assert!(passes(&r), "{case:?}");
+        assert!(metadata(&r).is_none(), "{case:?}: {r:?}");
+        assert!(s.finished());
+    }
+}
+
+#[test]
+fn the_stream_flag_is_read_from_the_top_level_only() {
+    for (b, want) in [
+        (r#"{"a":1,"stream":true}"#, Some(true)),
+        (r#"{"stream":false}"#, Some(false)),
+        ("{\"a\":1,\n  \"stream\" :\ttrue\n}\n", Some(true)),
+        (r#"{"a":{"stream":true}}"#, Some(false)),
+        (r#"{"a":"x\",\"stream\":true}"}"#, Some(false)),
+        (r#"{"a":["\"stream\":true"]}"#, Some(false)),
+        (r#"{"stream":true,"a":1}"#, Some(true)),
+        (r#"{"a":1}"#, Some(false)),
+        (r#"{"stream":null}"#, Some(false)),
+        (r#"{"stream":"true"}"#, None),
+        (r#"{"\u0073tream":true}"#, Some(true)),
+        ("not json", None),
+        ("", None),
+        ("[1]", None),
+    ] {
+        assert_eq!(asks_for_stream(b.as_bytes()), want, "{b}");
+    }
+    // A large body is only read from its end.
+    let pad = "x".repeat(BLOCKING_THRESHOLD);
+    let first = format!(r#"{{"stream":false,"pad":"{pad}"}}"#);
+    assert_eq!(asks_for_stream(first.as_bytes()), None);
+    let last = format!(r#"{{"pad":"{pad}","stream":false}}"#);
+    assert_eq!(asks_for_stream(last.as_bytes()), Some(false));
+    // The tail check never reads a nested or quoted `stream` as the member.
+    assert_eq!(trailing_stream_member(br#"{"a\"stream":true}"#), None);
+    assert_eq!(asks_for_stream(br#"{"a\"stream":true}"#), Some(false));
+    assert_eq!(trailing_stream_member(br#"{"xstream":true}"#), None);
+    assert_eq!(trailing_stream_member(br#"{"a":{"stream":true}}"#), None);
+    assert_eq!(
+        trailing_stream_member(br#"{"a":1,"stream":false}"#),
+        Some(false)
+    );
+    assert_eq!(trailing_stream_member(b"}"), None);
+    assert_eq!(trailing_stream_member(b""), None);
 }
 
 mod never_panics {

@@ -113,6 +113,24 @@ pub struct PoliciesSpec {
 pub struct AiPolicySpec {
     pub routes: Option<BTreeMap<String, RouteTypeSpec>>,
     pub prompt_guard: Option<PromptGuardSpec>,
+    /// promptgate addition: which responses are read for their token usage.
+    pub token_usage: Option<TokenUsageMode>,
+}
+
+/// Which Messages / Chat Completions responses promptgate reads only for
+/// their token usage. Responses that response guards read report their
+/// usage whatever this says: they are read anyway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TokenUsageMode {
+    /// Streamed responses (requests with `"stream": true`): read as they
+    /// flow. A non-streamed response is not read: reading it would hold
+    /// the whole answer back for one more ext_proc exchange.
+    #[default]
+    Streams,
+    /// Every response, non-streamed JSON included.
+    All,
+    /// None: the response side is left to Envoy alone.
+    Off,
 }
 
 /// Route types, with agentgateway's names. Some are recognised only to be

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::guard::external::ExternalGuard;
 use crate::guard::{GuardSet, GuardSpecError};
 use crate::provider::{Credential, ProviderKind};
+pub use config::TokenUsageMode;
 use config::{
     AiPolicySpec, AiSpec, BackendSpec, K8sBackendDoc, MatchSpec, NativeConfig, PoliciesSpec,
     RouteTypeSpec, SecretRefSpec,
@@ -179,6 +180,8 @@ pub struct Backend {
     /// Guards on response text (JSON bodies and SSE streams).
     pub response_guards: std::sync::Arc<GuardSet>,
     pub auth: Option<Credential>,
+    /// `policies.ai.tokenUsage`: responses read only for their token usage.
+    pub token_usage: TokenUsageMode,
 }
 
 /// A compiled, immutable policy.
@@ -497,6 +500,7 @@ fn compile_backend(
     let AiPolicySpec {
         routes,
         prompt_guard,
+        token_usage,
     } = policies.ai.unwrap_or_default();
     let routes = compile_routes(&join(place, "policies.ai.routes"), routes)?;
 
@@ -553,6 +557,7 @@ fn compile_backend(
         external_guards,
         response_guards: std::sync::Arc::new(response_guards),
         auth,
+        token_usage: token_usage.unwrap_or_default(),
     })
 }
 

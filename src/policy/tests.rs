@@ -263,3 +263,20 @@ fn admin_listen_is_read_and_checked() {
     assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
     assert!(e.place.starts_with("admin"), "{e}");
 }
+
+#[test]
+fn token_usage_is_read_per_backend() {
+    let p = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n- name: b\n  ai: {provider: {anthropic: {}}}\n  policies: {ai: {tokenUsage: Off}}\n- name: c\n  ai: {provider: {openai: {}}}\n  policies: {ai: {tokenUsage: All}}\n").unwrap();
+    let modes: Vec<_> = p.backends.iter().map(|b| b.token_usage).collect();
+    assert_eq!(
+        modes,
+        [
+            TokenUsageMode::Streams,
+            TokenUsageMode::Off,
+            TokenUsageMode::All
+        ]
+    );
+    let e = load("backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies: {ai: {tokenUsage: false}}\n").unwrap_err();
+    assert_eq!(e.place, "backends[0].policies.ai.tokenUsage");
+    assert!(e.message.contains("Streams"), "{e}");
+}

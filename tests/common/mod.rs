@@ -689,6 +689,9 @@ pub struct GatewayOptions {
     /// Port of an OTLP/gRPC receiver for Envoy's OpenTelemetry tracer (the
     /// `otel_collector` cluster); `None` points it at a closed port.
     pub envoy_otlp_port: Option<u16>,
+    /// Another promptgate binary than this build's (the load benchmark
+    /// compares two builds side by side).
+    pub promptgate_bin: Option<PathBuf>,
 }
 
 impl Gateway {
@@ -755,7 +758,8 @@ impl Gateway {
             listener_port: 0,
             admin_port: 0,
         };
-        gw.start_promptgate(&policy, &secrets_dir, &opts.promptgate_env);
+        let bin = opts.promptgate_bin.clone().unwrap_or_else(promptgate_bin);
+        gw.start_promptgate(&bin, &policy, &secrets_dir, &opts.promptgate_env);
         let otlp_port = opts.envoy_otlp_port;
         gw.start_envoy(&mut |cfg: &mut Yaml| {
             point_envoy_tracer(cfg, otlp_port);
@@ -764,13 +768,19 @@ impl Gateway {
         gw
     }
 
-    fn start_promptgate(&mut self, policy: &Path, secrets_dir: &Path, env: &[(String, String)]) {
+    fn start_promptgate(
+        &mut self,
+        bin: &Path,
+        policy: &Path,
+        secrets_dir: &Path,
+        env: &[(String, String)],
+    ) {
         let log_path = self.dir.path().join("promptgate.log");
         for attempt in 1..=3 {
             let port = free_port();
             let admin_port = free_port();
             let log = std::fs::File::create(&log_path).unwrap();
-            let mut child = Command::new(promptgate_bin())
+            let mut child = Command::new(bin)
                 .arg("serve")
                 .arg("--config")
                 .arg(policy)
