@@ -230,24 +230,33 @@ fn main() {
             }
             s.gw.upstream().clear();
         }
-        // Interleave routes (and builds) so drift hits all alike.
+        // Interleave routes (and builds) so drift hits all alike, in a new
+        // random order each round: a request runs while the one before it
+        // is still being cleaned up (logs, stream teardown), so a fixed
+        // order would tax some measurements more than others.
         let n = subjects.len();
+        let mut order: Vec<(usize, Route)> = (0..n)
+            .flat_map(|s| [(s, Route::Guarded), (s, Route::Baseline)])
+            .collect();
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
         for i in 0..rounds {
-            for k in 0..n {
-                let s = &mut subjects[(i + k) % n];
-                let base = s.gw.base_url();
-                if i % 2 == 0 {
-                    s.guarded
-                        .push(one(&client, &base, Route::Guarded, &body).await);
-                    s.baseline
-                        .push(one(&client, &base, Route::Baseline, &body).await);
-                } else {
-                    s.baseline
-                        .push(one(&client, &base, Route::Baseline, &body).await);
-                    s.guarded
-                        .push(one(&client, &base, Route::Guarded, &body).await);
+            for k in (1..order.len()).rev() {
+                // xorshift64: a fixed, reproducible sequence
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                order.swap(k, (rng % (k as u64 + 1)) as usize);
+            }
+            for &(s, route) in &order {
+                let s = &mut subjects[s];
+                let t = one(&client, &s.gw.base_url(), route, &body).await;
+                match route {
+                    Route::Guarded => s.guarded.push(t),
+                    Route::Baseline => s.baseline.push(t),
                 }
-                if i % 200 == 0 {
+            }
+            if i % 200 == 0 {
+                for s in &subjects {
                     s.gw.upstream().clear();
                 }
             }
