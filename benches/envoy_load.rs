@@ -155,7 +155,7 @@ fn main() {
     let compare: Vec<std::path::PathBuf> = std::env::var_os("PROMPTGATE_BENCH_COMPARE")
         .map(|v| std::env::split_paths(&v).collect())
         .unwrap_or_default();
-    let policy = match std::env::var_os("PROMPTGATE_BENCH_POLICY") {
+    let policy = match std::env::var_os("PROMPTGATE_BENCH_POLICY").filter(|p| !p.is_empty()) {
         Some(p) => std::fs::read_to_string(&p).expect("PROMPTGATE_BENCH_POLICY"),
         None => POLICY.to_owned(),
     };
