@@ -24,7 +24,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HeadersResponse, HttpBody, HttpHeaders, ImmediateResponse,
     ProcessingRequest, ProcessingResponse, TrailersResponse,
 };
-use envoy_types::pb::google::protobuf::{value, Struct, Value};
+use envoy_types::pb::google::protobuf::Struct;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -760,36 +760,12 @@ impl StreamState {
             .telemetry
             .on_usage(&token_usage(kind, usage), model.as_deref());
         self.queue_metadata(usage_md);
-        let s = |v: &str| Value {
-            kind: Some(value::Kind::StringValue(v.to_owned())),
-        };
-        let mut fields = std::collections::BTreeMap::new();
-        fields.insert("response_decision".to_owned(), s(r.decision));
-        fields.insert(
-            "response_masked".to_owned(),
-            Value {
-                kind: Some(value::Kind::NumberValue(r.masked as f64)),
-            },
-        );
-        if let Some(rule) = &r.rule {
-            fields.insert("response_rule".to_owned(), s(rule));
-        }
-        if let Some(loc) = &r.location {
-            fields.insert("response_location".to_owned(), s(loc));
-        }
-        let inner = Struct {
-            fields: fields.into_iter().collect(),
-        };
-        self.queue_metadata(Struct {
-            fields: [(
-                METADATA_NAMESPACE.to_owned(),
-                Value {
-                    kind: Some(value::Kind::StructValue(inner)),
-                },
-            )]
-            .into_iter()
-            .collect(),
-        });
+        self.queue_metadata(crate::telemetry::response_metadata(
+            r.decision,
+            r.masked,
+            r.rule.as_deref(),
+            r.location.as_deref(),
+        ));
     }
 
     /// The response shape of the request's route.

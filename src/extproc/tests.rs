@@ -4,6 +4,7 @@
 use super::*;
 use envoy_types::pb::envoy::config::core::v3::HeaderMap;
 use envoy_types::pb::envoy::service::ext_proc::v3::{HttpTrailers, ProtocolConfiguration};
+use envoy_types::pb::google::protobuf::value;
 use processing_request::Request as In;
 use processing_response::Response as Out;
 

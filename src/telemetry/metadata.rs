@@ -95,6 +95,22 @@ pub fn usage_metadata(usage: &TokenUsage, response_model: Option<&str>) -> Struc
     f.into_namespace()
 }
 
+/// The response decision: `response_decision`, `response_masked`,
+/// `response_rule`, `response_location`.
+pub fn response_metadata(
+    decision: &str,
+    masked: usize,
+    rule: Option<&str>,
+    location: Option<&str>,
+) -> Struct {
+    let mut f = Fields::new();
+    f.str("response_decision", Some(decision));
+    f.num("response_masked", Some(masked as u64));
+    f.str("response_rule", rule);
+    f.str("response_location", location);
+    f.into_namespace()
+}
+
 /// Merges `more` into `into` the way Envoy does (per namespace, field by
 /// field, later values win), for an answer that carries both a decision and
 /// token counts.

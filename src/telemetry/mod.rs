@@ -23,7 +23,9 @@ pub mod stream;
 mod usage;
 
 pub use admin::set_ready;
-pub use metadata::{decision_metadata, merge_metadata, usage_metadata, METADATA_NAMESPACE};
+pub use metadata::{
+    decision_metadata, merge_metadata, response_metadata, usage_metadata, METADATA_NAMESPACE,
+};
 pub use metrics::metrics;
 pub use stream::{Phase, StreamTelemetry};
 pub use usage::TokenUsage;
