@@ -517,17 +517,17 @@ fn coarsen(c: Ascii) -> Ascii {
 
 /// Membership of one ASCII class, byte by byte (the scalar path).
 #[derive(Debug, Clone)]
-struct Shufti {
+struct ClassTable {
     table: [bool; 256],
 }
 
-impl Shufti {
-    fn new(c: Ascii) -> Shufti {
+impl ClassTable {
+    fn new(c: Ascii) -> ClassTable {
         let mut table = [false; 256];
         for b in c.bytes() {
             table[b as usize] = true;
         }
-        Shufti { table }
+        ClassTable { table }
     }
 }
 
@@ -611,7 +611,7 @@ pub struct Searcher {
     teddy: Vec<aho_corasick::packed::Searcher>,
     automaton: Option<aho_corasick::AhoCorasick>,
     longest: usize,
-    classes: Vec<Shufti>,
+    classes: Vec<ClassTable>,
     groups: Vec<Group>,
     group_of: Vec<usize>,
     masks: Vec<MaskAtom>,
@@ -808,15 +808,10 @@ impl Searcher {
             automaton,
             groups,
             group_of,
-            classes: class_list.into_iter().map(Shufti::new).collect(),
+            classes: class_list.into_iter().map(ClassTable::new).collect(),
             masks,
             avx2: avx2(),
         }
-    }
-
-    /// True when there is nothing to look for.
-    pub fn is_empty(&self) -> bool {
-        self.literals.is_empty() && self.masks.is_empty()
     }
 
     /// Appends the hits in `raw` (a literal's content) to `out`, unordered.
@@ -840,7 +835,7 @@ impl Searcher {
     }
 
     /// The literal atoms' hits only (see [`Searcher::find`]).
-    pub fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
+    fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
         let mut buf = [0u8; CHUNK + 64];
         let overlap = self.longest.saturating_sub(1).min(63);
         let mut start = 0;
@@ -888,7 +883,7 @@ impl Searcher {
     }
 
     /// The class-sequence atoms' hits only (see [`Searcher::find`]).
-    pub fn find_masks(&self, raw: &[u8], out: &mut Vec<Hit>) {
+    fn find_masks(&self, raw: &[u8], out: &mut Vec<Hit>) {
         // A chunk at a time: a class's masks over the chunk (plus one block
         // of lookahead) are computed when an atom first needs them, and an
         // atom tests its rarest class first, so common classes are computed
@@ -1033,7 +1028,7 @@ impl Searcher {
     }
 }
 
-fn masks_scalar(blocks: &[u8], class: &Shufti, out: &mut [u64]) {
+fn masks_scalar(blocks: &[u8], class: &ClassTable, out: &mut [u64]) {
     for (block, o) in blocks.chunks_exact(64).zip(out.iter_mut()) {
         let mut m = 0u64;
         for (i, &b) in block.iter().enumerate() {
@@ -1096,7 +1091,7 @@ fn is_word(b: u8) -> bool {
 /// Whether raw byte `i` of a literal is part of an escape sequence rather
 /// than the character it looks like (after an odd run of backslashes, or
 /// a hex digit of a `\u` escape, which counts as escaped too).
-pub fn escaped(raw: &[u8], i: usize) -> bool {
+fn escaped(raw: &[u8], i: usize) -> bool {
     let mut k = i;
     while k > 0 && raw[k - 1] == b'\\' {
         k -= 1;
@@ -1167,42 +1162,6 @@ pub fn suspects(raw: &str, out: &mut Vec<u32>) {
             }
             at += c.len_utf8();
         }
-    }
-}
-
-impl Searcher {
-    /// What the searcher looks for: literal atoms, mask atoms (as class
-    /// numbers) and the classes. For diagnostics and tuning.
-    pub fn describe(&self) -> String {
-        let lits: Vec<String> = self
-            .literals
-            .iter()
-            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
-            .collect();
-        let masks: Vec<String> = self
-            .masks
-            .iter()
-            .map(|m| {
-                m.classes
-                    .iter()
-                    .map(|&c| format!("c{c}"))
-                    .collect::<Vec<_>>()
-                    .join("")
-            })
-            .collect();
-        let classes: Vec<String> = self
-            .classes
-            .iter()
-            .map(|c| {
-                let v: Vec<u8> = (0u8..128).filter(|&b| c.table[b as usize]).collect();
-                if v.len() <= 4 {
-                    String::from_utf8_lossy(&v).into_owned()
-                } else {
-                    format!("[{}]", v.len())
-                }
-            })
-            .collect();
-        format!("literals {lits:?}\nmasks {masks:?}\nclasses {classes:?}")
     }
 }
 

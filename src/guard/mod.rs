@@ -744,15 +744,6 @@ impl GuardSet {
     /// Scans a request's segments. Consecutive text of one message (its
     /// text blocks, or one tool result's blocks) is joined with a space and
     /// matched as one, so a phrase split across blocks still matches.
-    /// What the request scan's gate searcher looks for (diagnostics).
-    pub fn describe(&self) -> String {
-        self.fast
-            .searcher
-            .as_ref()
-            .map(|s| s.describe())
-            .unwrap_or_default()
-    }
-
     pub fn scan(&self, segments: &[TextSegment<'_>], latest_user: Option<u32>) -> Scan {
         self.scan_with(segments, latest_user, true)
     }
@@ -1159,17 +1150,6 @@ fn unit_len(segments: &[TextSegment<'_>]) -> usize {
         .iter()
         .take_while(|s| key(s) == Some(k))
         .count()
-}
-
-/// Applies mask findings to a text: overlapping findings merge, the
-/// earliest finding's placeholder names the merged span.
-pub fn mask_text(text: &str, findings: &[&Finding]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (piece, is_placeholder) in masked_pieces(text, findings) {
-        let _ = is_placeholder;
-        out.push_str(piece);
-    }
-    out
 }
 
 /// Writes a segment's literal content with its mask findings (ranges of
