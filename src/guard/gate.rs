@@ -618,8 +618,9 @@ pub struct Searcher {
     avx2: bool,
 }
 
-/// Bytes lower-cased and searched at a time.
-const CHUNK: usize = 4096;
+/// Bytes lower-cased and searched for literals at a time: large enough that
+/// a Teddy call's setup is amortised (4 KB cost a fifth more per MB).
+const CHUNK: usize = 16 * 1024;
 
 /// 64-byte blocks whose class masks are computed at a time.
 const WORDS: usize = 64;
@@ -631,6 +632,12 @@ const LITERAL_WINDOW: usize = 8;
 
 /// Patterns per Teddy searcher (its limit).
 const TEDDY_PATTERNS: usize = 64;
+
+/// Above this many literals a searcher uses Fat Teddy (16 buckets): Slim
+/// Teddy's 8 buckets then mix so many first bytes that nearly every
+/// position is a candidate to verify (27 literals over 1 MB of code: Slim
+/// ~450 µs, Fat ~180 µs; 16 literals: Slim ~80 µs, Fat ~105 µs).
+const SLIM_TEDDY_PATTERNS: usize = 16;
 
 /// Longest class sequence tested with masks: more positions cost no more
 /// class masks, and prune hits (a JWT needs ten token bytes, not four).
@@ -783,6 +790,7 @@ impl Searcher {
             .chunks(TEDDY_PATTERNS)
             .map(|part| {
                 aho_corasick::packed::Config::new()
+                    .only_teddy_fat((part.len() > SLIM_TEDDY_PATTERNS).then_some(true))
                     .builder()
                     .extend(part.iter().map(|l| &l.bytes))
                     .build()
@@ -836,7 +844,7 @@ impl Searcher {
 
     /// The literal atoms' hits only (see [`Searcher::find`]).
     fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        let mut buf = [0u8; CHUNK + 64];
+        let mut buf = vec![0u8; (CHUNK + 64).min(raw.len())];
         let overlap = self.longest.saturating_sub(1).min(63);
         let mut start = 0;
         while start < raw.len() {

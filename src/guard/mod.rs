@@ -279,6 +279,7 @@ impl FastPath {
             // Build the suspect-character table now, not on a request.
             gate::suspect_char('\u{100}');
             normalize::kept_as_is('\u{100}');
+            normalize::is_format('\u{100}');
         }
         if !ungated.1.is_empty() {
             let set = RegexSetBuilder::new(&ungated.0)

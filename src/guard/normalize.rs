@@ -85,8 +85,15 @@ impl Normalized<'_> {
     }
 }
 
+/// True for format characters (category Cf), removed by normalisation.
+/// A bitmap for the Basic Multilingual Plane spares the category lookup
+/// (a binary search) per character of fullwidth or decorated text.
 pub(crate) fn is_format(c: char) -> bool {
-    c.general_category() == GeneralCategory::Format
+    fn compute(c: char) -> bool {
+        c.general_category() == GeneralCategory::Format
+    }
+    static TABLE: CharTable = CharTable::new(compute);
+    !c.is_ascii() && TABLE.get(c)
 }
 
 /// True when normalisation keeps the (non-ASCII) character as it is: NFKC
@@ -279,7 +286,7 @@ fn normalize_impl<const ESCAPED: bool>(s: &str) -> Normalized<'_> {
                     push(&mut text, &mut origin, ' ', at);
                     prev_space = true;
                 }
-            } else if is_format(n) || n.is_control() {
+            } else if n.is_control() || is_format(n) {
                 continue;
             } else {
                 push(&mut text, &mut origin, n, at);
