@@ -234,9 +234,10 @@ struct FastPath {
     min_digits: Vec<usize>,
     /// Finds every gated pattern's atoms (group = pattern index).
     searcher: Option<gate::Searcher>,
-    /// Per normalised pattern: every byte its gate's atoms can hold (a
-    /// suspect character matters to a pattern only if it produces one).
-    gate_bytes: Vec<gate::Ascii>,
+    /// Every byte some gate's atoms can hold: a suspect character matters
+    /// only if it produces one, and the stretch around it out to other
+    /// bytes holds every atom it takes part in.
+    gate_bytes: gate::Ascii,
     /// Patterns with no gate, scanned over whole units: their set and
     /// their indices among the normalised patterns.
     ungated: Option<(RegexSet, Vec<usize>)>,
@@ -259,15 +260,13 @@ impl FastPath {
             let analysis = hir.map(|hir| gate::analyze(&hir)).filter(|a| a.local);
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
-                    fast.gate_bytes
-                        .push(g.iter().fold(gate::Ascii::default(), |b, a| {
-                            gate::Ascii(b.0 | a.bytes().0)
-                        }));
+                    for a in &g {
+                        fast.gate_bytes.0 |= a.bytes().0;
+                    }
                     atoms.extend(g.into_iter().map(|a| (a, i as u32)));
                     fast.gated.push(Some(alphabet));
                 }
                 None => {
-                    fast.gate_bytes.push(gate::Ascii::default());
                     fast.gated.push(None);
                     ungated.0.push(src.clone());
                     ungated.1.push(i);
@@ -315,18 +314,18 @@ impl Region {
         (self.start.0, self.start.1) <= (seg, pos) && (seg, pos) < (self.end.0, self.end.1)
     }
 
-    fn stretches(&self, segments: &[TextSegment<'_>]) -> Vec<(usize, Range<usize>)> {
-        (self.start.0..=self.end.0)
-            .map(|seg| {
-                let lo = if seg == self.start.0 { self.start.1 } else { 0 };
-                let hi = if seg == self.end.0 {
-                    self.end.1
-                } else {
-                    segments[seg].literal.len()
-                };
-                (seg, lo..hi)
-            })
-            .collect()
+    /// The region's stretch of each literal it spans, into `out`.
+    fn stretches_into(&self, segments: &[TextSegment<'_>], out: &mut Vec<(usize, Range<usize>)>) {
+        out.clear();
+        out.extend((self.start.0..=self.end.0).map(|seg| {
+            let lo = if seg == self.start.0 { self.start.1 } else { 0 };
+            let hi = if seg == self.end.0 {
+                self.end.1
+            } else {
+                segments[seg].literal.len()
+            };
+            (seg, lo..hi)
+        }));
     }
 }
 
@@ -933,80 +932,133 @@ impl GuardSet {
             }
         }
         if let Some(searcher) = &self.fast.searcher {
-            let mut hits = Vec::new();
-            let mut suspects = Vec::new();
+            let hits = self.gate_hits(searcher, segments, &unit);
             // Last region searched per pattern.
             let mut done: Vec<Option<Region>> = vec![None; self.normalized.patterns.len()];
-            for seg in unit.clone() {
-                let literal = segments[seg].literal;
-                hits.clear();
-                suspects.clear();
-                searcher.find(literal.as_bytes(), &mut hits);
-                gate::suspects(literal, &mut suspects);
-                // Suspect characters stand for a hit of every pattern whose
-                // gate could hold what they normalise to.
-                for &q in &suspects {
-                    let (c, _) = crate::provider::literal::char_at(literal, q as usize);
-                    let made = gate::produces(c);
-                    for (p, bytes) in self.fast.gate_bytes.iter().enumerate() {
-                        if bytes.0 & made.0 != 0 {
-                            hits.push(gate::Hit {
-                                pos: q,
-                                group: p as u32,
-                            });
-                        }
-                    }
+            let mut stretches = Vec::new();
+            for &(seg, pos, p) in &hits {
+                let Some(alphabet) = self.fast.gated[p] else {
+                    continue;
+                };
+                if !applies[self.normalized.patterns[p].rule] {
+                    continue;
                 }
-                hits.sort_unstable();
-                for h in &hits {
-                    let p = h.group as usize;
-                    let Some(alphabet) = self.fast.gated[p] else {
-                        continue;
-                    };
-                    if !applies[self.normalized.patterns[p].rule] {
-                        continue;
-                    }
-                    if done[p].is_some_and(|r| r.contains(seg, h.pos as usize)) {
-                        continue;
-                    }
-                    let region = region_around(segments, &unit, seg, h.pos as usize, alphabet);
-                    done[p] = Some(region);
-                    let stretches = region.stretches(segments);
-                    // Plain ASCII with no \u escape only shrinks when
-                    // normalised and gains no digits (an escape may stand
-                    // for a character NFKC expands): a region of it shorter
-                    // than any match, or with fewer digits, holds none.
-                    let plain = || {
-                        stretches.iter().all(|(s, r)| {
-                            let b = &segments[*s].literal.as_bytes()[r.clone()];
-                            b.is_ascii() && memchr::memmem::find(b, b"\\u").is_none()
+                if done[p].is_some_and(|r| r.contains(seg, pos)) {
+                    continue;
+                }
+                let region = region_around(segments, &unit, seg, pos, alphabet);
+                done[p] = Some(region);
+                region.stretches_into(segments, &mut stretches);
+                // Plain ASCII with no \u escape only shrinks when
+                // normalised and gains no digits (an escape may stand
+                // for a character NFKC expands): a region of it shorter
+                // than any match, or with fewer digits, holds none.
+                let plain = || {
+                    stretches.iter().all(|(s, r)| {
+                        let b = &segments[*s].literal.as_bytes()[r.clone()];
+                        b.is_ascii() && memchr::memmem::find(b, b"\\u").is_none()
+                    })
+                };
+                let len =
+                    stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1;
+                let digits = || {
+                    stretches
+                        .iter()
+                        .map(|(s, r)| {
+                            segments[*s].literal.as_bytes()[r.clone()]
+                                .iter()
+                                .filter(|b| b.is_ascii_digit())
+                                .count()
                         })
-                    };
-                    let len =
-                        stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1;
-                    let digits = || {
-                        stretches
-                            .iter()
-                            .map(|(s, r)| {
-                                segments[*s].literal.as_bytes()[r.clone()]
-                                    .iter()
-                                    .filter(|b| b.is_ascii_digit())
-                                    .count()
-                            })
-                            .sum::<usize>()
-                    };
-                    if (len < self.fast.min_len[p]
-                        || (self.fast.min_digits[p] > 0 && digits() < self.fast.min_digits[p]))
-                        && plain()
-                    {
-                        continue;
-                    }
-                    self.match_stretches(segments, &stretches, Which::One(p), applies, &mut found);
+                        .sum::<usize>()
+                };
+                if (len < self.fast.min_len[p]
+                    || (self.fast.min_digits[p] > 0 && digits() < self.fast.min_digits[p]))
+                    && plain()
+                {
+                    continue;
                 }
+                self.match_stretches(segments, &stretches, Which::One(p), applies, &mut found);
             }
         }
         self.record_matches(scan, &mut found);
         self.scan_unit_raw(segments, unit, applies, scan);
+    }
+
+    /// Every gate hit in a unit as (segment, raw offset, pattern), in order.
+    ///
+    /// The raw bytes are searched as they are. A suspect character (an
+    /// escape, a character NFKC changes) may make an atom the raw bytes do
+    /// not show, so the stretch around it, out to bytes no atom holds, is
+    /// normalised and searched as well; its hits map back onto the raw
+    /// characters behind them. Only patterns whose atom the normalised
+    /// text really holds get a region (fullwidth prose is not searched
+    /// with every pattern whose atom shares a letter with it).
+    fn gate_hits(
+        &self,
+        searcher: &gate::Searcher,
+        segments: &[TextSegment<'_>],
+        unit: &Range<usize>,
+    ) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        let mut hits = Vec::new();
+        let mut suspects = Vec::new();
+        let mut around: Option<Region> = None;
+        let mut stretches = Vec::new();
+        for seg in unit.clone() {
+            let literal = segments[seg].literal;
+            hits.clear();
+            suspects.clear();
+            searcher.find(literal.as_bytes(), &mut hits);
+            out.extend(hits.iter().map(|h| (seg, h.pos as usize, h.group as usize)));
+            gate::suspects(literal, &mut suspects);
+            for &q in &suspects {
+                let q = q as usize;
+                if around.is_some_and(|r| r.contains(seg, q)) {
+                    continue;
+                }
+                let (c, _) = crate::provider::literal::char_at(literal, q);
+                if gate::produces(c).0 & self.fast.gate_bytes.0 == 0 {
+                    continue;
+                }
+                let region = region_around(segments, unit, seg, q, self.fast.gate_bytes);
+                around = Some(region);
+                region.stretches_into(segments, &mut stretches);
+                let pieces: Vec<(usize, usize, Normalized<'_>)> = stretches
+                    .iter()
+                    .map(|(s, r)| {
+                        let lit = segments[*s].literal;
+                        (*s, r.start, normalize::normalize_literal(&lit[r.clone()]))
+                    })
+                    .collect();
+                let mut joined = String::new();
+                let mut offsets = Vec::with_capacity(pieces.len());
+                for (k, (_, _, n)) in pieces.iter().enumerate() {
+                    if k > 0 {
+                        joined.push(' ');
+                    }
+                    offsets.push(joined.len());
+                    joined.push_str(&n.text);
+                }
+                hits.clear();
+                searcher.find(joined.as_bytes(), &mut hits);
+                for h in &hits {
+                    let at = h.pos as usize;
+                    // The piece holding the hit (a joining space: the next).
+                    let k = offsets.partition_point(|&o| o <= at).saturating_sub(1);
+                    let (s, base, norm) = &pieces[k];
+                    let (s, pos) = if at - offsets[k] < norm.text.len() {
+                        (*s, base + norm.origin(at - offsets[k]))
+                    } else {
+                        let (s, base, norm) = &pieces[(k + 1).min(pieces.len() - 1)];
+                        (*s, base + norm.origin(0).min(segments[*s].literal.len()))
+                    };
+                    out.push((s, pos, h.group as usize));
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     /// Patterns that opted out of normalisation, on each decoded segment.

@@ -517,7 +517,7 @@ fn body_of(system: &str, turns: &[Vec<String>]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("GATED_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400)))]
     #[test]
     fn gated_scan_finds_exactly_what_the_full_scan_finds(
         system in piece_text(),
