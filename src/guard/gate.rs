@@ -531,72 +531,53 @@ impl ClassTable {
     }
 }
 
-/// Up to eight classes whose masks one SIMD shuffle computes together:
-/// each class owns bucket bits (one per distinct set of low nibbles among
-/// its high nibbles), and a byte is in the class when the shuffled tables
-/// share one of its bits.
+/// The cheapest SIMD membership test of one class, chosen at build time:
+/// a compare for a byte or two (`@`, `+`), two range compares for digits
+/// or `[A-Z2-7]`, nibble-table shuffles for the rest.
 #[derive(Debug, Clone)]
-struct Group {
-    lo: [u8; 32],
-    hi: [u8; 32],
-    /// (class, its bucket bits).
-    members: Vec<(usize, u8)>,
+enum Test {
+    /// Equal to this byte.
+    One(u8),
+    /// Equal to one of these (a set of two repeats one).
+    Three([u8; 3]),
+    /// Within one of these inclusive ranges (one range repeats itself).
+    TwoRanges([(u8, u8); 2]),
+    /// Byte `b` (ASCII) is in when `lo[b & 15]` has bit `b >> 4`; `hi`
+    /// holds that bit per high nibble (none for non-ASCII).
+    Nibbles { lo: [u8; 32], hi: [u8; 32] },
 }
 
-impl Group {
-    fn build(classes: &[Ascii]) -> (Vec<Group>, Vec<usize>) {
-        let mut groups: Vec<Group> = Vec::new();
-        let mut used = 0u32;
-        let mut group_of = Vec::with_capacity(classes.len());
-        for (c, class) in classes.iter().enumerate() {
-            // The class's rectangles: high nibbles sharing one low set.
-            let mut rects: Vec<(u16, u8)> = Vec::new();
-            for h in 0..8u8 {
-                let mut los = 0u16;
-                for l in 0..16u8 {
-                    if class.contains(h << 4 | l) {
-                        los |= 1 << l;
-                    }
-                }
-                if los == 0 {
-                    continue;
-                }
-                match rects.iter_mut().find(|r| r.0 == los) {
-                    Some(r) => r.1 |= 1 << h,
-                    None => rects.push((los, 1 << h)),
-                }
-            }
-            if groups.is_empty() || used as usize + rects.len() > 8 {
-                groups.push(Group {
-                    lo: [0; 32],
-                    hi: [0; 32],
-                    members: Vec::new(),
-                });
-                used = 0;
-            }
-            let g = groups.last_mut().expect("a group");
-            let mut bits = 0u8;
-            for (los, his) in rects {
-                let bit = 1u8 << used;
-                used += 1;
-                bits |= bit;
-                for l in 0..16 {
-                    if los & (1 << l) != 0 {
-                        g.lo[l] |= bit;
-                        g.lo[l + 16] |= bit;
-                    }
-                }
-                for h in 0..8 {
-                    if his & (1 << h) != 0 {
-                        g.hi[h] |= bit;
-                        g.hi[h + 16] |= bit;
-                    }
-                }
-            }
-            g.members.push((c, bits));
-            group_of.push(groups.len() - 1);
+impl Test {
+    fn new(c: Ascii) -> Test {
+        let bytes: Vec<u8> = c.bytes().collect();
+        match bytes[..] {
+            [b] => return Test::One(b),
+            [a, b] => return Test::Three([a, b, b]),
+            [a, b, c] => return Test::Three([a, b, c]),
+            _ => {}
         }
-        (groups, group_of)
+        let mut ranges: Vec<(u8, u8)> = Vec::new();
+        for b in bytes {
+            match ranges.last_mut() {
+                Some((_, hi)) if *hi + 1 == b => *hi = b,
+                _ => ranges.push((b, b)),
+            }
+        }
+        match ranges[..] {
+            [r] => return Test::TwoRanges([r, r]),
+            [r, q] => return Test::TwoRanges([r, q]),
+            _ => {}
+        }
+        let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
+        for b in c.bytes() {
+            lo[usize::from(b & 15)] |= 1 << (b >> 4);
+            lo[usize::from(b & 15) + 16] |= 1 << (b >> 4);
+        }
+        for h in 0..8 {
+            hi[h] = 1 << h;
+            hi[h + 16] = 1 << h;
+        }
+        Test::Nibbles { lo, hi }
     }
 }
 
@@ -612,8 +593,7 @@ pub struct Searcher {
     automaton: Option<aho_corasick::AhoCorasick>,
     longest: usize,
     classes: Vec<ClassTable>,
-    groups: Vec<Group>,
-    group_of: Vec<usize>,
+    tests: Vec<Test>,
     masks: Vec<MaskAtom>,
     avx2: bool,
 }
@@ -807,15 +787,13 @@ impl Searcher {
                     .ok(),
             ),
         };
-        let (groups, group_of) = Group::build(&class_list);
         Searcher {
             longest: literals.iter().map(|l| l.bytes.len()).max().unwrap_or(0),
             literals,
             by_first,
             teddy,
             automaton,
-            groups,
-            group_of,
+            tests: class_list.iter().map(|&c| Test::new(c)).collect(),
             classes: class_list.into_iter().map(ClassTable::new).collect(),
             masks,
             avx2: avx2(),
@@ -917,10 +895,8 @@ impl Searcher {
                 let mut n_live = 0;
                 let mut ensure = |c: usize, masks: &mut Vec<[u64; WORDS + 1]>| {
                     if !known[c] {
-                        self.chunk_masks(raw, first, words + 1, masks, self.group_of[c]);
-                        for &(member, _) in &self.groups[self.group_of[c]].members {
-                            known[member] = true;
-                        }
+                        self.chunk_masks(raw, first, words + 1, &mut masks[c], c);
+                        known[c] = true;
                     }
                 };
                 // The words to try: all, or those near a run of digits.
@@ -991,17 +967,9 @@ impl Searcher {
         }
     }
 
-    /// Masks of every class of group `g` over `count` blocks of `raw` from
-    /// block `first` on (zero past the end of `raw`), into `masks[class]`.
-    fn chunk_masks(
-        &self,
-        raw: &[u8],
-        first: usize,
-        count: usize,
-        masks: &mut [[u64; WORDS + 1]],
-        g: usize,
-    ) {
-        let group = &self.groups[g];
+    /// Masks of class `c` over `count` blocks of `raw` from block `first`
+    /// on (zero past the end of `raw`), into `out`.
+    fn chunk_masks(&self, raw: &[u8], first: usize, count: usize, out: &mut [u64], c: usize) {
         let start = (first * 64).min(raw.len());
         let end = ((first + count) * 64).min(raw.len());
         let bytes = &raw[start..end];
@@ -1014,25 +982,19 @@ impl Searcher {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 was detected at construction.
             unsafe {
-                masks_avx2(&bytes[..full * 64], group, masks)
+                masks_avx2(&bytes[..full * 64], &self.tests[c], &mut out[..full])
             };
         } else {
-            for &(c, _) in &group.members {
-                masks_scalar(&bytes[..full * 64], &self.classes[c], &mut masks[c][..full]);
-            }
+            masks_scalar(&bytes[..full * 64], &self.classes[c], &mut out[..full]);
         }
         let mut rest = full;
         if full * 64 < bytes.len() {
             let mut padded = [0u8; 64];
             padded[..bytes.len() - full * 64].copy_from_slice(&bytes[full * 64..]);
-            for &(c, _) in &group.members {
-                masks_scalar(&padded, &self.classes[c], &mut masks[c][full..full + 1]);
-            }
+            masks_scalar(&padded, &self.classes[c], &mut out[full..full + 1]);
             rest += 1;
         }
-        for &(c, _) in &group.members {
-            masks[c][rest..count].iter_mut().for_each(|m| *m = 0);
-        }
+        out[rest..count].iter_mut().for_each(|m| *m = 0);
     }
 }
 
@@ -1057,37 +1019,77 @@ fn avx2() -> bool {
     }
 }
 
+/// One class's mask of each 64-byte block of `blocks`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn masks_avx2(blocks: &[u8], group: &Group, masks: &mut [[u64; WORDS + 1]]) {
+unsafe fn masks_avx2(blocks: &[u8], test: &Test, out: &mut [u64]) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): every load reads 32 bytes inside a 64-byte
-    // block of `blocks` or inside a 32-byte table.
-    unsafe {
-        let nib = _mm256_set1_epi8(0x0f);
-        let zero = _mm256_setzero_si256();
-        let lt = _mm256_loadu_si256(group.lo.as_ptr() as *const __m256i);
-        let ht = _mm256_loadu_si256(group.hi.as_ptr() as *const __m256i);
-        for (i, block) in blocks.chunks_exact(64).enumerate() {
+    /// `member` gives the bytes of a 32-byte vector in the class as 0xff.
+    #[inline(always)]
+    fn each(blocks: &[u8], out: &mut [u64], member: impl Fn(__m256i) -> __m256i) {
+        for (block, o) in blocks.chunks_exact(64).zip(out.iter_mut()) {
             let p = block.as_ptr();
-            let v0 = _mm256_loadu_si256(p as *const __m256i);
-            let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
-            let t0 = _mm256_and_si256(
-                _mm256_shuffle_epi8(lt, _mm256_and_si256(v0, nib)),
-                _mm256_shuffle_epi8(ht, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nib)),
-            );
-            let t1 = _mm256_and_si256(
-                _mm256_shuffle_epi8(lt, _mm256_and_si256(v1, nib)),
-                _mm256_shuffle_epi8(ht, _mm256_and_si256(_mm256_srli_epi16(v1, 4), nib)),
-            );
-            for &(c, bits) in &group.members {
-                let b = _mm256_set1_epi8(bits as i8);
-                let z0 =
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(t0, b), zero)) as u32;
-                let z1 =
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(t1, b), zero)) as u32;
-                masks[c][i] = (!z0 as u64) | ((!z1 as u64) << 32);
+            // SAFETY: both loads read 32 bytes inside the 64-byte block;
+            // AVX2 is enabled in the caller this is inlined into.
+            unsafe {
+                let v0 = _mm256_loadu_si256(p as *const __m256i);
+                let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
+                let m0 = _mm256_movemask_epi8(member(v0)) as u32 as u64;
+                let m1 = _mm256_movemask_epi8(member(v1)) as u32 as u64;
+                *o = m0 | (m1 << 32);
             }
+        }
+    }
+    // SAFETY (the closures): AVX2 intrinsics on registers only, inside
+    // this AVX2 function.
+    match *test {
+        Test::One(b) => {
+            let b = _mm256_set1_epi8(b as i8);
+            each(blocks, out, |v| _mm256_cmpeq_epi8(v, b));
+        }
+        Test::Three([x, y, z]) => {
+            let (x, y, z) = (
+                _mm256_set1_epi8(x as i8),
+                _mm256_set1_epi8(y as i8),
+                _mm256_set1_epi8(z as i8),
+            );
+            each(blocks, out, |v| {
+                _mm256_or_si256(
+                    _mm256_or_si256(_mm256_cmpeq_epi8(v, x), _mm256_cmpeq_epi8(v, y)),
+                    _mm256_cmpeq_epi8(v, z),
+                )
+            });
+        }
+        Test::TwoRanges([(a, b), (c, d)]) => {
+            // v in [a, b] when (v - a) as unsigned is at most b - a.
+            let (a, ab) = (_mm256_set1_epi8(a as i8), _mm256_set1_epi8((b - a) as i8));
+            let (c, cd) = (_mm256_set1_epi8(c as i8), _mm256_set1_epi8((d - c) as i8));
+            each(blocks, out, |v| {
+                let t = _mm256_sub_epi8(v, a);
+                let u = _mm256_sub_epi8(v, c);
+                _mm256_or_si256(
+                    _mm256_cmpeq_epi8(_mm256_min_epu8(t, ab), t),
+                    _mm256_cmpeq_epi8(_mm256_min_epu8(u, cd), u),
+                )
+            });
+        }
+        Test::Nibbles { ref lo, ref hi } => {
+            // SAFETY: 32-byte loads of 32-byte tables.
+            let (lt, ht) = unsafe {
+                (
+                    _mm256_loadu_si256(lo.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(hi.as_ptr() as *const __m256i),
+                )
+            };
+            let nib = _mm256_set1_epi8(0x0f);
+            let zero = _mm256_setzero_si256();
+            let ones = _mm256_set1_epi8(-1);
+            each(blocks, out, |v| {
+                let l = _mm256_shuffle_epi8(lt, _mm256_and_si256(v, nib));
+                // High nibbles 8 to 15 (non-ASCII) have no bit: in no class.
+                let h = _mm256_shuffle_epi8(ht, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+                _mm256_xor_si256(_mm256_cmpeq_epi8(_mm256_and_si256(l, h), zero), ones)
+            });
         }
     }
 }
@@ -1318,6 +1320,42 @@ mod tests {
             'µ',
         ] {
             assert!(!suspect_char(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn simd_class_masks_equal_the_scalar_ones() {
+        if !avx2() {
+            return;
+        }
+        let class = |bytes: &[u8]| bytes.iter().fold(Ascii::default(), |a, &b| a.with(b));
+        let range = |lo: u8, hi: u8| (lo..=hi).fold(Ascii::default(), |a, b| a.with(b));
+        let classes = [
+            class(b"@"),
+            class(b"\0"),
+            class(&[0x7f]),
+            class(b"wy"),
+            class(b"()-"),
+            range(b'0', b'9'),
+            Ascii(range(b'2', b'7').0 | range(b'A', b'Z').0),
+            Ascii(range(0, 0x1f).0 | range(b'a', b'z').0),
+            Ascii(range(b'0', b'9').0 | range(b'A', b'Z').0 | range(b'a', b'z').0 | class(b"-_").0),
+            class(b"aeiou.+/~"),
+            Ascii::ALL,
+        ];
+        // Every byte value, in several orders, so each sits in each lane.
+        let mut bytes: Vec<u8> = Vec::new();
+        for k in [1usize, 7, 31, 33, 101] {
+            bytes.extend((0..256).map(|i| ((i * k) % 256) as u8));
+        }
+        bytes.truncate(bytes.len() / 64 * 64);
+        for c in classes {
+            let mut simd = vec![0u64; bytes.len() / 64];
+            let mut scalar = simd.clone();
+            // SAFETY: AVX2 was detected above.
+            unsafe { masks_avx2(&bytes, &Test::new(c), &mut simd) };
+            masks_scalar(&bytes, &ClassTable::new(c), &mut scalar);
+            assert_eq!(simd, scalar, "{:?}", Test::new(c));
         }
     }
 }
