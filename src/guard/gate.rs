@@ -822,17 +822,15 @@ impl Searcher {
 
     /// The literal atoms' hits only (see [`Searcher::find`]).
     fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        let mut buf = vec![0u8; (CHUNK + 64).min(raw.len())];
+        let mut buf = Vec::with_capacity((CHUNK + 64).min(raw.len()));
         let overlap = self.longest.saturating_sub(1).min(63);
         let mut start = 0;
         while start < raw.len() {
             let end = (start + CHUNK + overlap).min(raw.len());
             let owned = (start + CHUNK).min(raw.len());
-            let lower = &mut buf[..end - start];
-            for (d, s) in lower.iter_mut().zip(&raw[start..end]) {
-                *d = s.to_ascii_lowercase();
-            }
-            let lower = &buf[..end - start];
+            buf.clear();
+            buf.extend(raw[start..end].iter().map(u8::to_ascii_lowercase));
+            let lower = &buf[..];
             let searchers = self.teddy.len().max(usize::from(self.automaton.is_some()));
             for k in 0..searchers {
                 let mut at = 0;

@@ -227,7 +227,7 @@ pub struct GuardSet {
 #[derive(Debug, Default)]
 struct FastPath {
     /// Per normalised pattern: its alphabet when it is gated.
-    gated: Vec<Option<gate::Ascii>>,
+    gated: Vec<Option<Boundaries>>,
     /// Per normalised pattern: the fewest bytes a match has.
     min_len: Vec<usize>,
     /// Per normalised pattern: the fewest ASCII digits a match has.
@@ -238,6 +238,8 @@ struct FastPath {
     /// only if it produces one, and the stretch around it out to other
     /// bytes holds every atom it takes part in.
     gate_bytes: gate::Ascii,
+    /// The boundaries of the gate bytes (around a suspect).
+    gate_boundaries: Boundaries,
     /// Patterns with no gate, scanned over whole units: their set and
     /// their indices among the normalised patterns.
     ungated: Option<(RegexSet, Vec<usize>)>,
@@ -264,7 +266,7 @@ impl FastPath {
                         fast.gate_bytes.0 |= a.bytes().0;
                     }
                     atoms.extend(g.into_iter().map(|a| (a, i as u32)));
-                    fast.gated.push(Some(alphabet));
+                    fast.gated.push(Some(Boundaries::new(alphabet)));
                 }
                 None => {
                     fast.gated.push(None);
@@ -273,6 +275,7 @@ impl FastPath {
                 }
             }
         }
+        fast.gate_boundaries = Boundaries::new(fast.gate_bytes);
         if !atoms.is_empty() {
             fast.searcher = Some(gate::Searcher::new(&atoms));
             // Build the suspect-character table now, not on a request.
@@ -298,6 +301,38 @@ impl FastPath {
 fn is_boundary(alphabet: gate::Ascii, b: u8) -> bool {
     !alphabet.contains(b)
         && (b == b' ' || (b.is_ascii_punctuation() && !matches!(b, b'_' | b'\\' | b'"' | b'/')))
+}
+
+/// [`is_boundary`] of every byte for one alphabet, looked up per byte of a
+/// region rather than computed.
+#[derive(Debug, Clone)]
+struct Boundaries {
+    table: [bool; 256],
+}
+
+impl Boundaries {
+    fn new(alphabet: gate::Ascii) -> Boundaries {
+        let mut table = [false; 256];
+        for b in 0..=255u8 {
+            table[usize::from(b)] = is_boundary(alphabet, b);
+        }
+        Boundaries { table }
+    }
+
+    fn at(&self, b: u8) -> bool {
+        self.table[usize::from(b)]
+    }
+
+    /// The alphabet holds the space that joins a unit's segments.
+    fn crosses(&self) -> bool {
+        !self.at(b' ')
+    }
+}
+
+impl Default for Boundaries {
+    fn default() -> Boundaries {
+        Boundaries::new(gate::Ascii::default())
+    }
 }
 
 /// A stretch of a unit's literals: from (segment, raw offset) to
@@ -337,13 +372,13 @@ fn region_around(
     unit: &Range<usize>,
     seg: usize,
     pos: usize,
-    alphabet: gate::Ascii,
+    boundaries: &Boundaries,
 ) -> Region {
-    let crosses = alphabet.contains(b' ');
+    let crosses = boundaries.crosses();
     let (mut s, mut at) = (seg, pos);
     let start = loop {
         let lit = segments[s].literal.as_bytes();
-        match lit[..at].iter().rposition(|&b| is_boundary(alphabet, b)) {
+        match lit[..at].iter().rposition(|&b| boundaries.at(b)) {
             Some(k) => break (s, k + 1),
             None if crosses && s > unit.start => {
                 s -= 1;
@@ -355,7 +390,7 @@ fn region_around(
     let (mut s, mut at) = (seg, pos);
     let end = loop {
         let lit = segments[s].literal.as_bytes();
-        match lit[at..].iter().position(|&b| is_boundary(alphabet, b)) {
+        match lit[at..].iter().position(|&b| boundaries.at(b)) {
             Some(k) => break (s, at + k),
             None if crosses && s + 1 < unit.end => {
                 s += 1;
@@ -937,7 +972,7 @@ impl GuardSet {
             let mut done: Vec<Option<Region>> = vec![None; self.normalized.patterns.len()];
             let mut stretches = Vec::new();
             for &(seg, pos, p) in &hits {
-                let Some(alphabet) = self.fast.gated[p] else {
+                let Some(boundaries) = &self.fast.gated[p] else {
                     continue;
                 };
                 if !applies[self.normalized.patterns[p].rule] {
@@ -946,7 +981,7 @@ impl GuardSet {
                 if done[p].is_some_and(|r| r.contains(seg, pos)) {
                     continue;
                 }
-                let region = region_around(segments, &unit, seg, pos, alphabet);
+                let region = region_around(segments, &unit, seg, pos, boundaries);
                 done[p] = Some(region);
                 region.stretches_into(segments, &mut stretches);
                 // Plain ASCII with no \u escape only shrinks when
@@ -1021,7 +1056,7 @@ impl GuardSet {
                 if gate::produces(c).0 & self.fast.gate_bytes.0 == 0 {
                     continue;
                 }
-                let region = region_around(segments, unit, seg, q, self.fast.gate_bytes);
+                let region = region_around(segments, unit, seg, q, &self.fast.gate_boundaries);
                 around = Some(region);
                 region.stretches_into(segments, &mut stretches);
                 let pieces: Vec<(usize, usize, Normalized<'_>)> = stretches
