@@ -1130,47 +1130,114 @@ fn escaped_backslash(raw: &[u8], i: usize) -> bool {
 /// `\b`, `\f` and `\u` escapes, DEL, and non-ASCII characters that
 /// normalisation maps to ASCII or removes.
 pub fn suspects(raw: &str, out: &mut Vec<u32>) {
-    use std::sync::OnceLock;
-    static ESCAPES: OnceLock<[memchr::memmem::Finder<'static>; 3]> = OnceLock::new();
-    let escapes = ESCAPES.get_or_init(|| {
-        [
-            memchr::memmem::Finder::new(b"\\u"),
-            memchr::memmem::Finder::new(b"\\b"),
-            memchr::memmem::Finder::new(b"\\f"),
-        ]
-    });
     let b = raw.as_bytes();
-    // Every backslash-u/b/f pair whose backslash is not itself escaped.
-    for finder in escapes {
-        out.extend(
-            finder
-                .find_iter(b)
-                .filter(|&i| !escaped_backslash(b, i))
-                .map(|i| i as u32),
-        );
+    #[cfg(target_arch = "x86_64")]
+    if b.len() > 64 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected just now.
+        let done = unsafe { suspects_avx2(raw, out) };
+        suspects_scalar(raw, done, out);
+        return;
     }
-    for i in memchr::memchr_iter(0x7f, b) {
-        out.push(i as u32);
+    suspects_scalar(raw, 0, out);
+}
+
+/// Whether byte `i` of a literal begins a suspect: a `\u`, `\b` or `\f`
+/// escape (its backslash not itself escaped) or DEL. Non-ASCII characters
+/// are looked at by the caller.
+fn suspect_ascii(b: &[u8], i: usize) -> bool {
+    match b[i] {
+        0x7f => true,
+        b'\\' => matches!(b.get(i + 1), Some(b'u' | b'b' | b'f')) && !escaped_backslash(b, i),
+        _ => false,
     }
-    let mut at = 0;
+}
+
+/// Pushes the suspect starting at non-ASCII byte `at` if it is one, and
+/// returns where the character ends.
+fn suspect_non_ascii(raw: &str, at: usize, out: &mut Vec<u32>) -> usize {
+    let Some(c) = raw.get(at..).and_then(|r| r.chars().next()) else {
+        return at + 1;
+    };
+    if suspect_char(c) {
+        out.push(at as u32);
+    }
+    at + c.len_utf8()
+}
+
+/// [`suspects`] from byte `from` (a character boundary) on, byte by byte.
+fn suspects_scalar(raw: &str, from: usize, out: &mut Vec<u32>) {
+    let b = raw.as_bytes();
+    let mut at = from;
     while at < b.len() {
-        let chunk_end = (at + 64).min(b.len());
-        if b[at..chunk_end].is_ascii() {
-            at = chunk_end;
+        if b[at] >= 0x80 {
+            at = suspect_non_ascii(raw, at, out);
             continue;
         }
-        while at < chunk_end {
-            if b[at] < 0x80 {
-                at += 1;
-                continue;
-            }
-            let c = raw[at..].chars().next().unwrap_or('\u{fffd}');
-            if suspect_char(c) {
-                out.push(at as u32);
-            }
-            at += c.len_utf8();
+        if suspect_ascii(b, at) {
+            out.push(at as u32);
         }
+        at += 1;
     }
+}
+
+/// [`suspects`] over whole 64-byte blocks that have a byte after them; returns
+/// the character boundary it stopped at.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn suspects_avx2(raw: &str, out: &mut Vec<u32>) -> usize {
+    use std::arch::x86_64::*;
+    let b = raw.as_bytes();
+    let (bs, del) = (_mm256_set1_epi8(b'\\' as i8), _mm256_set1_epi8(0x7f));
+    let (u, bb, f) = (
+        _mm256_set1_epi8(b'u' as i8),
+        _mm256_set1_epi8(b'b' as i8),
+        _mm256_set1_epi8(b'f' as i8),
+    );
+    let mask = |p: *const u8| -> (u32, u32) {
+        // SAFETY: the caller reads 33 bytes from `p` inside `b`.
+        unsafe {
+            let v = _mm256_loadu_si256(p as *const __m256i);
+            let w = _mm256_loadu_si256(p.add(1) as *const __m256i);
+            let escape = _mm256_and_si256(
+                _mm256_cmpeq_epi8(v, bs),
+                _mm256_or_si256(
+                    _mm256_or_si256(_mm256_cmpeq_epi8(w, u), _mm256_cmpeq_epi8(w, bb)),
+                    _mm256_cmpeq_epi8(w, f),
+                ),
+            );
+            let ascii = _mm256_or_si256(escape, _mm256_cmpeq_epi8(v, del));
+            (
+                _mm256_movemask_epi8(ascii) as u32,
+                _mm256_movemask_epi8(v) as u32,
+            )
+        }
+    };
+    let mut at = 0;
+    // Non-ASCII bytes before `skip` belong to a character already read.
+    let mut skip = 0;
+    while at + 65 <= b.len() {
+        let p = b[at..].as_ptr();
+        let (a0, h0) = mask(p);
+        // SAFETY: at + 65 <= len: bytes at..at + 65 are inside `b`.
+        let (a1, h1) = mask(unsafe { p.add(32) });
+        let mut ascii = u64::from(a0) | (u64::from(a1) << 32);
+        let mut high = u64::from(h0) | (u64::from(h1) << 32);
+        while ascii | high != 0 {
+            let i = at + (ascii | high).trailing_zeros() as usize;
+            if ascii & (1 << (i - at)) != 0 {
+                if !escaped_backslash(b, i) || b[i] == 0x7f {
+                    out.push(i as u32);
+                }
+            } else if i >= skip {
+                skip = suspect_non_ascii(raw, i, out);
+            }
+            ascii &= !(1 << (i - at));
+            high &= !(1 << (i - at));
+        }
+        at += 64;
+    }
+    // The character the last block ended inside of, if any, was read.
+    at.max(skip)
 }
 
 #[cfg(test)]
@@ -1354,6 +1421,19 @@ mod tests {
             unsafe { masks_avx2(&bytes, &Test::new(c), &mut simd) };
             masks_scalar(&bytes, &ClassTable::new(c), &mut scalar);
             assert_eq!(simd, scalar, "{:?}", Test::new(c));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn simd_suspects_equal_the_scalar_ones(
+            s in "([a-z\\\\ubf\u{7f}\"]|\\PC|[\u{ff41}\u{200b}\u{2026}é→]){0,300}",
+        ) {
+            let mut scalar = Vec::new();
+            suspects_scalar(&s, 0, &mut scalar);
+            let mut all = Vec::new();
+            suspects(&s, &mut all);
+            proptest::prop_assert_eq!(all, scalar);
         }
     }
 }
