@@ -45,8 +45,13 @@ impl Ascii {
     fn len(self) -> u32 {
         self.0.count_ones()
     }
-    fn bytes(self) -> impl Iterator<Item = u8> {
-        (0u8..128).filter(move |&b| self.contains(b))
+    pub fn bytes(self) -> impl Iterator<Item = u8> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let b = (bits != 0).then(|| bits.trailing_zeros() as u8)?;
+            bits &= bits - 1;
+            Some(b)
+        })
     }
     /// The single byte of the set ignoring ASCII case (`{c, C}` → `c`).
     fn single_folded(self) -> Option<u8> {
@@ -453,20 +458,105 @@ pub fn produces(c: char) -> Ascii {
         .fold(Ascii::default(), |a, n| a.with(n as u8))
 }
 
-/// The fewest ASCII digits any match of `hir` holds.
-pub fn min_digits(hir: &Hir) -> usize {
+/// What every match through one branch of a pattern holds: at least `len`
+/// bytes, `digits` ASCII digits, and each ASCII punctuation byte of
+/// `punct`. A phone number pattern's branches: ten digits, or a `+` and
+/// two; a region of plain text with five digits and no `+` holds none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Need {
+    pub len: usize,
+    pub digits: usize,
+    pub punct: Ascii,
+}
+
+impl Need {
+    /// What every one of `needs` holds.
+    fn common(needs: &[Need]) -> Need {
+        needs
+            .iter()
+            .copied()
+            .reduce(|a, b| Need {
+                len: a.len.min(b.len),
+                digits: a.digits.min(b.digits),
+                punct: Ascii(a.punct.0 & b.punct.0),
+            })
+            .unwrap_or_default()
+    }
+
+    fn then(self, next: Need) -> Need {
+        Need {
+            len: self.len.saturating_add(next.len),
+            digits: self.digits.saturating_add(next.digits),
+            punct: self.punct.union(next.punct),
+        }
+    }
+}
+
+/// More branches than this are merged into what they have in common.
+const MAX_BRANCHES: usize = 16;
+
+/// The needs of the branches of `hir` (see [`Need`]): one per way through
+/// its alternations, merged when there would be more than a few.
+pub fn needs(hir: &Hir) -> Vec<Need> {
     const DIGITS: u128 = 0x3ff << b'0';
+    let capped = |mut list: Vec<Need>| {
+        list.sort_by_key(|n| (n.len, n.digits, n.punct.0));
+        list.dedup();
+        if list.len() > MAX_BRANCHES {
+            vec![Need::common(&list)]
+        } else {
+            list
+        }
+    };
+    let punct = |b: u8| b.is_ascii_punctuation().then(|| Ascii::default().with(b));
     match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => 0,
-        HirKind::Literal(l) => l.0.iter().filter(|b| b.is_ascii_digit()).count(),
-        HirKind::Class(c) => match ascii_class(c) {
-            Some(a) if a.0 & !DIGITS == 0 => 1,
-            _ => 0,
-        },
-        HirKind::Capture(c) => min_digits(&c.sub),
-        HirKind::Repetition(r) => (r.min as usize).saturating_mul(min_digits(&r.sub)),
-        HirKind::Concat(xs) => xs.iter().map(min_digits).fold(0, usize::saturating_add),
-        HirKind::Alternation(xs) => xs.iter().map(min_digits).min().unwrap_or(0),
+        HirKind::Empty | HirKind::Look(_) => vec![Need::default()],
+        HirKind::Literal(l) => vec![Need {
+            len: l.0.len(),
+            digits: l.0.iter().filter(|b| b.is_ascii_digit()).count(),
+            punct: l
+                .0
+                .iter()
+                .filter_map(|&b| punct(b))
+                .fold(Ascii::default(), Ascii::union),
+        }],
+        HirKind::Class(c) => {
+            let len = hir.properties().minimum_len().unwrap_or(0);
+            vec![match ascii_class(c) {
+                Some(a) => Need {
+                    len,
+                    digits: usize::from(a.0 != 0 && a.0 & !DIGITS == 0),
+                    punct: match a.len() {
+                        1 => a.bytes().next().and_then(punct).unwrap_or_default(),
+                        _ => Ascii::default(),
+                    },
+                },
+                None => Need {
+                    len,
+                    ..Need::default()
+                },
+            }]
+        }
+        HirKind::Capture(c) => needs(&c.sub),
+        HirKind::Repetition(r) if r.min == 0 => vec![Need::default()],
+        HirKind::Repetition(r) => {
+            let one = Need::common(&needs(&r.sub));
+            let n = r.min as usize;
+            vec![Need {
+                len: one.len.saturating_mul(n),
+                digits: one.digits.saturating_mul(n),
+                punct: one.punct,
+            }]
+        }
+        HirKind::Concat(xs) => xs.iter().fold(vec![Need::default()], |acc, x| {
+            let next = needs(x);
+            capped(
+                acc.iter()
+                    .flat_map(|a| next.iter().map(|n| a.then(*n)))
+                    .collect(),
+            )
+        }),
+        HirKind::Alternation(xs) => capped(xs.iter().flat_map(needs).collect()),
     }
 }
 
@@ -1297,13 +1387,61 @@ mod tests {
 
     #[test]
     fn digits_every_match_holds() {
-        let d = |p: &str| min_digits(&regex_syntax::parse(p).unwrap());
+        let d = |p: &str| Need::common(&needs(&regex_syntax::parse(p).unwrap())).digits;
         assert_eq!(d(r"[0-9]{3}-[0-9]{2}-[0-9]{4}"), 9);
         assert_eq!(d(r"emp-[0-9]{6}|x"), 0);
         assert_eq!(d(r"a1(?:[0-9]|b)"), 1);
         // Unicode \d can match digits that are not ASCII.
         assert_eq!(d(r"\d{4}"), 0);
         assert_eq!(d(super::super::builtins::Builtin::CreditCard.pattern()), 13);
+    }
+
+    #[test]
+    fn branches_need_their_own_digits_and_punctuation() {
+        let n = |p: &str| needs(&regex_syntax::parse(p).unwrap());
+        let plus = Ascii::default().with(b'+');
+        // A phone number: ten digits, or a `+` and fewer.
+        let phone = n(super::super::builtins::Builtin::PhoneNumber.pattern());
+        assert!(phone
+            .iter()
+            .all(|b| b.digits >= 10 || b.punct.contains(b'+')));
+        assert!(phone.iter().any(|b| b.digits < 10));
+        assert_eq!(
+            n(r"\+[0-9]{2}|[0-9]{10}"),
+            vec![
+                Need {
+                    len: 3,
+                    digits: 2,
+                    punct: plus
+                },
+                Need {
+                    len: 10,
+                    digits: 10,
+                    punct: Ascii::default()
+                }
+            ]
+        );
+        // Optional parts need nothing; a repeated part needs what each
+        // of its branches needs.
+        assert_eq!(
+            n(r"(?:@x)?y"),
+            vec![Need {
+                len: 1,
+                digits: 0,
+                punct: Ascii::default()
+            }]
+        );
+        assert_eq!(
+            n(r"(?:a@|b@@)+"),
+            vec![Need {
+                len: 2,
+                digits: 0,
+                punct: Ascii::default().with(b'@')
+            }]
+        );
+        // Too many ways through merge into what they share.
+        let many = n(r"(?:[a-z]|[0-9]|@|\.|-)(?:[a-z]|[0-9]|@|\.|-)");
+        assert!(many.len() <= MAX_BRANCHES);
     }
 
     #[test]

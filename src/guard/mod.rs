@@ -228,10 +228,12 @@ pub struct GuardSet {
 struct FastPath {
     /// Per normalised pattern: its alphabet when it is gated.
     gated: Vec<Option<Boundaries>>,
-    /// Per normalised pattern: the fewest bytes a match has.
+    /// Per normalised pattern: what a match through each of its branches
+    /// holds (bytes, ASCII digits, punctuation); a region of plain text
+    /// that offers no branch its need holds no match.
+    needs: Vec<Vec<gate::Need>>,
+    /// Per normalised pattern: the fewest bytes any of its needs asks for.
     min_len: Vec<usize>,
-    /// Per normalised pattern: the fewest ASCII digits a match has.
-    min_digits: Vec<usize>,
     /// Finds every gated pattern's atoms (group = pattern index).
     searcher: Option<gate::Searcher>,
     /// Every byte some gate's atoms can hold: a suspect character matters
@@ -252,13 +254,12 @@ impl FastPath {
         let mut ungated = (Vec::new(), Vec::new());
         for (i, src) in sources.iter().enumerate() {
             let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok();
-            fast.min_len.push(
-                hir.as_ref()
-                    .and_then(|h| h.properties().minimum_len())
-                    .unwrap_or(0),
-            );
-            fast.min_digits
-                .push(hir.as_ref().map_or(0, gate::min_digits));
+            let needs = hir
+                .as_ref()
+                .map_or_else(|| vec![gate::Need::default()], gate::needs);
+            fast.min_len
+                .push(needs.iter().map(|n| n.len).min().unwrap_or(0));
+            fast.needs.push(needs);
             let analysis = hir.map(|hir| gate::analyze(&hir)).filter(|a| a.local);
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
@@ -400,6 +401,20 @@ fn region_around(
         }
     };
     Region { start, end }
+}
+
+/// A gate hit (segment, raw offset, pattern) as one integer that sorts in
+/// that order.
+fn pack_hit(seg: usize, pos: u32, pattern: u32) -> u128 {
+    (seg as u128) << 64 | u128::from(pos) << 32 | u128::from(pattern)
+}
+
+fn unpack_hit(h: u128) -> (usize, usize, usize) {
+    (
+        (h >> 64) as usize,
+        (h >> 32) as u32 as usize,
+        h as u32 as usize,
+    )
 }
 
 /// Every literal of a unit, whole.
@@ -971,7 +986,7 @@ impl GuardSet {
             // Last region searched per pattern.
             let mut done: Vec<Option<Region>> = vec![None; self.normalized.patterns.len()];
             let mut stretches = Vec::new();
-            for &(seg, pos, p) in &hits {
+            for (seg, pos, p) in hits.iter().map(|&h| unpack_hit(h)) {
                 let Some(boundaries) = &self.fast.gated[p] else {
                     continue;
                 };
@@ -985,9 +1000,11 @@ impl GuardSet {
                 done[p] = Some(region);
                 region.stretches_into(segments, &mut stretches);
                 // Plain ASCII with no \u escape only shrinks when
-                // normalised and gains no digits (an escape may stand
-                // for a character NFKC expands): a region of it shorter
-                // than any match, or with fewer digits, holds none.
+                // normalised, gains no digits and no punctuation (an
+                // escape such as \" holds its character; a \u escape may
+                // stand for a character NFKC expands): a region of it that
+                // offers no branch of the pattern its bytes, digits and
+                // punctuation holds no match.
                 let plain = || {
                     stretches.iter().all(|(s, r)| {
                         let b = &segments[*s].literal.as_bytes()[r.clone()];
@@ -996,7 +1013,7 @@ impl GuardSet {
                 };
                 let len =
                     stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1;
-                let digits = || {
+                let count_digits = || {
                     stretches
                         .iter()
                         .map(|(s, r)| {
@@ -1007,10 +1024,21 @@ impl GuardSet {
                         })
                         .sum::<usize>()
                 };
-                if (len < self.fast.min_len[p]
-                    || (self.fast.min_digits[p] > 0 && digits() < self.fast.min_digits[p]))
-                    && plain()
-                {
+                let has = |b: u8| {
+                    stretches.iter().any(|(s, r)| {
+                        memchr::memchr(b, &segments[*s].literal.as_bytes()[r.clone()]).is_some()
+                    })
+                };
+                let mut digits = None;
+                let mut holds = || {
+                    self.fast.needs[p].iter().any(|n| {
+                        len >= n.len
+                            && (n.digits == 0
+                                || *digits.get_or_insert_with(count_digits) >= n.digits)
+                            && n.punct.bytes().all(has)
+                    })
+                };
+                if (len < self.fast.min_len[p] || !holds()) && plain() {
                     continue;
                 }
                 self.match_stretches(segments, &stretches, Which::One(p), applies, &mut found);
@@ -1020,7 +1048,8 @@ impl GuardSet {
         self.scan_unit_raw(segments, unit, applies, scan);
     }
 
-    /// Every gate hit in a unit as (segment, raw offset, pattern), in order.
+    /// Every gate hit in a unit as (segment, raw offset, pattern), in order
+    /// (packed by [`pack_hit`]: integers sort faster than tuples).
     ///
     /// The raw bytes are searched as they are. A suspect character (an
     /// escape, a character NFKC changes) may make an atom the raw bytes do
@@ -1034,7 +1063,7 @@ impl GuardSet {
         searcher: &gate::Searcher,
         segments: &[TextSegment<'_>],
         unit: &Range<usize>,
-    ) -> Vec<(usize, usize, usize)> {
+    ) -> Vec<u128> {
         let mut out = Vec::new();
         let mut hits = Vec::new();
         let mut suspects = Vec::new();
@@ -1045,7 +1074,7 @@ impl GuardSet {
             hits.clear();
             suspects.clear();
             searcher.find(literal.as_bytes(), &mut hits);
-            out.extend(hits.iter().map(|h| (seg, h.pos as usize, h.group as usize)));
+            out.extend(hits.iter().map(|h| pack_hit(seg, h.pos, h.group)));
             gate::suspects(literal, &mut suspects);
             for &q in &suspects {
                 let q = q as usize;
@@ -1088,7 +1117,7 @@ impl GuardSet {
                         let (s, base, norm) = &pieces[(k + 1).min(pieces.len() - 1)];
                         (*s, base + norm.origin(0).min(segments[*s].literal.len()))
                     };
-                    out.push((s, pos, h.group as usize));
+                    out.push(pack_hit(s, pos as u32, h.group));
                 }
             }
         }
