@@ -677,9 +677,9 @@ pub struct Searcher {
     literals: Vec<LitAtom>,
     /// Literal indices by lower-case first byte.
     by_first: Vec<Vec<usize>>,
-    /// Teddy searchers, each over at most [`TEDDY_PATTERNS`] literals (all
-    /// literals are verified at a hit, whichever searcher found it).
+    /// Teddy searchers, each over `per_teddy` consecutive literals.
     teddy: Vec<aho_corasick::packed::Searcher>,
+    per_teddy: usize,
     automaton: Option<aho_corasick::AhoCorasick>,
     longest: usize,
     classes: Vec<ClassTable>,
@@ -700,14 +700,20 @@ const WORDS: usize = 64;
 /// share `codename`).
 const LITERAL_WINDOW: usize = 8;
 
-/// Patterns per Teddy searcher (its limit).
-const TEDDY_PATTERNS: usize = 64;
+/// Literals per Slim Teddy searcher. Its eight buckets fill with first
+/// bytes as literals are added, and every position whose bytes land in a
+/// bucket is a candidate to verify, mostly a mispredicted branch on text
+/// the searcher has not seen: 27 literals over 1 MB of code took ~450 µs in
+/// one Slim Teddy, ~340 µs in one Fat Teddy (16 buckets, half the bytes per
+/// step), ~20% less than that in two Slim ones of 14.
+const SLIM_TEDDY_PATTERNS: usize = 14;
 
-/// Above this many literals a searcher uses Fat Teddy (16 buckets): Slim
-/// Teddy's 8 buckets then mix so many first bytes that nearly every
-/// position is a candidate to verify (27 literals over 1 MB of code: Slim
-/// ~450 µs, Fat ~180 µs; 16 literals: Slim ~80 µs, Fat ~105 µs).
-const SLIM_TEDDY_PATTERNS: usize = 16;
+/// Beyond this many Slim searchers, Fat ones of [`FAT_TEDDY_PATTERNS`]
+/// (each pass over the text has its cost too).
+const MAX_SLIM_TEDDIES: usize = 4;
+
+/// Patterns per Fat Teddy searcher (its limit).
+const FAT_TEDDY_PATTERNS: usize = 64;
 
 /// Longest class sequence tested with masks: more positions cost no more
 /// class masks, and prune hits (a JWT needs ten token bytes, not four).
@@ -856,11 +862,23 @@ impl Searcher {
         for (i, l) in literals.iter().enumerate() {
             by_first[l.bytes[0] as usize].push(i);
         }
+        // As few Slim searchers as hold the literals, sharing them evenly;
+        // Fat ones when that would take too many passes.
+        let slim = literals.len().div_ceil(SLIM_TEDDY_PATTERNS) <= MAX_SLIM_TEDDIES;
+        let (limit, fat) = if slim {
+            (SLIM_TEDDY_PATTERNS, false)
+        } else {
+            (FAT_TEDDY_PATTERNS, true)
+        };
+        let per_teddy = literals
+            .len()
+            .div_ceil(literals.len().div_ceil(limit).max(1))
+            .max(1);
         let teddy: Option<Vec<_>> = literals
-            .chunks(TEDDY_PATTERNS)
+            .chunks(per_teddy)
             .map(|part| {
                 aho_corasick::packed::Config::new()
-                    .only_teddy_fat((part.len() > SLIM_TEDDY_PATTERNS).then_some(true))
+                    .only_teddy_fat(Some(fat))
                     .builder()
                     .extend(part.iter().map(|l| &l.bytes))
                     .build()
@@ -882,6 +900,7 @@ impl Searcher {
             literals,
             by_first,
             teddy,
+            per_teddy,
             automaton,
             tests: class_list.iter().map(|&c| Test::new(c)).collect(),
             classes: class_list.into_iter().map(ClassTable::new).collect(),
@@ -939,7 +958,7 @@ impl Searcher {
                     // Verify this searcher's literals starting here (others
                     // at the same offset are its siblings' to report).
                     for &i in &self.by_first[lower[h] as usize] {
-                        if self.teddy.len() > 1 && i / TEDDY_PATTERNS != k {
+                        if self.teddy.len() > 1 && i / self.per_teddy != k {
                             continue;
                         }
                         let l = &self.literals[i];
