@@ -1026,14 +1026,8 @@ impl Searcher {
                     }),
                     _ => u64::MAX >> (64 - words),
                 };
-                let mut pending = near;
-                while pending != 0 {
-                    live[n_live] = pending.trailing_zeros() as u8;
-                    pending &= pending - 1;
-                    n_live += 1;
-                }
                 for (step, &j) in atom.order.iter().enumerate() {
-                    if n_live == 0 {
+                    if step > 0 && n_live == 0 {
                         break;
                     }
                     let c = atom.classes[j];
@@ -1046,10 +1040,23 @@ impl Searcher {
                             (m[i] >> j) | (m[i + 1] << (64 - j))
                         }
                     };
+                    if step == 0 {
+                        // The first test over the words to try, keeping
+                        // those where it holds.
+                        let mut pending = near;
+                        while pending != 0 {
+                            let i = pending.trailing_zeros() as usize;
+                            pending &= pending - 1;
+                            r[i] = at(i);
+                            live[n_live] = i as u8;
+                            n_live += usize::from(r[i] != 0);
+                        }
+                        continue;
+                    }
                     let mut kept = 0;
                     for k in 0..n_live {
                         let i = live[k] as usize;
-                        r[i] = if step == 0 { at(i) } else { r[i] & at(i) };
+                        r[i] &= at(i);
                         live[kept] = i as u8;
                         kept += usize::from(r[i] != 0);
                     }
