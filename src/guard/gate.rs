@@ -983,7 +983,11 @@ impl Searcher {
         // only in chunks where a rare one fired.
         let n = self.classes.len();
         let mut masks = vec![[0u64; WORDS + 1]; n];
-        let mut known = vec![false; n];
+        // Per class: computed over the whole chunk (`FULL`), only over the
+        // words near digit runs (`NEAR`), or not yet.
+        const NEAR: u8 = 1;
+        const FULL: u8 = 2;
+        let mut known = vec![0u8; n];
         let mut r = [0u64; WORDS];
         // Words still in the running for the current atom.
         let mut live = [0u8; WORDS];
@@ -995,21 +999,38 @@ impl Searcher {
         while chunk * WORDS * 64 < raw.len() {
             let first = chunk * WORDS;
             let words = (raw.len().div_ceil(64) - first).min(WORDS);
-            known.iter_mut().for_each(|k| *k = false);
+            known.iter_mut().for_each(|k| *k = 0);
             // Words near a run of three digits, once per chunk if asked.
             let mut runs: Option<u64> = None;
             for atom in &self.masks {
                 let mut n_live = 0;
-                let mut ensure = |c: usize, masks: &mut Vec<[u64; WORDS + 1]>| {
-                    if !known[c] {
-                        self.chunk_masks(raw, first, words + 1, &mut masks[c], c);
-                        known[c] = true;
-                    }
-                };
+                // Class `c` over the whole chunk, or (`near` given) over the
+                // words near digit runs and the words after them, which is
+                // all an atom tried only there reads: most chunks of code
+                // have a digit run in a few words of their 64, if any.
+                let mut ensure =
+                    |c: usize, near: Option<u64>, masks: &mut Vec<[u64; WORDS + 1]>| match near {
+                        _ if known[c] == FULL => {}
+                        Some(_) if known[c] == NEAR => {}
+                        Some(near) => {
+                            let mut todo = u128::from(near) | u128::from(near) << 1;
+                            while todo != 0 {
+                                let a = todo.trailing_zeros() as usize;
+                                let b = a + (todo >> a).trailing_ones() as usize;
+                                self.chunk_masks(raw, first + a, b - a, &mut masks[c][a..b], c);
+                                todo &= !(((1u128 << (b - a)) - 1) << a);
+                            }
+                            known[c] = NEAR;
+                        }
+                        None => {
+                            self.chunk_masks(raw, first, words + 1, &mut masks[c], c);
+                            known[c] = FULL;
+                        }
+                    };
                 // The words to try: all, or those near a run of digits.
                 let near: u64 = match (atom.digit_run, digits) {
                     (true, Some(d)) => *runs.get_or_insert_with(|| {
-                        ensure(d, &mut masks);
+                        ensure(d, None, &mut masks);
                         let m = &masks[d];
                         let mut near = 0u64;
                         for i in 0..words {
@@ -1026,12 +1047,13 @@ impl Searcher {
                     }),
                     _ => u64::MAX >> (64 - words),
                 };
+                let only_near = (atom.digit_run && digits.is_some()).then_some(near);
                 for (step, &j) in atom.order.iter().enumerate() {
                     if step > 0 && n_live == 0 {
                         break;
                     }
                     let c = atom.classes[j];
-                    ensure(c, &mut masks);
+                    ensure(c, only_near, &mut masks);
                     let m = &masks[c];
                     let at = |i: usize| {
                         if j == 0 {
