@@ -1622,4 +1622,53 @@ mod tests {
             proptest::prop_assert_eq!(all, scalar);
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Class-sequence atoms are found exactly where their classes line
+        /// up, whatever the chunk, block and digit-run layout (classes read
+        /// only near digit runs must not leak from an earlier chunk).
+        #[test]
+        fn class_atoms_are_found_exactly(
+            tokens in proptest::collection::vec(
+                proptest::sample::select(&[
+                    "123", "4567", "-", ".", "+", "@", "ab", "XYZ", " ", "0", "99999", "(", ")",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                ][..]),
+                0..2500,
+            ),
+        ) {
+            let raw = tokens.concat();
+            let patterns = [
+                "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+                "[0-9]{4}\\.[0-9]{2}",
+                "\\([0-9]{3}\\)",
+                "@",
+                "\\+[0-9]",
+                "[A-Z]{3}[0-9]",
+            ];
+            let atoms: Vec<(Atom, u32)> = patterns
+                .iter()
+                .enumerate()
+                .map(|(g, p)| (gate_of(p).gate.unwrap()[0].clone(), g as u32))
+                .collect();
+            let s = Searcher::new(&atoms);
+            let mut found = Vec::new();
+            s.find(raw.as_bytes(), &mut found);
+            found.sort();
+            found.dedup();
+            let b = raw.as_bytes();
+            let mut want = Vec::new();
+            for (atom, g) in &atoms {
+                let n = atom.classes.len();
+                for pos in 0..(b.len() + 1).saturating_sub(n) {
+                    if atom.classes.iter().enumerate().all(|(k, c)| c.contains(b[pos + k])) {
+                        want.push(Hit { pos: pos as u32, group: *g });
+                    }
+                }
+            }
+            want.sort();
+            proptest::prop_assert_eq!(found, want);
+        }
+    }
 }
