@@ -424,6 +424,67 @@ fn whole_unit(segments: &[TextSegment<'_>], unit: &Range<usize>) -> Vec<(usize, 
         .collect()
 }
 
+/// Stretches of literals normalised and joined by single spaces, as a
+/// unit's text is.
+struct Joined<'a> {
+    /// (segment, raw offset of the stretch, its normalised text).
+    pieces: Vec<(usize, usize, Normalized<'a>)>,
+    /// Where each piece starts in the joined text.
+    offsets: Vec<usize>,
+    /// The joined text when there is more than one piece.
+    joined: String,
+}
+
+impl<'a> Joined<'a> {
+    fn new(segments: &[TextSegment<'a>], stretches: &[(usize, Range<usize>)]) -> Joined<'a> {
+        let pieces: Vec<(usize, usize, Normalized<'a>)> = stretches
+            .iter()
+            .map(|(seg, r)| {
+                let lit = segments[*seg].literal;
+                (*seg, r.start, normalize::normalize_literal(&lit[r.clone()]))
+            })
+            .collect();
+        let mut joined = String::new();
+        let mut offsets = Vec::with_capacity(pieces.len());
+        if pieces.len() == 1 {
+            offsets.push(0);
+        } else {
+            joined.reserve(pieces.iter().map(|p| p.2.text.len() + 1).sum());
+            for (k, (_, _, n)) in pieces.iter().enumerate() {
+                if k > 0 {
+                    joined.push(' ');
+                }
+                offsets.push(joined.len());
+                joined.push_str(&n.text);
+            }
+        }
+        Joined {
+            pieces,
+            offsets,
+            joined,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match &self.pieces[..] {
+            [(_, _, only)] => &only.text,
+            _ => &self.joined,
+        }
+    }
+
+    /// (segment, raw offset) of the character behind joined byte `at` (a
+    /// joining space: the start of the next piece).
+    fn origin(&self, segments: &[TextSegment<'_>], at: usize) -> (usize, usize) {
+        let k = self.offsets.partition_point(|&o| o <= at).saturating_sub(1);
+        let (s, base, norm) = &self.pieces[k];
+        if at - self.offsets[k] < norm.text.len() {
+            return (*s, base + norm.origin(at - self.offsets[k]));
+        }
+        let (s, base, norm) = &self.pieces[(k + 1).min(self.pieces.len() - 1)];
+        (*s, base + norm.origin(0).min(segments[*s].literal.len()))
+    }
+}
+
 /// Which normalised patterns a stretch is searched with.
 enum Which<'a> {
     One(usize),
@@ -880,29 +941,8 @@ impl GuardSet {
         applies: &[bool],
         found: &mut Vec<(usize, usize, Range<usize>)>,
     ) {
-        let pieces: Vec<(usize, usize, Normalized<'_>)> = stretches
-            .iter()
-            .map(|(seg, r)| {
-                let lit = segments[*seg].literal;
-                (*seg, r.start, normalize::normalize_literal(&lit[r.clone()]))
-            })
-            .collect();
-        let joined_storage;
-        let (joined, offsets): (&str, Vec<usize>) = if pieces.len() == 1 {
-            (pieces[0].2.text.as_ref(), vec![0])
-        } else {
-            let mut s = String::with_capacity(pieces.iter().map(|p| p.2.text.len() + 1).sum());
-            let mut offs = Vec::with_capacity(pieces.len());
-            for (k, (_, _, n)) in pieces.iter().enumerate() {
-                if k > 0 {
-                    s.push(' ');
-                }
-                offs.push(s.len());
-                s.push_str(&n.text);
-            }
-            joined_storage = s;
-            (joined_storage.as_str(), offs)
-        };
+        let text = Joined::new(segments, stretches);
+        let (joined, pieces, offsets) = (text.text(), &text.pieces, &text.offsets);
         let mut run = |p: usize| {
             let pat = &self.normalized.patterns[p];
             if !applies[pat.rule] {
@@ -1088,35 +1128,11 @@ impl GuardSet {
                 let region = region_around(segments, unit, seg, q, &self.fast.gate_boundaries);
                 around = Some(region);
                 region.stretches_into(segments, &mut stretches);
-                let pieces: Vec<(usize, usize, Normalized<'_>)> = stretches
-                    .iter()
-                    .map(|(s, r)| {
-                        let lit = segments[*s].literal;
-                        (*s, r.start, normalize::normalize_literal(&lit[r.clone()]))
-                    })
-                    .collect();
-                let mut joined = String::new();
-                let mut offsets = Vec::with_capacity(pieces.len());
-                for (k, (_, _, n)) in pieces.iter().enumerate() {
-                    if k > 0 {
-                        joined.push(' ');
-                    }
-                    offsets.push(joined.len());
-                    joined.push_str(&n.text);
-                }
+                let text = Joined::new(segments, &stretches);
                 hits.clear();
-                searcher.find(joined.as_bytes(), &mut hits);
+                searcher.find(text.text().as_bytes(), &mut hits);
                 for h in &hits {
-                    let at = h.pos as usize;
-                    // The piece holding the hit (a joining space: the next).
-                    let k = offsets.partition_point(|&o| o <= at).saturating_sub(1);
-                    let (s, base, norm) = &pieces[k];
-                    let (s, pos) = if at - offsets[k] < norm.text.len() {
-                        (*s, base + norm.origin(at - offsets[k]))
-                    } else {
-                        let (s, base, norm) = &pieces[(k + 1).min(pieces.len() - 1)];
-                        (*s, base + norm.origin(0).min(segments[*s].literal.len()))
-                    };
+                    let (s, pos) = text.origin(segments, h.pos as usize);
                     out.push(pack_hit(s, pos as u32, h.group));
                 }
             }
