@@ -14,9 +14,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::skeleton::Skeleton;
 use super::{
-    decode_str, first_byte, span_of, string_leaves, BodyError, KindSet, Location, ParsedRequest,
-    PartKind, Role, TextSegment,
+    decode_str, first_byte, string_leaves, BodyError, KindSet, Location, ParsedRequest, PartKind,
+    Role, TextSegment,
 };
 
 #[derive(Deserialize)]
@@ -217,30 +218,30 @@ struct Source<'a> {
     content: Option<&'a RawValue>,
 }
 
-struct Ctx<'a, 'p> {
-    body: &'a str,
+/// Where a parse stands: what serde reads (`'s`), the body the texts are
+/// lent from (`'a`), what is wanted and what was found.
+struct Ctx<'a, 's, 'p> {
+    skeleton: &'s Skeleton<'a>,
     kinds: KindSet,
     out: &'p mut ParsedRequest<'a>,
 }
 
-impl<'a> Ctx<'a, '_> {
+impl<'a> Ctx<'a, '_, '_> {
     fn push(
         &mut self,
         location: Location,
         role: Role,
         kind: PartKind,
-        raw: &'a RawValue,
+        raw: &RawValue,
     ) -> Result<(), BodyError> {
         if !self.kinds.contains(kind) {
             return Ok(());
         }
-        let segment = TextSegment::new(self.body, raw, location, role, kind)?;
+        let segment = TextSegment::new(self.skeleton, raw, location, role, kind)?;
         self.out.push(self.kinds, segment);
         Ok(())
     }
-}
 
-impl<'a> Ctx<'a, '_> {
     /// A string literal at `raw` (quotes included) of the body.
     fn push_at(
         &mut self,
@@ -249,24 +250,38 @@ impl<'a> Ctx<'a, '_> {
         kind: PartKind,
         raw: std::ops::Range<usize>,
     ) -> Result<(), BodyError> {
-        let segment = TextSegment::at(self.body, raw, location, role, kind)?;
+        let segment = TextSegment::at(self.skeleton.body(), raw, location, role, kind)?;
         self.out.push(self.kinds, segment);
         Ok(())
     }
 }
 
 pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
-    let parsed: Body<'_> =
-        serde_json::from_str(body).map_err(|e| BodyError(format!("invalid JSON: {e}")))?;
+    parse_skeleton(&Skeleton::of(body), kinds)
+}
+
+/// Parses a skeleton (serde walks the body without the contents of its long
+/// strings); texts are lent from the body.
+pub(crate) fn parse_skeleton<'a>(
+    skeleton: &Skeleton<'a>,
+    kinds: KindSet,
+) -> Result<ParsedRequest<'a>, BodyError> {
+    let body = skeleton.body();
+    let parsed: Body<'_> = serde_json::from_str(skeleton.text()).map_err(|e| {
+        // Positions in the message are the body's.
+        let e = serde_json::from_str::<Body<'_>>(body).err().unwrap_or(e);
+        BodyError(format!("invalid JSON: {e}"))
+    })?;
     let mut out = ParsedRequest::default();
     if let Some(raw) = parsed.model {
-        out.model_raw = Some(span_of(body, raw));
+        let span = skeleton.span(raw);
+        out.model_raw = Some(span.clone());
         if first_byte(raw) == b'"' {
-            out.model = Some(decode_str(raw, || "model".into())?);
+            out.model = Some(decode_str(body, span, || "model".into())?);
         }
     }
     let mut cx = Ctx {
-        body,
+        skeleton,
         kinds,
         out: &mut out,
     };
@@ -329,15 +344,17 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
             Content::Blocks(blocks) => push_blocks(&mut cx, blocks, role, index)?,
             Content::Lent(s) => {
                 if cx.kinds.contains(text_kind(role)) {
-                    let raw = TextSegment::lent_span(body, s);
+                    let raw = TextSegment::lent_span(skeleton, s);
                     cx.push_at(loc, role, text_kind(role), raw)?;
                 }
             }
             Content::AfterKey(key_end) => {
                 if cx.kinds.contains(text_kind(role)) {
+                    let text = skeleton.text();
                     let raw = key_end
-                        .checked_sub(body.as_ptr() as usize)
-                        .and_then(|k| literal_after_key(body, k))
+                        .checked_sub(text.as_ptr() as usize)
+                        .and_then(|k| literal_after_key(text, k))
+                        .map(|r| skeleton.range(r))
                         .ok_or_else(|| {
                             BodyError(format!("messages[{index}].content: expected a string"))
                         })?;
@@ -371,9 +388,9 @@ fn text_kind(role: Role) -> PartKind {
     }
 }
 
-fn push_blocks<'a>(
-    cx: &mut Ctx<'a, '_>,
-    blocks: &[Block<'a>],
+fn push_blocks<'s>(
+    cx: &mut Ctx<'_, 's, '_>,
+    blocks: &[Block<'s>],
     role: Role,
     index: u32,
 ) -> Result<(), BodyError> {
@@ -435,9 +452,9 @@ fn push_blocks<'a>(
 
 /// Content nested in a block (tool_result content, document content):
 /// a string or a list of text blocks.
-fn push_nested<'a>(
-    cx: &mut Ctx<'a, '_>,
-    nested: &'a RawValue,
+fn push_nested<'s>(
+    cx: &mut Ctx<'_, 's, '_>,
+    nested: &'s RawValue,
     index: u32,
     block: u32,
     role: Role,
@@ -456,7 +473,7 @@ fn push_nested<'a>(
             nested,
         )?,
         b'[' => {
-            let inner: Vec<Block<'a>> = serde_json::from_str(nested.get())
+            let inner: Vec<Block<'s>> = serde_json::from_str(nested.get())
                 .map_err(|e| BodyError(format!("{}: expected a list of blocks: {e}", place())))?;
             for (s, sub) in inner.iter().enumerate() {
                 if let (Some("text"), Some(text)) = (sub.kind.as_deref(), sub.text) {

@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod encoding;
 pub mod literal;
 pub mod openai;
+pub(crate) mod skeleton;
 pub mod stream;
 
 use std::borrow::Cow;
@@ -238,15 +239,16 @@ pub struct TextSegment<'a> {
 }
 
 impl<'a> TextSegment<'a> {
-    /// A segment for the string literal `raw` of `body`, checked to decode.
+    /// A segment for the string literal `raw` of a skeleton's body,
+    /// checked to decode.
     pub(crate) fn new(
-        body: &'a str,
-        raw: &'a RawValue,
+        skeleton: &skeleton::Skeleton<'a>,
+        raw: &RawValue,
         location: Location,
         role: Role,
         kind: PartKind,
     ) -> Result<TextSegment<'a>, BodyError> {
-        TextSegment::at(body, span_of(body, raw), location, role, kind)
+        TextSegment::at(skeleton.body(), skeleton.span(raw), location, role, kind)
     }
 
     /// A segment for the string literal at `raw` (quotes included) of
@@ -277,11 +279,11 @@ impl<'a> TextSegment<'a> {
         })
     }
 
-    /// The literal (quotes included) of a string serde lent from `body`
-    /// unescaped.
-    pub(crate) fn lent_span(body: &str, lent: &str) -> Range<usize> {
-        let start = lent.as_ptr() as usize - body.as_ptr() as usize;
-        start - 1..start + lent.len() + 1
+    /// The body range of the literal (quotes included) of a string serde
+    /// lent unescaped from a skeleton.
+    pub(crate) fn lent_span(skeleton: &skeleton::Skeleton<'_>, lent: &str) -> Range<usize> {
+        let start = skeleton.offset_of(lent);
+        skeleton.range(start - 1..start + lent.len() + 1)
     }
 
     /// The decoded text (borrowed when the literal has no escapes).
@@ -334,13 +336,16 @@ pub(crate) fn span_of(body: &str, raw: &RawValue) -> Range<usize> {
     start..start + raw.get().len()
 }
 
-/// Decodes a raw JSON string literal, borrowing when it has no escapes.
+/// Decodes the JSON string literal at `span` of `body`, borrowing when it
+/// has no escapes.
 pub(crate) fn decode_str<'a>(
-    raw: &'a RawValue,
+    body: &'a str,
+    span: Range<usize>,
     place: impl FnOnce() -> String,
 ) -> Result<Cow<'a, str>, BodyError> {
-    serde_json::from_str::<Cow<'a, str>>(raw.get())
-        .map_err(|_| BodyError(format!("{}: expected a string", place())))
+    body.get(span)
+        .and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw).ok())
+        .ok_or_else(|| BodyError(format!("{}: expected a string", place())))
 }
 
 /// First significant byte of a raw JSON value.
@@ -516,6 +521,67 @@ pub fn error_body(style: ErrorStyle, kind: ErrorKind, status: u16, message: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parsing a skeleton and parsing the whole body find the same texts at
+    /// the same places (or the same error).
+    fn same_as_whole(openai_schema: bool, body: &str) {
+        let cut = skeleton::Skeleton::of(body);
+        let whole = skeleton::Skeleton::whole(body);
+        let parse = |s: &skeleton::Skeleton<'_>| {
+            let r = if openai_schema {
+                openai::parse_skeleton(s, KindSet::ALL)
+            } else {
+                anthropic::parse_skeleton(s, KindSet::ALL)
+            };
+            format!("{r:?}")
+        };
+        assert_eq!(parse(&cut), parse(&whole), "{body}");
+    }
+
+    #[test]
+    fn a_skeleton_parses_as_the_whole_body() {
+        let long = r#"let x = \"a\\\\b\";\n\tprintln!(\"{x} é \u00e9\");\n"#.repeat(40);
+        let first_turn = include_str!("../../tests/fixtures/claude_code_first_turn.json");
+        let anthropic = [
+            first_turn.to_owned(),
+            format!(
+                r#"{{"model":"claude-x","system":"{long}","messages":[
+                {{"role":"user","content":"{long}"}},
+                {{"role":"assistant","content":[{{"type":"text","text":"{long}"}},
+                    {{"type":"tool_use","id":"t","name":"Bash","input":{{"command":"{long}","n":[1,"{long}"]}}}}]}},
+                {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","content":"{long}"}},
+                    {{"type":"tool_result","tool_use_id":"u","content":[{{"type":"text","text":"{long}"}}]}},
+                    {{"type":"document","source":{{"type":"text","media_type":"text/plain","data":"{long}"}}}},
+                    {{"type":"thinking","thinking":"{long}","signature":"{long}"}}]}}],
+                "tools":[{{"name":"Bash","description":"{long}","input_schema":{{}}}}],"stream":true}}"#
+            ),
+            // A model name too long to keep: read from the body.
+            format!(r#"{{"model":"{long}","messages":[{{"role":"user","content":"hi"}}]}}"#),
+            // Invalid: the same error either way.
+            format!(r#"{{"messages":[{{"role":"user","content":"{long}"}}],}}"#),
+            format!(r#"{{"messages":[{{"role":"user","content":"{long}\q"}}]}}"#),
+        ];
+        for (i, body) in anthropic.iter().enumerate() {
+            // The first three are valid, the rest not.
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(body).is_ok(),
+                i < 3,
+                "{body}"
+            );
+            same_as_whole(false, body);
+        }
+        let openai = format!(
+            r#"{{"model":"gpt-x","messages":[{{"role":"system","content":"{long}"}},
+            {{"role":"user","content":[{{"type":"text","text":"{long}"}}]}},
+            {{"role":"assistant","content":null,"tool_calls":[{{"id":"c","type":"function",
+                "function":{{"name":"f","arguments":"{long}"}}}}]}},
+            {{"role":"tool","tool_call_id":"c","content":"{long}"}}]}}"#
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&openai).is_ok());
+        same_as_whole(true, &openai);
+        // The long strings were cut.
+        assert!(skeleton::Skeleton::of(&anthropic[1]).text().len() < anthropic[1].len() / 4);
+    }
 
     #[test]
     fn credentials_pick_the_provider_header() {

@@ -11,8 +11,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::skeleton::Skeleton;
 use super::{
-    decode_str, first_byte, span_of, BodyError, KindSet, Location, ParsedRequest, PartKind, Role,
+    decode_str, first_byte, BodyError, KindSet, Location, ParsedRequest, PartKind, Role,
     TextSegment,
 };
 
@@ -65,26 +66,40 @@ struct Part<'a> {
 }
 
 pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
-    let parsed: Body<'_> =
-        serde_json::from_str(body).map_err(|e| BodyError(format!("invalid JSON: {e}")))?;
+    parse_skeleton(&Skeleton::of(body), kinds)
+}
+
+/// Parses a skeleton (serde walks the body without the contents of its long
+/// strings); texts are lent from the body.
+pub(crate) fn parse_skeleton<'a>(
+    skeleton: &Skeleton<'a>,
+    kinds: KindSet,
+) -> Result<ParsedRequest<'a>, BodyError> {
+    let body = skeleton.body();
+    let parsed: Body<'_> = serde_json::from_str(skeleton.text()).map_err(|e| {
+        // Positions in the message are the body's.
+        let e = serde_json::from_str::<Body<'_>>(body).err().unwrap_or(e);
+        BodyError(format!("invalid JSON: {e}"))
+    })?;
     let mut out = ParsedRequest::default();
     if let Some(raw) = parsed.model {
-        out.model_raw = Some(span_of(body, raw));
+        let span = skeleton.span(raw);
+        out.model_raw = Some(span.clone());
         if first_byte(raw) == b'"' {
-            out.model = Some(decode_str(raw, || "model".into())?);
+            out.model = Some(decode_str(body, span, || "model".into())?);
         }
     }
     fn push<'a>(
-        body: &'a str,
+        skeleton: &Skeleton<'a>,
         kinds: KindSet,
         out: &mut ParsedRequest<'a>,
         location: Location,
         role: Role,
         kind: PartKind,
-        raw: &'a RawValue,
+        raw: &RawValue,
     ) -> Result<(), BodyError> {
         if kinds.contains(kind) {
-            let segment = TextSegment::new(body, raw, location, role, kind)?;
+            let segment = TextSegment::new(skeleton, raw, location, role, kind)?;
             out.push(kinds, segment);
         }
         Ok(())
@@ -117,7 +132,7 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
                     call: call as u32,
                 };
                 push(
-                    body,
+                    skeleton,
                     kinds,
                     &mut out,
                     loc,
@@ -132,7 +147,7 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
         };
         match first_byte(content) {
             b'"' => push(
-                body,
+                skeleton,
                 kinds,
                 &mut out,
                 Location::Message {
@@ -157,7 +172,7 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
                             block: Some(p as u32),
                             sub: None,
                         };
-                        push(body, kinds, &mut out, loc, role, kind, text)?;
+                        push(skeleton, kinds, &mut out, loc, role, kind, text)?;
                     }
                 }
             }
@@ -178,7 +193,7 @@ pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<
                 .filter(|d| first_byte(d) == b'"')
             {
                 push(
-                    body,
+                    skeleton,
                     kinds,
                     &mut out,
                     Location::Tool {

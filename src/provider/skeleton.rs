@@ -1,0 +1,351 @@
+//! A request body with the contents of its long string literals cut out,
+//! for serde to walk.
+//!
+//! A Claude Code session is megabytes of file contents in `tool_result`
+//! strings, thick with `\n` and `\"` escapes. serde_json skips a string
+//! eight bytes at a time and stops at every escape; most of a request's
+//! parse was spent there. Here one AVX2 pass finds every string literal
+//! (64 bytes at a time: quotes, backslashes and control bytes as bit masks;
+//! backslashes, a few per block, one by one), checks the escapes and
+//! control bytes of the long ones as serde would, and copies the body
+//! without their contents. serde then parses a skeleton of a few percent of
+//! the body; every offset in it maps back to the body.
+//!
+//! Why the result is the same as parsing the body: up to the first byte
+//! where the two differ, serde reads identical bytes, and a literal is cut
+//! only from just after an opening quote to its closing quote, found the
+//! way JSON finds them (a quote ends a string unless an odd run of
+//! backslashes precedes it). The bytes cut are valid string content (their
+//! escapes and control bytes were checked), so serde reads `""` where it
+//! would have read a valid string. A body that is not valid JSON stays
+//! invalid: the first construct that makes it so lies outside the cut
+//! strings, and when anything is off the body is parsed whole instead.
+//! Only the contents of strings are ever cut, and only long ones (no key
+//! or type name serde compares is that long): a cut string is read from
+//! the body itself.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde_json::value::RawValue;
+
+/// String contents shorter than this are left in the skeleton.
+const CUT: usize = 256;
+
+/// A body and the skeleton serde reads in its place.
+#[derive(Debug)]
+pub(crate) struct Skeleton<'a> {
+    body: &'a str,
+    text: Cow<'a, str>,
+    /// Per cut string, in order: the skeleton offset of its closing quote,
+    /// and the bytes cut up to and including it.
+    cuts: Vec<(usize, usize)>,
+}
+
+impl<'a> Skeleton<'a> {
+    /// The skeleton of `body`, or `body` itself when nothing is worth
+    /// cutting, the CPU has no AVX2, or the body is not valid JSON in a
+    /// way the scan can see (serde then reports it).
+    pub(crate) fn of(body: &'a str) -> Skeleton<'a> {
+        #[cfg(target_arch = "x86_64")]
+        if body.len() >= 4 * CUT && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected just now.
+            if let Some((text, cuts)) = unsafe { cut_avx2(body) } {
+                return Skeleton {
+                    body,
+                    text: Cow::Owned(text),
+                    cuts,
+                };
+            }
+        }
+        Skeleton::whole(body)
+    }
+
+    /// `body` itself, nothing cut.
+    pub(crate) fn whole(body: &'a str) -> Skeleton<'a> {
+        Skeleton {
+            body,
+            text: Cow::Borrowed(body),
+            cuts: Vec::new(),
+        }
+    }
+
+    /// What serde parses.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The body the skeleton stands for.
+    pub(crate) fn body(&self) -> &'a str {
+        self.body
+    }
+
+    /// The body offset of skeleton offset `pos`.
+    fn to_body(&self, pos: usize) -> usize {
+        let k = self.cuts.partition_point(|&(at, _)| at <= pos);
+        pos + k.checked_sub(1).map_or(0, |k| self.cuts[k].1)
+    }
+
+    /// The body range of a skeleton range (a cut string's `""` stands for
+    /// its whole literal).
+    pub(crate) fn range(&self, r: Range<usize>) -> Range<usize> {
+        if r.is_empty() {
+            let at = self.to_body(r.start);
+            return at..at;
+        }
+        self.to_body(r.start)..self.to_body(r.end - 1) + 1
+    }
+
+    /// The skeleton offset of a string serde lent from the skeleton.
+    pub(crate) fn offset_of(&self, lent: &str) -> usize {
+        lent.as_ptr() as usize - self.text.as_ptr() as usize
+    }
+
+    /// The body range of a raw value serde lent from the skeleton.
+    pub(crate) fn span(&self, raw: &RawValue) -> Range<usize> {
+        let start = self.offset_of(raw.get());
+        debug_assert!(start + raw.get().len() <= self.text.len());
+        self.range(start..start + raw.get().len())
+    }
+}
+
+/// The skeleton text and its cuts, or `None` when nothing is cut or the
+/// scan finds the body invalid (unterminated string, bad escape, control
+/// byte in a string).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
+    use std::arch::x86_64::*;
+    let b = body.as_bytes();
+    let mut text = String::new();
+    let mut cuts = Vec::new();
+    let mut cut_total = 0;
+    // Body bytes up to here are in `text` (or cut).
+    let mut copied = 0;
+    let mut in_string = false;
+    // Content start of the string open at the end of the last block.
+    let mut start = 0;
+    // The first byte of the next block follows an escaping backslash.
+    let mut carry = 0u64;
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let c1f = _mm256_set1_epi8(0x1f);
+    let mut base = 0;
+    while base < b.len() {
+        let n = (b.len() - base).min(64);
+        let mut tail = [b' '; 64];
+        let p = if n == 64 {
+            b[base..].as_ptr()
+        } else {
+            tail[..n].copy_from_slice(&b[base..]);
+            tail.as_ptr()
+        };
+        // SAFETY: 64 bytes are readable from `p` (the body or `tail`).
+        let (quotes, backslashes, controls) = unsafe {
+            let v0 = _mm256_loadu_si256(p as *const __m256i);
+            let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
+            let eq = |v: __m256i, x: __m256i| {
+                _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32 as u64
+            };
+            // Bytes up to 0x1f: their maximum with 0x1f is 0x1f.
+            let low = |v: __m256i| {
+                _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f)) as u32 as u64
+            };
+            (
+                eq(v0, quote) | eq(v1, quote) << 32,
+                eq(v0, backslash) | eq(v1, backslash) << 32,
+                low(v0) | low(v1) << 32,
+            )
+        };
+        // Bytes escaped by a backslash: each backslash not itself escaped
+        // escapes the byte after it, which must make a valid escape.
+        let mut escaped = carry;
+        carry = 0;
+        let mut pending = backslashes & !escaped;
+        while pending != 0 {
+            let i = pending.trailing_zeros() as usize;
+            pending &= pending - 1;
+            let at = base + i + 1;
+            match b.get(at)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' if b.get(at + 1..at + 5)?.iter().all(u8::is_ascii_hexdigit) => {}
+                _ => return None,
+            }
+            if i == 63 {
+                carry = 1;
+            } else {
+                escaped |= 1 << (i + 1);
+                pending &= !(1 << (i + 1));
+            }
+        }
+        let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let mut real = quotes & !escaped & valid;
+        // Inside a string: from an opening quote up to its closing one.
+        let mut inside = real;
+        for s in [1, 2, 4, 8, 16, 32] {
+            inside ^= inside << s;
+        }
+        if in_string {
+            inside = !inside;
+        }
+        if controls & inside & !real & valid != 0 {
+            return None;
+        }
+        while real != 0 {
+            let i = real.trailing_zeros() as usize;
+            real &= real - 1;
+            let pos = base + i;
+            if !in_string {
+                start = pos + 1;
+                in_string = true;
+                continue;
+            }
+            in_string = false;
+            if pos - start >= CUT {
+                if text.capacity() == 0 {
+                    text.reserve(b.len() / 16);
+                }
+                text.push_str(&body[copied..start]);
+                cut_total += pos - start;
+                cuts.push((text.len(), cut_total));
+                copied = pos;
+            }
+        }
+        base += 64;
+    }
+    if in_string || cuts.is_empty() {
+        return None;
+    }
+    text.push_str(&body[copied..]);
+    Some((text, cuts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn long(s: &str) -> String {
+        s.repeat(4 * CUT / s.len() + 1)
+    }
+
+    #[test]
+    fn long_strings_are_cut_and_map_back() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let a = long(r#"line \"one\"\n\u00e9 "#);
+        let body =
+            format!(r#"{{"k": "short", "big": "{a}", "list": ["{a}", 1, "x"], "end": true}}"#);
+        let s = Skeleton::of(&body);
+        assert_eq!(
+            s.text(),
+            r#"{"k": "short", "big": "", "list": ["", 1, "x"], "end": true}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(s.text()).unwrap();
+        assert_eq!(v["end"], true);
+        // Each cut "" maps onto its whole literal in the body.
+        let first = s.text().find(r#""""#).unwrap();
+        let r = s.range(first..first + 2);
+        assert_eq!(&body[r.clone()], format!("\"{a}\""));
+        let second = s.text().rfind(r#""""#).unwrap();
+        assert_eq!(&body[s.range(second..second + 2)], format!("\"{a}\""));
+        // Offsets after the cuts shift by what was cut.
+        let end = s.text().find("\"end\"").unwrap();
+        assert_eq!(&body[s.range(end..end + 5)], "\"end\"");
+        // A raw value holding cut strings spans them in the body.
+        let list = s.text().find('[').unwrap();
+        let close = s.text().find(']').unwrap();
+        assert_eq!(
+            &body[s.range(list..close + 1)],
+            format!(r#"["{a}", 1, "x"]"#)
+        );
+    }
+
+    #[test]
+    fn what_serde_would_refuse_is_left_whole() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let a = long("abc");
+        for bad in [
+            format!(r#"{{"x": "{a}\q"}}"#),
+            format!(r#"{{"x": "{a}\u12G4"}}"#),
+            format!("{{\"x\": \"{a}\u{1}\"}}"),
+            format!(r#"{{"x": "{a}"#),
+        ] {
+            let s = Skeleton::of(&bad);
+            assert_eq!(s.text(), bad, "{bad:?}");
+        }
+        // An escaped quote and escaped backslashes do not end a string.
+        let tricky = format!(r#"{{"x": "{a}\\\"\\", "y": "{a}\\\\"}}"#);
+        let s = Skeleton::of(&tricky);
+        assert_eq!(s.text(), r#"{"x": "", "y": ""}"#);
+    }
+
+    proptest::proptest! {
+        /// The skeleton parses to the body's JSON with some long strings
+        /// emptied; every cut `""` maps back onto a literal of the body; a
+        /// body serde refuses keeps a skeleton serde refuses.
+        #[test]
+        fn the_skeleton_is_the_body_with_long_strings_emptied(
+            parts in proptest::collection::vec(
+                proptest::sample::select(&[
+                    "a", "\\n", "\\\"", "\\\\", "\\u00e9", "é", "{}", " ", "xyz0123", "\\t", "/",
+                    "[", "]", ":", ",", "\\q", "\u{1}", "\"",
+                ][..]),
+                0..400,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 1..8),
+        ) {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                return Ok(());
+            }
+            let values: Vec<String> = cuts
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    let text = parts[..k.min(parts.len())].concat();
+                    match i % 3 {
+                        0 => format!("\"{text}\""),
+                        1 => format!("\"{}\"", long("q\\\"")),
+                        _ => format!("[\"{text}\", {i}]"),
+                    }
+                })
+                .collect();
+            let body = format!(
+                "{{{}}}",
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("\"k{i}\": {v}"))
+                    .collect::<Vec<_>>()
+                    .join(",\n")
+            );
+            let s = Skeleton::of(&body);
+            let Ok(whole) = serde_json::from_str::<serde_json::Value>(&body) else {
+                proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(s.text()).is_err());
+                return Ok(());
+            };
+            let skel: serde_json::Value = serde_json::from_str(s.text()).unwrap();
+            fn same(whole: &serde_json::Value, skel: &serde_json::Value) -> bool {
+                use serde_json::Value::{Array, Object, String};
+                match (whole, skel) {
+                    (String(_), String(t)) if t.is_empty() => true,
+                    (Array(a), Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+                    (Object(a), Object(b)) => {
+                        a.len() == b.len() && a.iter().zip(b).all(|((k, x), (l, y))| k == l && same(x, y))
+                    }
+                    (x, y) => x == y,
+                }
+            }
+            proptest::prop_assert!(same(&whole, &skel), "{}\n{}", body, s.text());
+            let mut from = 0;
+            while let Some(k) = s.text()[from..].find("\"\"") {
+                let at = from + k;
+                let lit = &body[s.range(at..at + 2)];
+                proptest::prop_assert!(serde_json::from_str::<String>(lit).is_ok(), "{lit}");
+                from = at + 2;
+            }
+        }
+    }
+}
