@@ -141,7 +141,7 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             tail.as_ptr()
         };
         // SAFETY: 64 bytes are readable from `p` (the body or `tail`).
-        let (quotes, backslashes, controls) = unsafe {
+        let (quotes, backslashes, controls, escapable, us) = unsafe {
             let v0 = _mm256_loadu_si256(p as *const __m256i);
             let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
             let eq = |v: __m256i, x: __m256i| {
@@ -151,32 +151,40 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             let low = |v: __m256i| {
                 _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f)) as u32 as u64
             };
+            // Bytes that may end an escape: " / b f n r t u.
+            let ends = |v: __m256i| {
+                let mut m = _mm256_setzero_si256();
+                for c in [b'"', b'/', b'b', b'f', b'n', b'r', b't', b'u'] {
+                    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8)));
+                }
+                _mm256_movemask_epi8(m) as u32 as u64
+            };
+            let u = _mm256_set1_epi8(b'u' as i8);
             (
                 eq(v0, quote) | eq(v1, quote) << 32,
                 eq(v0, backslash) | eq(v1, backslash) << 32,
                 low(v0) | low(v1) << 32,
+                ends(v0) | ends(v1) << 32,
+                eq(v0, u) | eq(v1, u) << 32,
             )
         };
-        // Bytes escaped by a backslash: each backslash not itself escaped
-        // escapes the byte after it, which must make a valid escape.
-        let mut escaped = carry;
-        carry = 0;
-        let mut pending = backslashes & !escaped;
-        while pending != 0 {
-            let i = pending.trailing_zeros() as usize;
-            pending &= pending - 1;
-            let at = base + i + 1;
-            match b.get(at)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                b'u' if b.get(at + 1..at + 5)?.iter().all(u8::is_ascii_hexdigit) => {}
-                _ => return None,
+        let (escaped, next) = escapes(backslashes, carry);
+        carry = next;
+        // Each byte ending an escape must make a valid one (`\\` is), a
+        // `\u` with four hex digits.
+        if escaped & !escapable != 0 {
+            return None;
+        }
+        let mut hex = escaped & us;
+        while hex != 0 {
+            let at = base + hex.trailing_zeros() as usize;
+            hex &= hex - 1;
+            if !b.get(at + 1..at + 5)?.iter().all(u8::is_ascii_hexdigit) {
+                return None;
             }
-            if i == 63 {
-                carry = 1;
-            } else {
-                escaped |= 1 << (i + 1);
-                pending &= !(1 << (i + 1));
-            }
+        }
+        if carry != 0 && base + 64 >= b.len() {
+            return None;
         }
         let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         let mut real = quotes & !escaped & valid;
@@ -218,6 +226,26 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
     }
     text.push_str(&body[copied..]);
     Some((text, cuts))
+}
+
+/// The bytes of a 64-byte block that end an escape (`\"`, `\n`, not the
+/// second backslash of `\\`), and whether the first byte of the next block
+/// does; `carry` says whether this block's first byte does. A run of
+/// backslashes escapes the byte after it when the run is odd. Adding a
+/// run's first bit to the backslash mask carries through the run onto the
+/// byte after it, and a run from an even position is odd exactly when that
+/// byte is at an odd one (and the other way round).
+fn escapes(backslashes: u64, carry: u64) -> (u64, u64) {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    // A backslash escaped by the last block's run is no run's start.
+    let b = backslashes & !carry;
+    let starts = b & !(b << 1);
+    let (from_even, _) = b.overflowing_add(starts & EVEN);
+    // A run from an odd position through the last byte is odd: it escapes
+    // the next block's first byte.
+    let (from_odd, out) = b.overflowing_add(starts & !EVEN);
+    let after = (from_even & !b & !EVEN) | (from_odd & !b & EVEN);
+    ((after | carry) & !backslashes, u64::from(out))
 }
 
 #[cfg(test)]
@@ -283,6 +311,37 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Escape ends from the bit masks equal a byte-by-byte walk, over
+        /// two blocks (runs that cross between them included).
+        #[test]
+        fn escape_ends_match_a_walk(bits in proptest::collection::vec(proptest::bool::weighted(0.6), 128)) {
+            let bytes: Vec<u8> = bits.iter().map(|&b| if b { b'\\' } else { b'x' }).collect();
+            let mut want = vec![false; 129];
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'\\' {
+                    if bytes.get(i + 1) != Some(&b'\\') {
+                        want[i + 1] = true;
+                    }
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            let mask = |block: &[u8]| {
+                block.iter().enumerate().fold(0u64, |m, (k, &c)| m | (u64::from(c == b'\\') << k))
+            };
+            let (first, carry) = escapes(mask(&bytes[..64]), 0);
+            let (second, last) = escapes(mask(&bytes[64..]), carry);
+            let mut got = vec![false; 129];
+            for k in 0..64 {
+                got[k] = first & (1 << k) != 0;
+                got[64 + k] = second & (1 << k) != 0;
+            }
+            got[128] = last != 0;
+            proptest::prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(&bytes));
+        }
+
         /// The skeleton parses to the body's JSON with some long strings
         /// emptied; every cut `""` maps back onto a literal of the body; a
         /// body serde refuses keeps a skeleton serde refuses.
