@@ -130,6 +130,23 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
     let c1f = _mm256_set1_epi8(0x1f);
+    let nibble = _mm256_set1_epi8(0x0f);
+    let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
+    for c in [b'"', b'/', b'b', b'f', b'n', b'r', b't', b'u'] {
+        lo[usize::from(c & 15)] |= 1 << (c >> 4);
+        lo[usize::from(c & 15) + 16] |= 1 << (c >> 4);
+    }
+    for h in 0..8 {
+        hi[h] = 1 << h;
+        hi[h + 16] = 1 << h;
+    }
+    // SAFETY: 32-byte loads of 32-byte tables.
+    let (escapable_lo, escapable_hi) = unsafe {
+        (
+            _mm256_loadu_si256(lo.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(hi.as_ptr() as *const __m256i),
+        )
+    };
     let mut base = 0;
     while base < b.len() {
         let n = (b.len() - base).min(64);
@@ -151,13 +168,17 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             let low = |v: __m256i| {
                 _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f)) as u32 as u64
             };
-            // Bytes that may end an escape: " / b f n r t u.
+            // Bytes that may end an escape (" / b f n r t u): byte `v` is
+            // one when the table row of its low nibble has the bit of its
+            // high nibble.
             let ends = |v: __m256i| {
-                let mut m = _mm256_setzero_si256();
-                for c in [b'"', b'/', b'b', b'f', b'n', b'r', b't', b'u'] {
-                    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8)));
-                }
-                _mm256_movemask_epi8(m) as u32 as u64
+                let lo = _mm256_shuffle_epi8(escapable_lo, _mm256_and_si256(v, nibble));
+                let hi = _mm256_shuffle_epi8(
+                    escapable_hi,
+                    _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble),
+                );
+                let none = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256());
+                !(_mm256_movemask_epi8(none) as u32) as u64
             };
             let u = _mm256_set1_epi8(b'u' as i8);
             (
@@ -188,10 +209,13 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
         }
         let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         let mut real = quotes & !escaped & valid;
-        // Inside a string: from an opening quote up to its closing one.
+        // Inside a string: from an opening quote up to its closing one
+        // (most blocks of a long string have no quote that counts).
         let mut inside = real;
-        for s in [1, 2, 4, 8, 16, 32] {
-            inside ^= inside << s;
+        if real != 0 {
+            for s in [1, 2, 4, 8, 16, 32] {
+                inside ^= inside << s;
+            }
         }
         if in_string {
             inside = !inside;
