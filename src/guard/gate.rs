@@ -1064,7 +1064,18 @@ impl Searcher {
                     };
                     if step == 0 {
                         // The first test over the words to try, keeping
-                        // those where it holds.
+                        // those where it holds (over every word: one pass
+                        // the compiler vectorises, then the list).
+                        if near == u64::MAX >> (64 - words) {
+                            for (i, ri) in r[..words].iter_mut().enumerate() {
+                                *ri = at(i);
+                            }
+                            for (i, &ri) in r[..words].iter().enumerate() {
+                                live[n_live] = i as u8;
+                                n_live += usize::from(ri != 0);
+                            }
+                            continue;
+                        }
                         let mut pending = near;
                         while pending != 0 {
                             let i = pending.trailing_zeros() as usize;
