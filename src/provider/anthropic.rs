@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::skeleton::Skeleton;
 use super::{
-    decode_str, first_byte, string_leaves, BodyError, KindSet, Location, ParsedRequest, PartKind,
+    first_byte, read_model, string_leaves, BodyError, KindSet, Location, ParsedRequest, PartKind,
     Role, TextSegment,
 };
 
@@ -256,30 +256,15 @@ impl<'a> Ctx<'a, '_, '_> {
     }
 }
 
-pub(crate) fn parse_request(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
-    parse_skeleton(&Skeleton::of(body), kinds)
-}
-
-/// Parses a skeleton (serde walks the body without the contents of its long
-/// strings); texts are lent from the body.
+/// Parses a request body through its skeleton (serde walks the body
+/// without the contents of its long strings); texts are lent from the body.
 pub(crate) fn parse_skeleton<'a>(
     skeleton: &Skeleton<'a>,
     kinds: KindSet,
 ) -> Result<ParsedRequest<'a>, BodyError> {
-    let body = skeleton.body();
-    let parsed: Body<'_> = serde_json::from_str(skeleton.text()).map_err(|e| {
-        // Positions in the message are the body's.
-        let e = serde_json::from_str::<Body<'_>>(body).err().unwrap_or(e);
-        BodyError(format!("invalid JSON: {e}"))
-    })?;
+    let parsed: Body<'_> = skeleton.parse()?;
     let mut out = ParsedRequest::default();
-    if let Some(raw) = parsed.model {
-        let span = skeleton.span(raw);
-        out.model_raw = Some(span.clone());
-        if first_byte(raw) == b'"' {
-            out.model = Some(decode_str(body, span, || "model".into())?);
-        }
-    }
+    read_model(skeleton, parsed.model, &mut out)?;
     let mut cx = Ctx {
         skeleton,
         kinds,

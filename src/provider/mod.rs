@@ -336,16 +336,27 @@ pub(crate) fn span_of(body: &str, raw: &RawValue) -> Range<usize> {
     start..start + raw.get().len()
 }
 
-/// Decodes the JSON string literal at `span` of `body`, borrowing when it
-/// has no escapes.
-pub(crate) fn decode_str<'a>(
-    body: &'a str,
-    span: Range<usize>,
-    place: impl FnOnce() -> String,
-) -> Result<Cow<'a, str>, BodyError> {
-    body.get(span)
-        .and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw).ok())
-        .ok_or_else(|| BodyError(format!("{}: expected a string", place())))
+/// Records the `model` value's place in the body and, when it is a
+/// string, its name (read from the body: a skeleton may have cut it).
+pub(crate) fn read_model<'a>(
+    skeleton: &skeleton::Skeleton<'a>,
+    raw: Option<&RawValue>,
+    out: &mut ParsedRequest<'a>,
+) -> Result<(), BodyError> {
+    let Some(raw) = raw else {
+        return Ok(());
+    };
+    let span = skeleton.span(raw);
+    out.model_raw = Some(span.clone());
+    if first_byte(raw) == b'"' {
+        let name = skeleton
+            .body()
+            .get(span)
+            .and_then(|lit| serde_json::from_str::<Cow<'a, str>>(lit).ok())
+            .ok_or_else(|| BodyError("model: expected a string".into()))?;
+        out.model = Some(name);
+    }
+    Ok(())
 }
 
 /// First significant byte of a raw JSON value.
@@ -363,10 +374,11 @@ pub fn parse_request(
     if !body.trim_start().starts_with('{') {
         return Err(BodyError("the body must be a JSON object".into()));
     }
+    let skeleton = skeleton::Skeleton::of(body);
     if openai_schema {
-        openai::parse_request(body, kinds)
+        openai::parse_skeleton(&skeleton, kinds)
     } else {
-        anthropic::parse_request(body, kinds)
+        anthropic::parse_skeleton(&skeleton, kinds)
     }
 }
 

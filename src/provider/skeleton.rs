@@ -29,6 +29,8 @@ use std::ops::Range;
 
 use serde_json::value::RawValue;
 
+use super::BodyError;
+
 /// String contents shorter than this are left in the skeleton.
 const CUT: usize = 256;
 
@@ -78,6 +80,15 @@ impl<'a> Skeleton<'a> {
     /// The body the skeleton stands for.
     pub(crate) fn body(&self) -> &'a str {
         self.body
+    }
+
+    /// The skeleton parsed as `T`; an error names the body's own line and
+    /// column (the body is parsed again for it).
+    pub(crate) fn parse<'s, T: serde::Deserialize<'s>>(&'s self) -> Result<T, BodyError> {
+        serde_json::from_str(&self.text).map_err(|e| {
+            let e = serde_json::from_str::<T>(self.body).err().unwrap_or(e);
+            BodyError(format!("invalid JSON: {e}"))
+        })
     }
 
     /// The body offset of skeleton offset `pos`.
