@@ -539,15 +539,19 @@ mod tests {
     fn same_as_whole(openai_schema: bool, body: &str) {
         let cut = skeleton::Skeleton::of(body);
         let whole = skeleton::Skeleton::whole(body);
-        let parse = |s: &skeleton::Skeleton<'_>| {
-            let r = if openai_schema {
-                openai::parse_skeleton(s, KindSet::ALL)
-            } else {
-                anthropic::parse_skeleton(s, KindSet::ALL)
+        // Every kind, and one (what is not extracted must not change
+        // whether the body is accepted).
+        for kinds in [KindSet::ALL, KindSet::of(&[PartKind::ToolResult])] {
+            let parse = |s: &skeleton::Skeleton<'_>| {
+                let r = if openai_schema {
+                    openai::parse_skeleton(s, kinds)
+                } else {
+                    anthropic::parse_skeleton(s, kinds)
+                };
+                format!("{r:?}")
             };
-            format!("{r:?}")
-        };
-        assert_eq!(parse(&cut), parse(&whole), "{body}");
+            assert_eq!(parse(&cut), parse(&whole), "{body}");
+        }
     }
 
     #[test]
@@ -593,6 +597,49 @@ mod tests {
         same_as_whole(true, &openai);
         // The long strings were cut.
         assert!(skeleton::Skeleton::of(&anthropic[1]).text().len() < anthropic[1].len() / 4);
+        // Bodies with quotes, backslashes, escapes, brackets and control
+        // bytes spliced in anywhere, valid or not: the same either way.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let pieces = [
+            "\"",
+            "\\",
+            "\\\"",
+            "\\u00e9",
+            "\\ud800",
+            "\\q",
+            "\\n",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\u{1}",
+            "é",
+            " ",
+            "\\\\",
+            "\\ud83d\\ude00",
+            "\\udc00",
+            "\\ud83d",
+        ];
+        for _ in 0..600 {
+            let mut body = anthropic[1].clone();
+            for _ in 0..rnd() % 4 + 1 {
+                let mut at = rnd() % body.len();
+                while !body.is_char_boundary(at) {
+                    at -= 1;
+                }
+                body.insert_str(at, pieces[rnd() % pieces.len()]);
+            }
+            same_as_whole(false, &body);
+            same_as_whole(true, &body);
+        }
     }
 
     #[test]
