@@ -685,6 +685,9 @@ pub struct Searcher {
     classes: Vec<ClassTable>,
     tests: Vec<Test>,
     masks: Vec<MaskAtom>,
+    /// The class of exactly the ten digits, if an atom has it (its words
+    /// near a run of three bound where digit-run atoms are tried).
+    digits: Option<usize>,
     avx2: bool,
 }
 
@@ -903,6 +906,7 @@ impl Searcher {
             per_teddy,
             automaton,
             tests: class_list.iter().map(|&c| Test::new(c)).collect(),
+            digits: class_list.iter().position(|c| c.0 == 0x3ff << b'0'),
             classes: class_list.into_iter().map(ClassTable::new).collect(),
             masks,
             avx2: avx2(),
@@ -991,10 +995,7 @@ impl Searcher {
         let mut r = [0u64; WORDS];
         // Words still in the running for the current atom.
         let mut live = [0u8; WORDS];
-        let digits = self.classes.iter().position(|c| {
-            (b'0'..=b'9').all(|d| c.table[d as usize])
-                && c.table.iter().filter(|&&t| t).count() == 10
-        });
+        let digits = self.digits;
         let mut chunk = 0;
         while chunk * WORDS * 64 < raw.len() {
             let first = chunk * WORDS;

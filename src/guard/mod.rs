@@ -232,8 +232,6 @@ struct FastPath {
     /// holds (bytes, ASCII digits, punctuation); a region of plain text
     /// that offers no branch its need holds no match.
     needs: Vec<Vec<gate::Need>>,
-    /// Per normalised pattern: the fewest bytes any of its needs asks for.
-    min_len: Vec<usize>,
     /// Finds every gated pattern's atoms (group = pattern index).
     searcher: Option<gate::Searcher>,
     /// Every byte some gate's atoms can hold: a suspect character matters
@@ -254,12 +252,10 @@ impl FastPath {
         let mut ungated = (Vec::new(), Vec::new());
         for (i, src) in sources.iter().enumerate() {
             let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok();
-            let needs = hir
-                .as_ref()
-                .map_or_else(|| vec![gate::Need::default()], gate::needs);
-            fast.min_len
-                .push(needs.iter().map(|n| n.len).min().unwrap_or(0));
-            fast.needs.push(needs);
+            fast.needs.push(
+                hir.as_ref()
+                    .map_or_else(|| vec![gate::Need::default()], gate::needs),
+            );
             let analysis = hir.map(|hir| gate::analyze(&hir)).filter(|a| a.local);
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
@@ -1078,7 +1074,7 @@ impl GuardSet {
                             && n.punct.bytes().all(has)
                     })
                 };
-                if (len < self.fast.min_len[p] || !holds()) && plain() {
+                if !holds() && plain() {
                     continue;
                 }
                 self.match_stretches(segments, &stretches, Which::One(p), applies, &mut found);

@@ -147,11 +147,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Message<'a> {
                 })
             }
         }
-        let m: Message<'de> = d.deserialize_map(MessageVisitor)?;
-        Ok(Message {
-            role: m.role,
-            content: m.content,
-        })
+        d.deserialize_map(MessageVisitor)
     }
 }
 

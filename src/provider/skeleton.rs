@@ -29,7 +29,7 @@ use std::ops::Range;
 
 use serde_json::value::RawValue;
 
-use super::BodyError;
+use super::{literal, BodyError};
 
 /// String contents shorter than this are left in the skeleton.
 const CUT: usize = 256;
@@ -138,8 +138,8 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
     let mut start = 0;
     // The first byte of the next block follows an escaping backslash.
     let mut carry = 0u64;
-    // Where the backslash of the low half must stand after a high one.
-    let mut pending_low: Option<usize> = None;
+    // The last `\u` escape seen: a string cut after one is checked whole.
+    let mut last_u = None;
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
     let c1f = _mm256_set1_epi8(0x1f);
@@ -204,33 +204,13 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
         };
         let (escaped, next) = escapes(backslashes, carry);
         carry = next;
-        // Each byte ending an escape must make a valid one (`\\` is), a
-        // `\u` with four hex digits.
+        // Each byte ending an escape must make a valid one (`\\` is).
         if escaped & !escapable != 0 {
             return None;
         }
-        let mut hex = escaped & us;
-        while hex != 0 {
-            let at = base + hex.trailing_zeros() as usize;
-            hex &= hex - 1;
-            let digits = std::str::from_utf8(b.get(at + 1..at + 5)?).ok()?;
-            if !digits.bytes().all(|d| d.is_ascii_hexdigit()) {
-                return None;
-            }
-            // Surrogates only in pairs: serde refuses a lone one in a string
-            // it decodes and lets it pass in one it skips; which it does
-            // depends on the field, so such a body is parsed whole.
-            let unit = u16::from_str_radix(digits, 16).ok()?;
-            match pending_low.take() {
-                Some(p) if at - 1 == p && (0xdc00..=0xdfff).contains(&unit) => continue,
-                Some(_) => return None,
-                None => {}
-            }
-            match unit {
-                0xd800..=0xdbff => pending_low = Some(at + 5),
-                0xdc00..=0xdfff => return None,
-                _ => {}
-            }
+        let hex = escaped & us;
+        if hex != 0 {
+            last_u = Some(base + 63 - hex.leading_zeros() as usize);
         }
         if carry != 0 && base + 64 >= b.len() {
             return None;
@@ -262,6 +242,14 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             }
             in_string = false;
             if pos - start >= CUT {
+                // Its `\u` escapes as serde would decode them (four hex
+                // digits, surrogates in pairs): serde refuses a lone
+                // surrogate in a string it decodes and lets it pass in one
+                // it skips, and which it does depends on the field, so such
+                // a body is parsed whole.
+                if last_u.is_some_and(|u| u > start) && !literal::validate(&body[start..pos]) {
+                    return None;
+                }
                 if text.capacity() == 0 {
                     text.reserve(b.len() / 16);
                 }
@@ -273,7 +261,7 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
         }
         base += 64;
     }
-    if in_string || cuts.is_empty() || pending_low.is_some() {
+    if in_string || cuts.is_empty() {
         return None;
     }
     text.push_str(&body[copied..]);
