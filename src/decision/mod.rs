@@ -357,10 +357,7 @@ pub fn response_plan(
     if !ctx.inspect_response || !(200..300).contains(&status) {
         return ResponsePlan::Skip;
     }
-    let kind = match ctx.style {
-        ErrorStyle::Anthropic => StreamKind::Anthropic,
-        ErrorStyle::OpenAi => StreamKind::OpenAi,
-    };
+    let kind = StreamKind::from(ctx.style);
     let ct = content_type
         .unwrap_or("")
         .split(';')

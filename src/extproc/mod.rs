@@ -751,11 +751,8 @@ impl StreamState {
             response_masked = r.masked,
             "response decision"
         );
-        let kind = match self.response {
-            ResponseState::Stream(ref g) => g.kind(),
-            ResponseState::Json(k) => k,
-            _ => self.stream_kind(),
-        };
+        // The kind every response reader of this stream was built with.
+        let kind = self.stream_kind();
         let usage_md = self
             .telemetry
             .on_usage(&token_usage(kind, usage), model.as_deref());
@@ -772,10 +769,7 @@ impl StreamState {
     fn stream_kind(&self) -> StreamKind {
         self.ctx
             .as_ref()
-            .map_or(StreamKind::Anthropic, |c| match c.style {
-                crate::provider::ErrorStyle::OpenAi => StreamKind::OpenAi,
-                crate::provider::ErrorStyle::Anthropic => StreamKind::Anthropic,
-            })
+            .map_or(StreamKind::Anthropic, |c| c.style.into())
     }
 
     /// An immediate response for a response-side decision (the request's

@@ -107,6 +107,15 @@ pub enum StreamKind {
     OpenAi,
 }
 
+impl From<super::ErrorStyle> for StreamKind {
+    fn from(style: super::ErrorStyle) -> Self {
+        match style {
+            super::ErrorStyle::Anthropic => StreamKind::Anthropic,
+            super::ErrorStyle::OpenAi => StreamKind::OpenAi,
+        }
+    }
+}
+
 impl From<ProviderKind> for StreamKind {
     fn from(p: ProviderKind) -> Self {
         match p {
