@@ -125,6 +125,17 @@ fn messages_body(prompt: &str, stream: bool) -> Value {
     })
 }
 
+/// Posts [`messages_body`] as Claude Code does and waits for the response.
+async fn send_messages(gw: &Gateway, prompt: &str, stream: bool) -> reqwest::Response {
+    post_messages(
+        gw,
+        serde_json::to_vec(&messages_body(prompt, stream)).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
 fn post_messages(gw: &Gateway, body: Vec<u8>) -> reqwest::RequestBuilder {
     client()
         .post(gw.url("/v1/messages?beta=true"))
@@ -879,13 +890,7 @@ async fn policy_service_hanging_times_out_into_json_503() {
         }
     });
     let started = std::time::Instant::now();
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("Say hello", true)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "Say hello", true).await;
     let (status, ct, v) = json_of(resp).await;
     assert_eq!(
         status, 503,
@@ -1028,13 +1033,7 @@ async fn a_card_number_split_across_three_events_reaches_the_client_masked() {
             "1111-11",
             "11-1111, keep it safe.",
         ])));
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("What is my card?", true)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "What is my card?", true).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert!(content_type(&resp).starts_with("text/event-stream"));
     let body = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
@@ -1067,13 +1066,7 @@ async fn a_rejecting_response_guard_ends_the_stream_with_an_error_event() {
             "The launch ",
             "code is 0000 and more follows.",
         ])));
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("Tell me", true)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "Tell me", true).await;
     assert_eq!(resp.status().as_u16(), 200, "the stream had started");
     let body = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
     let last = body.trim_end().rsplit("\n\n").next().unwrap();
@@ -1109,13 +1102,7 @@ async fn json_responses_are_masked_or_refused_whole() {
     gw.upstream().script(common::Scripted::Text(
         "Card 4111-1111-1111-1111 on file.".into(),
     ));
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("card?", false)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "card?", false).await;
     assert_eq!(resp.status().as_u16(), 200);
     let len: usize = resp.headers()["content-length"]
         .to_str()
@@ -1129,13 +1116,7 @@ async fn json_responses_are_masked_or_refused_whole() {
 
     gw.upstream()
         .script(common::Scripted::Text("The launch code is 1234.".into()));
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("codes?", false)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "codes?", false).await;
     let (status, ct, v) = json_of(resp).await;
     assert_eq!(status, 403);
     assert!(ct.starts_with("application/json"));
@@ -1268,13 +1249,7 @@ fn with_token_usage(policy: &str, mode: &str) -> String {
 #[tokio::test]
 async fn only_streamed_responses_are_read_for_token_usage_by_default() {
     let gw = seed_gateway();
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("Say hello", false)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "Say hello", false).await;
     assert_eq!(resp.status().as_u16(), 200);
     let len = resp.headers().get("content-length").cloned();
     let got = resp.bytes().await.unwrap();
@@ -1293,13 +1268,7 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
     assert_eq!(stats.get("server_half_closed"), Some(&1), "{stats:?}");
 
     // A streamed answer: read, byte for byte unchanged, without its headers.
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("Say hello again", true)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "Say hello again", true).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
         resp.bytes().await.unwrap(),
@@ -1350,13 +1319,7 @@ async fn token_usage_all_reads_non_streamed_responses() {
         &with_token_usage(SEED_POLICY, "All"),
         &[("anthropic-secret", ANTHROPIC_SECRET)],
     );
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("Say hello", false)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "Say hello", false).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
         resp.bytes().await.unwrap(),
@@ -1380,13 +1343,7 @@ async fn token_usage_off_leaves_responses_to_envoy_but_not_response_guards() {
         &with_token_usage(SEED_POLICY, "Off"),
         &[("anthropic-secret", ANTHROPIC_SECRET)],
     );
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("Say hello", true)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "Say hello", true).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
         resp.bytes().await.unwrap(),
@@ -1406,13 +1363,7 @@ async fn token_usage_off_leaves_responses_to_envoy_but_not_response_guards() {
     gw.upstream().script(common::Scripted::Text(
         "Card 4111-1111-1111-1111 on file.".into(),
     ));
-    let resp = post_messages(
-        &gw,
-        serde_json::to_vec(&messages_body("card?", false)).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
+    let resp = send_messages(&gw, "card?", false).await;
     let (status, _, v) = json_of(resp).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["content"][0]["text"], "Card <CARD> on file.");
