@@ -27,7 +27,7 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use unicode_normalization::UnicodeNormalization;
 
 /// A set of ASCII bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Ascii(pub u128);
 
 impl Ascii {
@@ -459,14 +459,33 @@ pub fn produces(c: char) -> Ascii {
 }
 
 /// What every match through one branch of a pattern holds: at least `len`
-/// bytes, `digits` ASCII digits, and each ASCII punctuation byte of
-/// `punct`. A phone number pattern's branches: ten digits, or a `+` and
-/// two; a region of plain text with five digits and no `+` holds none.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// bytes, `digits` ASCII digits, each ASCII punctuation byte of `punct`,
+/// and each of `words`. A phone number pattern's branches: ten digits, or
+/// a `+` and two; a region of plain text with five digits and no `+` holds
+/// none. `do not (share|forward)`: `do`, `not` and `share`, or `do`, `not`
+/// and `forward`; a region around `forward` without `not` holds none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Need {
     pub len: usize,
     pub digits: usize,
     pub punct: Ascii,
+    /// Lower-case runs of [`word_byte`]s every match holds (up to ASCII
+    /// case), longest first, at most [`MAX_WORDS`].
+    pub words: Vec<Box<[u8]>>,
+}
+
+/// Words kept per branch: the longest (the rarest, roughly).
+const MAX_WORDS: usize = 4;
+
+/// Shortest word worth looking for.
+const MIN_WORD: usize = 2;
+
+/// A byte that is itself in plain literal text and in its normalised text
+/// alike: printable ASCII but for white space and the bytes JSON may
+/// escape (`"`, `\`, `/`), so a word of them that normalised plain text
+/// holds, its raw bytes hold too, in one piece.
+pub fn word_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'/')
 }
 
 impl Need {
@@ -474,21 +493,67 @@ impl Need {
     fn common(needs: &[Need]) -> Need {
         needs
             .iter()
-            .copied()
+            .cloned()
             .reduce(|a, b| Need {
                 len: a.len.min(b.len),
                 digits: a.digits.min(b.digits),
                 punct: Ascii(a.punct.0 & b.punct.0),
+                words: a
+                    .words
+                    .into_iter()
+                    .filter(|w| b.words.contains(w))
+                    .collect(),
             })
             .unwrap_or_default()
     }
 
-    fn then(self, next: Need) -> Need {
+    fn then(self, next: &Need) -> Need {
+        let mut words = self.words;
+        words.extend(next.words.iter().cloned());
         Need {
             len: self.len.saturating_add(next.len),
             digits: self.digits.saturating_add(next.digits),
             punct: self.punct.union(next.punct),
+            words: tidy(words),
         }
+    }
+
+    fn with_word(mut self, word: &[u8]) -> Need {
+        if word.len() >= MIN_WORD {
+            self.words.push(word.into());
+            self.words = tidy(self.words);
+        }
+        self
+    }
+}
+
+/// Words longest first, no duplicates, no word inside another kept one,
+/// at most [`MAX_WORDS`].
+fn tidy(mut words: Vec<Box<[u8]>>) -> Vec<Box<[u8]>> {
+    words.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    let mut kept: Vec<Box<[u8]>> = Vec::new();
+    for w in words {
+        if !kept.iter().any(|k| k.windows(w.len()).any(|x| x == &w[..])) {
+            kept.push(w);
+        }
+    }
+    kept.truncate(MAX_WORDS);
+    kept
+}
+
+/// The bytes `hir` matches, lower-cased, when it matches one run of
+/// bytes up to ASCII case in plain text (a literal, a letter in either
+/// case; members outside ASCII never occur in plain text).
+fn fixed_bytes(hir: &Hir) -> Option<Vec<u8>> {
+    match hir.kind() {
+        HirKind::Literal(l) => {
+            l.0.iter()
+                .all(u8::is_ascii)
+                .then(|| l.0.to_ascii_lowercase())
+        }
+        HirKind::Class(c) => ascii_part(c).single_folded().map(|b| vec![b]),
+        HirKind::Capture(c) => fixed_bytes(&c.sub),
+        _ => None,
     }
 }
 
@@ -500,7 +565,7 @@ const MAX_BRANCHES: usize = 16;
 pub fn needs(hir: &Hir) -> Vec<Need> {
     const DIGITS: u128 = 0x3ff << b'0';
     let capped = |mut list: Vec<Need>| {
-        list.sort_by_key(|n| (n.len, n.digits, n.punct.0));
+        list.sort();
         list.dedup();
         if list.len() > MAX_BRANCHES {
             vec![Need::common(&list)]
@@ -511,15 +576,22 @@ pub fn needs(hir: &Hir) -> Vec<Need> {
     let punct = |b: u8| b.is_ascii_punctuation().then(|| Ascii::default().with(b));
     match hir.kind() {
         HirKind::Empty | HirKind::Look(_) => vec![Need::default()],
-        HirKind::Literal(l) => vec![Need {
-            len: l.0.len(),
-            digits: l.0.iter().filter(|b| b.is_ascii_digit()).count(),
-            punct: l
-                .0
-                .iter()
-                .filter_map(|&b| punct(b))
-                .fold(Ascii::default(), Ascii::union),
-        }],
+        HirKind::Literal(l) => {
+            let need = Need {
+                len: l.0.len(),
+                digits: l.0.iter().filter(|b| b.is_ascii_digit()).count(),
+                punct: l
+                    .0
+                    .iter()
+                    .filter_map(|&b| punct(b))
+                    .fold(Ascii::default(), Ascii::union),
+                words: Vec::new(),
+            };
+            let lower = l.0.to_ascii_lowercase();
+            vec![lower
+                .split(|&b| !word_byte(b))
+                .fold(need, |n, w| n.with_word(w))]
+        }
         HirKind::Class(c) => {
             let len = hir.properties().minimum_len().unwrap_or(0);
             vec![match ascii_class(c) {
@@ -530,6 +602,7 @@ pub fn needs(hir: &Hir) -> Vec<Need> {
                         1 => a.bytes().next().and_then(punct).unwrap_or_default(),
                         _ => Ascii::default(),
                     },
+                    words: Vec::new(),
                 },
                 None => Need {
                     len,
@@ -546,16 +619,43 @@ pub fn needs(hir: &Hir) -> Vec<Need> {
                 len: one.len.saturating_mul(n),
                 digits: one.digits.saturating_mul(n),
                 punct: one.punct,
+                words: one.words,
             }]
         }
-        HirKind::Concat(xs) => xs.iter().fold(vec![Need::default()], |acc, x| {
-            let next = needs(x);
-            capped(
-                acc.iter()
-                    .flat_map(|a| next.iter().map(|n| a.then(*n)))
-                    .collect(),
-            )
-        }),
+        HirKind::Concat(xs) => {
+            // Each part's needs in turn, and the words that runs of fixed
+            // parts spell (`s`, `e`, `c`, ... in either case: `secret`).
+            let mut acc = vec![Need::default()];
+            let mut word: Vec<u8> = Vec::new();
+            let flush = |acc: &mut Vec<Need>, word: &mut Vec<u8>| {
+                if word.len() >= MIN_WORD {
+                    *acc = acc.drain(..).map(|n| n.with_word(word)).collect();
+                }
+                word.clear();
+            };
+            for x in xs {
+                match fixed_bytes(x) {
+                    Some(bytes) => {
+                        for b in bytes {
+                            if word_byte(b) {
+                                word.push(b);
+                            } else {
+                                flush(&mut acc, &mut word);
+                            }
+                        }
+                    }
+                    None => flush(&mut acc, &mut word),
+                }
+                let next = needs(x);
+                acc = capped(
+                    acc.iter()
+                        .flat_map(|a| next.iter().map(|n| a.clone().then(n)))
+                        .collect(),
+                );
+            }
+            flush(&mut acc, &mut word);
+            capped(acc)
+        }
         HirKind::Alternation(xs) => capped(xs.iter().flat_map(needs).collect()),
     }
 }
@@ -1279,16 +1379,17 @@ fn escaped_backslash(raw: &[u8], i: usize) -> bool {
 /// Appends the raw offsets of suspect characters in a literal's content:
 /// `\b`, `\f` and `\u` escapes, DEL, and non-ASCII characters that
 /// normalisation maps to ASCII or removes.
-pub fn suspects(raw: &str, out: &mut Vec<u32>) {
+///
+/// Returns whether the literal is ASCII.
+pub fn suspects(raw: &str, out: &mut Vec<u32>) -> bool {
     let b = raw.as_bytes();
     #[cfg(target_arch = "x86_64")]
     if b.len() > 64 && std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was detected just now.
-        let done = unsafe { suspects_avx2(raw, out) };
-        suspects_scalar(raw, done, out);
-        return;
+        let (done, ascii) = unsafe { suspects_avx2(raw, out) };
+        return suspects_scalar(raw, done, out) && ascii;
     }
-    suspects_scalar(raw, 0, out);
+    suspects_scalar(raw, 0, out)
 }
 
 /// Whether byte `i` of a literal begins a suspect: a `\u`, `\b` or `\f`
@@ -1314,12 +1415,15 @@ fn suspect_non_ascii(raw: &str, at: usize, out: &mut Vec<u32>) -> usize {
     at + c.len_utf8()
 }
 
-/// [`suspects`] from byte `from` (a character boundary) on, byte by byte.
-fn suspects_scalar(raw: &str, from: usize, out: &mut Vec<u32>) {
+/// [`suspects`] from byte `from` (a character boundary) on, byte by byte;
+/// whether those bytes are ASCII.
+fn suspects_scalar(raw: &str, from: usize, out: &mut Vec<u32>) -> bool {
     let b = raw.as_bytes();
     let mut at = from;
+    let mut ascii = true;
     while at < b.len() {
         if b[at] >= 0x80 {
+            ascii = false;
             at = suspect_non_ascii(raw, at, out);
             continue;
         }
@@ -1328,13 +1432,14 @@ fn suspects_scalar(raw: &str, from: usize, out: &mut Vec<u32>) {
         }
         at += 1;
     }
+    ascii
 }
 
 /// [`suspects`] over whole 64-byte blocks that have a byte after them; returns
-/// the character boundary it stopped at.
+/// the character boundary it stopped at, and whether the blocks are ASCII.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn suspects_avx2(raw: &str, out: &mut Vec<u32>) -> usize {
+unsafe fn suspects_avx2(raw: &str, out: &mut Vec<u32>) -> (usize, bool) {
     use std::arch::x86_64::*;
     let b = raw.as_bytes();
     let (bs, del) = (_mm256_set1_epi8(b'\\' as i8), _mm256_set1_epi8(0x7f));
@@ -1365,6 +1470,7 @@ unsafe fn suspects_avx2(raw: &str, out: &mut Vec<u32>) -> usize {
     let mut at = 0;
     // Non-ASCII bytes before `skip` belong to a character already read.
     let mut skip = 0;
+    let mut any_high = false;
     while at + 65 <= b.len() {
         let p = b[at..].as_ptr();
         let (a0, h0) = mask(p);
@@ -1378,8 +1484,11 @@ unsafe fn suspects_avx2(raw: &str, out: &mut Vec<u32>) -> usize {
                 if !escaped_backslash(b, i) || b[i] == 0x7f {
                     out.push(i as u32);
                 }
-            } else if i >= skip {
-                skip = suspect_non_ascii(raw, i, out);
+            } else {
+                any_high = true;
+                if i >= skip {
+                    skip = suspect_non_ascii(raw, i, out);
+                }
             }
             ascii &= !(1 << (i - at));
             high &= !(1 << (i - at));
@@ -1387,7 +1496,7 @@ unsafe fn suspects_avx2(raw: &str, out: &mut Vec<u32>) -> usize {
         at += 64;
     }
     // The character the last block ended inside of, if any, was read.
-    at.max(skip)
+    (at.max(skip), !any_high)
 }
 
 #[cfg(test)]
@@ -1472,12 +1581,14 @@ mod tests {
                 Need {
                     len: 3,
                     digits: 2,
-                    punct: plus
+                    punct: plus,
+                    ..Need::default()
                 },
                 Need {
                     len: 10,
                     digits: 10,
-                    punct: Ascii::default()
+                    punct: Ascii::default(),
+                    ..Need::default()
                 }
             ]
         );
@@ -1488,7 +1599,8 @@ mod tests {
             vec![Need {
                 len: 1,
                 digits: 0,
-                punct: Ascii::default()
+                punct: Ascii::default(),
+                ..Need::default()
             }]
         );
         assert_eq!(
@@ -1496,12 +1608,53 @@ mod tests {
             vec![Need {
                 len: 2,
                 digits: 0,
-                punct: Ascii::default().with(b'@')
+                punct: Ascii::default().with(b'@'),
+                ..Need::default()
             }]
         );
         // Too many ways through merge into what they share.
         let many = n(r"(?:[a-z]|[0-9]|@|\.|-)(?:[a-z]|[0-9]|@|\.|-)");
         assert!(many.len() <= MAX_BRANCHES);
+    }
+
+    #[test]
+    fn branches_need_their_words() {
+        let words = |p: &str| -> Vec<Vec<String>> {
+            needs(&regex_syntax::parse(p).unwrap())
+                .iter()
+                .map(|n| {
+                    n.words
+                        .iter()
+                        .map(|w| String::from_utf8(w.to_vec()).unwrap())
+                        .collect()
+                })
+                .collect()
+        };
+        // Letters in either case spell a word; white space and `/` end one.
+        assert_eq!(
+            words(r"(?i)\bsecret sauce\b"),
+            vec![vec!["secret", "sauce"]]
+        );
+        assert_eq!(
+            words(r"(?i)do not (share|forward)"),
+            vec![vec!["share", "not", "do"], vec!["forward", "not", "do"]]
+        );
+        assert_eq!(
+            words(r"internal\.example\.com/[a-z]+"),
+            vec![vec!["internal.example.com"]]
+        );
+        // A class of more than one letter, a repetition that may be
+        // absent, an escapable byte: no word through them.
+        assert_eq!(words(r"ab[cd]ef"), vec![vec!["ab", "ef"]]);
+        assert_eq!(words(r"(?:abc)?def"), vec![vec!["def"]]);
+        assert_eq!(words(r#"ab"cd\\ef"#), vec![vec!["ab", "cd", "ef"]]);
+        // Words every branch of a repetition holds; the longest few.
+        assert_eq!(words(r"(?:xyz1|xyz2)+"), vec![Vec::<String>::new()]);
+        assert_eq!(words(r"(?:[0-9]word){2}"), vec![vec!["word"]]);
+        assert_eq!(
+            words(r"aaaaaa bbbbb cccc ddd ee ff"),
+            vec![vec!["aaaaaa", "bbbbb", "cccc", "ddd"]]
+        );
     }
 
     #[test]
@@ -1628,10 +1781,11 @@ mod tests {
             s in "([a-z\\\\ubf\u{7f}\"]|\\PC|[\u{ff41}\u{200b}\u{2026}é→]){0,300}",
         ) {
             let mut scalar = Vec::new();
-            suspects_scalar(&s, 0, &mut scalar);
+            let ascii = suspects_scalar(&s, 0, &mut scalar);
             let mut all = Vec::new();
-            suspects(&s, &mut all);
+            proptest::prop_assert_eq!(suspects(&s, &mut all), ascii);
             proptest::prop_assert_eq!(all, scalar);
+            proptest::prop_assert_eq!(ascii, s.is_ascii());
         }
     }
 

@@ -399,6 +399,35 @@ fn region_around(
     Region { start, end }
 }
 
+/// Raw literal text whose normalised form holds no byte, digit or word its
+/// raw bytes lack: ASCII (NFKC may expand other characters), no DEL and no
+/// `\b` escape (dropped as controls, they join their neighbours), no `\u`
+/// escape (it may stand for anything). Its other escapes hold their own
+/// character (`\"`) or white space (`\n`).
+fn plain_text(b: &[u8]) -> bool {
+    // Regions are short: a loop beats setting up searches.
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            0x7f..=0xff => return false,
+            b'\\' if matches!(b.get(i + 1), Some(b'u' | b'b')) => return false,
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// Whether `text` holds `word` (lower-case) up to ASCII case.
+fn contains_word(text: &[u8], word: &[u8]) -> bool {
+    let Some((&first, rest)) = word.split_first() else {
+        return true;
+    };
+    let last = text.len().saturating_sub(rest.len());
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), &text[..last])
+        .any(|i| text[i + 1..i + word.len()].eq_ignore_ascii_case(rest))
+}
+
 /// A gate hit (segment, raw offset, pattern) as one integer that sorts in
 /// that order.
 fn pack_hit(seg: usize, pos: u32, pattern: u32) -> u128 {
@@ -1018,7 +1047,8 @@ impl GuardSet {
             }
         }
         if let Some(searcher) = &self.fast.searcher {
-            let hits = self.gate_hits(searcher, segments, &unit);
+            let mut plain_segments = Vec::new();
+            let hits = self.gate_hits(searcher, segments, &unit, &mut plain_segments);
             // Last region searched per pattern.
             let mut done: Vec<Option<Region>> = vec![None; self.normalized.patterns.len()];
             let mut stretches = Vec::new();
@@ -1035,36 +1065,32 @@ impl GuardSet {
                 let region = region_around(segments, &unit, seg, pos, boundaries);
                 done[p] = Some(region);
                 region.stretches_into(segments, &mut stretches);
-                // Plain ASCII with no \u escape only shrinks when
-                // normalised, gains no digits and no punctuation (an
-                // escape such as \" holds its character; a \u escape may
-                // stand for a character NFKC expands): a region of it that
-                // offers no branch of the pattern its bytes, digits and
-                // punctuation holds no match.
+                // Plain text (see [`plain_text`]) only shrinks when
+                // normalised and gains no digits, no punctuation and no
+                // words: a region of it that offers no branch of the
+                // pattern its bytes, digits, punctuation and words holds no
+                // match.
+                let bytes =
+                    |(s, r): &(usize, Range<usize>)| &segments[*s].literal.as_bytes()[r.clone()];
                 let plain = || {
-                    stretches.iter().all(|(s, r)| {
-                        let b = &segments[*s].literal.as_bytes()[r.clone()];
-                        b.is_ascii() && memchr::memmem::find(b, b"\\u").is_none()
-                    })
+                    stretches
+                        .iter()
+                        .all(|x| plain_segments[x.0 - unit.start] || plain_text(bytes(x)))
                 };
                 let len =
                     stretches.iter().map(|(_, r)| r.len()).sum::<usize>() + stretches.len() - 1;
                 let count_digits = || {
                     stretches
                         .iter()
-                        .map(|(s, r)| {
-                            segments[*s].literal.as_bytes()[r.clone()]
-                                .iter()
-                                .filter(|b| b.is_ascii_digit())
-                                .count()
-                        })
+                        .map(|x| bytes(x).iter().filter(|b| b.is_ascii_digit()).count())
                         .sum::<usize>()
                 };
                 let has = |b: u8| {
-                    stretches.iter().any(|(s, r)| {
-                        memchr::memchr(b, &segments[*s].literal.as_bytes()[r.clone()]).is_some()
-                    })
+                    stretches
+                        .iter()
+                        .any(|x| memchr::memchr(b, bytes(x)).is_some())
                 };
+                let has_word = |w: &[u8]| stretches.iter().any(|x| contains_word(bytes(x), w));
                 let mut digits = None;
                 let mut holds = || {
                     self.fast.needs[p].iter().any(|n| {
@@ -1072,6 +1098,7 @@ impl GuardSet {
                             && (n.digits == 0
                                 || *digits.get_or_insert_with(count_digits) >= n.digits)
                             && n.punct.bytes().all(has)
+                            && n.words.iter().all(|w| has_word(w))
                     })
                 };
                 if !holds() && plain() {
@@ -1099,6 +1126,7 @@ impl GuardSet {
         searcher: &gate::Searcher,
         segments: &[TextSegment<'_>],
         unit: &Range<usize>,
+        plain: &mut Vec<bool>,
     ) -> Vec<u128> {
         let mut out = Vec::new();
         let mut hits = Vec::new();
@@ -1111,7 +1139,9 @@ impl GuardSet {
             suspects.clear();
             searcher.find(literal.as_bytes(), &mut hits);
             out.extend(hits.iter().map(|h| pack_hit(seg, h.pos, h.group)));
-            gate::suspects(literal, &mut suspects);
+            let ascii = gate::suspects(literal, &mut suspects);
+            // No suspect: no DEL, no `\b` or `\u` escape (see [`plain_text`]).
+            plain.push(ascii && suspects.is_empty());
             for &q in &suspects {
                 let q = q as usize;
                 if around.is_some_and(|r| r.contains(seg, q)) {

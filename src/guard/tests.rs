@@ -419,6 +419,7 @@ fn build_differential_set() -> GuardSet {
     - 'x+y'
     - 'secret.*sauce'
     - '^start here'
+    - 'patient id \d+'
 - name: blocked
   regex: {{action: Reject, matches: ['pine apple', 'k[a-z]lvin']}}
 "#,
@@ -456,6 +457,12 @@ const PIECES: &[&str] = &[
     "unconfidential",
     "do not\n\tshare",
     "do  not forward",
+    "do n\u{8}ot share",
+    "do not sh\u{7f}are",
+    "Do Not SHARE",
+    "patient id 42",
+    "Patient\u{8} ID\n9",
+    "pat\u{fb01}ent id 3",
     "emp-123",
     "emp-12",
     "internal.example.com/wiki",
