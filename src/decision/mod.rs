@@ -528,7 +528,7 @@ pub fn inspect_request_body<'p, 'b>(
             outcome,
         );
     }
-    let Ok(text) = std::str::from_utf8(body) else {
+    let Ok(text) = simdutf8::basic::from_utf8(body) else {
         return bad(
             400,
             ErrorKind::BadRequest,

@@ -1042,7 +1042,7 @@ impl Searcher {
             let end = (start + CHUNK + overlap).min(raw.len());
             let owned = (start + CHUNK).min(raw.len());
             buf.clear();
-            buf.extend(raw[start..end].iter().map(u8::to_ascii_lowercase));
+            lower_into(&raw[start..end], &mut buf, self.avx2);
             let lower = &buf[..];
             let searchers = self.teddy.len().max(usize::from(self.automaton.is_some()));
             for k in 0..searchers {
@@ -1244,6 +1244,23 @@ impl Searcher {
         }
         out[rest..count].iter_mut().for_each(|m| *m = 0);
     }
+}
+
+/// Appends `src` lower-cased (ASCII) to `dst`.
+fn lower_into(src: &[u8], dst: &mut Vec<u8>, avx2: bool) {
+    #[target_feature(enable = "avx2")]
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn lower_avx2(src: &[u8], dst: &mut Vec<u8>) {
+        // The same loop, vectorised 32 bytes wide.
+        dst.extend(src.iter().map(u8::to_ascii_lowercase));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: AVX2 was detected at construction.
+        return unsafe { lower_avx2(src, dst) };
+    }
+    let _ = avx2;
+    dst.extend(src.iter().map(u8::to_ascii_lowercase));
 }
 
 fn masks_scalar(blocks: &[u8], class: &ClassTable, out: &mut [u64]) {
