@@ -360,6 +360,43 @@ fn best_piece(classes: &[Ascii], word_start: bool) -> Option<Atom> {
     best
 }
 
+/// Whether every occurrence of `outer` holds an occurrence of `inner`
+/// that `inner`'s own word-start test keeps: at some offset, each class of
+/// `outer` is within `inner`'s class there.
+fn holds_atom(outer: &Atom, inner: &Atom) -> bool {
+    let n = inner.classes.len();
+    if n > outer.classes.len() {
+        return false;
+    }
+    (0..=outer.classes.len() - n).any(|k| {
+        (!inner.word_start || (k == 0 && outer.word_start))
+            && outer.classes[k..k + n]
+                .iter()
+                .zip(&inner.classes)
+                .all(|(o, i)| o.0 & !i.0 == 0)
+    })
+}
+
+/// The gate without atoms that hold another of its atoms: a match that
+/// holds such an atom holds the other, and a hit of either leads to the
+/// region around the match. A card number's dashed, spaced and bare
+/// branches all hold four digits in a row, so four digits is its gate.
+fn prune(gate: Gate) -> Gate {
+    let mut kept: Gate = Vec::with_capacity(gate.len());
+    // Shorter atoms first (the caller sorts), so an atom is tested against
+    // every atom it could hold.
+    for (i, a) in gate.iter().enumerate() {
+        let redundant = gate
+            .iter()
+            .enumerate()
+            .any(|(j, b)| j != i && holds_atom(a, b) && (!holds_atom(b, a) || j < i));
+        if !redundant {
+            kept.push(a.clone());
+        }
+    }
+    kept
+}
+
 /// A gate of `hir`: atoms one of which every match contains.
 fn required(hir: &Hir) -> Option<Gate> {
     if let Some((classes, w)) = fixed(hir) {
@@ -387,7 +424,7 @@ fn required(hir: &Hir) -> Option<Gate> {
             }
             gate.sort_by_key(|a| a.classes.len());
             gate.dedup();
-            Some(gate)
+            Some(prune(gate))
         }
         HirKind::Concat(xs) => {
             let mut options: Vec<Gate> = Vec::new();
@@ -892,7 +929,46 @@ impl Searcher {
                 wanted: vec![(ws, group)],
             }),
         };
-        for ((atom, group), stretch) in atoms.iter().zip(&stretches) {
+        // The literals an atom's small classes expand to, for those with
+        // no literal stretch.
+        let expansions: Vec<Option<Vec<Vec<u8>>>> = atoms
+            .iter()
+            .zip(&stretches)
+            .map(|((atom, _), stretch)| match stretch {
+                Some(_) => None,
+                None => (3..=atom.classes.len().min(LITERAL_WINDOW))
+                    .rev()
+                    .find_map(|len| expand(&atom.classes[..len], 8)),
+            })
+            .collect();
+        // Class-sequence atoms are searched with digit classes widened to
+        // all digits; such an atom that holds another of its pattern's
+        // (widened) adds no hit outside that one's regions (see [`prune`]).
+        let coarse = |a: &Atom| Atom {
+            classes: a.classes.iter().map(|&c| coarsen(c)).collect(),
+            word_start: a.word_start,
+        };
+        let is_mask: Vec<bool> = (0..atoms.len())
+            .map(|i| stretches[i].is_none() && expansions[i].is_none())
+            .collect();
+        let covered: Vec<bool> = (0..atoms.len())
+            .map(|i| {
+                let (a, g) = (&coarse(&atoms[i].0), atoms[i].1);
+                is_mask[i]
+                    && (0..atoms.len()).any(|j| {
+                        let b = &coarse(&atoms[j].0);
+                        j != i
+                            && is_mask[j]
+                            && atoms[j].1 == g
+                            && holds_atom(a, b)
+                            && (!holds_atom(b, a) || j < i)
+                    })
+            })
+            .collect();
+        for (i, ((atom, group), stretch)) in atoms.iter().zip(&stretches).enumerate() {
+            if covered[i] {
+                continue;
+            }
             if let Some((lit, ws)) = stretch {
                 // The window most atoms share, then the rarest.
                 let w = lit.len().min(LITERAL_WINDOW);
@@ -912,12 +988,9 @@ impl Searcher {
                 continue;
             }
             // Else a few literals its small classes expand to.
-            if let Some(list) = (3..=atom.classes.len().min(LITERAL_WINDOW))
-                .rev()
-                .find_map(|len| expand(&atom.classes[..len], 8))
-            {
+            if let Some(list) = &expansions[i] {
                 for bytes in list {
-                    add_literal(bytes, atom.word_start, *group);
+                    add_literal(bytes.clone(), atom.word_start, *group);
                 }
                 continue;
             }
@@ -1672,6 +1745,56 @@ mod tests {
             words(r"aaaaaa bbbbb cccc ddd ee ff"),
             vec![vec!["aaaaaa", "bbbbb", "cccc", "ddd"]]
         );
+    }
+
+    #[test]
+    fn atoms_that_hold_another_atom_leave_the_gate() {
+        let classes = |p: &str| -> Vec<usize> {
+            gate_of(p)
+                .gate
+                .unwrap()
+                .iter()
+                .map(|a| a.classes.len())
+                .collect()
+        };
+        // Every branch holds four digits in a row.
+        assert_eq!(
+            classes(r"\b(?:[0-9]{4} [0-9]{4}|[0-9]{4}-[0-9]{4}-[0-9]{4}|[0-9]{13})\b"),
+            vec![4]
+        );
+        // `xy@` holds `y@`, but `@z` holds neither.
+        assert_eq!(classes(r"xy@|y@|@z"), vec![2, 2]);
+        let atom = |s: &str, word_start: bool| Atom {
+            classes: s.bytes().map(|b| Ascii::default().with(b)).collect(),
+            word_start,
+        };
+        assert!(holds_atom(&atom("xab", false), &atom("ab", false)));
+        // A word-start atom is held only at the start of a word-start one:
+        // inside, the byte before it is a word byte.
+        assert!(!holds_atom(&atom("xab", true), &atom("ab", true)));
+        assert!(holds_atom(&atom("abx", true), &atom("ab", true)));
+        assert!(!holds_atom(&atom("abx", false), &atom("ab", true)));
+        // A class is held where the inner class takes all its bytes.
+        let digits = Ascii(0x3ff << b'0');
+        let two_to_six = Ascii(0x1f << b'2');
+        let wide = Atom {
+            classes: vec![digits; 4],
+            word_start: false,
+        };
+        let narrow = Atom {
+            classes: vec![two_to_six, digits, digits, digits],
+            word_start: false,
+        };
+        assert!(holds_atom(&narrow, &wide));
+        assert!(!holds_atom(&wide, &narrow));
+        // The searcher widens digit classes, and drops what that makes
+        // redundant: a card number is searched as four digits.
+        let card = gate_of(super::super::builtins::Builtin::CreditCard.pattern());
+        let atoms: Vec<(Atom, u32)> = card.gate.unwrap().into_iter().map(|a| (a, 0)).collect();
+        assert!(atoms.len() > 1);
+        let searcher = Searcher::new(&atoms);
+        assert_eq!(searcher.masks.len(), 1);
+        assert_eq!(searcher.masks[0].classes.len(), 4);
     }
 
     #[test]
