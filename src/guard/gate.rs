@@ -330,6 +330,29 @@ fn fixed(hir: &Hir) -> Option<(Vec<Ascii>, bool)> {
     }
 }
 
+/// An alternation of fixed branches of one length as one stretch of
+/// classes, merged position by position (it stands for more than the
+/// branches: `earn|fore` for `farn` too, which a gate may).
+fn merged_branches(hir: &Hir) -> Option<Vec<Ascii>> {
+    let HirKind::Alternation(xs) = hir.kind() else {
+        return None;
+    };
+    let mut merged: Option<Vec<Ascii>> = None;
+    for x in xs {
+        let (c, _) = fixed(x)?;
+        match &mut merged {
+            None => merged = Some(c),
+            Some(m) if m.len() == c.len() => {
+                for (a, b) in m.iter_mut().zip(c) {
+                    *a = a.union(b);
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+    merged.filter(|m| !m.is_empty())
+}
+
 /// Splits a stretch of classes into atoms at forbidden bytes (a class
 /// holding one is dropped) and keeps the rarest piece.
 fn best_piece(classes: &[Ascii], word_start: bool) -> Option<Atom> {
@@ -444,6 +467,16 @@ fn required(hir: &Hir) -> Option<Gate> {
                 if let Some((c, w)) = fixed(x) {
                     if run.is_empty() {
                         run_word |= w;
+                    }
+                    run.extend(c);
+                    continue;
+                }
+                if let Some(c) = merged_branches(x) {
+                    // Its branches apart are an option; merged, they carry
+                    // the stretch on (`(?:AKIA|ASIA|..)[A-Z2-7]{16}`: a
+                    // rare `A??A` then sixteen key bytes, one atom).
+                    if let Some(g) = required(x) {
+                        options.push(g);
                     }
                     run.extend(c);
                     continue;
@@ -1795,6 +1828,40 @@ mod tests {
         let searcher = Searcher::new(&atoms);
         assert_eq!(searcher.masks.len(), 1);
         assert_eq!(searcher.masks[0].classes.len(), 4);
+    }
+
+    #[test]
+    fn branches_of_one_length_carry_a_stretch_on() {
+        // Ten four-letter prefixes and sixteen key bytes: one atom that
+        // starts `A[BCGIKNRS][CDIOPV]A`, rarer than the prefixes apart and
+        // than the key bytes alone.
+        let aws = gate_of(super::super::builtins::Builtin::AwsAccessKey.pattern())
+            .gate
+            .unwrap();
+        assert_eq!(aws.len(), 1);
+        let a = Ascii::default().with(b'A');
+        assert_eq!(aws[0].classes[0], a);
+        assert_eq!(aws[0].classes[3], a);
+        assert_eq!(aws[0].classes[1].len(), 8);
+        assert_eq!(aws[0].classes.len(), 20);
+        assert!(aws[0].word_start);
+        // Literals apart stay when they are rarer than merged.
+        assert_eq!(
+            literals(&gate_of(r"q[1-4] (earnings|forecast)")),
+            vec!["earnings", "forecast"]
+        );
+        // Branches of other lengths do not merge.
+        assert_eq!(
+            merged_branches(&regex_syntax::parse("ab|cde").unwrap()),
+            None
+        );
+        assert_eq!(
+            merged_branches(&regex_syntax::parse("ab|cd").unwrap()),
+            Some(vec![
+                Ascii::default().with(b'a').with(b'c'),
+                Ascii::default().with(b'b').with(b'd')
+            ])
+        );
     }
 
     #[test]

@@ -1085,10 +1085,21 @@ impl GuardSet {
                         .map(|x| bytes(x).iter().filter(|b| b.is_ascii_digit()).count())
                         .sum::<usize>()
                 };
-                let has = |b: u8| {
-                    stretches
-                        .iter()
-                        .any(|x| memchr::memchr(b, bytes(x)).is_some())
+                // Punctuation looked for, and found (phone numbers ask for
+                // the same few bytes through many branches).
+                let (mut sought, mut found_punct) = (0u128, 0u128);
+                let mut has = |b: u8| {
+                    let bit = 1u128 << b;
+                    if sought & bit == 0 {
+                        sought |= bit;
+                        if stretches
+                            .iter()
+                            .any(|x| memchr::memchr(b, bytes(x)).is_some())
+                        {
+                            found_punct |= bit;
+                        }
+                    }
+                    found_punct & bit != 0
                 };
                 let has_word = |w: &[u8]| stretches.iter().any(|x| contains_word(bytes(x), w));
                 let mut digits = None;
@@ -1097,7 +1108,7 @@ impl GuardSet {
                         len >= n.len
                             && (n.digits == 0
                                 || *digits.get_or_insert_with(count_digits) >= n.digits)
-                            && n.punct.bytes().all(has)
+                            && n.punct.bytes().all(&mut has)
                             && n.words.iter().all(|w| has_word(w))
                     })
                 };
