@@ -248,7 +248,11 @@ impl<'a> TextSegment<'a> {
         role: Role,
         kind: PartKind,
     ) -> Result<TextSegment<'a>, BodyError> {
-        TextSegment::at(skeleton.body(), skeleton.span(raw), location, role, kind)
+        let span = skeleton.span(raw);
+        // A literal cut from the skeleton had its escapes checked by the
+        // scan that cut it.
+        let cut = span.len() > raw.get().len();
+        TextSegment::checked(skeleton.body(), span, location, role, kind, !cut)
     }
 
     /// A segment for the string literal at `raw` (quotes included) of
@@ -260,12 +264,23 @@ impl<'a> TextSegment<'a> {
         role: Role,
         kind: PartKind,
     ) -> Result<TextSegment<'a>, BodyError> {
+        TextSegment::checked(body, raw, location, role, kind, true)
+    }
+
+    fn checked(
+        body: &'a str,
+        raw: Range<usize>,
+        location: Location,
+        role: Role,
+        kind: PartKind,
+        validate: bool,
+    ) -> Result<TextSegment<'a>, BodyError> {
         let quoted = body
             .get(raw.clone())
             .filter(|q| q.len() >= 2 && q.starts_with('"') && q.ends_with('"'))
             .ok_or_else(|| BodyError(format!("{location}: expected a string")))?;
         let literal = &quoted[1..quoted.len() - 1];
-        if !literal::validate(literal) {
+        if validate && !literal::validate(literal) {
             return Err(BodyError(format!(
                 "{location}: the string holds an invalid \\u escape"
             )));
