@@ -160,10 +160,11 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             _mm256_loadu_si256(hi.as_ptr() as *const __m256i),
         )
     };
+    let u = _mm256_set1_epi8(b'u' as i8);
+    let mut tail = [b' '; 64];
     let mut base = 0;
     while base < b.len() {
         let n = (b.len() - base).min(64);
-        let mut tail = [b' '; 64];
         let p = if n == 64 {
             b[base..].as_ptr()
         } else {
@@ -171,19 +172,34 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             tail.as_ptr()
         };
         // SAFETY: 64 bytes are readable from `p` (the body or `tail`).
-        let (quotes, backslashes, controls, escapable, us) = unsafe {
-            let v0 = _mm256_loadu_si256(p as *const __m256i);
-            let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
-            let eq = |v: __m256i, x: __m256i| {
-                _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32 as u64
-            };
-            // Bytes up to 0x1f: their maximum with 0x1f is 0x1f.
-            let low = |v: __m256i| {
-                _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f)) as u32 as u64
-            };
-            // Bytes that may end an escape (" / b f n r t u): byte `v` is
-            // one when the table row of its low nibble has the bit of its
-            // high nibble.
+        let (v0, v1) = unsafe {
+            (
+                _mm256_loadu_si256(p as *const __m256i),
+                _mm256_loadu_si256(p.add(32) as *const __m256i),
+            )
+        };
+        let eq =
+            |v: __m256i, x: __m256i| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32 as u64;
+        let quotes = eq(v0, quote) | eq(v1, quote) << 32;
+        let backslashes = eq(v0, backslash) | eq(v1, backslash) << 32;
+        // Bytes up to 0x1f (their maximum with 0x1f is 0x1f): rare, so the
+        // block is tested whole first.
+        let (l0, l1) = (
+            _mm256_cmpeq_epi8(_mm256_max_epu8(v0, c1f), c1f),
+            _mm256_cmpeq_epi8(_mm256_max_epu8(v1, c1f), c1f),
+        );
+        let any = _mm256_or_si256(l0, l1);
+        let controls = if _mm256_testz_si256(any, any) == 1 {
+            0
+        } else {
+            _mm256_movemask_epi8(l0) as u32 as u64 | (_mm256_movemask_epi8(l1) as u32 as u64) << 32
+        };
+        let (escaped, next) = escapes(backslashes, carry);
+        carry = next;
+        if escaped != 0 {
+            // Bytes that may end an escape (" / b f n r t u, and \ which
+            // `escapes` leaves out): byte `v` is one when the table row of
+            // its low nibble has the bit of its high nibble.
             let ends = |v: __m256i| {
                 let lo = _mm256_shuffle_epi8(escapable_lo, _mm256_and_si256(v, nibble));
                 let hi = _mm256_shuffle_epi8(
@@ -193,24 +209,15 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
                 let none = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256());
                 !(_mm256_movemask_epi8(none) as u32) as u64
             };
-            let u = _mm256_set1_epi8(b'u' as i8);
-            (
-                eq(v0, quote) | eq(v1, quote) << 32,
-                eq(v0, backslash) | eq(v1, backslash) << 32,
-                low(v0) | low(v1) << 32,
-                ends(v0) | ends(v1) << 32,
-                eq(v0, u) | eq(v1, u) << 32,
-            )
-        };
-        let (escaped, next) = escapes(backslashes, carry);
-        carry = next;
-        // Each byte ending an escape must make a valid one (`\\` is).
-        if escaped & !escapable != 0 {
-            return None;
-        }
-        let hex = escaped & us;
-        if hex != 0 {
-            last_u = Some(base + 63 - hex.leading_zeros() as usize);
+            let escapable = ends(v0) | ends(v1) << 32;
+            // Each byte ending an escape must make a valid one (`\\` is).
+            if escaped & !escapable != 0 {
+                return None;
+            }
+            let hex = escaped & (eq(v0, u) | eq(v1, u) << 32);
+            if hex != 0 {
+                last_u = Some(base + 63 - hex.leading_zeros() as usize);
+            }
         }
         if carry != 0 && base + 64 >= b.len() {
             return None;
