@@ -173,10 +173,14 @@ const SLACK_TOKEN: &str = concat!(
 
 const GOOGLE_API_KEY: &str = concat!(wb!(), "AIza[A-Za-z0-9_-]{35,}");
 
-// A JSON object encodes to `ey…` (`{"`, `{ "`) or `ew…` (`{` + newline/tab).
+// A header is a JSON object: `{`, then `"` or JSON white space, then
+// anything, which base64url encodes to `ey` then one of `A-D` (`{ `) or
+// `I-L` (`{"`), or `ew` then one of `k-n` (`{\t`), `o-r` (`{\n`) or `0-3`
+// (`{\r`). The third byte keeps most of `ey`/`ew` in prose (`they`, `new`)
+// from looking like one.
 const JWT: &str = concat!(
     wb!(),
-    r"e[wy][A-Za-z0-9_-]{8,}\.e[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"
+    r"e(?:y[A-DI-L]|w[k-r0-3])[A-Za-z0-9_-]{7,}\.e[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"
 );
 
 impl Builtin {

@@ -693,6 +693,18 @@ fn b64url(s: &str) -> String {
 }
 
 #[test]
+fn every_json_object_header_starts_as_the_jwt_pattern_says() {
+    // `{`, then `"` or JSON white space, then any byte.
+    let start = regex::Regex::new(r"^e(?:y[A-DI-L]|w[k-r0-3])").unwrap();
+    for c in [b'"', b' ', b'\t', b'\n', b'\r'] {
+        for d in 0..=255u8 {
+            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([b'{', c, d]);
+            assert!(start.is_match(&encoded), "{c:?} {d:?}: {encoded}");
+        }
+    }
+}
+
+#[test]
 fn jwts() {
     let b = Builtin::Jwt;
     let classic = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
@@ -711,6 +723,21 @@ fn jwts() {
         random(91, URLSAFE, 86)
     );
     assert_detects(b, &spaced);
+    for header in [
+        "{\r\n\"alg\":\"HS256\"}",
+        "{\t\"alg\":\"HS256\"}",
+        "{ \"alg\" : \"HS256\" }",
+        "{\"\u{e9}\":1,\"alg\":\"HS256\"}",
+        "{\"1\":1,\"alg\":\"HS256\"}",
+    ] {
+        let token = format!(
+            "{}.{}.{}",
+            b64url(header),
+            b64url(r#"{"sub":"x"}"#),
+            random(97, URLSAFE, 43)
+        );
+        assert_detects(b, &token);
+    }
     let unsigned = format!(
         "{}.{}.",
         b64url(r#"{"alg":"none"}"#),
