@@ -755,17 +755,15 @@ struct LitAtom {
 #[derive(Debug)]
 struct MaskAtom {
     classes: Vec<usize>,
-    /// Positions, rarest class first.
-    order: Vec<usize>,
-    /// It holds three digits in a row: only words near a run of three
-    /// digits can hold it (digits are common in code; runs much less so).
-    digit_run: bool,
+    /// Where the three classes its fingerprint tests start (see [`Pass`]).
+    fp: usize,
     /// (word start, group) of every gate atom this one stands for.
     wanted: Vec<(bool, u32)>,
 }
 
-/// Digits all share one class mask: a subset of them widens to all ten
-/// (a gate may over-approximate; fewer distinct classes scan faster).
+/// Digits all share one class: a subset of them widens to all ten
+/// (a gate may over-approximate; atoms that differ only in which digits
+/// they take then share a bucket, or one holds the other).
 fn coarsen(c: Ascii) -> Ascii {
     const DIGITS: u128 = 0x3ff << b'0';
     if c.0 & !DIGITS == 0 {
@@ -775,7 +773,7 @@ fn coarsen(c: Ascii) -> Ascii {
     }
 }
 
-/// Membership of one ASCII class, byte by byte (the scalar path).
+/// Membership of one ASCII class, byte by byte.
 #[derive(Debug, Clone)]
 struct ClassTable {
     table: [bool; 256],
@@ -791,53 +789,59 @@ impl ClassTable {
     }
 }
 
-/// The cheapest SIMD membership test of one class, chosen at build time:
-/// a compare for a byte or two (`@`, `+`), two range compares for digits
-/// or `[A-Z2-7]`, nibble-table shuffles for the rest.
-#[derive(Debug, Clone)]
-enum Test {
-    /// Equal to this byte.
-    One(u8),
-    /// Equal to one of these (a set of two repeats one).
-    Three([u8; 3]),
-    /// Within one of these inclusive ranges (one range repeats itself).
-    TwoRanges([(u8, u8); 2]),
-    /// Byte `b` (ASCII) is in when `lo[b & 15]` has bit `b >> 4`; `hi`
-    /// holds that bit per high nibble (none for non-ASCII).
-    Nibbles { lo: [u8; 32], hi: [u8; 32] },
+/// Class-sequence atoms found up to eight at a time, the way Teddy finds
+/// literals: three consecutive classes of each atom (its fingerprint, the
+/// rarest three) become a bucket bit in nibble tables per position, and
+/// one pass of shuffles over the text, 32 positions a step, leaves the
+/// positions where some bucket's three classes may line up. Those are
+/// checked class by class. A class stands for the bytes its low and high
+/// nibbles allow (`[wy]` is exact, a scattered class a little wider), so
+/// the check after the tables keeps exact results. Shorter atoms take any
+/// byte past their end.
+#[derive(Debug)]
+struct Pass {
+    /// Per fingerprint position: bucket bits by low nibble and by high
+    /// nibble (16 entries, repeated for the second 128-bit lane).
+    lo: [[u8; 32]; 3],
+    hi: [[u8; 32]; 3],
+    /// Per fingerprint position: bucket bits by byte (the scalar path).
+    exact: [[u8; 256]; 3],
+    /// The atoms of each bucket bit.
+    buckets: Vec<Vec<usize>>,
 }
 
-impl Test {
-    fn new(c: Ascii) -> Test {
-        let bytes: Vec<u8> = c.bytes().collect();
-        match bytes[..] {
-            [b] => return Test::One(b),
-            [a, b] => return Test::Three([a, b, b]),
-            [a, b, c] => return Test::Three([a, b, c]),
-            _ => {}
-        }
-        let mut ranges: Vec<(u8, u8)> = Vec::new();
-        for b in bytes {
-            match ranges.last_mut() {
-                Some((_, hi)) if *hi + 1 == b => *hi = b,
-                _ => ranges.push((b, b)),
+/// Buckets per [`Pass`] (bits of a byte).
+const BUCKETS: usize = 8;
+
+/// Length of a fingerprint.
+const FINGERPRINT: usize = 3;
+
+impl Pass {
+    /// A pass over the atoms of `buckets` (their fingerprints' classes).
+    fn new(buckets: Vec<Vec<usize>>, fingerprints: &[[Ascii; FINGERPRINT]]) -> Pass {
+        let mut pass = Pass {
+            lo: [[0; 32]; 3],
+            hi: [[0; 32]; 3],
+            exact: [[0; 256]; 3],
+            buckets,
+        };
+        for (bit, atoms) in pass.buckets.iter().enumerate() {
+            // Atoms of one bucket share their fingerprint.
+            let fp = fingerprints[atoms[0]];
+            for (k, class) in fp.iter().enumerate() {
+                let all = class.0 == Ascii::ALL.0;
+                for b in 0..=255u8 {
+                    if all || (b < 128 && class.contains(b)) {
+                        pass.exact[k][usize::from(b)] |= 1 << bit;
+                        pass.lo[k][usize::from(b & 15)] |= 1 << bit;
+                        pass.lo[k][usize::from(b & 15) + 16] |= 1 << bit;
+                        pass.hi[k][usize::from(b >> 4)] |= 1 << bit;
+                        pass.hi[k][usize::from(b >> 4) + 16] |= 1 << bit;
+                    }
+                }
             }
         }
-        match ranges[..] {
-            [r] => return Test::TwoRanges([r, r]),
-            [r, q] => return Test::TwoRanges([r, q]),
-            _ => {}
-        }
-        let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
-        for b in c.bytes() {
-            lo[usize::from(b & 15)] |= 1 << (b >> 4);
-            lo[usize::from(b & 15) + 16] |= 1 << (b >> 4);
-        }
-        for h in 0..8 {
-            hi[h] = 1 << h;
-            hi[h + 16] = 1 << h;
-        }
-        Test::Nibbles { lo, hi }
+        pass
     }
 }
 
@@ -853,20 +857,15 @@ pub struct Searcher {
     automaton: Option<aho_corasick::AhoCorasick>,
     longest: usize,
     classes: Vec<ClassTable>,
-    tests: Vec<Test>,
     masks: Vec<MaskAtom>,
-    /// The class of exactly the ten digits, if an atom has it (its words
-    /// near a run of three bound where digit-run atoms are tried).
-    digits: Option<usize>,
+    /// The class-sequence atoms' fingerprint passes.
+    passes: Vec<Pass>,
     avx2: bool,
 }
 
 /// Bytes lower-cased and searched for literals at a time: large enough that
 /// a Teddy call's setup is amortised (4 KB cost a fifth more per MB).
 const CHUNK: usize = 16 * 1024;
-
-/// 64-byte blocks whose class masks are computed at a time.
-const WORDS: usize = 64;
 
 /// Longest literal searched for: a window of an atom's literal, shared
 /// with other atoms where it can be (forty patterns `project codenameNN`
@@ -888,8 +887,9 @@ const MAX_SLIM_TEDDIES: usize = 4;
 /// Patterns per Fat Teddy searcher (its limit).
 const FAT_TEDDY_PATTERNS: usize = 64;
 
-/// Longest class sequence tested with masks: more positions cost no more
-/// class masks, and prune hits (a JWT needs ten token bytes, not four).
+/// Longest class sequence checked: more positions cost little once the
+/// fingerprint matched, and prune hits (a JWT needs ten token bytes, not
+/// four).
 const MASK_WINDOW: usize = 12;
 
 /// The literals a short stretch of small classes stands for (at most
@@ -913,7 +913,7 @@ fn expand(classes: &[Ascii], limit: usize) -> Option<Vec<Vec<u8>>> {
 
 impl Searcher {
     /// Literal atoms of three bytes or more go to a Teddy (SIMD) literal
-    /// searcher over a lower-cased copy; the others to class masks.
+    /// searcher over a lower-cased copy; the others to class passes.
     pub fn new(atoms: &[(Atom, u32)]) -> Searcher {
         let mut literals: Vec<LitAtom> = Vec::new();
         let mut class_list: Vec<Ascii> = Vec::new();
@@ -1048,25 +1048,55 @@ impl Searcher {
             {
                 Some(m) => m.wanted.push((atom.word_start, *group)),
                 None => {
-                    let mut order: Vec<usize> = (0..classes.len()).collect();
-                    order.sort_by(|&a, &b| {
-                        probability(coarsen(atom.classes[a]))
-                            .total_cmp(&probability(coarsen(atom.classes[b])))
-                    });
-                    let digits = coarsen(Ascii(0x3ff << b'0'));
-                    let digit_run = atom
-                        .classes
-                        .windows(3)
-                        .any(|w| w.iter().all(|c| coarsen(*c) == digits));
+                    // The rarest three classes in a row (all of a shorter
+                    // atom) are its fingerprint.
+                    let p = |c: usize| probability(class_list[c]);
+                    let fp = (0..=classes.len().saturating_sub(FINGERPRINT))
+                        .min_by(|&a, &b| {
+                            let pa: f64 = classes[a..]
+                                .iter()
+                                .take(FINGERPRINT)
+                                .map(|&c| p(c))
+                                .product();
+                            let pb: f64 = classes[b..]
+                                .iter()
+                                .take(FINGERPRINT)
+                                .map(|&c| p(c))
+                                .product();
+                            pa.total_cmp(&pb)
+                        })
+                        .unwrap_or(0);
                     masks.push(MaskAtom {
                         classes,
-                        order,
-                        digit_run,
+                        fp,
                         wanted: vec![(atom.word_start, *group)],
                     })
                 }
             }
         }
+        // Atoms with the same fingerprint share a bucket; eight buckets a
+        // pass.
+        let fingerprints: Vec<[Ascii; FINGERPRINT]> = masks
+            .iter()
+            .map(|m| {
+                std::array::from_fn(|k| {
+                    m.classes
+                        .get(m.fp + k)
+                        .map_or(Ascii::ALL, |&c| class_list[c])
+                })
+            })
+            .collect();
+        let mut buckets: Vec<Vec<usize>> = Vec::new();
+        for (i, fp) in fingerprints.iter().enumerate() {
+            match buckets.iter_mut().find(|b| fingerprints[b[0]] == *fp) {
+                Some(b) => b.push(i),
+                None => buckets.push(vec![i]),
+            }
+        }
+        let passes = buckets
+            .chunks(BUCKETS)
+            .map(|group| Pass::new(group.to_vec(), &fingerprints))
+            .collect();
         let mut by_first = vec![Vec::new(); 256];
         for (i, l) in literals.iter().enumerate() {
             by_first[l.bytes[0] as usize].push(i);
@@ -1111,10 +1141,9 @@ impl Searcher {
             teddy,
             per_teddy,
             automaton,
-            tests: class_list.iter().map(|&c| Test::new(c)).collect(),
-            digits: class_list.iter().position(|c| c.0 == 0x3ff << b'0'),
             classes: class_list.into_iter().map(ClassTable::new).collect(),
             masks,
+            passes,
             avx2: avx2(),
         }
     }
@@ -1187,168 +1216,116 @@ impl Searcher {
 
     /// The class-sequence atoms' hits only (see [`Searcher::find`]).
     fn find_masks(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        // A chunk at a time: a class's masks over the chunk (plus one block
-        // of lookahead) are computed when an atom first needs them, and an
-        // atom tests its rarest class first, so common classes are computed
-        // only in chunks where a rare one fired.
-        let n = self.classes.len();
-        let mut masks = vec![[0u64; WORDS + 1]; n];
-        // Per class: computed over the whole chunk (`FULL`), only over the
-        // words near digit runs (`NEAR`), or not yet.
-        const NEAR: u8 = 1;
-        const FULL: u8 = 2;
-        let mut known = vec![0u8; n];
-        let mut r = [0u64; WORDS];
-        // Words still in the running for the current atom.
-        let mut live = [0u8; WORDS];
-        let digits = self.digits;
-        let mut chunk = 0;
-        while chunk * WORDS * 64 < raw.len() {
-            let first = chunk * WORDS;
-            let words = (raw.len().div_ceil(64) - first).min(WORDS);
-            known.iter_mut().for_each(|k| *k = 0);
-            // Words near a run of three digits, once per chunk if asked.
-            let mut runs: Option<u64> = None;
-            for atom in &self.masks {
-                let mut n_live = 0;
-                // Class `c` over the whole chunk, or (`near` given) over the
-                // words near digit runs and the words after them, which is
-                // all an atom tried only there reads: most chunks of code
-                // have a digit run in a few words of their 64, if any.
-                let mut ensure =
-                    |c: usize, near: Option<u64>, masks: &mut Vec<[u64; WORDS + 1]>| match near {
-                        _ if known[c] == FULL => {}
-                        Some(_) if known[c] == NEAR => {}
-                        Some(near) => {
-                            let mut todo = u128::from(near) | u128::from(near) << 1;
-                            while todo != 0 {
-                                let a = todo.trailing_zeros() as usize;
-                                let b = a + (todo >> a).trailing_ones() as usize;
-                                self.chunk_masks(raw, first + a, b - a, &mut masks[c][a..b], c);
-                                todo &= !(((1u128 << (b - a)) - 1) << a);
-                            }
-                            known[c] = NEAR;
-                        }
-                        None => {
-                            self.chunk_masks(raw, first, words + 1, &mut masks[c], c);
-                            known[c] = FULL;
-                        }
-                    };
-                // The words to try: all, or those near a run of digits.
-                let near: u64 = match (atom.digit_run, digits) {
-                    (true, Some(d)) => *runs.get_or_insert_with(|| {
-                        ensure(d, None, &mut masks);
-                        let m = &masks[d];
-                        let mut near = 0u64;
-                        for i in 0..words {
-                            let at = |s: usize| (m[i] >> s) | (m[i + 1] << (64 - s));
-                            if m[i] & at(1) & at(2) != 0 {
-                                // The atom may start up to a word earlier.
-                                near |= 1 << i;
-                                if i > 0 {
-                                    near |= 1 << (i - 1);
-                                }
-                            }
-                        }
-                        near
-                    }),
-                    _ => u64::MAX >> (64 - words),
-                };
-                let only_near = (atom.digit_run && digits.is_some()).then_some(near);
-                for (step, &j) in atom.order.iter().enumerate() {
-                    if step > 0 && n_live == 0 {
-                        break;
-                    }
-                    let c = atom.classes[j];
-                    ensure(c, only_near, &mut masks);
-                    let m = &masks[c];
-                    let at = |i: usize| {
-                        if j == 0 {
-                            m[i]
-                        } else {
-                            (m[i] >> j) | (m[i + 1] << (64 - j))
-                        }
-                    };
-                    if step == 0 {
-                        // The first test over the words to try, keeping
-                        // those where it holds (over every word: one pass
-                        // the compiler vectorises, then the list).
-                        if near == u64::MAX >> (64 - words) {
-                            for (i, ri) in r[..words].iter_mut().enumerate() {
-                                *ri = at(i);
-                            }
-                            for (i, &ri) in r[..words].iter().enumerate() {
-                                live[n_live] = i as u8;
-                                n_live += usize::from(ri != 0);
-                            }
-                            continue;
-                        }
-                        let mut pending = near;
-                        while pending != 0 {
-                            let i = pending.trailing_zeros() as usize;
-                            pending &= pending - 1;
-                            r[i] = at(i);
-                            live[n_live] = i as u8;
-                            n_live += usize::from(r[i] != 0);
-                        }
-                        continue;
-                    }
-                    let mut kept = 0;
-                    for k in 0..n_live {
-                        let i = live[k] as usize;
-                        r[i] &= at(i);
-                        live[kept] = i as u8;
-                        kept += usize::from(r[i] != 0);
-                    }
-                    n_live = kept;
-                }
-                for &i in &live[..n_live] {
-                    let i = i as usize;
-                    let mut bits = r[i];
-                    while bits != 0 {
-                        let start = (first + i) * 64 + bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if start + atom.classes.len() > raw.len() {
-                            continue;
-                        }
-                        for &(ws, group) in &atom.wanted {
-                            Self::push(raw, start, ws, group, out);
-                        }
-                    }
-                }
+        for pass in &self.passes {
+            #[cfg(target_arch = "x86_64")]
+            if self.avx2 {
+                // SAFETY: AVX2 was detected at construction.
+                unsafe { self.pass_avx2(pass, raw, out) };
+                continue;
             }
-            chunk += 1;
+            self.pass_scalar(pass, raw, out);
         }
     }
 
-    /// Masks of class `c` over `count` blocks of `raw` from block `first`
-    /// on (zero past the end of `raw`), into `out`.
-    fn chunk_masks(&self, raw: &[u8], first: usize, count: usize, out: &mut [u64], c: usize) {
-        let start = (first * 64).min(raw.len());
-        let end = ((first + count) * 64).min(raw.len());
-        let bytes = &raw[start..end];
-        let full = bytes.len() / 64;
-        #[cfg(target_arch = "x86_64")]
-        let simd = self.avx2;
-        #[cfg(not(target_arch = "x86_64"))]
-        let simd = false;
-        if simd {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX2 was detected at construction.
-            unsafe {
-                masks_avx2(&bytes[..full * 64], &self.tests[c], &mut out[..full])
-            };
-        } else {
-            masks_scalar(&bytes[..full * 64], &self.classes[c], &mut out[..full]);
+    /// Checks the atoms of buckets `bits` whose fingerprint may start at
+    /// raw offset `at`, and pushes the hits of those that hold there.
+    #[inline]
+    fn check(&self, pass: &Pass, raw: &[u8], at: usize, mut bits: u8, out: &mut Vec<Hit>) {
+        while bits != 0 {
+            let bucket = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            for &m in &pass.buckets[bucket] {
+                let atom = &self.masks[m];
+                let Some(start) = at.checked_sub(atom.fp) else {
+                    continue;
+                };
+                let Some(bytes) = raw.get(start..start + atom.classes.len()) else {
+                    continue;
+                };
+                if atom
+                    .classes
+                    .iter()
+                    .zip(bytes)
+                    .all(|(&c, &b)| self.classes[c].table[usize::from(b)])
+                {
+                    for &(ws, group) in &atom.wanted {
+                        Self::push(raw, start, ws, group, out);
+                    }
+                }
+            }
         }
-        let mut rest = full;
-        if full * 64 < bytes.len() {
-            let mut padded = [0u8; 64];
-            padded[..bytes.len() - full * 64].copy_from_slice(&bytes[full * 64..]);
-            masks_scalar(&padded, &self.classes[c], &mut out[full..full + 1]);
-            rest += 1;
+    }
+
+    /// A pass byte by byte, with exact tables.
+    fn pass_scalar(&self, pass: &Pass, raw: &[u8], out: &mut Vec<Hit>) {
+        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
+        for at in 0..raw.len() {
+            let bits =
+                pass.exact[0][byte(at)] & pass.exact[1][byte(at + 1)] & pass.exact[2][byte(at + 2)];
+            if bits != 0 {
+                self.check(pass, raw, at, bits, out);
+            }
         }
-        out[rest..count].iter_mut().for_each(|m| *m = 0);
+    }
+
+    /// A pass 32 positions a step (see [`Pass`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pass_avx2(&self, pass: &Pass, raw: &[u8], out: &mut Vec<Hit>) {
+        use std::arch::x86_64::*;
+        let load = |t: &[u8; 32]| {
+            // SAFETY: a 32-byte load of a 32-byte table.
+            unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) }
+        };
+        let lo: [__m256i; 3] = std::array::from_fn(|k| load(&pass.lo[k]));
+        let hi: [__m256i; 3] = std::array::from_fn(|k| load(&pass.hi[k]));
+        let nibble = _mm256_set1_epi8(0x0f);
+        let zero = _mm256_setzero_si256();
+        // Bucket bits of the 32 positions from `p` (34 bytes readable).
+        let step = |p: *const u8| -> __m256i {
+            let mut m = _mm256_set1_epi8(-1);
+            for k in 0..FINGERPRINT {
+                // SAFETY: the caller has 34 bytes from `p`.
+                let v = unsafe { _mm256_loadu_si256(p.add(k) as *const __m256i) };
+                let l = _mm256_shuffle_epi8(lo[k], _mm256_and_si256(v, nibble));
+                let h =
+                    _mm256_shuffle_epi8(hi[k], _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+                m = _mm256_and_si256(m, _mm256_and_si256(l, h));
+            }
+            m
+        };
+        let found = |base: usize, m: __m256i, limit: usize, out: &mut Vec<Hit>| {
+            let mut cand = !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero)) as u32);
+            if limit < 32 {
+                cand &= (1u32 << limit) - 1;
+            }
+            if cand == 0 {
+                return;
+            }
+            let mut bits = [0u8; 32];
+            // SAFETY: a 32-byte store into a 32-byte array.
+            unsafe { _mm256_storeu_si256(bits.as_mut_ptr() as *mut __m256i, m) };
+            while cand != 0 {
+                let lane = cand.trailing_zeros() as usize;
+                cand &= cand - 1;
+                self.check(pass, raw, base + lane, bits[lane], out);
+            }
+        };
+        let mut at = 0;
+        while at + 32 + FINGERPRINT - 1 <= raw.len() {
+            found(at, step(raw[at..].as_ptr()), 32, out);
+            at += 32;
+        }
+        // The last positions from a copy padded with zero bytes (no atom's
+        // class holds one; past an atom's end every byte is taken).
+        let mut tail = [0u8; 64 + FINGERPRINT - 1];
+        let rest = raw.len() - at;
+        tail[..rest].copy_from_slice(&raw[at..]);
+        let mut k = 0;
+        while k < rest {
+            found(at + k, step(tail[k..].as_ptr()), rest - k, out);
+            k += 32;
+        }
     }
 }
 
@@ -1369,16 +1346,6 @@ fn lower_into(src: &[u8], dst: &mut Vec<u8>, avx2: bool) {
     dst.extend(src.iter().map(u8::to_ascii_lowercase));
 }
 
-fn masks_scalar(blocks: &[u8], class: &ClassTable, out: &mut [u64]) {
-    for (block, o) in blocks.chunks_exact(64).zip(out.iter_mut()) {
-        let mut m = 0u64;
-        for (i, &b) in block.iter().enumerate() {
-            m |= (class.table[b as usize] as u64) << i;
-        }
-        *o = m;
-    }
-}
-
 fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -1387,81 +1354,6 @@ fn avx2() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
-    }
-}
-
-/// One class's mask of each 64-byte block of `blocks`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn masks_avx2(blocks: &[u8], test: &Test, out: &mut [u64]) {
-    use std::arch::x86_64::*;
-    /// `member` gives the bytes of a 32-byte vector in the class as 0xff.
-    #[inline(always)]
-    fn each(blocks: &[u8], out: &mut [u64], member: impl Fn(__m256i) -> __m256i) {
-        for (block, o) in blocks.chunks_exact(64).zip(out.iter_mut()) {
-            let p = block.as_ptr();
-            // SAFETY: both loads read 32 bytes inside the 64-byte block;
-            // AVX2 is enabled in the caller this is inlined into.
-            unsafe {
-                let v0 = _mm256_loadu_si256(p as *const __m256i);
-                let v1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
-                let m0 = _mm256_movemask_epi8(member(v0)) as u32 as u64;
-                let m1 = _mm256_movemask_epi8(member(v1)) as u32 as u64;
-                *o = m0 | (m1 << 32);
-            }
-        }
-    }
-    // SAFETY (the closures): AVX2 intrinsics on registers only, inside
-    // this AVX2 function.
-    match *test {
-        Test::One(b) => {
-            let b = _mm256_set1_epi8(b as i8);
-            each(blocks, out, |v| _mm256_cmpeq_epi8(v, b));
-        }
-        Test::Three([x, y, z]) => {
-            let (x, y, z) = (
-                _mm256_set1_epi8(x as i8),
-                _mm256_set1_epi8(y as i8),
-                _mm256_set1_epi8(z as i8),
-            );
-            each(blocks, out, |v| {
-                _mm256_or_si256(
-                    _mm256_or_si256(_mm256_cmpeq_epi8(v, x), _mm256_cmpeq_epi8(v, y)),
-                    _mm256_cmpeq_epi8(v, z),
-                )
-            });
-        }
-        Test::TwoRanges([(a, b), (c, d)]) => {
-            // v in [a, b] when (v - a) as unsigned is at most b - a.
-            let (a, ab) = (_mm256_set1_epi8(a as i8), _mm256_set1_epi8((b - a) as i8));
-            let (c, cd) = (_mm256_set1_epi8(c as i8), _mm256_set1_epi8((d - c) as i8));
-            each(blocks, out, |v| {
-                let t = _mm256_sub_epi8(v, a);
-                let u = _mm256_sub_epi8(v, c);
-                _mm256_or_si256(
-                    _mm256_cmpeq_epi8(_mm256_min_epu8(t, ab), t),
-                    _mm256_cmpeq_epi8(_mm256_min_epu8(u, cd), u),
-                )
-            });
-        }
-        Test::Nibbles { ref lo, ref hi } => {
-            // SAFETY: 32-byte loads of 32-byte tables.
-            let (lt, ht) = unsafe {
-                (
-                    _mm256_loadu_si256(lo.as_ptr() as *const __m256i),
-                    _mm256_loadu_si256(hi.as_ptr() as *const __m256i),
-                )
-            };
-            let nib = _mm256_set1_epi8(0x0f);
-            let zero = _mm256_setzero_si256();
-            let ones = _mm256_set1_epi8(-1);
-            each(blocks, out, |v| {
-                let l = _mm256_shuffle_epi8(lt, _mm256_and_si256(v, nib));
-                // High nibbles 8 to 15 (non-ASCII) have no bit: in no class.
-                let h = _mm256_shuffle_epi8(ht, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
-                _mm256_xor_si256(_mm256_cmpeq_epi8(_mm256_and_si256(l, h), zero), ones)
-            });
-        }
     }
 }
 
@@ -1947,39 +1839,62 @@ mod tests {
     }
 
     #[test]
-    fn simd_class_masks_equal_the_scalar_ones() {
-        if !avx2() {
-            return;
-        }
+    fn simd_passes_equal_the_scalar_ones() {
         let class = |bytes: &[u8]| bytes.iter().fold(Ascii::default(), |a, &b| a.with(b));
         let range = |lo: u8, hi: u8| (lo..=hi).fold(Ascii::default(), |a, b| a.with(b));
-        let classes = [
-            class(b"@"),
-            class(b"\0"),
-            class(&[0x7f]),
-            class(b"wy"),
-            class(b"()-"),
-            range(b'0', b'9'),
-            Ascii(range(b'2', b'7').0 | range(b'A', b'Z').0),
-            Ascii(range(0, 0x1f).0 | range(b'a', b'z').0),
-            Ascii(range(b'0', b'9').0 | range(b'A', b'Z').0 | range(b'a', b'z').0 | class(b"-_").0),
-            class(b"aeiou.+/~"),
-            Ascii::ALL,
-        ];
-        // Every byte value, in several orders, so each sits in each lane.
+        // Exact and nibble-widened classes, short atoms and long ones.
+        let digits = range(b'0', b'9');
+        let token = Ascii(digits.0 | range(b'A', b'Z').0 | range(b'a', b'z').0 | class(b"-_").0);
+        let atoms: Vec<(Atom, u32)> = [
+            vec![class(b"@")],
+            vec![class(b"wy"), class(b"e")],
+            vec![class(b"()-"), digits, digits],
+            vec![digits; 4],
+            vec![class(b"aeiou.+~"), token, token, token, token],
+            vec![Ascii(range(b'2', b'7').0 | range(b'A', b'Z').0); 6],
+            vec![class(&[0x7f]), class(b"!")],
+            vec![
+                class(b"A"),
+                class(b"BCGIKNRS"),
+                class(b"CDIOPV"),
+                class(b"A"),
+            ],
+            vec![class(b"q")],
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(g, classes)| {
+            (
+                Atom {
+                    classes,
+                    word_start: false,
+                },
+                g as u32,
+            )
+        })
+        .collect();
+        let simd = Searcher::new(&atoms);
+        assert!(simd.passes.len() > 1, "more buckets than one pass holds");
+        let mut scalar = Searcher::new(&atoms);
+        scalar.avx2 = false;
+        // Every byte value, in several orders, so each sits in each lane,
+        // then text that holds the atoms; every length of its tail.
         let mut bytes: Vec<u8> = Vec::new();
         for k in [1usize, 7, 31, 33, 101] {
             bytes.extend((0..256).map(|i| ((i * k) % 256) as u8));
         }
-        bytes.truncate(bytes.len() / 64 * 64);
-        for c in classes {
-            let mut simd = vec![0u64; bytes.len() / 64];
-            let mut scalar = simd.clone();
-            // SAFETY: AVX2 was detected above.
-            unsafe { masks_avx2(&bytes, &Test::new(c), &mut simd) };
-            masks_scalar(&bytes, &ClassTable::new(c), &mut scalar);
-            assert_eq!(simd, scalar, "{:?}", Test::new(c));
+        bytes.extend_from_slice(b"a@b ewe (12-34) 1234567 AKIAB eabcd QRST23 \x7f! q");
+        for end in (bytes.len() - 70..=bytes.len()).chain([0, 1, 2, 3, 33, 34, 35]) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            simd.find(&bytes[..end], &mut a);
+            scalar.find(&bytes[..end], &mut b);
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{end}");
         }
+        let mut all = Vec::new();
+        simd.find(&bytes, &mut all);
+        assert!(all.len() > 9);
     }
 
     proptest::proptest! {
@@ -1999,8 +1914,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         /// Class-sequence atoms are found exactly where their classes line
-        /// up, whatever the chunk, block and digit-run layout (classes read
-        /// only near digit runs must not leak from an earlier chunk).
+        /// up, whatever the layout of steps and tail, by the SIMD and the
+        /// scalar pass alike.
         #[test]
         fn class_atoms_are_found_exactly(
             tokens in proptest::collection::vec(
@@ -2025,11 +1940,18 @@ mod tests {
                 .enumerate()
                 .map(|(g, p)| (gate_of(p).gate.unwrap()[0].clone(), g as u32))
                 .collect();
-            let s = Searcher::new(&atoms);
+            let mut s = Searcher::new(&atoms);
             let mut found = Vec::new();
             s.find(raw.as_bytes(), &mut found);
             found.sort();
             found.dedup();
+            // The scalar pass finds the same.
+            s.avx2 = false;
+            let mut scalar = Vec::new();
+            s.find(raw.as_bytes(), &mut scalar);
+            scalar.sort();
+            scalar.dedup();
+            proptest::prop_assert_eq!(&scalar, &found);
             let b = raw.as_bytes();
             let mut want = Vec::new();
             for (atom, g) in &atoms {
