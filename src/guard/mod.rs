@@ -1174,7 +1174,9 @@ impl GuardSet {
                 }
             }
         }
-        out.sort_unstable();
+        // A few sorted runs per literal (one per search): a merging sort
+        // finds them.
+        out.sort();
         out
     }
 
