@@ -745,13 +745,6 @@ pub struct Hit {
     pub group: u32,
 }
 
-/// One distinct literal atom and who asked for it.
-#[derive(Debug)]
-struct LitAtom {
-    bytes: Vec<u8>,
-    wanted: Vec<(bool, u32)>,
-}
-
 #[derive(Debug)]
 struct MaskAtom {
     classes: Vec<usize>,
@@ -789,23 +782,24 @@ impl ClassTable {
     }
 }
 
-/// Class-sequence atoms found up to eight at a time, the way Teddy finds
-/// literals: three consecutive classes of each atom (its fingerprint, the
-/// rarest three) become a bucket bit in nibble tables per position, and
-/// one pass of shuffles over the text, 32 positions a step, leaves the
-/// positions where some bucket's three classes may line up. Those are
-/// checked class by class. A class stands for the bytes its low and high
-/// nibbles allow (`[wy]` is exact, a scattered class a little wider), so
-/// the check after the tables keeps exact results. Shorter atoms take any
-/// byte past their end.
+/// Class-sequence atoms found many at a time, the way Teddy finds
+/// literals: four consecutive classes of each atom (its fingerprint, the
+/// rarest four) set a bucket bit in nibble tables per position, and one
+/// pass of shuffles over the text, 32 positions a step, leaves the
+/// positions where some bucket's classes may line up. Those are checked
+/// against exact byte tables, then class by class. A class stands for the
+/// bytes its low and high nibbles allow (`[wy]` and `[cC]` are exact, a
+/// scattered class a little wider), and a bucket holding two fingerprints
+/// takes their union, so the checks keep results exact. Shorter atoms take
+/// any byte past their end.
 #[derive(Debug)]
 struct Pass {
     /// Per fingerprint position: bucket bits by low nibble and by high
     /// nibble (16 entries, repeated for the second 128-bit lane).
-    lo: [[u8; 32]; 3],
-    hi: [[u8; 32]; 3],
+    lo: [[u8; 32]; FINGERPRINT],
+    hi: [[u8; 32]; FINGERPRINT],
     /// Per fingerprint position: bucket bits by byte (the scalar path).
-    exact: [[u8; 256]; 3],
+    exact: [[u8; 256]; FINGERPRINT],
     /// The atoms of each bucket bit.
     buckets: Vec<Vec<usize>>,
 }
@@ -813,22 +807,26 @@ struct Pass {
 /// Buckets per [`Pass`] (bits of a byte).
 const BUCKETS: usize = 8;
 
+/// Fingerprints a bucket holds when there are more than a pass's buckets.
+const SHARED: usize = 3;
+
 /// Length of a fingerprint.
-const FINGERPRINT: usize = 3;
+const FINGERPRINT: usize = 4;
 
 impl Pass {
     /// A pass over the atoms of `buckets` (their fingerprints' classes).
     fn new(buckets: Vec<Vec<usize>>, fingerprints: &[[Ascii; FINGERPRINT]]) -> Pass {
         let mut pass = Pass {
-            lo: [[0; 32]; 3],
-            hi: [[0; 32]; 3],
-            exact: [[0; 256]; 3],
+            lo: [[0; 32]; FINGERPRINT],
+            hi: [[0; 32]; FINGERPRINT],
+            exact: [[0; 256]; FINGERPRINT],
             buckets,
         };
         for (bit, atoms) in pass.buckets.iter().enumerate() {
-            // Atoms of one bucket share their fingerprint.
-            let fp = fingerprints[atoms[0]];
-            for (k, class) in fp.iter().enumerate() {
+            for (k, class) in atoms
+                .iter()
+                .flat_map(|&a| fingerprints[a].iter().enumerate())
+            {
                 let all = class.0 == Ascii::ALL.0;
                 for b in 0..=255u8 {
                     if all || (b < 128 && class.contains(b)) {
@@ -848,78 +846,33 @@ impl Pass {
 /// Finds the atoms of a set of gates in raw literal bytes.
 #[derive(Debug)]
 pub struct Searcher {
-    literals: Vec<LitAtom>,
-    /// Literal indices by lower-case first byte.
-    by_first: Vec<Vec<usize>>,
-    /// Teddy searchers, each over `per_teddy` consecutive literals.
-    teddy: Vec<aho_corasick::packed::Searcher>,
-    per_teddy: usize,
-    automaton: Option<aho_corasick::AhoCorasick>,
-    longest: usize,
     classes: Vec<ClassTable>,
     masks: Vec<MaskAtom>,
-    /// The class-sequence atoms' fingerprint passes.
+    /// The atoms' fingerprint passes.
     passes: Vec<Pass>,
     avx2: bool,
 }
-
-/// Bytes lower-cased and searched for literals at a time: large enough that
-/// a Teddy call's setup is amortised (4 KB cost a fifth more per MB).
-const CHUNK: usize = 16 * 1024;
 
 /// Longest literal searched for: a window of an atom's literal, shared
 /// with other atoms where it can be (forty patterns `project codenameNN`
 /// share `codename`).
 const LITERAL_WINDOW: usize = 8;
 
-/// Literals per Slim Teddy searcher. Its eight buckets fill with first
-/// bytes as literals are added, and every position whose bytes land in a
-/// bucket is a candidate to verify, mostly a mispredicted branch on text
-/// the searcher has not seen: 27 literals over 1 MB of code took ~450 µs in
-/// one Slim Teddy, ~340 µs in one Fat Teddy (16 buckets, half the bytes per
-/// step), ~20% less than that in two Slim ones of 14.
-const SLIM_TEDDY_PATTERNS: usize = 14;
-
-/// Beyond this many Slim searchers, Fat ones of [`FAT_TEDDY_PATTERNS`]
-/// (each pass over the text has its cost too).
-const MAX_SLIM_TEDDIES: usize = 4;
-
-/// Patterns per Fat Teddy searcher (its limit).
-const FAT_TEDDY_PATTERNS: usize = 64;
-
 /// Longest class sequence checked: more positions cost little once the
 /// fingerprint matched, and prune hits (a JWT needs ten token bytes, not
 /// four).
 const MASK_WINDOW: usize = 12;
 
-/// The literals a short stretch of small classes stands for (at most
-/// `limit`), lower-cased: `gh[pousr]_` → ghp_, gho_, ...
-fn expand(classes: &[Ascii], limit: usize) -> Option<Vec<Vec<u8>>> {
-    let mut out: Vec<Vec<u8>> = vec![Vec::new()];
-    for c in classes {
-        let mut folded: Vec<u8> = c.bytes().map(|b| b.to_ascii_lowercase()).collect();
-        folded.sort_unstable();
-        folded.dedup();
-        if out.len() * folded.len() > limit {
-            return None;
-        }
-        out = out
-            .iter()
-            .flat_map(|p| folded.iter().map(move |&b| [p.as_slice(), &[b]].concat()))
-            .collect();
-    }
-    Some(out)
-}
-
 impl Searcher {
-    /// Literal atoms of three bytes or more go to a Teddy (SIMD) literal
-    /// searcher over a lower-cased copy; the others to class passes.
+    /// Every atom becomes a class sequence of at most [`MASK_WINDOW`]
+    /// classes (a literal stretch, a window of at most [`LITERAL_WINDOW`]
+    /// bytes that other atoms share where they can), searched by
+    /// fingerprint passes (see [`Pass`]).
     pub fn new(atoms: &[(Atom, u32)]) -> Searcher {
-        let mut literals: Vec<LitAtom> = Vec::new();
         let mut class_list: Vec<Ascii> = Vec::new();
         let mut masks = Vec::new();
         // Literal stretches first, to pick windows they share.
-        let stretches: Vec<Option<(Vec<u8>, bool)>> = atoms
+        let stretches: Vec<Option<(Vec<u8>, bool, usize)>> = atoms
             .iter()
             .map(|(atom, _)| {
                 let mut best: Option<(usize, usize)> = None;
@@ -938,12 +891,12 @@ impl Searcher {
                         classes: atom.classes[s..e].to_vec(),
                         word_start: atom.word_start && s == 0,
                     };
-                    (sub.literal().expect("single bytes"), sub.word_start)
+                    (sub.literal().expect("single bytes"), sub.word_start, s)
                 })
             })
             .collect();
         let mut shared: std::collections::HashMap<&[u8], usize> = Default::default();
-        for (lit, _) in stretches.iter().flatten() {
+        for (lit, _, _) in stretches.iter().flatten() {
             let w = lit.len().min(LITERAL_WINDOW);
             let mut seen: Vec<&[u8]> = lit.windows(w).collect();
             seen.sort_unstable();
@@ -952,28 +905,6 @@ impl Searcher {
                 *shared.entry(win).or_default() += 1;
             }
         }
-        let mut add_literal = |bytes: Vec<u8>, ws: bool, group: u32| match literals
-            .iter_mut()
-            .find(|l| l.bytes == bytes)
-        {
-            Some(l) => l.wanted.push((ws, group)),
-            None => literals.push(LitAtom {
-                bytes,
-                wanted: vec![(ws, group)],
-            }),
-        };
-        // The literals an atom's small classes expand to, for those with
-        // no literal stretch.
-        let expansions: Vec<Option<Vec<Vec<u8>>>> = atoms
-            .iter()
-            .zip(&stretches)
-            .map(|((atom, _), stretch)| match stretch {
-                Some(_) => None,
-                None => (3..=atom.classes.len().min(LITERAL_WINDOW))
-                    .rev()
-                    .find_map(|len| expand(&atom.classes[..len], 8)),
-            })
-            .collect();
         // Class-sequence atoms are searched with digit classes widened to
         // all digits; such an atom that holds another of its pattern's
         // (widened) adds no hit outside that one's regions (see [`prune`]).
@@ -981,28 +912,21 @@ impl Searcher {
             classes: a.classes.iter().map(|&c| coarsen(c)).collect(),
             word_start: a.word_start,
         };
-        let is_mask: Vec<bool> = (0..atoms.len())
-            .map(|i| stretches[i].is_none() && expansions[i].is_none())
-            .collect();
         let covered: Vec<bool> = (0..atoms.len())
             .map(|i| {
                 let (a, g) = (&coarse(&atoms[i].0), atoms[i].1);
-                is_mask[i]
-                    && (0..atoms.len()).any(|j| {
-                        let b = &coarse(&atoms[j].0);
-                        j != i
-                            && is_mask[j]
-                            && atoms[j].1 == g
-                            && holds_atom(a, b)
-                            && (!holds_atom(b, a) || j < i)
-                    })
+                (0..atoms.len()).any(|j| {
+                    let b = &coarse(&atoms[j].0);
+                    j != i && atoms[j].1 == g && holds_atom(a, b) && (!holds_atom(b, a) || j < i)
+                })
             })
             .collect();
         for (i, ((atom, group), stretch)) in atoms.iter().zip(&stretches).enumerate() {
             if covered[i] {
                 continue;
             }
-            if let Some((lit, ws)) = stretch {
+            let mut atom = atom.window(MASK_WINDOW);
+            if let Some((lit, ws, s)) = stretch {
                 // The window most atoms share, then the rarest.
                 let w = lit.len().min(LITERAL_WINDOW);
                 let (at, _) = lit
@@ -1017,17 +941,11 @@ impl Searcher {
                     })
                     .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.total_cmp(&a.1 .1)))
                     .expect("a window");
-                add_literal(lit[at..at + w].to_vec(), *ws && at == 0, *group);
-                continue;
+                atom = Atom {
+                    classes: atoms[i].0.classes[s + at..s + at + w].to_vec(),
+                    word_start: *ws && at == 0,
+                };
             }
-            // Else a few literals its small classes expand to.
-            if let Some(list) = &expansions[i] {
-                for bytes in list {
-                    add_literal(bytes.clone(), atom.word_start, *group);
-                }
-                continue;
-            }
-            let atom = atom.window(MASK_WINDOW);
             let classes: Vec<usize> = atom
                 .classes
                 .iter()
@@ -1086,61 +1004,36 @@ impl Searcher {
                 })
             })
             .collect();
-        let mut buckets: Vec<Vec<usize>> = Vec::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
         for (i, fp) in fingerprints.iter().enumerate() {
-            match buckets.iter_mut().find(|b| fingerprints[b[0]] == *fp) {
+            match groups.iter_mut().find(|b| fingerprints[b[0]] == *fp) {
                 Some(b) => b.push(i),
-                None => buckets.push(vec![i]),
+                None => groups.push(vec![i]),
             }
         }
+        // Up to three fingerprints a bucket when there are more than a pass
+        // holds: alike ones together (sorted), so their tables widen little.
+        groups.sort_by_key(|g| fingerprints[g[0]].map(|c| c.0));
+        let n_passes = if groups.len() <= BUCKETS {
+            1
+        } else {
+            groups.len().div_ceil(BUCKETS * SHARED)
+        };
+        let n_buckets = (BUCKETS * n_passes).min(groups.len());
+        let buckets: Vec<Vec<usize>> = (0..n_buckets)
+            .map(|k| {
+                let (a, b) = (
+                    k * groups.len() / n_buckets,
+                    (k + 1) * groups.len() / n_buckets,
+                );
+                groups[a..b].concat()
+            })
+            .collect();
         let passes = buckets
             .chunks(BUCKETS)
             .map(|group| Pass::new(group.to_vec(), &fingerprints))
             .collect();
-        let mut by_first = vec![Vec::new(); 256];
-        for (i, l) in literals.iter().enumerate() {
-            by_first[l.bytes[0] as usize].push(i);
-        }
-        // As few Slim searchers as hold the literals, sharing them evenly;
-        // Fat ones when that would take too many passes.
-        let slim = literals.len().div_ceil(SLIM_TEDDY_PATTERNS) <= MAX_SLIM_TEDDIES;
-        let (limit, fat) = if slim {
-            (SLIM_TEDDY_PATTERNS, false)
-        } else {
-            (FAT_TEDDY_PATTERNS, true)
-        };
-        let per_teddy = literals
-            .len()
-            .div_ceil(literals.len().div_ceil(limit).max(1))
-            .max(1);
-        let teddy: Option<Vec<_>> = literals
-            .chunks(per_teddy)
-            .map(|part| {
-                aho_corasick::packed::Config::new()
-                    .only_teddy_fat(Some(fat))
-                    .builder()
-                    .extend(part.iter().map(|l| &l.bytes))
-                    .build()
-            })
-            .collect();
-        // Without SIMD Teddy (other CPUs), one Aho-Corasick automaton.
-        let (teddy, automaton) = match teddy {
-            Some(t) => (t, None),
-            None => (
-                Vec::new(),
-                aho_corasick::AhoCorasick::builder()
-                    .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                    .build(literals.iter().map(|l| &l.bytes))
-                    .ok(),
-            ),
-        };
         Searcher {
-            longest: literals.iter().map(|l| l.bytes.len()).max().unwrap_or(0),
-            literals,
-            by_first,
-            teddy,
-            per_teddy,
-            automaton,
             classes: class_list.into_iter().map(ClassTable::new).collect(),
             masks,
             passes,
@@ -1150,11 +1043,14 @@ impl Searcher {
 
     /// Appends the hits in `raw` (a literal's content) to `out`, unordered.
     pub fn find(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        if !self.literals.is_empty() {
-            self.find_literals(raw, out);
-        }
-        if !self.masks.is_empty() {
-            self.find_masks(raw, out);
+        for pass in &self.passes {
+            #[cfg(target_arch = "x86_64")]
+            if self.avx2 {
+                // SAFETY: AVX2 was detected at construction.
+                unsafe { self.pass_avx2(pass, raw, out) };
+                continue;
+            }
+            self.pass_scalar(pass, raw, out);
         }
     }
 
@@ -1168,69 +1064,15 @@ impl Searcher {
         });
     }
 
-    /// The literal atoms' hits only (see [`Searcher::find`]).
-    fn find_literals(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        let mut buf = Vec::with_capacity((CHUNK + 64).min(raw.len()));
-        let overlap = self.longest.saturating_sub(1).min(63);
-        let mut start = 0;
-        while start < raw.len() {
-            let end = (start + CHUNK + overlap).min(raw.len());
-            let owned = (start + CHUNK).min(raw.len());
-            buf.clear();
-            lower_into(&raw[start..end], &mut buf, self.avx2);
-            let lower = &buf[..];
-            let searchers = self.teddy.len().max(usize::from(self.automaton.is_some()));
-            for k in 0..searchers {
-                let mut at = 0;
-                while at < owned - start {
-                    let found = match self.teddy.get(k) {
-                        Some(t) => t.find_in(lower, aho_corasick::Span::from(at..lower.len())),
-                        None => self.automaton.as_ref().and_then(|a| {
-                            a.find(aho_corasick::Input::new(lower).span(at..lower.len()))
-                        }),
-                    };
-                    let Some(m) = found else { break };
-                    let h = m.start();
-                    if h >= owned - start {
-                        break;
-                    }
-                    // Verify this searcher's literals starting here (others
-                    // at the same offset are its siblings' to report).
-                    for &i in &self.by_first[lower[h] as usize] {
-                        if self.teddy.len() > 1 && i / self.per_teddy != k {
-                            continue;
-                        }
-                        let l = &self.literals[i];
-                        if lower[h..].starts_with(&l.bytes) {
-                            for &(ws, group) in &l.wanted {
-                                Self::push(raw, start + h, ws, group, out);
-                            }
-                        }
-                    }
-                    at = h + 1;
-                }
-            }
-            start = owned;
-        }
-    }
-
-    /// The class-sequence atoms' hits only (see [`Searcher::find`]).
-    fn find_masks(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        for pass in &self.passes {
-            #[cfg(target_arch = "x86_64")]
-            if self.avx2 {
-                // SAFETY: AVX2 was detected at construction.
-                unsafe { self.pass_avx2(pass, raw, out) };
-                continue;
-            }
-            self.pass_scalar(pass, raw, out);
-        }
-    }
-
     /// Checks the atoms of buckets `bits` whose fingerprint may start at
     /// raw offset `at`, and pushes the hits of those that hold there.
     #[inline]
     fn check(&self, pass: &Pass, raw: &[u8], at: usize, mut bits: u8, out: &mut Vec<Hit>) {
+        // The nibble tables may take a byte the classes do not.
+        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
+        for (k, exact) in pass.exact.iter().enumerate() {
+            bits &= exact[byte(at + k)];
+        }
         while bits != 0 {
             let bucket = bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -1260,8 +1102,11 @@ impl Searcher {
     fn pass_scalar(&self, pass: &Pass, raw: &[u8], out: &mut Vec<Hit>) {
         let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
         for at in 0..raw.len() {
-            let bits =
-                pass.exact[0][byte(at)] & pass.exact[1][byte(at + 1)] & pass.exact[2][byte(at + 2)];
+            let bits = pass
+                .exact
+                .iter()
+                .enumerate()
+                .fold(u8::MAX, |bits, (k, exact)| bits & exact[byte(at + k)]);
             if bits != 0 {
                 self.check(pass, raw, at, bits, out);
             }
@@ -1277,15 +1122,16 @@ impl Searcher {
             // SAFETY: a 32-byte load of a 32-byte table.
             unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) }
         };
-        let lo: [__m256i; 3] = std::array::from_fn(|k| load(&pass.lo[k]));
-        let hi: [__m256i; 3] = std::array::from_fn(|k| load(&pass.hi[k]));
+        let lo: [__m256i; FINGERPRINT] = std::array::from_fn(|k| load(&pass.lo[k]));
+        let hi: [__m256i; FINGERPRINT] = std::array::from_fn(|k| load(&pass.hi[k]));
         let nibble = _mm256_set1_epi8(0x0f);
         let zero = _mm256_setzero_si256();
-        // Bucket bits of the 32 positions from `p` (34 bytes readable).
+        // Bucket bits of the 32 positions from `p` (32 + FINGERPRINT - 1
+        // bytes readable).
         let step = |p: *const u8| -> __m256i {
             let mut m = _mm256_set1_epi8(-1);
             for k in 0..FINGERPRINT {
-                // SAFETY: the caller has 34 bytes from `p`.
+                // SAFETY: the caller has 32 + FINGERPRINT - 1 bytes from `p`.
                 let v = unsafe { _mm256_loadu_si256(p.add(k) as *const __m256i) };
                 let l = _mm256_shuffle_epi8(lo[k], _mm256_and_si256(v, nibble));
                 let h =
@@ -1327,23 +1173,6 @@ impl Searcher {
             k += 32;
         }
     }
-}
-
-/// Appends `src` lower-cased (ASCII) to `dst`.
-fn lower_into(src: &[u8], dst: &mut Vec<u8>, avx2: bool) {
-    #[target_feature(enable = "avx2")]
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn lower_avx2(src: &[u8], dst: &mut Vec<u8>) {
-        // The same loop, vectorised 32 bytes wide.
-        dst.extend(src.iter().map(u8::to_ascii_lowercase));
-    }
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: AVX2 was detected at construction.
-        return unsafe { lower_avx2(src, dst) };
-    }
-    let _ = avx2;
-    dst.extend(src.iter().map(u8::to_ascii_lowercase));
 }
 
 fn avx2() -> bool {
@@ -1862,6 +1691,19 @@ mod tests {
             vec![class(b"q")],
         ]
         .into_iter()
+        .chain(
+            [
+                "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+                "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+                "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
+            ]
+            .iter()
+            .map(|w| {
+                w.bytes()
+                    .map(|b| class(&[b, b.to_ascii_uppercase()]))
+                    .collect::<Vec<_>>()
+            }),
+        )
         .enumerate()
         .map(|(g, classes)| {
             (
@@ -1875,6 +1717,12 @@ mod tests {
         .collect();
         let simd = Searcher::new(&atoms);
         assert!(simd.passes.len() > 1, "more buckets than one pass holds");
+        assert!(
+            simd.passes
+                .iter()
+                .any(|p| p.buckets.iter().any(|b| b.len() > 1)),
+            "buckets shared"
+        );
         let mut scalar = Searcher::new(&atoms);
         scalar.avx2 = false;
         // Every byte value, in several orders, so each sits in each lane,
@@ -1883,7 +1731,9 @@ mod tests {
         for k in [1usize, 7, 31, 33, 101] {
             bytes.extend((0..256).map(|i| ((i * k) % 256) as u8));
         }
-        bytes.extend_from_slice(b"a@b ewe (12-34) 1234567 AKIAB eabcd QRST23 \x7f! q");
+        bytes.extend_from_slice(
+            b"a@b ewe (12-34) 1234567 AKIAB eabcd QRST23 \x7f! q Alpha BRAVO charli delta-echo golfhotel ZULU oscar-papa",
+        );
         for end in (bytes.len() - 70..=bytes.len()).chain([0, 1, 2, 3, 33, 34, 35]) {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             simd.find(&bytes[..end], &mut a);
