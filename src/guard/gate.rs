@@ -810,6 +810,9 @@ const BUCKETS: usize = 8;
 /// Fingerprints a bucket holds when there are more than a pass's buckets.
 const SHARED: usize = 3;
 
+/// Groups of fingerprints the pairwise bucket merging starts from at most.
+const GREEDY_GROUPS: usize = 64;
+
 /// Length of a fingerprint.
 const FINGERPRINT: usize = 4;
 
@@ -1012,23 +1015,52 @@ impl Searcher {
             }
         }
         // Up to three fingerprints a bucket when there are more than a pass
-        // holds: alike ones together (sorted), so their tables widen little.
-        groups.sort_by_key(|g| fingerprints[g[0]].map(|c| c.0));
+        // holds: the pairs whose tables widen least merge first (a bucket
+        // takes the union of its fingerprints' classes at each position,
+        // so `emp-` with `earn` would take `eart` too).
         let n_passes = if groups.len() <= BUCKETS {
             1
         } else {
             groups.len().div_ceil(BUCKETS * SHARED)
         };
         let n_buckets = (BUCKETS * n_passes).min(groups.len());
-        let buckets: Vec<Vec<usize>> = (0..n_buckets)
-            .map(|k| {
-                let (a, b) = (
-                    k * groups.len() / n_buckets,
-                    (k + 1) * groups.len() / n_buckets,
-                );
-                groups[a..b].concat()
+        // Beyond a few dozen, alike ones (sorted) are grouped first, so the
+        // pairwise merging below stays quick when a policy loads.
+        if groups.len() > GREEDY_GROUPS {
+            groups.sort_by_key(|g| fingerprints[g[0]].map(|c| c.0));
+            let n = groups.len();
+            groups = (0..GREEDY_GROUPS)
+                .map(|k| groups[k * n / GREEDY_GROUPS..(k + 1) * n / GREEDY_GROUPS].concat())
+                .collect();
+        }
+        let hull = |g: &[usize]| -> [Ascii; FINGERPRINT] {
+            std::array::from_fn(|k| {
+                g.iter()
+                    .fold(Ascii::default(), |a, &m| a.union(fingerprints[m][k]))
             })
-            .collect();
+        };
+        let mut hulls: Vec<[Ascii; FINGERPRINT]> = groups.iter().map(|g| hull(g)).collect();
+        let odds =
+            |h: &[Ascii; FINGERPRINT]| -> f64 { h.iter().map(|&c| probability(c)).product() };
+        while groups.len() > n_buckets {
+            let mut best: Option<(f64, usize, usize)> = None;
+            for i in 0..groups.len() {
+                for j in i + 1..groups.len() {
+                    let merged: [Ascii; FINGERPRINT] =
+                        std::array::from_fn(|k| hulls[i][k].union(hulls[j][k]));
+                    let cost = odds(&merged) - odds(&hulls[i]) - odds(&hulls[j]);
+                    if best.is_none_or(|(c, _, _)| cost < c) {
+                        best = Some((cost, i, j));
+                    }
+                }
+            }
+            let (_, i, j) = best.expect("two groups at least");
+            let g = groups.swap_remove(j);
+            let h = hulls.swap_remove(j);
+            groups[i].extend(g);
+            hulls[i] = std::array::from_fn(|k| hulls[i][k].union(h[k]));
+        }
+        let buckets = groups;
         let passes = buckets
             .chunks(BUCKETS)
             .map(|group| Pass::new(group.to_vec(), &fingerprints))
