@@ -745,10 +745,12 @@ pub struct Hit {
     pub group: u32,
 }
 
+/// A class sequence searched for (indices into the searcher's classes),
+/// and who asked for it.
 #[derive(Debug)]
-struct MaskAtom {
+struct ClassAtom {
     classes: Vec<usize>,
-    /// Where the three classes its fingerprint tests start (see [`Pass`]).
+    /// Where the [`FINGERPRINT`] classes its pass tests start (see [`Pass`]).
     fp: usize,
     /// (word start, group) of every gate atom this one stands for.
     wanted: Vec<(bool, u32)>,
@@ -807,7 +809,8 @@ struct Pass {
 /// Buckets per [`Pass`] (bits of a byte).
 const BUCKETS: usize = 8;
 
-/// Fingerprints a bucket holds when there are more than a pass's buckets.
+/// Fingerprints a bucket holds on average when there are more than a
+/// pass's buckets (it sets how many passes there are).
 const SHARED: usize = 3;
 
 /// Groups of fingerprints the pairwise bucket merging starts from at most.
@@ -850,7 +853,7 @@ impl Pass {
 #[derive(Debug)]
 pub struct Searcher {
     classes: Vec<ClassTable>,
-    masks: Vec<MaskAtom>,
+    atoms: Vec<ClassAtom>,
     /// The atoms' fingerprint passes.
     passes: Vec<Pass>,
     avx2: bool,
@@ -873,7 +876,7 @@ impl Searcher {
     /// fingerprint passes (see [`Pass`]).
     pub fn new(atoms: &[(Atom, u32)]) -> Searcher {
         let mut class_list: Vec<Ascii> = Vec::new();
-        let mut masks = Vec::new();
+        let mut class_atoms: Vec<ClassAtom> = Vec::new();
         // Literal stretches first, to pick windows they share.
         let stretches: Vec<Option<(Vec<u8>, bool, usize)>> = atoms
             .iter()
@@ -915,11 +918,12 @@ impl Searcher {
             classes: a.classes.iter().map(|&c| coarsen(c)).collect(),
             word_start: a.word_start,
         };
+        let coarse: Vec<Atom> = atoms.iter().map(|(a, _)| coarse(a)).collect();
         let covered: Vec<bool> = (0..atoms.len())
             .map(|i| {
-                let (a, g) = (&coarse(&atoms[i].0), atoms[i].1);
+                let (a, g) = (&coarse[i], atoms[i].1);
                 (0..atoms.len()).any(|j| {
-                    let b = &coarse(&atoms[j].0);
+                    let b = &coarse[j];
                     j != i && atoms[j].1 == g && holds_atom(a, b) && (!holds_atom(b, a) || j < i)
                 })
             })
@@ -963,14 +967,14 @@ impl Searcher {
                     }
                 })
                 .collect();
-            match masks
+            match class_atoms
                 .iter_mut()
-                .find(|m: &&mut MaskAtom| m.classes == classes)
+                .find(|m: &&mut ClassAtom| m.classes == classes)
             {
                 Some(m) => m.wanted.push((atom.word_start, *group)),
                 None => {
-                    // The rarest three classes in a row (all of a shorter
-                    // atom) are its fingerprint.
+                    // The rarest FINGERPRINT classes in a row (all of a
+                    // shorter atom) are its fingerprint.
                     let p = |c: usize| probability(class_list[c]);
                     let fp = (0..=classes.len().saturating_sub(FINGERPRINT))
                         .min_by(|&a, &b| {
@@ -987,7 +991,7 @@ impl Searcher {
                             pa.total_cmp(&pb)
                         })
                         .unwrap_or(0);
-                    masks.push(MaskAtom {
+                    class_atoms.push(ClassAtom {
                         classes,
                         fp,
                         wanted: vec![(atom.word_start, *group)],
@@ -997,7 +1001,7 @@ impl Searcher {
         }
         // Atoms with the same fingerprint share a bucket; eight buckets a
         // pass.
-        let fingerprints: Vec<[Ascii; FINGERPRINT]> = masks
+        let fingerprints: Vec<[Ascii; FINGERPRINT]> = class_atoms
             .iter()
             .map(|m| {
                 std::array::from_fn(|k| {
@@ -1014,8 +1018,8 @@ impl Searcher {
                 None => groups.push(vec![i]),
             }
         }
-        // Up to three fingerprints a bucket when there are more than a pass
-        // holds: the pairs whose tables widen least merge first (a bucket
+        // Three fingerprints a bucket on average when there are more than a
+        // pass holds: the pairs whose tables widen least merge first (a bucket
         // takes the union of its fingerprints' classes at each position,
         // so `emp-` with `earn` would take `eart` too).
         let n_passes = if groups.len() <= BUCKETS {
@@ -1067,7 +1071,7 @@ impl Searcher {
             .collect();
         Searcher {
             classes: class_list.into_iter().map(ClassTable::new).collect(),
-            masks,
+            atoms: class_atoms,
             passes,
             avx2: avx2(),
         }
@@ -1096,20 +1100,26 @@ impl Searcher {
         });
     }
 
-    /// Checks the atoms of buckets `bits` whose fingerprint may start at
-    /// raw offset `at`, and pushes the hits of those that hold there.
+    /// The buckets whose fingerprint the bytes from `at` hold, by the
+    /// exact tables (bytes past the end count as zero).
+    #[inline]
+    fn exact_bits(pass: &Pass, raw: &[u8], at: usize) -> u8 {
+        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
+        pass.exact
+            .iter()
+            .enumerate()
+            .fold(u8::MAX, |bits, (k, exact)| bits & exact[byte(at + k)])
+    }
+
+    /// Checks the atoms of buckets `bits` whose fingerprint starts at raw
+    /// offset `at`, and pushes the hits of those that hold there.
     #[inline]
     fn check(&self, pass: &Pass, raw: &[u8], at: usize, mut bits: u8, out: &mut Vec<Hit>) {
-        // The nibble tables may take a byte the classes do not.
-        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
-        for (k, exact) in pass.exact.iter().enumerate() {
-            bits &= exact[byte(at + k)];
-        }
         while bits != 0 {
             let bucket = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             for &m in &pass.buckets[bucket] {
-                let atom = &self.masks[m];
+                let atom = &self.atoms[m];
                 let Some(start) = at.checked_sub(atom.fp) else {
                     continue;
                 };
@@ -1132,13 +1142,8 @@ impl Searcher {
 
     /// A pass byte by byte, with exact tables.
     fn pass_scalar(&self, pass: &Pass, raw: &[u8], out: &mut Vec<Hit>) {
-        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
         for at in 0..raw.len() {
-            let bits = pass
-                .exact
-                .iter()
-                .enumerate()
-                .fold(u8::MAX, |bits, (k, exact)| bits & exact[byte(at + k)]);
+            let bits = Self::exact_bits(pass, raw, at);
             if bits != 0 {
                 self.check(pass, raw, at, bits, out);
             }
@@ -1186,7 +1191,9 @@ impl Searcher {
             while cand != 0 {
                 let lane = cand.trailing_zeros() as usize;
                 cand &= cand - 1;
-                self.check(pass, raw, base + lane, bits[lane], out);
+                // The nibble tables may take a byte the classes do not.
+                let exact = bits[lane] & Self::exact_bits(pass, raw, base + lane);
+                self.check(pass, raw, base + lane, exact, out);
             }
         };
         let mut at = 0;
@@ -1579,8 +1586,8 @@ mod tests {
         let atoms: Vec<(Atom, u32)> = card.gate.unwrap().into_iter().map(|a| (a, 0)).collect();
         assert!(atoms.len() > 1);
         let searcher = Searcher::new(&atoms);
-        assert_eq!(searcher.masks.len(), 1);
-        assert_eq!(searcher.masks[0].classes.len(), 4);
+        assert_eq!(searcher.atoms.len(), 1);
+        assert_eq!(searcher.atoms[0].classes.len(), 4);
     }
 
     #[test]
@@ -1764,8 +1771,32 @@ mod tests {
             bytes.extend((0..256).map(|i| ((i * k) % 256) as u8));
         }
         bytes.extend_from_slice(
-            b"a@b ewe (12-34) 1234567 AKIAB eabcd QRST23 \x7f! q Alpha BRAVO charli delta-echo golfhotel ZULU oscar-papa",
+            b"a@b ewe (12-34) 1234567 AKIAB eabcd QRST23 \x7f! q Alpha BRAVO charli charlie delta-echo \
+foxtrot golfhotel India juliet kilo lima mike november oscar-papa quebec romeo sierra \
+tango uniform victor whiskey xray yankee ZULU",
         );
+        // Both find exactly where each atom's classes line up.
+        let reference = |b: &[u8]| -> Vec<Hit> {
+            let mut want = Vec::new();
+            for (atom, g) in &atoms {
+                let n = atom.classes.len();
+                for pos in 0..(b.len() + 1).saturating_sub(n) {
+                    if atom
+                        .classes
+                        .iter()
+                        .enumerate()
+                        .all(|(k, c)| c.contains(b[pos + k]))
+                    {
+                        want.push(Hit {
+                            pos: pos as u32,
+                            group: *g,
+                        });
+                    }
+                }
+            }
+            want.sort();
+            want
+        };
         for end in (bytes.len() - 70..=bytes.len()).chain([0, 1, 2, 3, 33, 34, 35]) {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             simd.find(&bytes[..end], &mut a);
@@ -1773,10 +1804,13 @@ mod tests {
             a.sort();
             b.sort();
             assert_eq!(a, b, "{end}");
+            assert_eq!(a, reference(&bytes[..end]), "{end}");
         }
+        // Every atom is in the text.
         let mut all = Vec::new();
         simd.find(&bytes, &mut all);
-        assert!(all.len() > 9);
+        let groups: std::collections::BTreeSet<u32> = all.iter().map(|h| h.group).collect();
+        assert_eq!(groups.len(), atoms.len(), "{groups:?}");
     }
 
     proptest::proptest! {

@@ -229,8 +229,8 @@ struct FastPath {
     /// Per normalised pattern: its alphabet when it is gated.
     gated: Vec<Option<Boundaries>>,
     /// Per normalised pattern: what a match through each of its branches
-    /// holds (bytes, ASCII digits, punctuation); a region of plain text
-    /// that offers no branch its need holds no match.
+    /// holds (bytes, ASCII digits, punctuation, words); a region of plain
+    /// text that offers no branch its need holds no match.
     needs: Vec<Vec<gate::Need>>,
     /// Finds every gated pattern's atoms (group = pattern index).
     searcher: Option<gate::Searcher>,
@@ -1174,8 +1174,8 @@ impl GuardSet {
                 }
             }
         }
-        // A few sorted runs per literal (one per search): a merging sort
-        // finds them.
+        // A few sorted runs per literal (one per pass, one per suspect
+        // stretch): a merging sort finds them.
         out.sort();
         out
     }
