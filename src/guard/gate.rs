@@ -554,7 +554,7 @@ const MIN_WORD: usize = 2;
 /// alike: printable ASCII but for white space and the bytes JSON may
 /// escape (`"`, `\`, `/`), so a word of them that normalised plain text
 /// holds, its raw bytes hold too, in one piece.
-pub fn word_byte(b: u8) -> bool {
+fn word_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'/')
 }
 
