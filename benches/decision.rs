@@ -154,7 +154,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse_only_first_turn", |b| {
         b.iter(|| {
             promptgate::provider::parse_request(
-                false,
+                promptgate::provider::Dialect::Anthropic,
                 FIRST_TURN,
                 promptgate::provider::KindSet::ALL,
             )

@@ -8,9 +8,8 @@ use serde::Serialize;
 use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Finding, Scan};
 use crate::policy::{Backend, Policy, RouteType, SelectError, TokenUsageMode};
-use crate::provider::stream::StreamKind;
 use crate::provider::ParsedRequest;
-use crate::provider::{self, ErrorKind, ErrorStyle, ProviderKind};
+use crate::provider::{self, Dialect, ErrorKind};
 
 /// Largest request body promptgate inspects (Envoy's buffer limit in the
 /// shipped config is the same).
@@ -113,7 +112,7 @@ pub struct RequestCtx {
     /// Index of the backend in the policy.
     pub backend: usize,
     pub route: RouteType,
-    pub style: ErrorStyle,
+    pub dialect: Dialect,
     pub auth_injected: bool,
     /// The response is read (Messages and Completions): by response guards
     /// when the backend has any, else for token usage unless the backend's
@@ -152,19 +151,8 @@ pub enum BodyDecision {
     Reply(Reply),
 }
 
-fn style_for(route: RouteType, provider: ProviderKind) -> ErrorStyle {
-    match route {
-        RouteType::Messages | RouteType::AnthropicTokenCount => ErrorStyle::Anthropic,
-        RouteType::Completions => ErrorStyle::OpenAi,
-        _ => match provider {
-            ProviderKind::Anthropic => ErrorStyle::Anthropic,
-            ProviderKind::OpenAi => ErrorStyle::OpenAi,
-        },
-    }
-}
-
 pub(crate) fn reply(
-    style: ErrorStyle,
+    style: Dialect,
     kind: ErrorKind,
     status: u16,
     message: &str,
@@ -209,9 +197,9 @@ pub fn request_headers(
                 SelectError::NoMatch => "promptgate found no backend for this request".to_owned(),
             };
             let style = if path.ends_with("/chat/completions") {
-                ErrorStyle::OpenAi
+                Dialect::OpenAiChat
             } else {
-                ErrorStyle::Anthropic
+                Dialect::Anthropic
             };
             let outcome = Outcome::default();
             return (
@@ -229,7 +217,7 @@ pub fn request_headers(
     };
     let backend = &policy.backends[backend_index];
     let route = backend.routes.route_type(&path);
-    let style = style_for(route, backend.provider);
+    let style = route.dialect(backend.provider);
     let mut outcome = Outcome {
         decision: "allow",
         backend: Some(backend.name.clone()),
@@ -251,7 +239,7 @@ pub fn request_headers(
     let mut ctx = RequestCtx {
         backend: backend_index,
         route,
-        style,
+        dialect: style,
         auth_injected: backend.auth.is_some(),
         inspect_response,
         response_guarded,
@@ -317,7 +305,7 @@ fn auth_changes(backend: &Backend, head: &RequestHead<'_>) -> HeaderChanges {
             }
         }
         changes.set.push((cred.header(), cred.value().to_vec()));
-        if backend.provider == ProviderKind::Anthropic && !head.has_anthropic_version {
+        if backend.provider == Dialect::Anthropic && !head.has_anthropic_version {
             changes
                 .set
                 .push(("anthropic-version", b"2023-06-01".to_vec()));
@@ -340,9 +328,9 @@ pub enum ResponsePlan {
     /// Nothing to read.
     Skip,
     /// An SSE stream: guarded chunk by chunk as it flows.
-    Stream(StreamKind),
+    Stream(Dialect),
     /// A JSON body: guarded whole.
-    Json(StreamKind),
+    Json(Dialect),
     /// A response the guards cannot read (compressed): refuse it.
     Refuse(&'static str),
 }
@@ -357,7 +345,7 @@ pub fn response_plan(
     if !ctx.inspect_response || !(200..300).contains(&status) {
         return ResponsePlan::Skip;
     }
-    let kind = StreamKind::from(ctx.style);
+    let kind = ctx.dialect;
     let ct = content_type
         .unwrap_or("")
         .split(';')
@@ -469,7 +457,7 @@ fn decode_body<'b>(
             }
         };
         let message = format!("promptgate could not decode the request body: {e}");
-        BodyDecision::Reply(reply(ctx.style, kind, status, &message, details, outcome))
+        BodyDecision::Reply(reply(ctx.dialect, kind, status, &message, details, outcome))
     })
 }
 
@@ -497,7 +485,12 @@ fn inspect_request_body<'p, 'b>(
     let bad =
         |status: u16, kind: ErrorKind, message: &str, details: &'static str, outcome: Outcome| {
             Inspected::Done(BodyDecision::Reply(reply(
-                ctx.style, kind, status, message, details, outcome,
+                ctx.dialect,
+                kind,
+                status,
+                message,
+                details,
+                outcome,
             )))
         };
     if body.len() > MAX_BODY_BYTES {
@@ -534,7 +527,7 @@ fn inspect_request_body<'p, 'b>(
         .external_guards
         .iter()
         .fold(guards.kinds(), |k, g| k.union(g.kinds()));
-    let parsed = match provider::parse_request(ctx.route.is_openai_schema(), text, kinds) {
+    let parsed = match provider::parse_request(ctx.dialect, text, kinds) {
         Ok(p) => p,
         Err(e) => {
             let message = format!("promptgate could not read the request body: {e}");
@@ -588,7 +581,7 @@ impl Inspection<'_, '_> {
         outcome.fired.insert(0, fired);
         outcome.fired.truncate(MAX_FIRED);
         reply(
-            self.ctx.style,
+            self.ctx.dialect,
             ErrorKind::Guard,
             status,
             message,
@@ -657,7 +650,7 @@ impl Inspection<'_, '_> {
                 let mut outcome = self.outcome.clone();
                 outcome.rule = Some(guard.name.clone());
                 Some(reply(
-                    self.ctx.style,
+                    self.ctx.dialect,
                     ErrorKind::Gateway,
                     503,
                     &format!(

@@ -37,9 +37,10 @@ use crate::decision::{
 use crate::policy::{Policy, TokenUsageMode};
 use crate::provider::stream::{
     guard_json_body, EventInfo, Fired as StreamFired, Rejection, ScanMatch, StreamGuard,
-    StreamKind, TextScanner, Usage,
+    TextScanner,
 };
-use crate::telemetry::{self, StreamTelemetry, TokenUsage};
+use crate::provider::{Dialect, Usage};
+use crate::telemetry::{self, StreamTelemetry};
 
 /// gRPC metadata key with which Envoy names the backend of a route.
 pub const BACKEND_METADATA: &str = "x-promptgate-backend";
@@ -172,7 +173,7 @@ enum ResponseState {
     /// An SSE stream guarded as it flows.
     Stream(Box<StreamGuard>),
     /// A JSON body, guarded when it is whole.
-    Json(StreamKind),
+    Json(Dialect),
     /// The stream engine failed or rejected: further chunks are dropped.
     Ended,
 }
@@ -750,11 +751,7 @@ impl StreamState {
             response_masked = r.masked,
             "response decision"
         );
-        // The kind every response reader of this stream was built with.
-        let kind = self.stream_kind();
-        let usage_md = self
-            .telemetry
-            .on_usage(&token_usage(kind, usage), model.as_deref());
+        let usage_md = self.telemetry.on_usage(&usage, model.as_deref());
         self.queue_metadata(usage_md);
         self.queue_metadata(crate::telemetry::response_metadata(
             r.decision,
@@ -765,10 +762,8 @@ impl StreamState {
     }
 
     /// The response shape of the request's route.
-    fn stream_kind(&self) -> StreamKind {
-        self.ctx
-            .as_ref()
-            .map_or(StreamKind::Anthropic, |c| c.style.into())
+    fn stream_kind(&self) -> Dialect {
+        self.ctx.as_ref().map_or(Dialect::Anthropic, |c| c.dialect)
     }
 
     /// An immediate response for a response-side decision (the request's
@@ -816,7 +811,7 @@ impl UsageRead {
     /// reported usage (or a model), returns them.
     fn push(
         &mut self,
-        kind: StreamKind,
+        kind: Dialect,
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Option<(Usage, Option<String>)> {
@@ -932,7 +927,7 @@ fn adapter_reply(
     message: &str,
     details: &'static str,
 ) -> Reply {
-    let style = ctx.map_or(crate::provider::ErrorStyle::Anthropic, |c| c.style);
+    let style = ctx.map_or(crate::provider::Dialect::Anthropic, |c| c.dialect);
     let outcome = Outcome {
         route: ctx.map(|c| c.route.as_str()),
         ..Outcome::default()
@@ -975,23 +970,6 @@ fn guard_reply(ctx: Option<&RequestCtx>, message: &str) -> Reply {
         message,
         "promptgate_response_guard_reject",
     )
-}
-
-/// The stream engine's counts as telemetry's: input excludes cached tokens
-/// there (Anthropic reports it so; OpenAI's `prompt_tokens` includes them).
-fn token_usage(kind: StreamKind, u: Usage) -> TokenUsage {
-    let input = match kind {
-        StreamKind::Anthropic => u.input_tokens,
-        StreamKind::OpenAi => u
-            .input_tokens
-            .map(|i| i.saturating_sub(u.cache_read_input_tokens.unwrap_or(0))),
-    };
-    TokenUsage {
-        input,
-        output: u.output_tokens,
-        cache_read: u.cache_read_input_tokens,
-        cache_creation: u.cache_creation_input_tokens,
-    }
 }
 
 /// A header's value (Envoy sends keys lower-case; matched case-insensitively).

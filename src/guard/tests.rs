@@ -1,5 +1,5 @@
 use super::*;
-use crate::provider::{parse_request, KindSet};
+use crate::provider::{parse_request, Dialect, KindSet};
 use proptest::prelude::*;
 
 fn compile(yaml: &str) -> Result<GuardSet, GuardSpecError> {
@@ -12,7 +12,7 @@ type Shown = (String, String, String);
 
 /// Scans an Anthropic body; returns the reject and the masks.
 fn scan(set: &GuardSet, body: &str) -> (Option<Shown>, Vec<Shown>) {
-    let parsed = parse_request(false, body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, parsed.latest_user_message);
     let show = |f: &Finding| {
         let seg = &parsed.segments[f.segment];
@@ -155,7 +155,7 @@ fn placeholders_name_the_rule_and_masks_merge() {
         "agentgateway's default action is Mask"
     );
     let body = user("about falcon wings today");
-    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, None);
     assert_eq!(s.masks.len(), 2);
     assert_eq!(s.masks[0].placeholder, "<PROJECT_FALCON>");
@@ -172,7 +172,7 @@ fn mask_positions_map_back_through_normalisation() {
     let set = compile(r#"[{name: card, regex: {matches: ["card \\d+"]}}]"#).unwrap();
     let text = "my \u{ff43}\u{ff41}\u{ff52}\u{ff44}\u{200b}  42 ok";
     let body = user(text);
-    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, None);
     let refs: Vec<&Finding> = s.masks.iter().collect();
     assert_eq!(masked(&parsed.segments[0], &refs), "my <CARD> ok");
@@ -291,7 +291,7 @@ fn no_guards_read_nothing() {
     let set = GuardSet::empty();
     assert!(set.kinds().is_empty());
     let body = user("credit card");
-    let parsed = parse_request(false, &body, KindSet::ALL).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, &body, KindSet::ALL).unwrap();
     assert_eq!(set.scan(&parsed.segments, None), Scan::default());
 }
 
@@ -306,7 +306,7 @@ fn builtins_mask_what_they_find_and_validate() {
             "content": "aws_access_key_id = AKIAZ7QWERTYUIOPASDF\nowner: jane.doe@example.com ssn 123-45-6789 bad 000-12-3456"}]}
     ]})
     .to_string();
-    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, parsed.latest_user_message);
     let found: Vec<(String, &str)> = s
         .masks
@@ -333,7 +333,7 @@ fn builtins_mask_what_they_find_and_validate() {
     // Fullwidth digits are found through normalisation and masked in place.
     let text = "\u{ff14}\u{ff11}\u{ff11}\u{ff11} 1111 1111 1111";
     let body = user(text);
-    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
     let s = set.scan(&parsed.segments, None);
     let refs: Vec<&Finding> = s.masks.iter().collect();
     assert_eq!(masked(&parsed.segments[0], &refs), "<CREDIT_CARD>");
@@ -351,7 +351,7 @@ fn every_builtin_on_real_claude_code_traffic_fires_nothing() {
         include_str!("../../tests/fixtures/claude_code_first_turn.json"),
         include_str!("../../tests/fixtures/claude_code_tool_result_turn.json"),
     ] {
-        let parsed = parse_request(false, body, set.kinds()).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, body, set.kinds()).unwrap();
         assert!(parsed.segments.len() >= 4);
         let s = set.scan(&parsed.segments, parsed.latest_user_message);
         assert_eq!(
@@ -545,7 +545,7 @@ proptest! {
             serde::Serialize::serialize(&v, &mut ser).unwrap();
             body = String::from_utf8(out).unwrap();
         }
-        let parsed = parse_request(false, &body, set.kinds()).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
         let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
         let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
         prop_assert_eq!(gated, full, "body: {}", body);
@@ -593,7 +593,7 @@ fn gated_scan_of_planted_secrets_in_a_large_tool_result() {
         }
     }
     let body = body_of("", &[vec!["hi".into()], vec![text]]);
-    let parsed = parse_request(false, &body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
     let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
     let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
     assert_eq!(gated.masks.len(), 24, "{:?}", gated.masks);
@@ -609,7 +609,7 @@ fn an_escape_that_normalises_long_is_not_skipped_as_short() {
     )
     .unwrap();
     let body = r#"{"messages":[{"role":"user","content":"x codename \ufdfa y"}]}"#;
-    let parsed = parse_request(false, body, set.kinds()).unwrap();
+    let parsed = parse_request(Dialect::Anthropic, body, set.kinds()).unwrap();
     let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
     let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
     assert!(full.reject.is_some());

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::guard::external::ExternalGuard;
 use crate::guard::{GuardSet, GuardSpecError};
-use crate::provider::{Credential, ProviderKind};
+use crate::provider::{Credential, Dialect};
 pub use config::TokenUsageMode;
 use config::{
     AiPolicySpec, AiSpec, BackendSpec, K8sBackendDoc, MatchSpec, NativeConfig, PoliciesSpec,
@@ -89,9 +89,15 @@ impl RouteType {
         )
     }
 
-    /// Whether the body follows the OpenAI Chat schema (else Anthropic's).
-    pub fn is_openai_schema(self) -> bool {
-        matches!(self, RouteType::Completions)
+    /// The dialect requests of this route type speak, on a backend of
+    /// `provider`'s dialect: the route's own for the LLM routes, else the
+    /// backend's (what its error bodies look like).
+    pub fn dialect(self, provider: Dialect) -> Dialect {
+        match self {
+            RouteType::Messages | RouteType::AnthropicTokenCount => Dialect::Anthropic,
+            RouteType::Completions => Dialect::OpenAiChat,
+            _ => provider,
+        }
     }
 }
 
@@ -170,7 +176,7 @@ impl Matcher {
 pub struct Backend {
     pub name: String,
     pub matcher: Option<Matcher>,
-    pub provider: ProviderKind,
+    pub provider: Dialect,
     /// `provider.<kind>.model`: forwarded bodies carry this model.
     pub model: Option<String>,
     pub routes: RouteTable,
@@ -467,8 +473,8 @@ fn compile_backend(
 ) -> Result<Backend, PlaceErr> {
     let provider_place = join(place, "ai.provider");
     let (provider, model_spec) = match (ai.provider.anthropic, ai.provider.openai) {
-        (Some(m), None) => (ProviderKind::Anthropic, m),
-        (None, Some(m)) => (ProviderKind::OpenAi, m),
+        (Some(m), None) => (Dialect::Anthropic, m),
+        (None, Some(m)) => (Dialect::OpenAiChat, m),
         (None, None) => {
             return Err((
                 provider_place,
@@ -617,7 +623,7 @@ fn read_secret(
     place: &str,
     secret_ref: &SecretRefSpec,
     secrets_dir: Option<&Path>,
-    provider: ProviderKind,
+    provider: Dialect,
 ) -> Result<Credential, PlaceErr> {
     let (raw, source) = match (&secret_ref.name, &secret_ref.env) {
         (Some(name), None) => {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::provider::Dialect;
 
 fn load(src: &str) -> Result<Policy, PolicyError> {
     Policy::from_yaml(src, "p.yaml", &LoadOptions::default())
@@ -214,7 +215,9 @@ fn the_embedded_default_loads() {
     ]}]})
     .to_string();
     let b = &p.backends[0];
-    let parsed = crate::provider::parse_request(false, &body, b.request_guards.kinds()).unwrap();
+    let parsed =
+        crate::provider::parse_request(Dialect::Anthropic, &body, b.request_guards.kinds())
+            .unwrap();
     let scan = b
         .request_guards
         .scan(&parsed.segments, parsed.latest_user_message);

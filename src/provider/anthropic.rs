@@ -480,7 +480,7 @@ fn push_nested<'s>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse_request, KindSet, PartKind, Role};
+    use super::super::{parse_request, Dialect, KindSet, PartKind, Role};
 
     const DEFAULT: KindSet = KindSet::ALL;
 
@@ -500,7 +500,7 @@ mod tests {
     }"#;
 
     fn extract(kinds: KindSet) -> Vec<(String, String, Role, PartKind)> {
-        let parsed = parse_request(false, BODY, kinds).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, BODY, kinds).unwrap();
         // Raw spans point at the JSON string literals.
         for s in &parsed.segments {
             let literal = &BODY[s.raw.clone()];
@@ -519,7 +519,7 @@ mod tests {
 
     #[test]
     fn extracts_every_kind_in_body_order_with_locations() {
-        let parsed = parse_request(false, BODY, DEFAULT).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, BODY, DEFAULT).unwrap();
         assert_eq!(parsed.model.as_deref(), Some("claude-x"));
         assert_eq!(parsed.latest_user_message, Some(3));
         assert_eq!(
@@ -612,7 +612,7 @@ mod tests {
     fn string_system_and_escapes_decode() {
         let body =
             r#"{"system":"be nice","messages":[{"role":"user","content":"credit\u0020card"}]}"#;
-        let parsed = parse_request(false, body, DEFAULT).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, body, DEFAULT).unwrap();
         assert_eq!(parsed.segments[0].text(), "be nice");
         assert_eq!(parsed.segments[1].text(), "credit card");
     }
@@ -624,7 +624,7 @@ mod tests {
             "{\"messages\":[{\"content\" \n :\t \"a\\nb \\\"q\\\"\" , \"role\":\"user\"}]}",
             r#"{"messages":[{"x":{"content":"no"},"role":"user","content":"a\nb \"q\"","y":[1]}]}"#,
         ] {
-            let parsed = parse_request(false, body, DEFAULT).unwrap();
+            let parsed = parse_request(Dialect::Anthropic, body, DEFAULT).unwrap();
             assert_eq!(parsed.segments.len(), 1, "{body}");
             let seg = &parsed.segments[0];
             assert_eq!(seg.text(), "a\nb \"q\"", "{body}");
@@ -632,14 +632,16 @@ mod tests {
         }
         // Unescaped strings are lent by serde and located by address.
         let body = r#"{"messages":[{"role":"user","content":"plain"}]}"#;
-        let seg = &parse_request(false, body, DEFAULT).unwrap().segments[0];
+        let seg = &parse_request(Dialect::Anthropic, body, DEFAULT)
+            .unwrap()
+            .segments[0];
         assert_eq!(&body[seg.raw.clone()], r#""plain""#);
         // A message that escapes its `content` key and its text cannot be
         // located cheaply: refused, like other confusing bodies.
         let body = r#"{"messages":[{"role":"user","cont\u0065nt":"a\nb"}]}"#;
-        assert!(parse_request(false, body, DEFAULT).is_err());
+        assert!(parse_request(Dialect::Anthropic, body, DEFAULT).is_err());
         let body = r#"{"messages":[{"role":"user","content":"a","content":"b"}]}"#;
-        assert!(parse_request(false, body, DEFAULT).is_err());
+        assert!(parse_request(Dialect::Anthropic, body, DEFAULT).is_err());
     }
 
     #[test]
@@ -655,14 +657,17 @@ mod tests {
             r#"{"system": 5}"#,
             r#"{"messages": [{"role":"user","content":"a"}]"#,
         ] {
-            assert!(parse_request(false, body, DEFAULT).is_err(), "{body}");
+            assert!(
+                parse_request(Dialect::Anthropic, body, DEFAULT).is_err(),
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn claude_code_first_turn_fixture_parses_and_skips_tools() {
         let body = include_str!("../../tests/fixtures/claude_code_first_turn.json");
-        let all = parse_request(false, body, KindSet::ALL).unwrap();
+        let all = parse_request(Dialect::Anthropic, body, KindSet::ALL).unwrap();
         let tools = all
             .segments
             .iter()
@@ -675,7 +680,7 @@ mod tests {
             PartKind::Document,
             PartKind::ToolResult,
         ]);
-        let parsed = parse_request(false, body, user_side).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, body, user_side).unwrap();
         assert!(parsed.segments.iter().any(|s| s.text().contains("Say hi")));
         assert!(parsed
             .segments
@@ -700,7 +705,7 @@ mod tests {
     #[test]
     fn claude_code_tool_turn_reads_the_tool_result() {
         let body = include_str!("../../tests/fixtures/claude_code_tool_result_turn.json");
-        let parsed = parse_request(false, body, DEFAULT).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, body, DEFAULT).unwrap();
         let tool: Vec<_> = parsed
             .segments
             .iter()

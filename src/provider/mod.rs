@@ -2,33 +2,22 @@
 //! patched, what an error looks like and how credentials are sent.
 
 pub mod anthropic;
+mod dialect;
 pub mod encoding;
 pub mod literal;
 pub mod openai;
 pub(crate) mod skeleton;
 pub mod stream;
+mod usage;
+
+pub use dialect::Dialect;
+pub use usage::Usage;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
 use serde_json::value::RawValue;
-
-/// The provider a backend talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Anthropic,
-    OpenAi,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::OpenAi => "openai",
-        }
-    }
-}
 
 /// The organisation's provider key, as the header it is sent in.
 #[derive(Clone)]
@@ -48,7 +37,7 @@ impl Credential {
     /// space and a leading `Bearer ` are dropped. Anthropic keys go in
     /// `x-api-key`, except OAuth tokens (`sk-ant-oat…`) which go in
     /// `authorization: Bearer`; OpenAI keys go in `authorization: Bearer`.
-    pub fn from_raw(provider: ProviderKind, raw: &str) -> Result<Credential, String> {
+    pub fn from_raw(provider: Dialect, raw: &str) -> Result<Credential, String> {
         let key = raw.trim();
         let key = key
             .strip_prefix("Bearer ")
@@ -62,7 +51,7 @@ impl Credential {
             return Err("the key holds spaces or control characters".into());
         }
         Ok(match provider {
-            ProviderKind::Anthropic if !key.starts_with("sk-ant-oat") => Credential {
+            Dialect::Anthropic if !key.starts_with("sk-ant-oat") => Credential {
                 header: "x-api-key",
                 value: key.as_bytes().to_vec(),
             },
@@ -382,7 +371,7 @@ pub(crate) fn first_byte(raw: &RawValue) -> u8 {
 /// Parses a request body of the given schema, extracting the text of the
 /// kinds asked for. The whole body is validated whatever `kinds` says.
 pub fn parse_request(
-    openai_schema: bool,
+    dialect: Dialect,
     body: &str,
     kinds: KindSet,
 ) -> Result<ParsedRequest<'_>, BodyError> {
@@ -390,10 +379,9 @@ pub fn parse_request(
         return Err(BodyError("the body must be a JSON object".into()));
     }
     let skeleton = skeleton::Skeleton::of(body);
-    if openai_schema {
-        openai::parse_skeleton(&skeleton, kinds)
-    } else {
-        anthropic::parse_skeleton(&skeleton, kinds)
+    match dialect {
+        Dialect::Anthropic => anthropic::parse_skeleton(&skeleton, kinds),
+        Dialect::OpenAiChat => openai::parse_skeleton(&skeleton, kinds),
     }
 }
 
@@ -490,13 +478,6 @@ pub fn model_splice(body: &str, parsed: &ParsedRequest<'_>, model: &str) -> Opti
     }
 }
 
-/// The error shape a client expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorStyle {
-    Anthropic,
-    OpenAi,
-}
-
 /// Why promptgate answers with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -513,10 +494,10 @@ pub enum ErrorKind {
 }
 
 /// Renders a provider-shaped JSON error body.
-pub fn error_body(style: ErrorStyle, kind: ErrorKind, status: u16, message: &str) -> Vec<u8> {
+pub fn error_body(style: Dialect, kind: ErrorKind, status: u16, message: &str) -> Vec<u8> {
     use serde_json::json;
     let value = match style {
-        ErrorStyle::Anthropic => {
+        Dialect::Anthropic => {
             let ty = match status {
                 401 => "authentication_error",
                 403 => "permission_error",
@@ -529,7 +510,7 @@ pub fn error_body(style: ErrorStyle, kind: ErrorKind, status: u16, message: &str
             };
             json!({"type": "error", "error": {"type": ty, "message": message}})
         }
-        ErrorStyle::OpenAi => {
+        Dialect::OpenAiChat => {
             let (ty, code) = match kind {
                 ErrorKind::Guard => ("invalid_request_error", "content_policy_violation"),
                 ErrorKind::BadRequest => ("invalid_request_error", "invalid_request_body"),
@@ -659,23 +640,23 @@ mod tests {
 
     #[test]
     fn credentials_pick_the_provider_header() {
-        let c = Credential::from_raw(ProviderKind::Anthropic, "sk-ant-api03-abc\n").unwrap();
+        let c = Credential::from_raw(Dialect::Anthropic, "sk-ant-api03-abc\n").unwrap();
         assert_eq!(
             (c.header(), c.value()),
             ("x-api-key", &b"sk-ant-api03-abc"[..])
         );
-        let c = Credential::from_raw(ProviderKind::Anthropic, "Bearer sk-ant-oat01-xyz").unwrap();
+        let c = Credential::from_raw(Dialect::Anthropic, "Bearer sk-ant-oat01-xyz").unwrap();
         assert_eq!(
             (c.header(), c.value()),
             ("authorization", &b"Bearer sk-ant-oat01-xyz"[..])
         );
-        let c = Credential::from_raw(ProviderKind::OpenAi, " sk-proj-1 ").unwrap();
+        let c = Credential::from_raw(Dialect::OpenAiChat, " sk-proj-1 ").unwrap();
         assert_eq!(
             (c.header(), c.value()),
             ("authorization", &b"Bearer sk-proj-1"[..])
         );
-        assert!(Credential::from_raw(ProviderKind::OpenAi, "  \n").is_err());
-        assert!(Credential::from_raw(ProviderKind::OpenAi, "a\r\nx-evil: 1").is_err());
+        assert!(Credential::from_raw(Dialect::OpenAiChat, "  \n").is_err());
+        assert!(Credential::from_raw(Dialect::OpenAiChat, "a\r\nx-evil: 1").is_err());
         assert!(!format!("{c:?}").contains("sk-proj"));
     }
 
@@ -691,14 +672,18 @@ mod tests {
     #[test]
     fn model_patch_touches_only_the_model_bytes() {
         let body = r#"{"max_tokens": 5, "model" : "claude-x", "messages": []}"#;
-        let parsed = parse_request(false, body, KindSet::ALL).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, body, KindSet::ALL).unwrap();
         let out = patch_model(body, &parsed, "claude-opus-4-6").unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"max_tokens": 5, "model" : "claude-opus-4-6", "messages": []}"#
         );
-        let parsed =
-            parse_request(false, std::str::from_utf8(&out).unwrap(), KindSet::ALL).unwrap();
+        let parsed = parse_request(
+            Dialect::Anthropic,
+            std::str::from_utf8(&out).unwrap(),
+            KindSet::ALL,
+        )
+        .unwrap();
         assert!(patch_model(
             std::str::from_utf8(&out).unwrap(),
             &parsed,
@@ -707,14 +692,14 @@ mod tests {
         .is_none());
 
         let body = r#" { "messages": [] }"#;
-        let parsed = parse_request(false, body, KindSet::ALL).unwrap();
+        let parsed = parse_request(Dialect::Anthropic, body, KindSet::ALL).unwrap();
         let out = patch_model(body, &parsed, "m\"1").unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "m\"1");
         let body = "{}";
         let out = patch_model(
             body,
-            &parse_request(false, body, KindSet::ALL).unwrap(),
+            &parse_request(Dialect::Anthropic, body, KindSet::ALL).unwrap(),
             "m",
         )
         .unwrap();
@@ -724,7 +709,7 @@ mod tests {
     #[test]
     fn error_bodies_have_the_provider_shape() {
         let a: serde_json::Value = serde_json::from_slice(&error_body(
-            ErrorStyle::Anthropic,
+            Dialect::Anthropic,
             ErrorKind::Guard,
             403,
             "no \"x\"",
@@ -733,9 +718,13 @@ mod tests {
         assert_eq!(a["type"], "error");
         assert_eq!(a["error"]["type"], "permission_error");
         assert_eq!(a["error"]["message"], "no \"x\"");
-        let o: serde_json::Value =
-            serde_json::from_slice(&error_body(ErrorStyle::OpenAi, ErrorKind::Guard, 403, "no"))
-                .unwrap();
+        let o: serde_json::Value = serde_json::from_slice(&error_body(
+            Dialect::OpenAiChat,
+            ErrorKind::Guard,
+            403,
+            "no",
+        ))
+        .unwrap();
         assert_eq!(o["error"]["message"], "no");
         assert_eq!(o["error"]["code"], "content_policy_violation");
         assert!(o["error"]["type"].is_string());

@@ -196,7 +196,7 @@ pub(crate) fn parse_skeleton<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse_request, KindSet, PartKind, Role};
+    use super::super::{parse_request, Dialect, KindSet, PartKind, Role};
 
     #[test]
     fn extracts_every_role_and_tool_calls() {
@@ -207,7 +207,7 @@ mod tests {
             {"role":"assistant","content":"old answer","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
             {"role":"tool","tool_call_id":"c","content":"tool out"}
           ]}"#;
-        let parsed = parse_request(true, body, KindSet::ALL).unwrap();
+        let parsed = parse_request(Dialect::OpenAiChat, body, KindSet::ALL).unwrap();
         assert_eq!(parsed.model.as_deref(), Some("gpt-4o"));
         assert_eq!(parsed.latest_user_message, Some(3));
         let texts: Vec<String> = parsed
@@ -262,18 +262,23 @@ mod tests {
                 ),
             ]
         );
-        let some = parse_request(true, body, KindSet::of(&[PartKind::UserText])).unwrap();
+        let some = parse_request(
+            Dialect::OpenAiChat,
+            body,
+            KindSet::of(&[PartKind::UserText]),
+        )
+        .unwrap();
         assert_eq!(some.segments.len(), 1);
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
         assert!(parse_request(
-            true,
+            Dialect::OpenAiChat,
             r#"{"messages":[{"role":"user","content":7}]}"#,
             KindSet::ALL
         )
         .is_err());
-        assert!(parse_request(true, r#"{"messages":"x"}"#, KindSet::ALL).is_err());
+        assert!(parse_request(Dialect::OpenAiChat, r#"{"messages":"x"}"#, KindSet::ALL).is_err());
     }
 }

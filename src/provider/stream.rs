@@ -91,39 +91,12 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{span_of, ProviderKind};
+use super::{span_of, Dialect, Usage};
 
 /// Default size limit of one SSE event, in bytes.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
 /// Most text blocks (or choices) a stream may hold text for at once.
 pub const MAX_OPEN_BLOCKS: usize = 256;
-
-/// The response stream shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    /// Anthropic Messages SSE.
-    Anthropic,
-    /// OpenAI Chat Completions SSE.
-    OpenAi,
-}
-
-impl From<super::ErrorStyle> for StreamKind {
-    fn from(style: super::ErrorStyle) -> Self {
-        match style {
-            super::ErrorStyle::Anthropic => StreamKind::Anthropic,
-            super::ErrorStyle::OpenAi => StreamKind::OpenAi,
-        }
-    }
-}
-
-impl From<ProviderKind> for StreamKind {
-    fn from(p: ProviderKind) -> Self {
-        match p {
-            ProviderKind::Anthropic => StreamKind::Anthropic,
-            ProviderKind::OpenAi => StreamKind::OpenAi,
-        }
-    }
-}
 
 /// Finds what must not reach the client in a piece of text.
 pub trait TextScanner {
@@ -148,20 +121,6 @@ pub enum MatchAction {
     Mask { placeholder: String },
     /// End the response with an error carrying `message`.
     Reject { rule: String, message: String },
-}
-
-/// Token counts a response reported. `None`: not reported (yet).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Anthropic `input_tokens`; OpenAI `prompt_tokens`.
-    pub input_tokens: Option<u64>,
-    /// Anthropic `output_tokens`; OpenAI `completion_tokens`.
-    pub output_tokens: Option<u64>,
-    /// Anthropic `cache_creation_input_tokens`.
-    pub cache_creation_input_tokens: Option<u64>,
-    /// Anthropic `cache_read_input_tokens`; OpenAI
-    /// `prompt_tokens_details.cached_tokens`.
-    pub cache_read_input_tokens: Option<u64>,
 }
 
 /// Where a text sits in the response.
@@ -583,7 +542,7 @@ pub struct Held {
 
 /// Guards one streamed response.
 pub struct StreamGuard {
-    kind: StreamKind,
+    kind: Dialect,
     scanner: Arc<dyn TextScanner + Send + Sync>,
     window: usize,
     parser: SseParser,
@@ -613,13 +572,13 @@ impl fmt::Debug for StreamGuard {
 impl StreamGuard {
     /// A guard with the default event size limit. The scanner's window is
     /// read once, here.
-    pub fn new(kind: StreamKind, scanner: Arc<dyn TextScanner + Send + Sync>) -> Self {
+    pub fn new(kind: Dialect, scanner: Arc<dyn TextScanner + Send + Sync>) -> Self {
         Self::with_event_limit(kind, scanner, DEFAULT_MAX_EVENT_BYTES)
     }
 
     /// A guard refusing SSE events over `max_event_bytes`.
     pub fn with_event_limit(
-        kind: StreamKind,
+        kind: Dialect,
         scanner: Arc<dyn TextScanner + Send + Sync>,
         max_event_bytes: usize,
     ) -> Self {
@@ -640,7 +599,7 @@ impl StreamGuard {
 
     /// Token counts seen so far.
     /// The stream's provider shape.
-    pub fn kind(&self) -> StreamKind {
+    pub fn kind(&self) -> Dialect {
         self.kind
     }
 
@@ -705,8 +664,8 @@ impl StreamGuard {
         self.state = State::Rejected;
         self.blocks.clear();
         match self.kind {
-            StreamKind::Anthropic => anthropic_error_event("api_error", message),
-            StreamKind::OpenAi => openai_error_event("server_error", "gateway_error", message),
+            Dialect::Anthropic => anthropic_error_event("api_error", message),
+            Dialect::OpenAiChat => openai_error_event("server_error", "gateway_error", message),
         }
     }
 
@@ -750,8 +709,8 @@ impl StreamGuard {
         let index = self.next_event;
         self.next_event += 1;
         match self.kind {
-            StreamKind::Anthropic => self.anthropic_event(ev, index, out),
-            StreamKind::OpenAi => self.openai_event(ev, index, out),
+            Dialect::Anthropic => self.anthropic_event(ev, index, out),
+            Dialect::OpenAiChat => self.openai_event(ev, index, out),
         }
     }
 
@@ -785,8 +744,8 @@ impl StreamGuard {
 
     fn location(&self, index: u64) -> TextLocation {
         match self.kind {
-            StreamKind::Anthropic => TextLocation::Content(index),
-            StreamKind::OpenAi => TextLocation::Choice(index),
+            Dialect::Anthropic => TextLocation::Content(index),
+            Dialect::OpenAiChat => TextLocation::Choice(index),
         }
     }
 
@@ -887,13 +846,13 @@ impl StreamGuard {
         let text = json_string(text);
         let mut out = Vec::with_capacity(text.len() + 128);
         match self.kind {
-            StreamKind::Anthropic => {
+            Dialect::Anthropic => {
                 let data = format!(
                     r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{text}}}}}"#
                 );
                 write_event(&mut out, Some("content_block_delta"), &data);
             }
-            StreamKind::OpenAi => {
+            Dialect::OpenAiChat => {
                 let choices = format!(
                     r#"[{{"index":{index},"delta":{{"content":{text}}},"logprobs":null,"finish_reason":null}}]"#
                 );
@@ -949,7 +908,7 @@ impl StreamGuard {
                         self.model = Some(model.to_owned());
                     }
                     if let Some(usage) = message.get("usage") {
-                        update_usage_anthropic(&mut self.usage, usage);
+                        self.usage.update(&Usage::from_anthropic(&usage));
                     }
                 }
                 Ok(self.pass(raw, terminated, out))
@@ -1027,7 +986,7 @@ impl StreamGuard {
                 }
                 if let Some(usage) = parsed.usage {
                     let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                    update_usage_anthropic(&mut self.usage, &usage);
+                    self.usage.update(&Usage::from_anthropic(&usage));
                 }
                 Ok(self.pass(raw, terminated, out))
             }
@@ -1081,7 +1040,7 @@ impl StreamGuard {
         }
         if let Some(usage) = chunk.usage {
             let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-            update_usage_openai(&mut self.usage, &usage);
+            self.usage.update(&Usage::from_openai(&usage));
         }
         let choices = chunk.choices.unwrap_or_default();
         let mut texts: Vec<ChoiceText<'_>> = Vec::new();
@@ -1189,45 +1148,16 @@ fn is_anthropic_type(t: &str) -> bool {
     )
 }
 
-fn set_u64(field: &mut Option<u64>, v: Option<&Value>) {
-    if let Some(n) = v.and_then(Value::as_u64) {
-        *field = Some(n);
-    }
-}
-
-fn update_usage_anthropic(usage: &mut Usage, v: &Value) {
-    set_u64(&mut usage.input_tokens, v.get("input_tokens"));
-    set_u64(&mut usage.output_tokens, v.get("output_tokens"));
-    set_u64(
-        &mut usage.cache_creation_input_tokens,
-        v.get("cache_creation_input_tokens"),
-    );
-    set_u64(
-        &mut usage.cache_read_input_tokens,
-        v.get("cache_read_input_tokens"),
-    );
-}
-
-fn update_usage_openai(usage: &mut Usage, v: &Value) {
-    set_u64(&mut usage.input_tokens, v.get("prompt_tokens"));
-    set_u64(&mut usage.output_tokens, v.get("completion_tokens"));
-    set_u64(
-        &mut usage.cache_read_input_tokens,
-        v.get("prompt_tokens_details")
-            .and_then(|d| d.get("cached_tokens")),
-    );
-}
-
 // ---------------------------------------------------------------------------
 // Error events
 
 /// The provider's in-stream error event for a rejection carrying `message`.
 /// Anthropic: an `error` event with a `permission_error`; OpenAI: an error
 /// chunk with code `content_policy_violation`, then `[DONE]`.
-pub fn rejection_event(kind: StreamKind, message: &str) -> Vec<u8> {
+pub fn rejection_event(kind: Dialect, message: &str) -> Vec<u8> {
     match kind {
-        StreamKind::Anthropic => anthropic_error_event("permission_error", message),
-        StreamKind::OpenAi => {
+        Dialect::Anthropic => anthropic_error_event("permission_error", message),
+        Dialect::OpenAiChat => {
             openai_error_event("invalid_request_error", "content_policy_violation", message)
         }
     }
@@ -1493,7 +1423,7 @@ struct OMessage<'a> {
 /// masked string values change (and, for OpenAI, that choice's non-null
 /// `logprobs` becomes `null`); everything else stays byte-identical.
 pub fn guard_json_body(
-    kind: StreamKind,
+    kind: Dialect,
     body: &[u8],
     scanner: &dyn TextScanner,
 ) -> Result<JsonOutcome, StreamError> {
@@ -1503,12 +1433,12 @@ pub fn guard_json_body(
     // (location, value, extra span to null)
     let mut texts: Vec<(TextLocation, &RawValue, Option<&RawValue>)> = Vec::new();
     match kind {
-        StreamKind::Anthropic => {
+        Dialect::Anthropic => {
             let msg: AMessage<'_> = object(body).map_err(StreamError::BadBody)?;
             outcome.model = msg.model.and_then(|m| decode(m).ok()).map(Cow::into_owned);
             if let Some(usage) = msg.usage {
                 let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                update_usage_anthropic(&mut outcome.usage, &usage);
+                outcome.usage.update(&Usage::from_anthropic(&usage));
             }
             for (i, block) in msg.content.iter().flatten().enumerate() {
                 if let (Some("text"), Some(text)) = (block.kind.as_deref(), block.text) {
@@ -1516,12 +1446,12 @@ pub fn guard_json_body(
                 }
             }
         }
-        StreamKind::OpenAi => {
+        Dialect::OpenAiChat => {
             let c: OCompletion<'_> = object(body).map_err(StreamError::BadBody)?;
             outcome.model = c.model.and_then(|m| decode(m).ok()).map(Cow::into_owned);
             if let Some(usage) = c.usage {
                 let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                update_usage_openai(&mut outcome.usage, &usage);
+                outcome.usage.update(&Usage::from_openai(&usage));
             }
             for (pos, choice) in c.choices.iter().flatten().enumerate() {
                 let index = choice.index.unwrap_or(pos as u64);

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::google::protobuf::{value, Struct, Value};
 
-use super::TokenUsage;
 use crate::decision::Outcome;
+use crate::provider::Usage;
 
 /// Namespace of promptgate's dynamic metadata in Envoy.
 pub const METADATA_NAMESPACE: &str = "promptgate";
@@ -85,7 +85,7 @@ pub fn decision_metadata(outcome: &Outcome) -> Struct {
 /// OpenTelemetry GenAI conventions), `output_tokens`,
 /// `cache_read_input_tokens`, `cache_creation_input_tokens`,
 /// `response_model`; absent counts are left out.
-pub fn usage_metadata(usage: &TokenUsage, response_model: Option<&str>) -> Struct {
+pub fn usage_metadata(usage: &Usage, response_model: Option<&str>) -> Struct {
     let mut f = Fields::new();
     f.num("input_tokens", usage.total_input());
     f.num("output_tokens", usage.output);
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn usage_fields_and_merge() {
-        let u = TokenUsage {
+        let u = Usage {
             input: Some(25),
             output: Some(12),
             cache_read: Some(100),

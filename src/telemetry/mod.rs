@@ -20,7 +20,6 @@ pub mod metadata;
 pub mod metrics;
 pub mod otel;
 pub mod stream;
-mod usage;
 
 pub use admin::set_ready;
 pub use metadata::{
@@ -28,7 +27,6 @@ pub use metadata::{
 };
 pub use metrics::metrics;
 pub use stream::{Phase, StreamTelemetry};
-pub use usage::TokenUsage;
 
 use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;

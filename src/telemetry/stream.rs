@@ -9,7 +9,7 @@
 //!   on_request_headers(headers)                // request id, trace context → span opens
 //!   span() ⊃ phase_span(phase), on_phase(phase, t)  // around each message
 //!   on_outcome(&Outcome) -> Struct             // the decision; metadata for Envoy
-//!   on_usage(&TokenUsage, model) -> Struct     // response side; metadata for Envoy
+//!   on_usage(&Usage, model) -> Struct     // response side; metadata for Envoy
 //! finish() / drop                              // request metrics, span ends
 //! ```
 //!
@@ -32,8 +32,8 @@ use super::metrics::{
     TokenLabels,
 };
 use super::otel::{header_text, TraceHeaders};
-use super::TokenUsage;
 use crate::decision::Outcome;
+use crate::provider::Usage;
 
 /// Target of promptgate's request spans (the OpenTelemetry layer exports
 /// spans of `promptgate` targets only).
@@ -133,7 +133,7 @@ pub struct StreamTelemetry {
     /// The last decision, for the span attributes set when the stream ends
     /// (each key once, whatever the number of calls).
     outcome: Option<Outcome>,
-    usage: Option<(TokenUsage, Option<String>)>,
+    usage: Option<(Usage, Option<String>)>,
     failed: bool,
     phase_time: [Duration; 7],
     finished: bool,
@@ -365,7 +365,7 @@ impl StreamTelemetry {
         }
     }
 
-    fn record_usage(&self, usage: &TokenUsage, response_model: Option<&str>) {
+    fn record_usage(&self, usage: &Usage, response_model: Option<&str>) {
         let num = |k: &'static str, v: Option<u64>| {
             v.map(|v| KeyValue::new(k, i64::try_from(v).unwrap_or(i64::MAX)))
         };
@@ -389,7 +389,7 @@ impl StreamTelemetry {
     /// call is what the metrics count when the stream ends). Sets the GenAI
     /// usage attributes and returns the `promptgate` dynamic metadata with
     /// the token fields, to return on the answer to that response message.
-    pub fn on_usage(&mut self, usage: &TokenUsage, response_model: Option<&str>) -> Struct {
+    pub fn on_usage(&mut self, usage: &Usage, response_model: Option<&str>) -> Struct {
         self.open(None);
         tracing::debug!(
             input_tokens = usage.total_input(),

@@ -11,6 +11,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use super::*;
 use crate::decision::Outcome;
+use crate::provider::Usage;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
@@ -199,7 +200,7 @@ fn usage_sets_gen_ai_attributes_metadata_and_token_metrics() {
             ..Outcome::default()
         });
         // message_start, then message_delta (cumulative)
-        let start = TokenUsage {
+        let start = Usage {
             input: Some(25),
             output: Some(1),
             cache_read: Some(100),
@@ -207,9 +208,9 @@ fn usage_sets_gen_ai_attributes_metadata_and_token_metrics() {
         };
         t.on_usage(&start, Some("claude-opus-4-6-20260101"));
         let mut end = start;
-        end.update(&TokenUsage {
+        end.update(&Usage {
             output: Some(12),
-            ..TokenUsage::default()
+            ..Usage::default()
         });
         t.on_usage(&end, Some("claude-opus-4-6-20260101"))
     });

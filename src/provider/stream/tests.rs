@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::provider::{Dialect, Usage};
+
 use proptest::prelude::*;
 use regex::Regex;
 use serde_json::Value;
@@ -349,11 +351,11 @@ fn openai_view(bytes: &[u8]) -> OView {
 }
 
 fn anthropic_guard() -> StreamGuard {
-    StreamGuard::new(StreamKind::Anthropic, scanner())
+    StreamGuard::new(Dialect::Anthropic, scanner())
 }
 
 fn openai_guard() -> StreamGuard {
-    StreamGuard::new(StreamKind::OpenAi, scanner())
+    StreamGuard::new(Dialect::OpenAiChat, scanner())
 }
 
 fn has_four_card_digits(s: &str) -> bool {
@@ -687,24 +689,24 @@ fn usage_and_model_from_message_start_and_message_delta() {
     assert_eq!(
         g.usage(),
         Usage {
-            input_tokens: Some(25),
-            output_tokens: Some(1),
-            cache_creation_input_tokens: Some(3),
-            cache_read_input_tokens: Some(7),
+            input: Some(25),
+            output: Some(1),
+            cache_creation: Some(3),
+            cache_read: Some(7),
         }
     );
     g.push(&input.as_bytes()[split..], true).unwrap();
     assert_eq!(
         g.usage(),
         Usage {
-            input_tokens: Some(25),
-            output_tokens: Some(15),
-            cache_creation_input_tokens: Some(3),
-            cache_read_input_tokens: Some(7),
+            input: Some(25),
+            output: Some(15),
+            cache_creation: Some(3),
+            cache_read: Some(7),
         }
     );
     // A message_delta carrying more fields overwrites those too.
-    let mut g = StreamGuard::new(StreamKind::Anthropic, Arc::new(NoOp(0)));
+    let mut g = StreamGuard::new(Dialect::Anthropic, Arc::new(NoOp(0)));
     g.push(
         b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"input_tokens\":9,\"output_tokens\":2,\"cache_read_input_tokens\":null}}\n\n",
         true,
@@ -713,8 +715,8 @@ fn usage_and_model_from_message_start_and_message_delta() {
     assert_eq!(
         g.usage(),
         Usage {
-            input_tokens: Some(9),
-            output_tokens: Some(2),
+            input: Some(9),
+            output: Some(2),
             ..Usage::default()
         }
     );
@@ -795,10 +797,10 @@ fn openai_masks_across_chunks_and_flushes_at_finish() {
         assert_eq!(
             g.usage(),
             Usage {
-                input_tokens: Some(10),
-                output_tokens: Some(5),
-                cache_creation_input_tokens: None,
-                cache_read_input_tokens: Some(4),
+                input: Some(6),
+                output: Some(5),
+                cache_creation: None,
+                cache_read: Some(4),
             }
         );
         assert_eq!(r.events.len(), 1);
@@ -906,7 +908,7 @@ fn openai_usage_on_every_chunk_does_not_end_the_text() {
     let mut g = openai_guard();
     let r = run(&mut g, input.as_bytes(), &[]);
     assert_eq!(openai_view(&r.bytes).text[&0], "n <CREDIT_CARD>");
-    assert_eq!(g.usage().output_tokens, Some(3));
+    assert_eq!(g.usage().output, Some(3));
 }
 
 // -- JSON bodies -------------------------------------------------------------
@@ -916,7 +918,7 @@ fn json_bodies_change_only_the_masked_strings() {
     let body = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-opus-4-6",
   "content":[{"type":"text","text":"card 4111-1111-1111-1111."},{"type":"tool_use","id":"t","name":"Bash","input":{"c":"4111-1111-1111-1111"}},{"type":"text","text":"ok \u00e9"}],
   "stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":9,"cache_read_input_tokens":2}}"#;
-    let out = guard_json_body(StreamKind::Anthropic, body.as_bytes(), &**shared()).unwrap();
+    let out = guard_json_body(Dialect::Anthropic, body.as_bytes(), &**shared()).unwrap();
     let masked = String::from_utf8(out.body.unwrap()).unwrap();
     assert_eq!(
         masked,
@@ -927,13 +929,13 @@ fn json_bodies_change_only_the_masked_strings() {
         )
     );
     assert_eq!(out.model.as_deref(), Some("claude-opus-4-6"));
-    assert_eq!(out.usage.output_tokens, Some(9));
-    assert_eq!(out.usage.cache_read_input_tokens, Some(2));
+    assert_eq!(out.usage.output, Some(9));
+    assert_eq!(out.usage.cache_read, Some(2));
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.events[0].range, 5..24);
 
     let body = r#"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"x 4111-1111-1111-1111","refusal":null},"logprobs":{"content":[]},"finish_reason":"stop"},{"index":1,"message":{"role":"assistant","content":null}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#;
-    let out = guard_json_body(StreamKind::OpenAi, body.as_bytes(), &**shared()).unwrap();
+    let out = guard_json_body(Dialect::OpenAiChat, body.as_bytes(), &**shared()).unwrap();
     let masked = String::from_utf8(out.body.unwrap()).unwrap();
     assert_eq!(
         masked,
@@ -943,23 +945,23 @@ fn json_bodies_change_only_the_masked_strings() {
     assert_eq!(
         out.usage,
         Usage {
-            input_tokens: Some(3),
-            output_tokens: Some(4),
-            cache_creation_input_tokens: None,
-            cache_read_input_tokens: Some(1),
+            input: Some(2),
+            output: Some(4),
+            cache_creation: None,
+            cache_read: Some(1),
         }
     );
 
     // Nothing to mask: no new body.
     let out = guard_json_body(
-        StreamKind::OpenAi,
+        Dialect::OpenAiChat,
         br#"{"choices":[{"message":{"content":"fine"}}]}"#,
         &**shared(),
     )
     .unwrap();
     assert_eq!(out.body, None);
     let out = guard_json_body(
-        StreamKind::Anthropic,
+        Dialect::Anthropic,
         br#"{"content":[{"type":"text","text":"so forbidden"}]}"#,
         &**shared(),
     )
@@ -972,30 +974,30 @@ fn json_bodies_change_only_the_masked_strings() {
 
 #[test]
 fn malformed_input_is_an_error_not_a_panic() {
-    let cases: &[(StreamKind, &[u8])] = &[
-        (StreamKind::Anthropic, b"event: ping\ndata: {not json\n\n"),
-        (StreamKind::Anthropic, b"data: [\"content_block_delta\", 0]\n\n"),
+    let cases: &[(Dialect, &[u8])] = &[
+        (Dialect::Anthropic, b"event: ping\ndata: {not json\n\n"),
+        (Dialect::Anthropic, b"data: [\"content_block_delta\", 0]\n\n"),
         (
-            StreamKind::Anthropic,
+            Dialect::Anthropic,
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n",
         ),
         (
-            StreamKind::Anthropic,
+            Dialect::Anthropic,
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":5}}\n\n",
         ),
         (
-            StreamKind::Anthropic,
+            Dialect::Anthropic,
             b"event: ping\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"4111-1111-1111-1111\"}}\n\n",
         ),
         (
-            StreamKind::Anthropic,
+            Dialect::Anthropic,
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\",\"text\":\"b\"}}\n\n",
         ),
-        (StreamKind::Anthropic, b"data: {\"type\":\"ping\"}\xff\n\n"),
-        (StreamKind::OpenAi, b"data: {\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n"),
-        (StreamKind::OpenAi, b"data: {\"choices\":[{\"delta\":{\"content\":[1]}}]}\n\n"),
-        (StreamKind::OpenAi, b"data: {\"choices\":{}}\n\n"),
-        (StreamKind::OpenAi, b"data: nope\n\n"),
+        (Dialect::Anthropic, b"data: {\"type\":\"ping\"}\xff\n\n"),
+        (Dialect::OpenAiChat, b"data: {\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n"),
+        (Dialect::OpenAiChat, b"data: {\"choices\":[{\"delta\":{\"content\":[1]}}]}\n\n"),
+        (Dialect::OpenAiChat, b"data: {\"choices\":{}}\n\n"),
+        (Dialect::OpenAiChat, b"data: nope\n\n"),
     ];
     for (kind, input) in cases {
         let mut g = StreamGuard::new(*kind, scanner());
@@ -1010,7 +1012,7 @@ fn malformed_input_is_an_error_not_a_panic() {
         assert_eq!(g.push(b"x", true).unwrap(), Output::default());
     }
 
-    let mut g = StreamGuard::with_event_limit(StreamKind::Anthropic, scanner(), 64);
+    let mut g = StreamGuard::with_event_limit(Dialect::Anthropic, scanner(), 64);
     let e = g.push(&[b'a'; 100], false).unwrap_err();
     assert!(matches!(
         e,
@@ -1026,10 +1028,10 @@ fn malformed_input_is_an_error_not_a_panic() {
         b"{\"content\":[{\"type\":\"text\",\"text\":1}]}",
         b"\xff",
     ] {
-        assert!(guard_json_body(StreamKind::Anthropic, body, &**shared()).is_err());
+        assert!(guard_json_body(Dialect::Anthropic, body, &**shared()).is_err());
     }
     assert!(guard_json_body(
-        StreamKind::OpenAi,
+        Dialect::OpenAiChat,
         br#"{"choices":[{"message":{"content":[{"type":"text"}]}}]}"#,
         &**shared()
     )
@@ -1052,7 +1054,7 @@ fn a_scanner_returning_bad_ranges_is_an_error() {
             }]
         }
     }
-    let mut g = StreamGuard::new(StreamKind::Anthropic, Arc::new(Bad));
+    let mut g = StreamGuard::new(Dialect::Anthropic, Arc::new(Bad));
     let e = g
         .push(
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\xc3\xa9t\xc3\xa9\"}}\n\n",
@@ -1092,14 +1094,14 @@ fn garbage_never_panics() {
         for _ in 0..(next() % 20) {
             input.extend_from_slice(alphabet[(next() % alphabet.len() as u64) as usize]);
         }
-        for kind in [StreamKind::Anthropic, StreamKind::OpenAi] {
+        for kind in [Dialect::Anthropic, Dialect::OpenAiChat] {
             let mut g = StreamGuard::with_event_limit(kind, scanner(), 256);
             let cut = (next() as usize) % (input.len() + 1);
             let _ = g.push(&input[..cut], false);
             let _ = g.push(&input[cut..], true);
         }
-        let _ = guard_json_body(StreamKind::OpenAi, &input, &**shared());
-        let _ = guard_json_body(StreamKind::Anthropic, &input, &**shared());
+        let _ = guard_json_body(Dialect::OpenAiChat, &input, &**shared());
+        let _ = guard_json_body(Dialect::Anthropic, &input, &**shared());
     }
 }
 
@@ -1108,7 +1110,7 @@ fn garbage_never_panics() {
 #[test]
 fn window_zero_without_matches_is_the_identity() {
     let input = card_stream().replace("4111", "x");
-    let mut g = StreamGuard::new(StreamKind::Anthropic, Arc::new(NoOp(0)));
+    let mut g = StreamGuard::new(Dialect::Anthropic, Arc::new(NoOp(0)));
     let r = run(&mut g, input.as_bytes(), &[3, 99, 400]);
     assert_eq!(r.bytes, input.as_bytes());
 }
@@ -1323,7 +1325,7 @@ proptest! {
         prop_assert_eq!(r.rejected.is_some(), rejected);
         prop_assert_eq!(view.error.is_some(), rejected);
         if !rejected {
-            prop_assert_eq!(g.usage().output_tokens, Some(5));
+            prop_assert_eq!(g.usage().output, Some(5));
         }
     }
 
@@ -1347,12 +1349,12 @@ proptest! {
             input.insert_str(0, &format!(": keep-alive{eol}{eol}"));
             input.push_str(": trailing");
         }
-        let mut g = StreamGuard::new(StreamKind::Anthropic, Arc::new(NoOp(0)));
+        let mut g = StreamGuard::new(Dialect::Anthropic, Arc::new(NoOp(0)));
         let r = run(&mut g, input.as_bytes(), &cuts);
         prop_assert_eq!(&r.bytes, input.as_bytes());
 
         let input = openai_stream(&[split(&t0, &d0), split(&t1, &d1)], escape, true);
-        let mut g = StreamGuard::new(StreamKind::OpenAi, Arc::new(NoOp(0)));
+        let mut g = StreamGuard::new(Dialect::OpenAiChat, Arc::new(NoOp(0)));
         let r = run(&mut g, input.as_bytes(), &cuts);
         prop_assert_eq!(&r.bytes, input.as_bytes());
     }
@@ -1366,7 +1368,7 @@ proptest! {
         eol in prop::sample::select(vec!["\n", "\r\n"]),
     ) {
         let input = anthropic_stream(&[Part::Text(split(&t0, &d0))], false, eol);
-        let mut g = StreamGuard::new(StreamKind::Anthropic, Arc::new(NoOp(window)));
+        let mut g = StreamGuard::new(Dialect::Anthropic, Arc::new(NoOp(window)));
         let r = run(&mut g, input.as_bytes(), &cuts);
         let non_text = |events: Vec<SseEvent>| -> Vec<Vec<u8>> {
             events
