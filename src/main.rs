@@ -319,6 +319,7 @@ fn eval(
                     BodyDecision::Continue {
                         replacement,
                         outcome,
+                        ..
                     } => {
                         let forwarded = replacement.as_deref().unwrap_or(&body);
                         serde_json::json!({

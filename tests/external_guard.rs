@@ -140,12 +140,13 @@ async fn external_guard_allows_rejects_and_masks() {
     let BodyDecision::Continue {
         replacement,
         outcome,
+        ..
     } = decide(&p, "hello").await
     else {
         panic!()
     };
     assert!(replacement.is_none());
-    assert_eq!(outcome.decision, "allow");
+    assert_eq!(outcome.decision, decision::Verdict::Allow);
     {
         let seen = guard.seen.lock().unwrap();
         let req = seen.last().unwrap();
@@ -176,6 +177,7 @@ async fn external_guard_allows_rejects_and_masks() {
     let BodyDecision::Continue {
         replacement,
         outcome,
+        ..
     } = decide(&p, "falcon ticket-1234 now").await
     else {
         panic!()
@@ -186,7 +188,7 @@ async fn external_guard_allows_rejects_and_masks() {
         v["messages"][1]["content"],
         "ticket-0000 in history is not sent by default"
     );
-    assert_eq!(outcome.decision, "mask");
+    assert_eq!(outcome.decision, decision::Verdict::Mask);
     let rules: Vec<&str> = outcome.fired.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(rules, ["local-codename", "dlp"]);
 }
@@ -211,7 +213,7 @@ async fn failures_follow_the_failure_mode() {
         let BodyDecision::Continue { outcome, .. } = decide(&open, prompt).await else {
             panic!("{prompt}")
         };
-        assert_eq!(outcome.decision, "allow", "{prompt}");
+        assert_eq!(outcome.decision, decision::Verdict::Allow, "{prompt}");
     }
     // Nothing listening at all.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::RouteType;
 use crate::policy::{LoadOptions, Policy};
 use futures_util::FutureExt;
 
@@ -143,7 +144,7 @@ fn the_seed_rejects_a_credit_card_prompt_in_anthropic_shape() {
         v["error"]["message"],
         "Rejected due to inappropriate content"
     );
-    assert_eq!(reply.outcome.decision, "reject");
+    assert_eq!(reply.outcome.decision, Verdict::Reject);
     assert_eq!(reply.outcome.rule.as_deref(), Some("request[0]"));
     assert_eq!(
         reply.outcome.location.as_deref(),
@@ -159,6 +160,7 @@ fn allowed_bodies_get_the_model_override_and_nothing_else() {
     let BodyDecision::Continue {
         replacement,
         outcome,
+        ..
     } = body_of(&p, "/v1/messages", body)
     else {
         panic!()
@@ -311,6 +313,7 @@ backends:
     let BodyDecision::Continue {
         replacement,
         outcome,
+        ..
     } = body_of(&p, "/v1/messages", body)
     else {
         panic!()
@@ -325,7 +328,7 @@ backends:
     );
     assert_eq!(v["messages"][0]["content"][1]["content"], "<IDS>");
     assert_eq!(v["stream"], true);
-    assert_eq!(outcome.decision, "mask");
+    assert_eq!(outcome.decision, Verdict::Mask);
     assert_eq!(outcome.masked, 4);
     assert_eq!(outcome.fired.len(), 4);
     assert_eq!(outcome.fired[0].location, "system");

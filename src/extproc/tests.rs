@@ -1,10 +1,20 @@
 //! Adapter tests with hand-built ProcessingRequests (the end-to-end tests
 //! drive real Envoy).
 
+use std::sync::Arc;
+
 use super::*;
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use crate::policy::Policy;
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::{
+    BodySendMode, HeaderSendMode,
+};
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    body_mutation, processing_request, processing_response, HttpBody, HttpHeaders,
+};
 use envoy_types::pb::envoy::service::ext_proc::v3::{HttpTrailers, ProtocolConfiguration};
 use envoy_types::pb::google::protobuf::value;
+use envoy_types::pb::google::protobuf::Struct;
 use processing_request::Request as In;
 use processing_response::Response as Out;
 
@@ -519,45 +529,6 @@ async fn unreadable_responses_pass_unread() {
     }
 }
 
-#[test]
-fn the_stream_flag_is_read_from_the_top_level_only() {
-    for (b, want) in [
-        (r#"{"a":1,"stream":true}"#, Some(true)),
-        (r#"{"stream":false}"#, Some(false)),
-        ("{\"a\":1,\n  \"stream\" :\ttrue\n}\n", Some(true)),
-        (r#"{"a":{"stream":true}}"#, Some(false)),
-        (r#"{"a":"x\",\"stream\":true}"}"#, Some(false)),
-        (r#"{"a":["\"stream\":true"]}"#, Some(false)),
-        (r#"{"stream":true,"a":1}"#, Some(true)),
-        (r#"{"a":1}"#, Some(false)),
-        (r#"{"stream":null}"#, Some(false)),
-        (r#"{"stream":"true"}"#, None),
-        (r#"{"\u0073tream":true}"#, Some(true)),
-        ("not json", None),
-        ("", None),
-        ("[1]", None),
-    ] {
-        assert_eq!(asks_for_stream(b.as_bytes()), want, "{b}");
-    }
-    // A large body is only read from its end.
-    let pad = "x".repeat(BLOCKING_THRESHOLD);
-    let first = format!(r#"{{"stream":false,"pad":"{pad}"}}"#);
-    assert_eq!(asks_for_stream(first.as_bytes()), None);
-    let last = format!(r#"{{"pad":"{pad}","stream":false}}"#);
-    assert_eq!(asks_for_stream(last.as_bytes()), Some(false));
-    // The tail check never reads a nested or quoted `stream` as the member.
-    assert_eq!(trailing_stream_member(br#"{"a\"stream":true}"#), None);
-    assert_eq!(asks_for_stream(br#"{"a\"stream":true}"#), Some(false));
-    assert_eq!(trailing_stream_member(br#"{"xstream":true}"#), None);
-    assert_eq!(trailing_stream_member(br#"{"a":{"stream":true}}"#), None);
-    assert_eq!(
-        trailing_stream_member(br#"{"a":1,"stream":false}"#),
-        Some(false)
-    );
-    assert_eq!(trailing_stream_member(b"}"), None);
-    assert_eq!(trailing_stream_member(b""), None);
-}
-
 mod never_panics {
     use super::*;
     use proptest::prelude::*;
@@ -630,19 +601,71 @@ mod never_panics {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-        /// Any sequence of messages gets answers or a gRPC error status,
-        /// never a panic; after an error or the end, nothing is answered.
+        /// Any sequence of messages gets, for each message, exactly one
+        /// answer of its own kind (or an immediate response, on a headers or
+        /// body phase), or a gRPC error status exactly when the message
+        /// breaks the protocol; never a panic. After an error or an
+        /// immediate response, nothing more is answered.
         #[test]
         fn any_message_sequence_is_answered_or_refused(msgs in proptest::collection::vec(any_message(), 1..8)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let mut s = StreamState::new(policy(), Some("anthropic".into()));
+                // The reference: the protocol's order, kept apart from the
+                // state machine.
+                let mut last: Option<Phase> = None;
+                let mut replied = false;
+                let mut request_body_answered = false;
                 for m in msgs {
-                    if s.handle(m).await.is_err() {
-                        break;
+                    let phase = Phase::of(&m);
+                    let out_of_order = phase == Phase::Unknown
+                        || replied
+                        || last.is_some_and(|l| phase < l || (phase == l && !phase.repeats()));
+                    match s.handle(m).await {
+                        Err(status) => {
+                            // Refused: a protocol breach, or a request body
+                            // chunk after the body was complete.
+                            prop_assert!(
+                                out_of_order || (phase == Phase::RequestBody && request_body_answered),
+                                "{phase:?} refused in order: {status:?}"
+                            );
+                            prop_assert!(matches!(
+                                status.code(),
+                                tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+                            ));
+                            break;
+                        }
+                        Ok(resp) => {
+                            prop_assert!(!out_of_order, "{phase:?} answered out of order");
+                            let answer = resp.response.as_ref();
+                            let matching = match answer {
+                                Some(Out::ImmediateResponse(_)) => {
+                                    replied = true;
+                                    matches!(
+                                        phase,
+                                        Phase::RequestHeaders
+                                            | Phase::RequestBody
+                                            | Phase::ResponseHeaders
+                                            | Phase::ResponseBody
+                                    )
+                                }
+                                Some(Out::RequestHeaders(_)) => phase == Phase::RequestHeaders,
+                                Some(Out::RequestBody(_)) => phase == Phase::RequestBody,
+                                Some(Out::RequestTrailers(_)) => phase == Phase::RequestTrailers,
+                                Some(Out::ResponseHeaders(_)) => phase == Phase::ResponseHeaders,
+                                Some(Out::ResponseBody(_)) => phase == Phase::ResponseBody,
+                                Some(Out::ResponseTrailers(_)) => phase == Phase::ResponseTrailers,
+                                // promptgate never streams an immediate response.
+                                Some(Out::StreamedImmediateResponse(_)) | None => false,
+                            };
+                            prop_assert!(matching, "{phase:?} answered with {answer:?}");
+                            request_body_answered |= phase == Phase::RequestBody;
+                            last = Some(phase);
+                        }
                     }
                 }
-            });
+                Ok(())
+            })?;
         }
     }
 }

@@ -65,7 +65,7 @@ impl Fields {
 /// `masked` when a guard masked something).
 pub fn decision_metadata(outcome: &Outcome) -> Struct {
     let mut f = Fields::new();
-    f.str("decision", Some(outcome.decision));
+    f.str("decision", Some(outcome.decision.as_str()));
     f.str("backend", outcome.backend.as_deref());
     f.str("route", outcome.route);
     f.str("rule", outcome.rule.as_deref());
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn decision_fields() {
         let o = Outcome {
-            decision: "reject",
+            decision: crate::decision::Verdict::Reject,
             backend: Some("anthropic".into()),
             route: Some("Messages"),
             rule: Some("request[0]".into()),
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(num(&usage, "cache_creation_input_tokens"), None);
 
         let mut md = decision_metadata(&Outcome {
-            decision: "allow",
+            decision: crate::decision::Verdict::Allow,
             ..Outcome::default()
         });
         merge_metadata(&mut md, usage);

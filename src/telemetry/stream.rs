@@ -19,7 +19,6 @@
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
-use envoy_types::pb::envoy::service::ext_proc::v3::{processing_request, ProcessingRequest};
 use envoy_types::pb::google::protobuf::Struct;
 use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Key, KeyValue, Value};
@@ -32,7 +31,8 @@ use super::metrics::{
     TokenLabels,
 };
 use super::otel::{header_text, TraceHeaders};
-use crate::decision::Outcome;
+use crate::decision::{Outcome, Verdict};
+pub use crate::extproc::Phase;
 use crate::provider::Usage;
 
 /// Target of promptgate's request spans (the OpenTelemetry layer exports
@@ -41,73 +41,6 @@ pub const SPAN_TARGET: &str = "promptgate::request";
 /// Target of the per-phase child spans; they go to OpenTelemetry only, not
 /// to the log (log lines carry the request span's ids instead).
 pub const PHASE_TARGET: &str = "promptgate::phase";
-
-/// An ext_proc phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    RequestHeaders,
-    RequestBody,
-    RequestTrailers,
-    ResponseHeaders,
-    ResponseBody,
-    ResponseTrailers,
-    /// A message without a phase (a protocol error).
-    Unknown,
-}
-
-impl Phase {
-    const ALL: [Phase; 7] = [
-        Phase::RequestHeaders,
-        Phase::RequestBody,
-        Phase::RequestTrailers,
-        Phase::ResponseHeaders,
-        Phase::ResponseBody,
-        Phase::ResponseTrailers,
-        Phase::Unknown,
-    ];
-
-    pub fn of(msg: &ProcessingRequest) -> Phase {
-        use processing_request::Request as In;
-        match &msg.request {
-            Some(In::RequestHeaders(_)) => Phase::RequestHeaders,
-            Some(In::RequestBody(_)) => Phase::RequestBody,
-            Some(In::RequestTrailers(_)) => Phase::RequestTrailers,
-            Some(In::ResponseHeaders(_)) => Phase::ResponseHeaders,
-            Some(In::ResponseBody(_)) => Phase::ResponseBody,
-            Some(In::ResponseTrailers(_)) => Phase::ResponseTrailers,
-            None => Phase::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::RequestHeaders => "request_headers",
-            Phase::RequestBody => "request_body",
-            Phase::RequestTrailers => "request_trailers",
-            Phase::ResponseHeaders => "response_headers",
-            Phase::ResponseBody => "response_body",
-            Phase::ResponseTrailers => "response_trailers",
-            Phase::Unknown => "unknown",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Span attribute with the time spent in this phase (all its messages).
-    fn duration_key(self) -> &'static str {
-        match self {
-            Phase::RequestHeaders => "promptgate.phase.request_headers.duration_us",
-            Phase::RequestBody => "promptgate.phase.request_body.duration_us",
-            Phase::RequestTrailers => "promptgate.phase.request_trailers.duration_us",
-            Phase::ResponseHeaders => "promptgate.phase.response_headers.duration_us",
-            Phase::ResponseBody => "promptgate.phase.response_body.duration_us",
-            Phase::ResponseTrailers => "promptgate.phase.response_trailers.duration_us",
-            Phase::Unknown => "promptgate.phase.unknown.duration_us",
-        }
-    }
-}
 
 /// What the request metrics and token labels need of the last decision.
 #[derive(Debug, Clone)]
@@ -266,7 +199,7 @@ impl StreamTelemetry {
         let backend = outcome.backend.clone().unwrap_or_default();
         if let Some(rule) = &outcome.rule {
             let action = match outcome.decision {
-                "reject" => "reject",
+                Verdict::Reject => "reject",
                 _ if outcome.masked > 0 => "mask",
                 _ => "match",
             };
@@ -291,14 +224,14 @@ impl StreamTelemetry {
             m.guardrail_checks
                 .get_or_create(&GuardrailLabels {
                     phase,
-                    action: outcome.decision,
+                    action: outcome.decision.as_str(),
                 })
                 .inc();
         }
         self.decided = Some(Decided {
             backend,
             route: outcome.route.unwrap_or("none"),
-            decision: outcome.decision,
+            decision: outcome.decision.as_str(),
             provider: outcome.provider,
             model: outcome
                 .model_effective
@@ -318,7 +251,7 @@ impl StreamTelemetry {
                 attrs.push(KeyValue::new(k, v.to_owned()));
             }
         };
-        s("promptgate.decision", Some(o.decision));
+        s("promptgate.decision", Some(o.decision.as_str()));
         s("promptgate.backend", o.backend.as_deref());
         s("promptgate.route", o.route);
         s("promptgate.rule", o.rule.as_deref());
@@ -353,11 +286,11 @@ impl StreamTelemetry {
             self.span.set_attribute(kv.key, kv.value);
         }
         match o.decision {
-            "reject" => self.span.set_status(Status::error(format!(
+            Verdict::Reject => self.span.set_status(Status::error(format!(
                 "rejected by guard rule {}",
                 o.rule.as_deref().unwrap_or("?")
             ))),
-            "error" => self.span.set_status(Status::error(format!(
+            Verdict::Error => self.span.set_status(Status::error(format!(
                 "request refused ({})",
                 o.status.unwrap_or(0)
             ))),
@@ -521,7 +454,7 @@ impl Drop for StreamTelemetry {
 /// One line per decision at info; names, places and counts only.
 fn log_decision(outcome: &Outcome) {
     tracing::info!(
-        decision = outcome.decision,
+        decision = outcome.decision.as_str(),
         backend = outcome.backend.as_deref(),
         route = outcome.route,
         rule = outcome.rule.as_deref(),

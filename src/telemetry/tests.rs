@@ -54,7 +54,7 @@ fn request_headers() -> Vec<HeaderValue> {
 
 fn reject() -> Outcome {
     Outcome {
-        decision: "reject",
+        decision: crate::decision::Verdict::Reject,
         backend: Some("anthropic".into()),
         route: Some("Messages"),
         rule: Some("no-cards".into()),
@@ -160,7 +160,7 @@ fn envoy_span_in_grpc_metadata_is_preferred_over_the_request_traceparent() {
         let mut t = StreamTelemetry::start(&md);
         t.on_request_headers(&request_headers());
         t.on_outcome(&Outcome {
-            decision: "allow",
+            decision: crate::decision::Verdict::Allow,
             ..reject()
         });
     });
@@ -192,7 +192,7 @@ fn usage_sets_gen_ai_attributes_metadata_and_token_metrics() {
         let mut t = StreamTelemetry::detached();
         t.on_request_headers(&request_headers());
         t.on_outcome(&Outcome {
-            decision: "allow",
+            decision: crate::decision::Verdict::Allow,
             backend: Some(backend.into()),
             route: Some("Messages"),
             provider: Some("anthropic"),
@@ -310,7 +310,7 @@ fn mask_decision_records_the_masked_count_without_an_error_status() {
         let mut t = StreamTelemetry::detached();
         t.on_request_headers(&request_headers());
         t.on_outcome(&Outcome {
-            decision: "mask",
+            decision: crate::decision::Verdict::Mask,
             backend: Some(backend.into()),
             status: None,
             masked: 2,

@@ -1,0 +1,421 @@
+//! The request-body decision: decode, read the dialect's request, run the
+//! local then the external guards, apply masks and the model override.
+
+use crate::guard::external::{ExternalGuard, ExternalVerdict};
+use crate::guard::{Action, Finding, Scan};
+use crate::policy::{Backend, Policy, TokenUsageMode};
+use crate::provider::{self, ErrorKind, ParsedRequest};
+
+use super::outcome::{reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
+use super::request_headers::{RequestCtx, ResponseRead};
+use super::stream_flag::asks_for_stream;
+
+/// Largest request body promptgate inspects (Envoy's buffer limit in the
+/// shipped config is the same).
+pub const MAX_BODY_BYTES: usize = 32 << 20;
+
+/// Answer to the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyDecision {
+    Continue {
+        /// Replacement body (content-length must follow it).
+        replacement: Option<Vec<u8>>,
+        /// Whether the response is still read as the request headers said
+        /// (`false`: a non-streamed answer under `tokenUsage: Streams`,
+        /// which nothing needs to read).
+        read_response: bool,
+        outcome: Outcome,
+    },
+    Reply(Reply),
+}
+
+/// One rewrite of the request body.
+enum Edit<'f> {
+    /// A segment's string literal, re-encoded with these masks applied.
+    Mask(usize, Vec<&'f Finding>),
+    /// Literal bytes (the model value).
+    Bytes(Vec<u8>),
+}
+
+/// A request body read and scanned by the local guards, waiting for the
+/// external guards (if any) before its decision is finished.
+struct Inspection<'p, 'b> {
+    backend: &'p Backend,
+    ctx: &'p RequestCtx,
+    text: &'b str,
+    parsed: ParsedRequest<'b>,
+    scan: Scan,
+    outcome: Outcome,
+    /// Names of external guards whose findings joined `scan.masks`; their
+    /// rule index is `local rule count + position here`.
+    external_names: Vec<String>,
+}
+
+/// The result of [`inspect_request_body`].
+enum Inspected<'p, 'b> {
+    /// Decided already (nothing to inspect, bad input, a local reject).
+    Done(BodyDecision),
+    /// Local guards passed; external guards may still speak.
+    Pending(Inspection<'p, 'b>),
+}
+
+/// Decides on the whole request body: the only entry for it. Decodes a
+/// compressed body, reads it, runs the local guards, then each external
+/// guard in policy order, and applies masks and the model override.
+///
+/// The future awaits nothing when the backend has no external guards, so a
+/// synchronous caller (a benchmark) may poll it once
+/// (`futures_util::FutureExt::now_or_never`) for such a backend.
+pub async fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecision {
+    let body = match decode_body(policy, ctx, body) {
+        Ok(b) => b,
+        Err(d) => return d,
+    };
+    let mut inspection = match inspect_request_body(policy, ctx, &body) {
+        Inspected::Done(d) => return d,
+        Inspected::Pending(i) => i,
+    };
+    let backend = &policy.backends[ctx.backend];
+    for guard in &backend.external_guards {
+        let verdict = guard
+            .check(
+                &backend.name,
+                ctx.route.as_str(),
+                inspection.parsed.model.as_deref(),
+                &inspection.parsed.segments,
+                inspection.parsed.latest_user_message,
+            )
+            .await;
+        if let Some(reply) = inspection.apply_external(guard, verdict) {
+            return BodyDecision::Reply(reply);
+        }
+    }
+    inspection.finish()
+}
+
+/// Decodes a compressed request body (bounded: a decompression bomb is a
+/// 413, never an allocation past the limit).
+#[allow(clippy::result_large_err)] // the error is the final decision, built once
+fn decode_body<'b>(
+    policy: &Policy,
+    ctx: &RequestCtx,
+    body: &'b [u8],
+) -> Result<std::borrow::Cow<'b, [u8]>, BodyDecision> {
+    let Some(enc) = &ctx.content_encoding else {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    };
+    provider::encoding::decode(enc, body, MAX_BODY_BYTES).map_err(|e| {
+        let backend = &policy.backends[ctx.backend];
+        let outcome = Outcome {
+            backend: Some(backend.name.clone()),
+            route: Some(ctx.route.as_str()),
+            ..Outcome::default()
+        };
+        let (status, kind, details) = match e {
+            provider::encoding::DecodeError::TooLarge { .. } => {
+                (413, ErrorKind::TooLarge, "promptgate_body_too_large")
+            }
+            provider::encoding::DecodeError::Unsupported(_) => (
+                415,
+                ErrorKind::UnsupportedEncoding,
+                "promptgate_unsupported_encoding",
+            ),
+            provider::encoding::DecodeError::Corrupt { .. } => {
+                (400, ErrorKind::BadRequest, "promptgate_bad_body")
+            }
+        };
+        let message = format!("promptgate could not decode the request body: {e}");
+        BodyDecision::Reply(reply(ctx.dialect, kind, status, &message, details, outcome))
+    })
+}
+
+/// Reads the (decoded) body and runs the local guards.
+fn inspect_request_body<'p, 'b>(
+    policy: &'p Policy,
+    ctx: &'p RequestCtx,
+    body: &'b [u8],
+) -> Inspected<'p, 'b> {
+    let backend = &policy.backends[ctx.backend];
+    let outcome = Outcome {
+        decision: Verdict::Allow,
+        backend: Some(backend.name.clone()),
+        route: Some(ctx.route.as_str()),
+        auth_injected: ctx.auth_injected,
+        provider: Some(backend.provider.as_str()),
+        ..Outcome::default()
+    };
+    if !ctx.route.inspects_request_body() {
+        return Inspected::Done(BodyDecision::Continue {
+            replacement: None,
+            read_response: ctx.response.is_read(),
+            outcome,
+        });
+    }
+    let bad =
+        |status: u16, kind: ErrorKind, message: &str, details: &'static str, outcome: Outcome| {
+            Inspected::Done(BodyDecision::Reply(reply(
+                ctx.dialect,
+                kind,
+                status,
+                message,
+                details,
+                outcome,
+            )))
+        };
+    if body.len() > MAX_BODY_BYTES {
+        let message =
+            format!("the request body is larger than promptgate inspects ({MAX_BODY_BYTES} bytes)");
+        return bad(
+            413,
+            ErrorKind::TooLarge,
+            &message,
+            "promptgate_body_too_large",
+            outcome,
+        );
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return bad(
+            400,
+            ErrorKind::BadRequest,
+            "the request body is empty",
+            "promptgate_empty_body",
+            outcome,
+        );
+    }
+    let Ok(text) = simdutf8::basic::from_utf8(body) else {
+        return bad(
+            400,
+            ErrorKind::BadRequest,
+            "the request body is not valid UTF-8 JSON",
+            "promptgate_bad_body",
+            outcome,
+        );
+    };
+    let guards = &backend.request_guards;
+    let kinds = backend
+        .external_guards
+        .iter()
+        .fold(guards.kinds(), |k, g| k.union(g.kinds()));
+    let parsed = match provider::parse_request(ctx.dialect, text, kinds) {
+        Ok(p) => p,
+        Err(e) => {
+            let message = format!("promptgate could not read the request body: {e}");
+            return bad(
+                400,
+                ErrorKind::BadRequest,
+                &message,
+                "promptgate_bad_body",
+                outcome,
+            );
+        }
+    };
+    let scan = guards.scan(&parsed.segments, parsed.latest_user_message);
+    let mut inspection = Inspection {
+        backend,
+        ctx,
+        text,
+        parsed,
+        scan,
+        outcome,
+        external_names: Vec::new(),
+    };
+    inspection.outcome.model_requested = inspection.parsed.model.as_deref().map(str::to_owned);
+    inspection.outcome.segments_scanned = inspection.parsed.segments.len();
+    if let Some(hit) = inspection.scan.reject.take() {
+        let rule = &guards.rules()[hit.rule];
+        let fired = inspection.fired(&rule.name, rule.action, hit.segment);
+        return Inspected::Done(BodyDecision::Reply(inspection.reject(
+            fired,
+            rule.status,
+            &rule.message,
+        )));
+    }
+    Inspected::Pending(inspection)
+}
+
+impl Inspection<'_, '_> {
+    fn fired(&self, rule: &str, action: Action, segment: usize) -> Fired {
+        Fired {
+            rule: rule.to_owned(),
+            action,
+            location: self.parsed.segments[segment].location.to_string(),
+        }
+    }
+
+    fn reject(&self, fired: Fired, status: u16, message: &str) -> Reply {
+        let mut outcome = self.outcome.clone();
+        outcome.rule = Some(fired.rule.clone());
+        outcome.location = (!fired.location.is_empty()).then(|| fired.location.clone());
+        outcome.fired = self.mask_fired();
+        outcome.fired.insert(0, fired);
+        outcome.fired.truncate(MAX_FIRED);
+        reply(
+            self.ctx.dialect,
+            ErrorKind::Guard,
+            status,
+            message,
+            "promptgate_guard_reject",
+            outcome,
+        )
+    }
+
+    fn rule_name(&self, f: &Finding) -> String {
+        let local = self.backend.request_guards.rules();
+        match local.get(f.rule) {
+            Some(r) => r.name.clone(),
+            None => self
+                .external_names
+                .get(f.rule - local.len())
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn mask_fired(&self) -> Vec<Fired> {
+        self.scan
+            .masks
+            .iter()
+            .take(MAX_FIRED)
+            .map(|f| self.fired(&self.rule_name(f), Action::Mask, f.segment))
+            .collect()
+    }
+
+    /// Folds in an external guard's verdict; a reject (or a failure of a
+    /// fail-closed guard) ends the decision.
+    pub fn apply_external(
+        &mut self,
+        guard: &ExternalGuard,
+        verdict: ExternalVerdict,
+    ) -> Option<Reply> {
+        match verdict {
+            ExternalVerdict::Allow => None,
+            ExternalVerdict::Mask(findings) => {
+                let rule = self.backend.request_guards.rules().len() + self.external_names.len();
+                self.external_names.push(guard.name.clone());
+                for mut f in findings {
+                    f.rule = rule;
+                    self.scan.masks.push(f);
+                }
+                None
+            }
+            ExternalVerdict::Reject {
+                status,
+                message,
+                rule,
+            } => {
+                let fired = Fired {
+                    rule,
+                    action: Action::Reject,
+                    location: String::new(),
+                };
+                Some(self.reject(fired, status, &message))
+            }
+            ExternalVerdict::FailedOpen(why) => {
+                tracing::warn!(guard = %guard.name, error = %why, "external guard failed open: request forwarded without its check");
+                None
+            }
+            ExternalVerdict::FailedClosed(why) => {
+                tracing::warn!(guard = %guard.name, error = %why, "external guard failed closed: request refused");
+                let mut outcome = self.outcome.clone();
+                outcome.rule = Some(guard.name.clone());
+                Some(reply(
+                    self.ctx.dialect,
+                    ErrorKind::Gateway,
+                    503,
+                    &format!(
+                        "guard `{}` is unavailable; the request was not sent",
+                        guard.name
+                    ),
+                    "promptgate_external_guard_failed",
+                    outcome,
+                ))
+            }
+        }
+    }
+
+    /// Applies masks and the model override: the final decision.
+    pub fn finish(mut self) -> BodyDecision {
+        let mut masks = std::mem::take(&mut self.scan.masks);
+        masks.sort_by_key(|f| (f.segment, f.range.start, std::cmp::Reverse(f.range.end)));
+        let mut outcome = std::mem::take(&mut self.outcome);
+        outcome.masked = masks.len();
+        if let Some(first) = masks.first() {
+            outcome.decision = Verdict::Mask;
+            outcome.rule = Some(self.rule_name(first));
+            outcome.location = Some(self.parsed.segments[first.segment].location.to_string());
+        }
+        outcome.fired = masks
+            .iter()
+            .take(MAX_FIRED)
+            .map(|f| self.fired(&self.rule_name(f), Action::Mask, f.segment))
+            .collect();
+        outcome.model_effective = self
+            .backend
+            .model
+            .clone()
+            .or_else(|| outcome.model_requested.clone());
+
+        // The edits, in body order: one masked string literal per affected
+        // segment, and the model value.
+        let mut edits: Vec<(std::ops::Range<usize>, Edit<'_>)> = Vec::new();
+        let mut i = 0;
+        while i < masks.len() {
+            let seg = masks[i].segment;
+            let group: Vec<&Finding> = masks[i..].iter().take_while(|f| f.segment == seg).collect();
+            i += group.len();
+            edits.push((
+                self.parsed.segments[seg].raw.clone(),
+                Edit::Mask(seg, group),
+            ));
+        }
+        if let Some(model) = self.backend.model.as_deref() {
+            if let Some(splice) = provider::model_splice(self.text, &self.parsed, model) {
+                edits.push((splice.range, Edit::Bytes(splice.bytes)));
+            }
+        }
+        let replacement = (!edits.is_empty()).then(|| {
+            edits.sort_by_key(|(r, _)| (r.start, r.end));
+            // Masked text is JSON-encoded straight into the new body, one
+            // segment at a time: no second copy of every rewritten string.
+            let body = self.text.as_bytes();
+            let mut out = Vec::with_capacity(body.len() + 64 * edits.len());
+            let mut at = 0;
+            for (range, edit) in edits {
+                out.extend_from_slice(&body[at..range.start]);
+                match edit {
+                    Edit::Mask(seg, group) => {
+                        // Placeholders spliced into the literal as it is:
+                        // every escape outside the masked spans stays.
+                        let segment = &self.parsed.segments[seg];
+                        out.push(b'"');
+                        crate::guard::mask_literal(segment.literal, &group, &mut out);
+                        out.push(b'"');
+                    }
+                    Edit::Bytes(b) => out.extend_from_slice(&b),
+                }
+                at = range.end;
+            }
+            out.extend_from_slice(&body[at..]);
+            out
+        });
+        outcome.body_changed = replacement.is_some();
+        BodyDecision::Continue {
+            replacement,
+            read_response: reads_response(self.backend, self.ctx, self.text.as_bytes()),
+            outcome,
+        }
+    }
+}
+
+/// Whether the response is still read once the body is known: under
+/// `tokenUsage: Streams` a non-streamed answer is not (reading it would
+/// hold the whole answer back for one more exchange).
+fn reads_response(backend: &Backend, ctx: &RequestCtx, body: &[u8]) -> bool {
+    match ctx.response {
+        ResponseRead::Skip => false,
+        ResponseRead::Guarded => true,
+        ResponseRead::UsageOnly => {
+            backend.token_usage != TokenUsageMode::Streams || asks_for_stream(body) != Some(false)
+        }
+    }
+}

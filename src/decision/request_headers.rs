@@ -1,0 +1,233 @@
+//! The request-headers decision: backend and route, auth injection, what
+//! of the body and the response is read.
+
+use crate::policy::{Backend, Policy, RouteType, SelectError, TokenUsageMode};
+use crate::provider::{self, Dialect, ErrorKind};
+
+use super::outcome::{reply, Outcome, Reply, Verdict};
+
+/// What the decision core needs of the request headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    /// `:path`, query string included.
+    pub path: &'a str,
+    pub authority: &'a str,
+    pub content_encoding: Option<&'a str>,
+    /// Whether the client sent `anthropic-version`.
+    pub has_anthropic_version: bool,
+    /// The headers were the whole request (no body follows).
+    pub end_of_stream: bool,
+}
+
+/// Header changes to apply to the request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeaderChanges {
+    /// Set (overwrite or add).
+    pub set: Vec<(&'static str, Vec<u8>)>,
+    pub remove: Vec<&'static str>,
+}
+
+impl HeaderChanges {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Per-request context fixed at request headers.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    /// Index of the backend in the policy.
+    pub backend: usize,
+    pub route: RouteType,
+    pub dialect: Dialect,
+    pub auth_injected: bool,
+    /// What of the response is read.
+    pub response: ResponseRead,
+    /// The request body's `content-encoding` (not identity): the body is
+    /// decoded before it is read, and a rewritten body is sent decoded
+    /// (the adapter then drops the header).
+    pub content_encoding: Option<String>,
+}
+
+/// What of a request's response is read, fixed at request headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseRead {
+    /// Nothing: Envoy skips the response phases.
+    Skip,
+    /// Token usage only (no response guard; Messages and Completions
+    /// unless `tokenUsage: Off`). Envoy skips the response headers and
+    /// streams the body, which passes unchanged; what cannot be read is
+    /// simply not counted.
+    UsageOnly,
+    /// Response guards read it (and its usage): Envoy sends the headers
+    /// first; an unreadable (compressed) response is refused rather than
+    /// passed through unread.
+    Guarded,
+}
+
+impl ResponseRead {
+    /// Whether anything of the response is read (the provider is then
+    /// asked for an uncompressed response).
+    pub fn is_read(self) -> bool {
+        self != ResponseRead::Skip
+    }
+}
+
+/// Answer to the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadersDecision {
+    Continue {
+        changes: HeaderChanges,
+        /// Ask Envoy for the whole request body.
+        inspect_body: bool,
+        outcome: Outcome,
+    },
+    Reply(Reply),
+}
+
+/// Decides on the request headers: picks the backend and route type,
+/// injects auth, and says whether the body must be inspected.
+pub fn request_headers(
+    policy: &Policy,
+    hint: Option<&str>,
+    head: &RequestHead<'_>,
+) -> (Option<RequestCtx>, HeadersDecision) {
+    let path = crate::path::normalize(head.path);
+    let backend_index = match policy.select(hint, head.authority, &path) {
+        Ok(b) => policy
+            .backends
+            .iter()
+            .position(|x| std::ptr::eq(x, b))
+            .expect("selected from the list"),
+        Err(e) => {
+            // Fail closed: no policy, no traffic.
+            let message = match e {
+                SelectError::UnknownName(n) => {
+                    format!("promptgate has no backend named `{n}` (x-promptgate-backend)")
+                }
+                SelectError::NoMatch => "promptgate found no backend for this request".to_owned(),
+            };
+            let style = if path.ends_with("/chat/completions") {
+                Dialect::OpenAiChat
+            } else {
+                Dialect::Anthropic
+            };
+            let outcome = Outcome::default();
+            return (
+                None,
+                HeadersDecision::Reply(reply(
+                    style,
+                    ErrorKind::Gateway,
+                    500,
+                    &message,
+                    "promptgate_no_backend",
+                    outcome,
+                )),
+            );
+        }
+    };
+    let backend = &policy.backends[backend_index];
+    let route = backend.routes.route_type(&path);
+    let style = route.dialect(backend.provider);
+    let mut outcome = Outcome {
+        decision: Verdict::Allow,
+        backend: Some(backend.name.clone()),
+        route: Some(route.as_str()),
+        provider: Some(backend.provider.as_str()),
+        ..Outcome::default()
+    };
+
+    let mut changes = auth_changes(backend, head);
+    let llm_route = matches!(route, RouteType::Messages | RouteType::Completions);
+    let response = if !llm_route {
+        ResponseRead::Skip
+    } else if !backend.response_guards.is_empty() {
+        ResponseRead::Guarded
+    } else if backend.token_usage != TokenUsageMode::Off {
+        ResponseRead::UsageOnly
+    } else {
+        ResponseRead::Skip
+    };
+    if response.is_read() {
+        // Token usage and response guards read text, not compressed bytes:
+        // ask the provider for an uncompressed response.
+        changes.set.push(("accept-encoding", b"identity".to_vec()));
+    }
+    outcome.auth_injected = backend.auth.is_some();
+    let mut ctx = RequestCtx {
+        backend: backend_index,
+        route,
+        dialect: style,
+        auth_injected: backend.auth.is_some(),
+        response,
+        content_encoding: None,
+    };
+
+    let mut inspect_body = route.inspects_request_body();
+    if inspect_body {
+        if let Some(enc) = head.content_encoding {
+            match provider::encoding::parse_content_encoding(enc) {
+                Ok(codings) if codings.is_empty() => {}
+                Ok(_) => ctx.content_encoding = Some(enc.to_owned()),
+                Err(e) => {
+                    let message = format!("promptgate cannot inspect this request body: {e}");
+                    return (
+                        Some(ctx),
+                        HeadersDecision::Reply(reply(
+                            style,
+                            ErrorKind::UnsupportedEncoding,
+                            415,
+                            &message,
+                            "promptgate_unsupported_encoding",
+                            outcome,
+                        )),
+                    );
+                }
+            }
+        }
+        if head.end_of_stream {
+            if matches!(head.method, "POST" | "PUT" | "PATCH") {
+                return (
+                    Some(ctx),
+                    HeadersDecision::Reply(reply(
+                        style,
+                        ErrorKind::BadRequest,
+                        400,
+                        "the request body is empty",
+                        "promptgate_empty_body",
+                        outcome,
+                    )),
+                );
+            }
+            inspect_body = false;
+        }
+    }
+    (
+        Some(ctx),
+        HeadersDecision::Continue {
+            changes,
+            inspect_body,
+            outcome,
+        },
+    )
+}
+
+fn auth_changes(backend: &Backend, head: &RequestHead<'_>) -> HeaderChanges {
+    let mut changes = HeaderChanges::default();
+    if let Some(cred) = &backend.auth {
+        // The client's own credential never goes upstream.
+        for h in ["x-api-key", "authorization"] {
+            if h != cred.header() {
+                changes.remove.push(h);
+            }
+        }
+        changes.set.push((cred.header(), cred.value().to_vec()));
+        if backend.provider == Dialect::Anthropic && !head.has_anthropic_version {
+            changes
+                .set
+                .push(("anthropic-version", b"2023-06-01".to_vec()));
+        }
+    }
+    changes
+}

@@ -1,0 +1,349 @@
+//! The response decisions: at the response headers, how the response is
+//! read; then, chunk by chunk, what reaches the client (a guarded SSE
+//! stream, a guarded JSON body, or a body read only for its token usage).
+//! The adapter translates the answers into ext_proc messages and records
+//! the [`ResponseRecord`] when one is finished.
+
+use std::sync::Arc;
+
+use crate::guard::GuardSet;
+use crate::policy::Policy;
+use crate::provider::stream::{
+    guard_json_body, EventInfo, Fired as StreamFired, Rejection, StreamGuard,
+};
+use crate::provider::{Dialect, ErrorKind, Usage};
+
+use super::outcome::{gateway_error, refusal, Reply, Verdict};
+use super::request_headers::{RequestCtx, ResponseRead};
+use super::usage_read::UsageRead;
+
+/// How Envoy should send the response body, decided at its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyMode {
+    /// As the request headers already set (streamed for a usage read, or
+    /// not at all).
+    Unchanged,
+    /// Chunk by chunk: an SSE stream guarded as it flows.
+    Streamed,
+    /// Whole: a JSON body guarded at once.
+    Buffered,
+}
+
+/// The answer to the response headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseHeadersDecision {
+    Continue(BodyMode),
+    /// The response cannot be guarded (it is compressed): refused. The
+    /// reply's outcome is the request's record.
+    Refuse(Reply),
+}
+
+/// What to send the client in place of one response body chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkDecision {
+    /// The chunk as it came.
+    Pass,
+    /// These bytes instead (`content_length`: set the header to their
+    /// length, for a whole body).
+    Replace { body: Vec<u8>, content_length: bool },
+    /// A response guard rejected the whole (JSON) body: this reply instead.
+    Reject(Reply),
+    /// The body could not be guarded: this reply instead; its outcome is
+    /// the request's record.
+    Refuse(Reply),
+}
+
+/// The record of a response decision (never response text), complete at
+/// the end of the response or when it was ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseRecord {
+    pub decision: Verdict,
+    pub rule: Option<String>,
+    pub location: Option<String>,
+    pub masked: usize,
+    pub usage: Usage,
+    pub model: Option<String>,
+}
+
+/// The answer to one response body chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkAnswer {
+    pub decision: ChunkDecision,
+    /// Set once, on the chunk that finished the response's decision.
+    pub record: Option<ResponseRecord>,
+}
+
+enum State {
+    /// Nothing to read.
+    Skip,
+    /// Read for its token usage only: every chunk passes unchanged.
+    Usage(UsageRead),
+    /// An SSE stream guarded as it flows.
+    Stream(Box<StreamGuard>),
+    /// A JSON body, guarded when it is whole.
+    Json,
+    /// The stream guard failed or rejected: further chunks are dropped.
+    Ended,
+}
+
+/// The response side of one request: decides on its headers and chunks.
+pub struct ResponseDecider {
+    dialect: Dialect,
+    guards: Option<Arc<GuardSet>>,
+    read: ResponseRead,
+    state: State,
+    decision: Verdict,
+    rule: Option<String>,
+    location: Option<String>,
+    masked: usize,
+}
+
+impl ResponseDecider {
+    /// For a request decided at its headers (`None`: no backend, nothing
+    /// read). A usage read starts at once: its headers are skipped.
+    pub fn new(policy: &Policy, ctx: Option<&RequestCtx>) -> ResponseDecider {
+        let read = ctx.map_or(ResponseRead::Skip, |c| c.response);
+        ResponseDecider {
+            dialect: ctx.map_or(Dialect::Anthropic, |c| c.dialect),
+            guards: ctx.map(|c| policy.backends[c.backend].response_guards.clone()),
+            read,
+            state: match read {
+                ResponseRead::UsageOnly => State::Usage(UsageRead::Sniff),
+                _ => State::Skip,
+            },
+            decision: Verdict::Allow,
+            rule: None,
+            location: None,
+            masked: 0,
+        }
+    }
+
+    /// The request body showed nothing needs the response read.
+    pub fn skip(&mut self) {
+        if self.read != ResponseRead::Guarded {
+            self.state = State::Skip;
+        }
+    }
+
+    /// Whether the response is still to be read (or guarded).
+    pub fn reads_response(&self) -> bool {
+        self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_))
+    }
+
+    /// Whether nothing of the response body is read.
+    pub fn is_skipped(&self) -> bool {
+        matches!(self.state, State::Skip)
+    }
+
+    /// Decides at the response headers how the response is read: a 2xx
+    /// SSE stream or JSON body of a request whose response is read.
+    pub fn headers(
+        &mut self,
+        ctx: Option<&RequestCtx>,
+        status: u16,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+        end_of_stream: bool,
+    ) -> ResponseHeadersDecision {
+        self.state = State::Skip;
+        if !self.read.is_read() || end_of_stream || !(200..300).contains(&status) {
+            return ResponseHeadersDecision::Continue(BodyMode::Unchanged);
+        }
+        let ct = content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let (state, mode) = match ct.as_str() {
+            "text/event-stream" => {
+                let scanner = self
+                    .guards
+                    .clone()
+                    .expect("a guarded request has a backend");
+                (
+                    State::Stream(Box::new(StreamGuard::new(self.dialect, scanner))),
+                    BodyMode::Streamed,
+                )
+            }
+            "application/json" => (State::Json, BodyMode::Buffered),
+            _ => return ResponseHeadersDecision::Continue(BodyMode::Unchanged),
+        };
+        match content_encoding.map(str::trim) {
+            None | Some("") => {}
+            Some(e) if e.eq_ignore_ascii_case("identity") => {}
+            // Unread, the response only loses its token counts.
+            Some(_) if self.read != ResponseRead::Guarded => {
+                return ResponseHeadersDecision::Continue(BodyMode::Unchanged)
+            }
+            Some(_) => {
+                return ResponseHeadersDecision::Refuse(gateway_error(
+                    ctx,
+                    502,
+                    "the provider sent a compressed response that response guards cannot read",
+                ))
+            }
+        }
+        self.state = state;
+        ResponseHeadersDecision::Continue(mode)
+    }
+
+    /// Decides on one response body chunk.
+    pub fn body(
+        &mut self,
+        ctx: Option<&RequestCtx>,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> ChunkAnswer {
+        let answer = |decision, record| ChunkAnswer { decision, record };
+        match &mut self.state {
+            State::Skip => answer(ChunkDecision::Pass, None),
+            State::Usage(read) => {
+                let record = read
+                    .push(self.dialect, chunk, end_of_stream)
+                    .map(|(usage, model)| self.record(usage, model));
+                answer(ChunkDecision::Pass, record)
+            }
+            State::Ended => answer(
+                ChunkDecision::Replace {
+                    body: Vec::new(),
+                    content_length: false,
+                },
+                None,
+            ),
+            State::Stream(guard) => {
+                let result = guard.push(chunk, end_of_stream);
+                let usage = guard.usage();
+                let model = guard.model().map(str::to_owned);
+                match result {
+                    Ok(out) => {
+                        self.note(&out.events, out.rejected.as_ref());
+                        let ended = out.rejected.is_some();
+                        if ended {
+                            self.state = State::Ended;
+                        }
+                        let record = (end_of_stream || ended).then(|| self.record(usage, model));
+                        let decision = if out.bytes == chunk {
+                            ChunkDecision::Pass
+                        } else {
+                            ChunkDecision::Replace {
+                                body: out.bytes,
+                                content_length: false,
+                            }
+                        };
+                        answer(decision, record)
+                    }
+                    Err(e) => {
+                        // Fail closed: end the stream with an error event;
+                        // the rest is never forwarded unscanned.
+                        tracing::warn!(error = %e, "response stream could not be guarded; ending it");
+                        let bytes = guard.abort("promptgate could not inspect the response stream");
+                        self.state = State::Ended;
+                        self.decision = Verdict::Error;
+                        let record = self.record(usage, model);
+                        answer(
+                            ChunkDecision::Replace {
+                                body: bytes,
+                                content_length: false,
+                            },
+                            Some(record),
+                        )
+                    }
+                }
+            }
+            State::Json => {
+                let scanner = self
+                    .guards
+                    .clone()
+                    .expect("a guarded request has a backend");
+                match guard_json_body(self.dialect, chunk, scanner.as_ref()) {
+                    Ok(outcome) => {
+                        self.note(&outcome.events, outcome.rejected.as_ref());
+                        self.state = State::Ended;
+                        let record = Some(self.record(outcome.usage, outcome.model));
+                        if let Some(rej) = outcome.rejected {
+                            let reply = refusal(
+                                ctx,
+                                ErrorKind::Guard,
+                                403,
+                                &rej.message,
+                                "promptgate_response_guard_reject",
+                            );
+                            return answer(ChunkDecision::Reject(reply), record);
+                        }
+                        match outcome.body {
+                            Some(body) => answer(
+                                ChunkDecision::Replace {
+                                    body,
+                                    content_length: true,
+                                },
+                                record,
+                            ),
+                            None => {
+                                self.state = State::Skip;
+                                answer(ChunkDecision::Pass, record)
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "response body could not be guarded; refusing it");
+                        self.decision = Verdict::Error;
+                        let reply = gateway_error(
+                            ctx,
+                            502,
+                            "promptgate could not inspect the response body",
+                        );
+                        answer(ChunkDecision::Refuse(reply), None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Accumulates what response guards did.
+    fn note(&mut self, events: &[EventInfo], rejected: Option<&Rejection>) {
+        let masked = events
+            .iter()
+            .filter(|e| matches!(e.fired, StreamFired::Masked { .. }))
+            .count();
+        self.masked += masked;
+        if self.location.is_none() {
+            self.location = events.first().map(|e| match e.event {
+                Some(i) => format!("{} (event {i})", e.location),
+                None => e.location.to_string(),
+            });
+        }
+        if let Some(rej) = rejected {
+            self.decision = Verdict::Reject;
+            self.rule = Some(rej.rule.clone());
+            self.location = Some(match rej.event {
+                Some(i) => format!("{} (event {i})", rej.location),
+                None => rej.location.to_string(),
+            });
+        } else if self.masked > 0 && self.decision == Verdict::Allow {
+            self.decision = Verdict::Mask;
+            if self.rule.is_none() {
+                self.rule = events.first().map(|e| match &e.fired {
+                    StreamFired::Masked { placeholder } => placeholder.clone(),
+                    StreamFired::Rejected { rule } => rule.clone(),
+                });
+            }
+        }
+    }
+
+    /// The record so far, handed over once: the next starts afresh.
+    fn record(&mut self, usage: Usage, model: Option<String>) -> ResponseRecord {
+        let record = ResponseRecord {
+            decision: self.decision,
+            rule: self.rule.take(),
+            location: self.location.take(),
+            masked: self.masked,
+            usage,
+            model,
+        };
+        self.decision = Verdict::Allow;
+        self.masked = 0;
+        record
+    }
+}

@@ -1,0 +1,498 @@
+//! One ext_proc stream's state machine: phases in order, one answer of the
+//! matching kind per message, the request body held or buffered, and the
+//! decision core's answers translated into `ProcessingResponse`s. It
+//! decides nothing itself: every verdict comes from [`crate::decision`].
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::{
+    BodySendMode, HeaderSendMode,
+};
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    processing_request, processing_response, CommonResponse, HeadersResponse, HttpBody,
+    HttpHeaders, ImmediateResponse, ProcessingRequest, ProcessingResponse, TrailersResponse,
+};
+use envoy_types::pb::google::protobuf::Struct;
+use tonic::Status;
+use tracing::Instrument;
+
+use super::mutation::{self, find_header, header_mutation, response_status};
+use super::Phase;
+use crate::decision::{
+    self, BodyDecision, BodyMode, ChunkDecision, HeadersDecision, Outcome, Reply, RequestCtx,
+    RequestHead, ResponseDecider, ResponseHeadersDecision, ResponseRead, ResponseRecord,
+    MAX_BODY_BYTES,
+};
+use crate::policy::Policy;
+use crate::provider::ErrorKind;
+use crate::telemetry::{self, StreamTelemetry};
+
+/// Bodies larger than this are decided on the blocking pool, so a 32 MB
+/// scan never stalls the async workers.
+const BLOCKING_THRESHOLD: usize = 1 << 20;
+
+/// Per-stream state.
+pub struct StreamState {
+    policy: Arc<Policy>,
+    hint: Option<String>,
+    /// The last phase a message arrived for (`None`: none yet).
+    phase: Option<Phase>,
+    ctx: Option<RequestCtx>,
+    /// We asked Envoy (mode_override) for the buffered request body.
+    pub(super) requested_body: bool,
+    /// Request body mode configured on the filter (from `protocol_config`).
+    configured_request_body_mode: i32,
+    /// Chunks of a STREAMED request body held back until the last one.
+    held_body: Vec<u8>,
+    request_body_done: bool,
+    /// An immediate response was sent: Envoy sends nothing more.
+    replied: bool,
+    /// Dynamic metadata (namespace `promptgate`) to hand to Envoy on the next answer.
+    pending_metadata: Option<Struct>,
+    /// Span, metrics, decision log and metadata of this request.
+    pub telemetry: StreamTelemetry,
+    /// The response side's decisions.
+    response: ResponseDecider,
+    /// The last response body chunk was answered.
+    response_done: bool,
+    /// The response body mode decided at the response headers, for the
+    /// answer to them.
+    response_mode: Option<ProcessingMode>,
+}
+
+impl StreamState {
+    pub fn new(policy: Arc<Policy>, hint: Option<String>) -> Self {
+        let response = ResponseDecider::new(&policy, None);
+        StreamState {
+            policy,
+            hint,
+            phase: None,
+            ctx: None,
+            requested_body: false,
+            configured_request_body_mode: BodySendMode::None as i32,
+            held_body: Vec::new(),
+            request_body_done: false,
+            replied: false,
+            pending_metadata: None,
+            telemetry: StreamTelemetry::detached(),
+            response,
+            response_done: false,
+            response_mode: None,
+        }
+    }
+
+    /// Handles one message; an `Err` ends the stream with that status.
+    /// Telemetry: a child span and a latency sample per message.
+    pub async fn handle(&mut self, msg: ProcessingRequest) -> Result<ProcessingResponse, Status> {
+        let phase = Phase::of(&msg);
+        if let Some(processing_request::Request::RequestHeaders(h)) = &msg.request {
+            let headers = h.headers.as_ref().map_or(&[][..], |m| m.headers.as_slice());
+            self.telemetry.on_request_headers(headers);
+        }
+        let started = std::time::Instant::now();
+        let (span, phase_span) = (self.telemetry.span(), self.telemetry.phase_span(phase));
+        let result = self
+            .handle_message(msg)
+            .instrument(phase_span)
+            .instrument(span)
+            .await;
+        self.telemetry.on_phase(phase, started.elapsed());
+        if let Err(status) = &result {
+            self.telemetry.on_error(status);
+        }
+        result
+    }
+
+    /// Refuses a message that breaks the protocol's order.
+    fn check_order(&self, msg: &ProcessingRequest) -> Result<Phase, Status> {
+        if msg.request.is_none() {
+            return Err(Status::invalid_argument(
+                "ProcessingRequest carries no phase",
+            ));
+        }
+        if self.replied {
+            return Err(Status::failed_precondition(
+                "message after an immediate response",
+            ));
+        }
+        let phase = Phase::of(msg);
+        if let Some(last) = self.phase {
+            if phase < last || (phase == last && !phase.repeats()) {
+                return Err(Status::failed_precondition(format!(
+                    "{phase:?} received after {last:?}: out of order"
+                )));
+            }
+        }
+        if phase == Phase::RequestBody && self.request_body_done {
+            return Err(Status::failed_precondition(
+                "request body chunk after the end of the body",
+            ));
+        }
+        Ok(phase)
+    }
+
+    async fn handle_message(
+        &mut self,
+        msg: ProcessingRequest,
+    ) -> Result<ProcessingResponse, Status> {
+        use processing_request::Request as In;
+        use processing_response::Response as Out;
+        if let Some(cfg) = &msg.protocol_config {
+            self.configured_request_body_mode = cfg.request_body_mode;
+        }
+        // In observability mode Envoy ignores the answers; they are still
+        // given, in order.
+        let phase = self.check_order(&msg)?;
+        self.phase = Some(phase);
+        let Some(request) = msg.request else {
+            unreachable!("check_order refuses a message without a phase");
+        };
+        let response = match request {
+            In::RequestHeaders(h) => self.on_request_headers(h),
+            In::RequestBody(b) => self.on_request_body(b).await,
+            // A BUFFERED body followed by trailers arrives with
+            // end_of_stream=false; it was decided when it arrived.
+            In::RequestTrailers(_) => Out::RequestTrailers(TrailersResponse::default()),
+            In::ResponseHeaders(h) => self.on_response_headers(h),
+            In::ResponseBody(b) => self.on_response_body(b),
+            In::ResponseTrailers(_) => Out::ResponseTrailers(TrailersResponse::default()),
+        };
+        let mut out = ProcessingResponse {
+            response: Some(response),
+            ..ProcessingResponse::default()
+        };
+        if !self.replied {
+            out.mode_override = match phase {
+                Phase::RequestHeaders => Some(self.request_mode()),
+                Phase::ResponseHeaders => self.response_mode,
+                _ => None,
+            };
+        }
+        self.response_mode = None;
+        out.dynamic_metadata = self.pending_metadata.take();
+        Ok(out)
+    }
+
+    /// Whether every phase promptgate asked for has been answered, so the
+    /// stream can end.
+    pub fn finished(&self) -> bool {
+        if self.replied {
+            return true;
+        }
+        let reads_response = self.response.reads_response();
+        match self.phase {
+            None => false,
+            Some(Phase::RequestHeaders) => !self.requested_body && !reads_response,
+            Some(Phase::RequestBody | Phase::RequestTrailers) => {
+                self.request_body_done && !reads_response
+            }
+            Some(Phase::ResponseHeaders) => self.response.is_skipped(),
+            // Not before the last chunk: after a rejection the rest of the
+            // stream must still be dropped, which only an open stream does.
+            Some(Phase::ResponseBody) => self.response_done,
+            Some(Phase::ResponseTrailers | Phase::Unknown) => true,
+        }
+    }
+
+    /// The processing modes the request's decision needs.
+    fn request_mode(&self) -> ProcessingMode {
+        let read = self.ctx.as_ref().map_or(ResponseRead::Skip, |c| c.response);
+        let (response_header_mode, response_body_mode) = match read {
+            // Response guards need the status and content type first; the
+            // body mode follows on the answer to the response headers.
+            ResponseRead::Guarded => (0, 0),
+            // Usage only: the response headers are skipped and the body
+            // streamed — an SSE stream or a JSON body, told apart by its
+            // first bytes — and every chunk passes unchanged.
+            ResponseRead::UsageOnly => (HeaderSendMode::Skip as i32, BodySendMode::Streamed as i32),
+            // Nothing to read in the response.
+            ResponseRead::Skip => (HeaderSendMode::Skip as i32, 0),
+        };
+        ProcessingMode {
+            response_header_mode,
+            response_body_mode,
+            request_body_mode: if self.requested_body {
+                BodySendMode::Buffered as i32
+            } else {
+                0
+            },
+            ..ProcessingMode::default()
+        }
+    }
+
+    fn on_request_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
+        let get = |name: &str| find_header(&h, name);
+        let head = RequestHead {
+            method: get(":method").unwrap_or(""),
+            path: get(":path").unwrap_or("/"),
+            authority: get(":authority").or_else(|| get("host")).unwrap_or(""),
+            content_encoding: get("content-encoding"),
+            has_anthropic_version: get("anthropic-version").is_some(),
+            end_of_stream: h.end_of_stream,
+        };
+        let (ctx, decision) = decision::request_headers(&self.policy, self.hint.as_deref(), &head);
+        self.ctx = ctx;
+        self.response = ResponseDecider::new(&self.policy, self.ctx.as_ref());
+        match decision {
+            HeadersDecision::Continue {
+                changes,
+                inspect_body,
+                outcome,
+            } => {
+                self.requested_body = inspect_body;
+                if !inspect_body {
+                    self.record(outcome);
+                }
+                processing_response::Response::RequestHeaders(HeadersResponse {
+                    response: Some(CommonResponse {
+                        header_mutation: header_mutation(&changes),
+                        ..CommonResponse::default()
+                    }),
+                })
+            }
+            HeadersDecision::Reply(reply) => self.refuse(reply),
+        }
+    }
+
+    async fn on_request_body(&mut self, b: HttpBody) -> processing_response::Response {
+        let Some(ctx) = self.ctx.clone() else {
+            // No request headers were sent (request_header_mode SKIP): no
+            // backend, no route. Fail closed.
+            return self.refuse(decision::gateway_error(
+                None,
+                500,
+                "promptgate needs the request headers: set request_header_mode SEND",
+            ));
+        };
+        if !ctx.route.inspects_request_body() {
+            // Envoy is configured to send bodies we do not read: pass them.
+            self.request_body_done |= b.end_of_stream;
+            return mutation::request_body(None);
+        }
+        let mode = if self.requested_body {
+            BodySendMode::Buffered as i32
+        } else {
+            self.configured_request_body_mode
+        };
+        let streamed = mode == BodySendMode::Streamed as i32;
+        if mode == BodySendMode::FullDuplexStreamed as i32 {
+            return self.refuse(decision::gateway_error(
+                Some(&ctx),
+                500,
+                "promptgate does not support FULL_DUPLEX_STREAMED request bodies; configure BUFFERED",
+            ));
+        }
+        let complete = b.end_of_stream || mode == BodySendMode::Buffered as i32;
+        if !complete {
+            // BUFFERED_PARTIAL delivered only the first part of the body,
+            // or a STREAMED body outgrew what promptgate inspects.
+            if !streamed || self.held_body.len() + b.body.len() > MAX_BODY_BYTES {
+                return self.refuse(too_large(&ctx));
+            }
+            // Hold the chunk back until the whole body is here.
+            self.held_body.extend_from_slice(&b.body);
+            return mutation::request_body(Some(mutation::body_cleared()));
+        }
+        self.request_body_done = true;
+        let held_back = !self.held_body.is_empty();
+        let body = if held_back {
+            let mut all = std::mem::take(&mut self.held_body);
+            all.extend_from_slice(&b.body);
+            all
+        } else {
+            b.body
+        };
+        let (decision, body) = if body.len() > BLOCKING_THRESHOLD {
+            // A large body is decided on the blocking pool, so its scan
+            // never stalls the async workers (external guards, if any, are
+            // awaited there too).
+            let policy = self.policy.clone();
+            let ctx2 = ctx.clone();
+            let rt = tokio::runtime::Handle::current();
+            match tokio::task::spawn_blocking(move || {
+                let d = rt.block_on(decision::request_body(&policy, &ctx2, &body));
+                (d, body)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    return self.refuse(decision::gateway_error(
+                        Some(&ctx),
+                        500,
+                        "promptgate failed while inspecting the request body",
+                    ));
+                }
+            }
+        } else {
+            (
+                decision::request_body(&self.policy, &ctx, &body).await,
+                body,
+            )
+        };
+        match decision {
+            BodyDecision::Continue {
+                replacement,
+                read_response,
+                outcome,
+            } => {
+                self.record(outcome);
+                if !read_response {
+                    // The stream ends with this answer and Envoy passes the
+                    // response untouched.
+                    self.response.skip();
+                }
+                // A held-back STREAMED body must be re-emitted whole; a
+                // BUFFERED one only when it changed.
+                let new_body = match (replacement, held_back) {
+                    (Some(r), _) => r,
+                    (None, true) => body,
+                    (None, false) => return mutation::request_body(None),
+                };
+                // A decoded body goes out decoded: drop its content-encoding.
+                let remove_headers = if ctx.content_encoding.is_some() {
+                    vec!["content-encoding".to_owned()]
+                } else {
+                    Vec::new()
+                };
+                mutation::request_body(Some(mutation::body_replaced(
+                    new_body,
+                    !streamed,
+                    remove_headers,
+                )))
+            }
+            BodyDecision::Reply(reply) => self.refuse(reply),
+        }
+    }
+
+    fn on_response_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
+        let status = response_status(&h);
+        if self.requested_body && !self.request_body_done && status < 400 {
+            // A success for a request whose body we asked for and never
+            // saw: Envoy ignored the mode_override (the filter lacks
+            // `allow_mode_override: true`) and the request went out
+            // unguarded. Fail loudly on the way back rather than pretend it
+            // was checked. (An error status here is most likely Envoy's own
+            // local reply, e.g. 413 for a body over its buffer limit: it
+            // passes.)
+            tracing::error!("Envoy ignored mode_override: the request body was not inspected; set allow_mode_override: true on the ext_proc filter");
+            return self.refuse(decision::gateway_error(
+                self.ctx.as_ref(),
+                500,
+                "promptgate did not see the request body: the gateway's ext_proc filter must set allow_mode_override",
+            ));
+        }
+        let get = |name: &str| find_header(&h, name);
+        let decision = self.response.headers(
+            self.ctx.as_ref(),
+            status,
+            get("content-type"),
+            get("content-encoding"),
+            h.end_of_stream,
+        );
+        match decision {
+            ResponseHeadersDecision::Continue(mode) => {
+                let body_mode = match mode {
+                    BodyMode::Unchanged => None,
+                    BodyMode::Streamed => Some(BodySendMode::Streamed),
+                    BodyMode::Buffered => Some(BodySendMode::Buffered),
+                };
+                self.response_mode = body_mode.map(|m| ProcessingMode {
+                    response_body_mode: m as i32,
+                    ..ProcessingMode::default()
+                });
+                processing_response::Response::ResponseHeaders(HeadersResponse::default())
+            }
+            ResponseHeadersDecision::Refuse(reply) => self.refuse(reply),
+        }
+    }
+
+    fn on_response_body(&mut self, b: HttpBody) -> processing_response::Response {
+        self.response_done |= b.end_of_stream;
+        let answer = self
+            .response
+            .body(self.ctx.as_ref(), &b.body, b.end_of_stream);
+        if let Some(record) = answer.record {
+            self.finish_response(record);
+        }
+        match answer.decision {
+            ChunkDecision::Pass => mutation::response_body(None),
+            ChunkDecision::Replace {
+                body,
+                content_length,
+            } => mutation::response_body(Some(mutation::body_replaced(
+                body,
+                content_length,
+                Vec::new(),
+            ))),
+            // The response's record carries the rejection.
+            ChunkDecision::Reject(reply) => self.reply(reply),
+            ChunkDecision::Refuse(reply) => self.refuse(reply),
+        }
+    }
+
+    /// Records a request decision (log line, span, metrics) and queues it
+    /// as Envoy dynamic metadata.
+    fn record(&mut self, outcome: Outcome) {
+        let md = self.telemetry.on_outcome(&outcome);
+        self.queue_metadata(md);
+    }
+
+    /// Queues metadata for the next answer, merged with what is queued.
+    fn queue_metadata(&mut self, md: Struct) {
+        match &mut self.pending_metadata {
+            Some(existing) => telemetry::merge_metadata(existing, md),
+            None => self.pending_metadata = Some(md),
+        }
+    }
+
+    /// Logs the response decision and queues it, with token usage, as
+    /// dynamic metadata.
+    fn finish_response(&mut self, r: ResponseRecord) {
+        tracing::info!(
+            response_decision = r.decision.as_str(),
+            response_rule = r.rule.as_deref(),
+            response_location = r.location.as_deref(),
+            response_masked = r.masked,
+            "response decision"
+        );
+        let usage_md = self.telemetry.on_usage(&r.usage, r.model.as_deref());
+        self.queue_metadata(usage_md);
+        self.queue_metadata(telemetry::response_metadata(
+            r.decision.as_str(),
+            r.masked,
+            r.rule.as_deref(),
+            r.location.as_deref(),
+        ));
+    }
+
+    /// An immediate response whose outcome was recorded already (a
+    /// response guard's rejection).
+    fn reply(&mut self, reply: Reply) -> processing_response::Response {
+        self.replied = true;
+        processing_response::Response::ImmediateResponse(immediate(reply))
+    }
+
+    /// An immediate response whose outcome is the request's record.
+    fn refuse(&mut self, reply: Reply) -> processing_response::Response {
+        self.record(reply.outcome.clone());
+        self.reply(reply)
+    }
+}
+
+fn immediate(reply: Reply) -> ImmediateResponse {
+    mutation::immediate(reply)
+}
+
+fn too_large(ctx: &RequestCtx) -> Reply {
+    let message =
+        format!("the request body is larger than promptgate inspects ({MAX_BODY_BYTES} bytes)");
+    decision::refusal(
+        Some(ctx),
+        ErrorKind::TooLarge,
+        413,
+        &message,
+        "promptgate_body_too_large",
+    )
+}
