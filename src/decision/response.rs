@@ -35,7 +35,7 @@ pub enum ResponseHeadersDecision {
     Continue(BodyMode),
     /// The response cannot be guarded (it is compressed): refused. The
     /// reply's outcome is the request's record.
-    Refuse(Reply),
+    Refuse(Box<Reply>),
 }
 
 /// What to send the client in place of one response body chunk.
@@ -178,11 +178,11 @@ impl ResponseDecider {
                 return ResponseHeadersDecision::Continue(BodyMode::Unchanged)
             }
             Some(_) => {
-                return ResponseHeadersDecision::Refuse(gateway_error(
+                return ResponseHeadersDecision::Refuse(Box::new(gateway_error(
                     ctx,
                     502,
                     "the provider sent a compressed response that response guards cannot read",
-                ))
+                )))
             }
         }
         self.state = state;

@@ -404,7 +404,7 @@ impl StreamState {
                 });
                 processing_response::Response::ResponseHeaders(HeadersResponse::default())
             }
-            ResponseHeadersDecision::Refuse(reply) => self.refuse(reply),
+            ResponseHeadersDecision::Refuse(reply) => self.refuse(*reply),
         }
     }
 
