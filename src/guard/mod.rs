@@ -13,6 +13,7 @@ pub mod builtins;
 pub mod external;
 pub mod gate;
 pub mod normalize;
+pub mod tool;
 
 use std::ops::Range;
 

@@ -115,6 +115,55 @@ pub struct AiPolicySpec {
     pub prompt_guard: Option<PromptGuardSpec>,
     /// promptgate addition: which responses are read for their token usage.
     pub token_usage: Option<TokenUsageMode>,
+    /// promptgate addition: guards on the tool calls a model asks an agent
+    /// to run.
+    pub tool_guard: Option<ToolGuardSpec>,
+}
+
+/// `policies.ai.toolGuard`: which tools a model may be offered and which
+/// calls of them reach the agent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolGuardSpec {
+    /// Globs over tool names: removed from the tools a request offers, and
+    /// every call of them in a response blocked.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// The message a blocked call of a denied tool is replaced by.
+    pub deny_message: Option<String>,
+    /// Applied in order to each call; the first that matches decides.
+    #[serde(default)]
+    pub rules: Vec<ToolRuleSpec>,
+    /// The largest tool input held while it streams (default 1 MiB); a
+    /// larger one is blocked.
+    pub max_held_bytes: Option<u64>,
+}
+
+/// One tool rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolRuleSpec {
+    /// Named in telemetry (default `toolGuard.rules[i]`).
+    pub name: Option<String>,
+    /// Globs over tool names (`Bash`, `mcp__github__*`).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Match only this field of the input: a top-level key or a JSON pointer.
+    pub field: Option<String>,
+    /// Patterns over the input's string values; absent: every call of the
+    /// tools matches.
+    pub regex: Option<RegexSpec>,
+    /// Reject (default) or Audit.
+    pub action: Option<ToolActionSpec>,
+    pub response: Option<RejectResponseSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ToolActionSpec {
+    /// The call never reaches the agent: replaced by the policy message.
+    Reject,
+    /// Recorded, and let through.
+    Audit,
 }
 
 /// Which Messages / Chat Completions responses promptgate reads only for

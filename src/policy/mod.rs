@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::guard::external::ExternalGuard;
+use crate::guard::tool::ToolGuard;
 use crate::guard::{GuardSet, GuardSpecError};
 use crate::provider::{Credential, Dialect};
 pub use config::TokenUsageMode;
@@ -188,6 +189,9 @@ pub struct Backend {
     pub auth: Option<Credential>,
     /// `policies.ai.tokenUsage`: responses read only for their token usage.
     pub token_usage: TokenUsageMode,
+    /// `policies.ai.toolGuard`: which tools are offered and which calls
+    /// reach the agent.
+    pub tool_guard: Option<std::sync::Arc<ToolGuard>>,
 }
 
 /// A compiled, immutable policy.
@@ -507,6 +511,7 @@ fn compile_backend(
         routes,
         prompt_guard,
         token_usage,
+        tool_guard,
     } = policies.ai.unwrap_or_default();
     let routes = compile_routes(&join(place, "policies.ai.routes"), routes)?;
 
@@ -539,6 +544,15 @@ fn compile_backend(
         },
     )?;
 
+    let tool_place = join(place, "policies.ai.toolGuard");
+    let tool_guard = tool_guard
+        .map(|spec| {
+            ToolGuard::compile(spec)
+                .map(std::sync::Arc::new)
+                .map_err(|e| (join(&tool_place, &e.field), e.message))
+        })
+        .transpose()?;
+
     let auth = match policies.auth.and_then(|a| a.secret_ref) {
         None => None,
         Some(secret_ref) => Some(read_secret(
@@ -564,6 +578,7 @@ fn compile_backend(
         response_guards: std::sync::Arc::new(response_guards),
         auth,
         token_usage: token_usage.unwrap_or_default(),
+        tool_guard,
     })
 }
 

@@ -1,0 +1,411 @@
+//! Tool guards: decide on one complete tool call (its name and its input
+//! JSON) a model asks an agent to run, and on which tools a request may
+//! offer.
+//!
+//! # Matching
+//! A call matches a rule when the rule's `tools` globs match its name and,
+//! when the rule has `regex`, one of the rule's patterns (or builtins) is
+//! found in a **string value** of the input — keys, numbers and booleans are
+//! not text. Each string value is matched on its own (a pattern never spans
+//! two values), with the same normalisation as prompt guards (case, NFKC,
+//! zero-width characters, white space). Without `field`, every string value
+//! anywhere in the input counts (`{"command": "…"}`, `{"edits": [{"new":
+//! "…"}]}`); with `field` (`file_path`, or a JSON pointer `/edits/0/path`)
+//! only the string values at or under that place do, so a rule on paths is
+//! not set off by a file's content that mentions the path. Rules apply in
+//! order; the first that matches decides. Denied tools (`deny`) are blocked
+//! before any rule.
+//!
+//! # Cost
+//! Every rule's patterns are compiled into one [`GuardSet`] (one rule each),
+//! so an input is scanned once per string value whatever the number of
+//! rules, and only when a rule for the call's tool has patterns.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde_json::Value;
+
+use super::{GuardSet, GuardSpecError};
+use crate::policy::config::{
+    GuardSpec, RegexSpec, RejectResponseSpec, ToolActionSpec, ToolGuardSpec, ToolRuleSpec,
+};
+
+/// Default `maxHeldBytes`: the largest tool input held while it streams.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 1 << 20;
+
+/// The message of a blocked call when the policy gives none.
+pub const DEFAULT_TOOL_MESSAGE: &str = "This tool call was blocked by the gateway's policy";
+
+/// What a tool rule does to a call it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolAction {
+    /// The call never reaches the agent.
+    Reject,
+    /// Recorded, and let through.
+    Audit,
+}
+
+impl ToolAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolAction::Reject => "reject",
+            ToolAction::Audit => "audit",
+        }
+    }
+}
+
+/// The decision on one tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolVerdict {
+    /// No rule matched.
+    Allow,
+    /// A rule in `Audit` mode matched: let through, recorded.
+    Audit { rule: String },
+    /// Blocked: the agent gets `message` instead of the call.
+    Block { rule: String, message: String },
+}
+
+impl ToolVerdict {
+    pub fn is_blocked(&self) -> bool {
+        matches!(self, ToolVerdict::Block { .. })
+    }
+}
+
+/// A tool-guard configuration error: where (relative to `toolGuard`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolGuardError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct ToolRule {
+    name: String,
+    tools: GlobSet,
+    /// JSON pointer of the field the patterns read (`None`: the whole input).
+    field: Option<String>,
+    /// The rule's index in the scanner, when it has patterns.
+    scan_rule: Option<usize>,
+    action: ToolAction,
+    message: String,
+}
+
+/// A compiled `toolGuard`.
+#[derive(Debug)]
+pub struct ToolGuard {
+    deny: GlobSet,
+    deny_message: String,
+    rules: Vec<ToolRule>,
+    scanner: GuardSet,
+    max_held_bytes: usize,
+}
+
+fn glob_set(field: &str, globs: &[String]) -> Result<GlobSet, ToolGuardError> {
+    let mut set = GlobSetBuilder::new();
+    for (i, g) in globs.iter().enumerate() {
+        let fail = |message: String| ToolGuardError {
+            field: format!("{field}[{i}]"),
+            message,
+        };
+        if g.is_empty() {
+            return Err(fail("an empty glob names no tool".into()));
+        }
+        let glob = GlobBuilder::new(g)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| fail(format!("invalid glob: {e}")))?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| ToolGuardError {
+        field: field.to_owned(),
+        message: format!("invalid globs: {e}"),
+    })
+}
+
+/// `file_path` → `/file_path`; a pointer stays as it is.
+fn pointer(field: &str) -> Result<String, String> {
+    if field.is_empty() {
+        return Err("an empty field names nothing; omit `field` to match the whole input".into());
+    }
+    if field.starts_with('/') {
+        Ok(field.to_owned())
+    } else {
+        // A plain key: escape it as one pointer token.
+        Ok(format!("/{}", field.replace('~', "~0").replace('/', "~1")))
+    }
+}
+
+impl ToolGuard {
+    /// Compiles `policies.ai.toolGuard`.
+    pub fn compile(spec: ToolGuardSpec) -> Result<ToolGuard, ToolGuardError> {
+        let ToolGuardSpec {
+            deny,
+            deny_message,
+            rules,
+            max_held_bytes,
+        } = spec;
+        let deny = glob_set("deny", &deny)?;
+        let max_held_bytes = match max_held_bytes {
+            None => DEFAULT_MAX_HELD_BYTES,
+            Some(0) => {
+                return Err(ToolGuardError {
+                    field: "maxHeldBytes".into(),
+                    message: "0 would block every tool call".into(),
+                })
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let mut compiled = Vec::with_capacity(rules.len());
+        let mut specs: Vec<GuardSpec> = Vec::new();
+        // For each scanner rule, the tool rule it belongs to.
+        let mut owners: Vec<usize> = Vec::new();
+        for (i, rule) in rules.into_iter().enumerate() {
+            let place = format!("rules[{i}]");
+            let fail = |field: &str, message: String| ToolGuardError {
+                field: if field.is_empty() {
+                    place.clone()
+                } else {
+                    format!("{place}.{field}")
+                },
+                message,
+            };
+            let ToolRuleSpec {
+                name,
+                tools,
+                field,
+                regex,
+                action,
+                response,
+            } = rule;
+            if tools.is_empty() {
+                return Err(fail(
+                    "tools",
+                    "a tool rule names the tools it applies to (`tools: [\"*\"]` for all)".into(),
+                ));
+            }
+            let tool_set = glob_set(&format!("{place}.tools"), &tools)?;
+            let field = field
+                .map(|f| pointer(&f))
+                .transpose()
+                .map_err(|m| fail("field", m))?;
+            if field.is_some() && regex.is_none() {
+                return Err(fail(
+                    "field",
+                    "`field` says which value `regex` reads; a rule without `regex` matches every call"
+                        .into(),
+                ));
+            }
+            let message = match response {
+                None => None,
+                Some(RejectResponseSpec {
+                    status_code: Some(_),
+                    ..
+                }) => {
+                    return Err(fail(
+                        "response.statusCode",
+                        "a blocked tool call is replaced in the answer, which keeps its status; only `message` applies"
+                            .into(),
+                    ))
+                }
+                Some(RejectResponseSpec { message, .. }) => message,
+            };
+            let scan_rule = match regex {
+                None => None,
+                Some(regex) => {
+                    if regex.action.is_some() {
+                        return Err(fail(
+                            "regex.action",
+                            "a tool rule's action is its own `action` (Reject or Audit)".into(),
+                        ));
+                    }
+                    owners.push(i);
+                    specs.push(guard_spec(name.clone(), regex));
+                    Some(specs.len() - 1)
+                }
+            };
+            let action = match action.unwrap_or(ToolActionSpec::Reject) {
+                ToolActionSpec::Reject => ToolAction::Reject,
+                ToolActionSpec::Audit => ToolAction::Audit,
+            };
+            compiled.push(ToolRule {
+                name: name.unwrap_or_else(|| format!("toolGuard.{place}")),
+                tools: tool_set,
+                field,
+                scan_rule,
+                action,
+                message: message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
+            });
+        }
+        let scanner = GuardSet::compile(&specs, true).map_err(
+            |GuardSpecError {
+                 index,
+                 field,
+                 message,
+             }| ToolGuardError {
+                field: if field.is_empty() {
+                    format!("rules[{}]", owners[index])
+                } else {
+                    format!("rules[{}].{field}", owners[index])
+                },
+                message,
+            },
+        )?;
+        Ok(ToolGuard {
+            deny,
+            deny_message: deny_message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
+            rules: compiled,
+            scanner,
+            max_held_bytes,
+        })
+    }
+
+    /// Whether `tool` is denied: never offered, never called.
+    pub fn denies(&self, tool: &str) -> bool {
+        self.deny.is_match(tool)
+    }
+
+    /// The largest tool input held while it streams.
+    pub fn max_held_bytes(&self) -> usize {
+        self.max_held_bytes
+    }
+
+    /// The decision on a call whose input is larger than
+    /// [`Self::max_held_bytes`]: blocked (it cannot be held to be read).
+    pub fn too_large(&self) -> ToolVerdict {
+        ToolVerdict::Block {
+            rule: "toolGuard.maxHeldBytes".into(),
+            message: format!(
+                "This tool call was blocked: its input is larger than the gateway inspects ({} bytes)",
+                self.max_held_bytes
+            ),
+        }
+    }
+
+    /// Decides on one complete call: `input` is its input as JSON text (an
+    /// object; empty text counts as `{}`). An input that is not JSON is
+    /// blocked: it cannot be read, so it cannot be allowed.
+    pub fn decide(&self, tool: &str, input: &str) -> ToolVerdict {
+        if self.denies(tool) {
+            return ToolVerdict::Block {
+                rule: "toolGuard.deny".into(),
+                message: self.deny_message.clone(),
+            };
+        }
+        let applicable: Vec<&ToolRule> = self
+            .rules
+            .iter()
+            .filter(|r| r.tools.is_match(tool))
+            .collect();
+        if applicable.is_empty() {
+            return ToolVerdict::Allow;
+        }
+        // The scanner's rules found in each string value (parsed only when
+        // some applicable rule reads the input).
+        let mut values: Vec<(String, Vec<usize>)> = Vec::new();
+        if applicable.iter().any(|r| r.scan_rule.is_some()) {
+            let parsed: Value = if input.trim().is_empty() {
+                Value::Object(Default::default())
+            } else {
+                match serde_json::from_str(input) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return ToolVerdict::Block {
+                            rule: "toolGuard.input".into(),
+                            message: format!(
+                                "This tool call was blocked: the gateway could not read its input ({e})"
+                            ),
+                        }
+                    }
+                }
+            };
+            let mut path = String::new();
+            string_values(&parsed, &mut path, &mut |p, text| {
+                let mut found: Vec<usize> = self
+                    .scanner
+                    .scan_text(text)
+                    .iter()
+                    .map(|m| m.rule)
+                    .collect();
+                found.sort_unstable();
+                found.dedup();
+                if !found.is_empty() {
+                    values.push((p.to_owned(), found));
+                }
+            });
+        }
+        for rule in applicable {
+            let hit = match rule.scan_rule {
+                None => true,
+                Some(r) => values.iter().any(|(p, found)| {
+                    found.binary_search(&r).is_ok()
+                        && rule.field.as_deref().is_none_or(|f| under(p, f))
+                }),
+            };
+            if hit {
+                return match rule.action {
+                    ToolAction::Reject => ToolVerdict::Block {
+                        rule: rule.name.clone(),
+                        message: rule.message.clone(),
+                    },
+                    ToolAction::Audit => ToolVerdict::Audit {
+                        rule: rule.name.clone(),
+                    },
+                };
+            }
+        }
+        ToolVerdict::Allow
+    }
+}
+
+/// Whether the value at pointer `path` is at or under pointer `field`.
+fn under(path: &str, field: &str) -> bool {
+    path == field
+        || path
+            .strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Calls `f` with the JSON pointer and text of every string value.
+fn string_values(v: &Value, path: &mut String, f: &mut impl FnMut(&str, &str)) {
+    match v {
+        Value::String(s) => f(path, s),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&i.to_string());
+                string_values(item, path, f);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                string_values(item, path, f);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A scanner entry for one tool rule's patterns.
+fn guard_spec(name: Option<String>, mut regex: RegexSpec) -> GuardSpec {
+    regex.action = Some(crate::policy::config::ActionSpec::Reject);
+    GuardSpec {
+        name,
+        regex: Some(regex),
+        response: None,
+        scope: None,
+        external: None,
+        webhook: None,
+        openai_moderation: None,
+        bedrock_guardrails: None,
+        google_model_armor: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
