@@ -12,9 +12,11 @@
 //! * [`extproc`] — the thin Envoy ext_proc adapter: one state machine per stream.
 //! * [`telemetry`] — logs, traces (OTLP), Prometheus metrics and the admin
 //!   port, Envoy dynamic metadata; the per-request recorder the adapter calls.
+//! * [`cli`] — the command line (`serve`, `check`, `eval`).
 //! * [`lifecycle`] / [`reload`] — graceful drain on SIGTERM; hot reload on
 //!   SIGHUP and on changes of the policy or secret files.
 
+pub mod cli;
 pub mod contract;
 pub mod decision;
 pub mod extproc;

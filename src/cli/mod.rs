@@ -1,0 +1,138 @@
+//! The `promptgate` command line: `serve`, `check` and `eval`, each in its
+//! own file; all of them call the same library entries as the server.
+
+mod check;
+mod eval;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::policy::{LoadOptions, Policy};
+
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+#[derive(Parser)]
+#[command(
+    name = "promptgate",
+    version,
+    about = "Policy brain for AI traffic: an Envoy ext_proc service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve ext_proc (and grpc.health.v1) for Envoy.
+    Serve {
+        /// Policy file; without it the embedded default policy is served.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Folder of mounted secrets (`<dir>/<name>/Authorization`); overrides `secretsDir`.
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// Listen address; overrides the policy's `listen` (default 127.0.0.1:50051).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        ops: OpsArgs,
+        /// Admin HTTP address (/metrics, /healthz, /readyz); overrides the
+        /// policy's `admin.listen`. Without either, no admin port.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Validate a policy file.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+    },
+    /// Run the decision core on a recorded request body and print the decision as JSON.
+    Eval {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// Request path, e.g. /v1/messages.
+        #[arg(long)]
+        path: String,
+        /// Backend name (what Envoy sends as x-promptgate-backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// HTTP method.
+        #[arg(long, default_value = "POST")]
+        method: String,
+        /// The request body (JSON); `-` reads standard input.
+        body: PathBuf,
+    },
+}
+
+/// Lifecycle and reload flags of `serve`.
+#[derive(clap::Args)]
+pub struct OpsArgs {
+    /// On SIGTERM, report NOT_SERVING this long before closing the listener,
+    /// so the gateway's health checks move traffic away first.
+    #[arg(long, default_value = "5s", value_parser = crate::lifecycle::parse_duration)]
+    pub drain_grace: std::time::Duration,
+    /// Upper bound of the whole drain after SIGTERM (grace included): streams
+    /// still open then are cut and the process exits 0. Envoy keeps a request's
+    /// ext_proc stream open until its response has ended, so this must cover
+    /// the longest LLM response (default: Envoy's stream_idle_timeout in
+    /// deploy/envoy). Keep Kubernetes' terminationGracePeriodSeconds above it.
+    #[arg(long, default_value = "600s", value_parser = crate::lifecycle::parse_duration)]
+    pub drain_timeout: std::time::Duration,
+    /// Do not watch the policy and secrets folders (SIGHUP still reloads).
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            secrets_dir,
+            listen,
+            ops,
+            admin_listen,
+        } => serve::serve(config, secrets_dir, listen, ops, admin_listen),
+        Command::Check {
+            config,
+            secrets_dir,
+        } => check::check(config, secrets_dir),
+        Command::Eval {
+            config,
+            secrets_dir,
+            path,
+            backend,
+            method,
+            body,
+        } => eval::eval(
+            config,
+            secrets_dir,
+            &path,
+            backend.as_deref(),
+            &method,
+            body,
+        ),
+    }
+}
+
+pub(crate) fn load(
+    config: Option<&PathBuf>,
+    secrets_dir: Option<PathBuf>,
+) -> Result<Policy, String> {
+    let opts = LoadOptions { secrets_dir };
+    match config {
+        Some(path) => Policy::from_file(path, &opts),
+        None => Policy::embedded_default(&opts),
+    }
+    .map_err(|e| e.to_string())
+}

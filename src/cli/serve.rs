@@ -1,0 +1,121 @@
+//! `promptgate serve`: the ext_proc server with its admin port, hot reload
+//! and graceful drain.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::{load, OpsArgs, DEFAULT_LISTEN};
+use crate::policy::{LoadOptions, Policy};
+
+pub(super) fn serve(
+    config: Option<PathBuf>,
+    secrets_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    ops: OpsArgs,
+    admin_listen: Option<SocketAddr>,
+) -> ExitCode {
+    // Logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    // dropping the guard at the end of `serve` flushes buffered spans.
+    let _telemetry = crate::telemetry::init();
+    let source = crate::reload::PolicySource {
+        config: config.clone(),
+        options: LoadOptions {
+            secrets_dir: secrets_dir.clone(),
+        },
+    };
+    let loaded = load(config.as_ref(), secrets_dir);
+    crate::telemetry::metrics().config_load(loaded.is_ok());
+    let policy = match loaded {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "policy did not load");
+            eprintln!("promptgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &policy.warnings {
+        tracing::warn!(warning = %w, "policy");
+    }
+    let addr = match listen {
+        Some(a) => a,
+        None => match policy.listen.as_deref().unwrap_or(DEFAULT_LISTEN).parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("promptgate: bad listen address: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    tracing::info!(origin = %policy.origin, backends = policy.backends.len(), "policy loaded");
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("promptgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Admin port (metrics, health): --admin-listen, else the policy's admin.listen.
+    let admin = match admin_listen {
+        Some(a) => Some(a),
+        None => policy
+            .load()
+            .admin_listen
+            .as_deref()
+            .and_then(|a| a.parse().ok()),
+    };
+    if let Some(admin) = admin {
+        if let Err(e) = runtime.block_on(crate::telemetry::admin::start(admin)) {
+            tracing::error!(error = %e, "admin port did not start");
+            eprintln!("promptgate: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let result = runtime.block_on(serve_with_ops(addr, policy, source, ops));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            eprintln!("promptgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Hot reload (SIGHUP, file changes) and the graceful drain on SIGTERM.
+async fn serve_with_ops(
+    addr: SocketAddr,
+    policy: Arc<ArcSwap<Policy>>,
+    source: crate::reload::PolicySource,
+    ops: OpsArgs,
+) -> anyhow::Result<()> {
+    use crate::{lifecycle, reload};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let reloader = Arc::new(reload::Reloader::new(source, policy.clone()));
+    let reload_opts = reload::ReloadOptions {
+        watch: !ops.no_watch,
+        ..reload::ReloadOptions::default()
+    };
+    tokio::spawn(reload::run(reloader, reload_opts));
+    let drain = lifecycle::DrainOptions {
+        grace: ops.drain_grace,
+        timeout: ops.drain_timeout,
+    };
+    crate::server::serve_drained(
+        listener,
+        policy,
+        drain,
+        lifecycle::termination_signal(),
+        lifecycle::termination_signal(),
+    )
+    .await
+}
