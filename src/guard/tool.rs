@@ -28,6 +28,8 @@ use super::{GuardSet, GuardSpecError};
 use crate::policy::config::{
     GuardSpec, RegexSpec, RejectResponseSpec, ToolActionSpec, ToolGuardSpec, ToolRuleSpec,
 };
+use crate::provider::tool_call::ToolJudge;
+pub use crate::provider::tool_call::ToolVerdict;
 
 /// Default `maxHeldBytes`: the largest tool input held while it streams.
 pub const DEFAULT_MAX_HELD_BYTES: usize = 1 << 20;
@@ -50,23 +52,6 @@ impl ToolAction {
             ToolAction::Reject => "reject",
             ToolAction::Audit => "audit",
         }
-    }
-}
-
-/// The decision on one tool call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolVerdict {
-    /// No rule matched.
-    Allow,
-    /// A rule in `Audit` mode matched: let through, recorded.
-    Audit { rule: String },
-    /// Blocked: the agent gets `message` instead of the call.
-    Block { rule: String, message: String },
-}
-
-impl ToolVerdict {
-    pub fn is_blocked(&self) -> bool {
-        matches!(self, ToolVerdict::Block { .. })
     }
 }
 
@@ -354,6 +339,24 @@ impl ToolGuard {
             }
         }
         ToolVerdict::Allow
+    }
+}
+
+impl ToolJudge for ToolGuard {
+    fn judge(&self, tool: &str, input: &str) -> ToolVerdict {
+        self.decide(tool, input)
+    }
+
+    fn max_held_bytes(&self) -> usize {
+        self.max_held_bytes
+    }
+
+    fn too_large(&self) -> ToolVerdict {
+        ToolGuard::too_large(self)
+    }
+
+    fn denies(&self, tool: &str) -> bool {
+        ToolGuard::denies(self, tool)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod literal;
 pub mod openai;
 pub(crate) mod skeleton;
 pub mod stream;
+pub mod tool_call;
 mod usage;
 
 pub use dialect::Dialect;

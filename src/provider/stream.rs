@@ -91,6 +91,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::tool_call::{ToolDecision, ToolHolds, ToolJudge, ToolVerdict};
 use super::{span_of, Dialect, Usage};
 
 /// Default size limit of one SSE event, in bytes.
@@ -180,6 +181,8 @@ pub struct Output {
     /// provider's in-stream error event.
     pub rejected: Option<Rejection>,
     pub events: Vec<EventInfo>,
+    /// Tool calls decided in this chunk.
+    pub tools: Vec<ToolDecision>,
 }
 
 /// Malformed SSE framing.
@@ -556,6 +559,8 @@ pub struct StreamGuard {
     last_chunk: Option<String>,
     /// Raw bytes of an unterminated final event, emitted last.
     deferred: Vec<u8>,
+    /// Tool calls held while their input streams (with a tool judge).
+    tools: Option<ToolHolds>,
 }
 
 impl fmt::Debug for StreamGuard {
@@ -594,7 +599,15 @@ impl StreamGuard {
             next_event: 0,
             last_chunk: None,
             deferred: Vec::new(),
+            tools: None,
         }
+    }
+
+    /// Holds every tool call until its input is complete and lets `judge`
+    /// decide on it (Anthropic Messages streams).
+    pub fn with_tool_judge(mut self, judge: Arc<dyn ToolJudge>) -> Self {
+        self.tools = Some(ToolHolds::new(judge));
+        self
     }
 
     /// Token counts seen so far.
@@ -648,6 +661,9 @@ impl StreamGuard {
             Err(e) => {
                 self.state = State::Failed(e.clone());
                 self.blocks.clear();
+                if let Some(t) = &mut self.tools {
+                    t.clear();
+                }
                 Err(e)
             }
         }
@@ -663,6 +679,9 @@ impl StreamGuard {
         }
         self.state = State::Rejected;
         self.blocks.clear();
+        if let Some(t) = &mut self.tools {
+            t.clear();
+        }
         match self.kind {
             Dialect::Anthropic => anthropic_error_event("api_error", message),
             Dialect::OpenAiChat => openai_error_event("server_error", "gateway_error", message),
@@ -698,6 +717,11 @@ impl StreamGuard {
             }
             if self.flush_all(None, out)? == Flow::Stop {
                 return Ok(());
+            }
+            if self.tools.as_ref().is_some_and(ToolHolds::any) {
+                return Err(StreamError::BadBody(
+                    "the stream ended inside a tool call".into(),
+                ));
             }
             out.bytes.append(&mut self.deferred);
             self.state = State::Ended;
@@ -902,6 +926,9 @@ impl StreamGuard {
         let ev_index = Some(index);
         match kind {
             "message_start" => {
+                if let Some(t) = &mut self.tools {
+                    t.new_message();
+                }
                 if let Some(message) = parsed.message {
                     let message: Value = serde_json::from_str(message.get()).unwrap_or_default();
                     if let Some(model) = message.get("model").and_then(Value::as_str) {
@@ -922,6 +949,19 @@ impl StreamGuard {
                     Some(c) => object(c.get()).map_err(|e| bad(format!("content_block: {e}")))?,
                     None => return Ok(self.pass(raw, terminated, out)),
                 };
+                if content.kind.as_deref() == Some("tool_use") {
+                    if let Some(tools) = &mut self.tools {
+                        let name = match content.name {
+                            Some(n) => {
+                                decode(n).map_err(|e| bad(format!("content_block.name: {e}")))?
+                            }
+                            None => return Err(bad("a `tool_use` block without a `name`".into())),
+                        };
+                        let initial = content.input.map_or("", |i| i.get());
+                        tools.start(block, name.into_owned(), initial, &raw);
+                        return Ok(Flow::Go);
+                    }
+                }
                 if content.kind.as_deref() != Some("text") {
                     return Ok(self.pass(raw, terminated, out));
                 }
@@ -951,6 +991,17 @@ impl StreamGuard {
                     Some(d) => object(d.get()).map_err(|e| bad(format!("delta: {e}")))?,
                     None => return Err(bad("`content_block_delta` without a `delta`".into())),
                 };
+                if let Some(tools) = self.tools.as_mut().filter(|t| t.is_held(block)) {
+                    match (delta.kind.as_deref(), delta.partial_json) {
+                        (Some("input_json_delta"), Some(fragment)) => {
+                            let fragment = decode(fragment)
+                                .map_err(|e| bad(format!("delta.partial_json: {e}")))?;
+                            tools.append(block, &fragment, &raw);
+                        }
+                        _ => tools.append_raw(block, &raw),
+                    }
+                    return Ok(Flow::Go);
+                }
                 if delta.kind.as_deref() != Some("text_delta") {
                     return Ok(self.pass(raw, terminated, out));
                 }
@@ -975,6 +1026,23 @@ impl StreamGuard {
             }
             "content_block_stop" => {
                 let block = need_index()?;
+                if let Some(tools) = self.tools.as_mut().filter(|t| t.is_held(block)) {
+                    if let Some((call, verdict)) = tools.finish(block, &raw) {
+                        match &verdict {
+                            ToolVerdict::Block { message, .. } => {
+                                out.bytes
+                                    .extend_from_slice(&blocked_tool_block(block, message));
+                            }
+                            _ => out.bytes.extend_from_slice(&call.raw),
+                        }
+                        out.tools.push(ToolDecision {
+                            index: block,
+                            tool: call.name,
+                            verdict,
+                        });
+                    }
+                    return Ok(Flow::Go);
+                }
                 if self.flush_block(block, ev_index, out)? == Flow::Stop {
                     return Ok(Flow::Stop);
                 }
@@ -987,6 +1055,22 @@ impl StreamGuard {
                 if let Some(usage) = parsed.usage {
                     let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
                     self.usage.update(&Usage::from_anthropic(&usage));
+                }
+                if let Some(tools) = &mut self.tools {
+                    if kind == "error" {
+                        // The upstream failed: a half call is never released.
+                        tools.clear();
+                    } else if tools.any() {
+                        return Err(bad(format!("`{kind}` while a tool call is still open")));
+                    } else if kind == "message_delta" && tools.blocked > 0 && tools.allowed == 0 {
+                        // Every call of the message was blocked: the agent
+                        // shows the refusal and stops instead of waiting
+                        // for tools to run.
+                        if let Some(patched) = end_turn(&data, parsed.delta) {
+                            write_event(&mut out.bytes, name.as_deref(), &patched);
+                            return Ok(Flow::Go);
+                        }
+                    }
                 }
                 Ok(self.pass(raw, terminated, out))
             }
@@ -1204,6 +1288,11 @@ struct ABlock<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
+    /// `tool_use`: the tool's name and its (usually empty) input.
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -1212,6 +1301,51 @@ struct ADelta<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
+    /// `input_json_delta`: a fragment of a tool call's input.
+    #[serde(borrow, default)]
+    partial_json: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stop_reason: Option<&'a RawValue>,
+}
+
+/// The events of a text block at `index` carrying `message`: what replaces
+/// a blocked `tool_use` block (same index, valid SSE).
+fn blocked_tool_block(index: u64, message: &str) -> Vec<u8> {
+    let text = json_string(message);
+    let mut out = Vec::with_capacity(text.len() + 320);
+    write_event(
+        &mut out,
+        Some("content_block_start"),
+        &format!(
+            r#"{{"type":"content_block_start","index":{index},"content_block":{{"type":"text","text":""}}}}"#
+        ),
+    );
+    write_event(
+        &mut out,
+        Some("content_block_delta"),
+        &format!(
+            r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{text}}}}}"#
+        ),
+    );
+    write_event(
+        &mut out,
+        Some("content_block_stop"),
+        &format!(r#"{{"type":"content_block_stop","index":{index}}}"#),
+    );
+    out
+}
+
+/// `data` of a `message_delta` with `delta.stop_reason` `tool_use` made
+/// `end_turn`; `None` when it says something else.
+fn end_turn(data: &str, delta: Option<&RawValue>) -> Option<String> {
+    let delta: ADelta<'_> = object(delta?.get()).ok()?;
+    let reason = delta.stop_reason?;
+    (reason.get() == "\"tool_use\"").then(|| {
+        splice(
+            data,
+            vec![(span_of(data, reason), "\"end_turn\"".to_owned())],
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -1521,3 +1655,5 @@ pub fn guard_json_body(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;

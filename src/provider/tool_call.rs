@@ -1,0 +1,201 @@
+//! Tool calls in responses: what the stream engine asks of a tool-call
+//! judge (the `toolGuard` engine implements [`ToolJudge`]), and the calls it
+//! holds while their input streams.
+//!
+//! A call is held from its first event to its last — its input arrives in
+//! fragments that can split a pattern anywhere — and decided on the whole
+//! input. Allowed, its events are released as they came, byte for byte;
+//! blocked, the dialect replaces them with text carrying the policy's
+//! message. Memory is bounded: past [`ToolJudge::max_held_bytes`] of input
+//! a call stops being kept and is blocked when it ends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Decides on complete tool calls.
+pub trait ToolJudge: Send + Sync {
+    /// The decision on the call of `tool` with `input` (JSON text).
+    fn judge(&self, tool: &str, input: &str) -> ToolVerdict;
+    /// The largest input held while it streams.
+    fn max_held_bytes(&self) -> usize;
+    /// The decision on a call whose input outgrew [`Self::max_held_bytes`].
+    fn too_large(&self) -> ToolVerdict;
+    /// Whether `tool` may not even be offered to the model.
+    fn denies(&self, tool: &str) -> bool;
+}
+
+/// The decision on one tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolVerdict {
+    /// No rule matched.
+    Allow,
+    /// A rule in `Audit` mode matched: let through, recorded.
+    Audit { rule: String },
+    /// Blocked: the agent gets `message` instead of the call.
+    Block { rule: String, message: String },
+}
+
+impl ToolVerdict {
+    pub fn is_blocked(&self) -> bool {
+        matches!(self, ToolVerdict::Block { .. })
+    }
+
+    /// `allow`, `audit` or `reject`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ToolVerdict::Allow => "allow",
+            ToolVerdict::Audit { .. } => "audit",
+            ToolVerdict::Block { .. } => "reject",
+        }
+    }
+
+    /// The rule that decided, if one did.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            ToolVerdict::Allow => None,
+            ToolVerdict::Audit { rule } | ToolVerdict::Block { rule, .. } => Some(rule),
+        }
+    }
+}
+
+/// A tool call decided in a response, for telemetry. Never its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolDecision {
+    /// Anthropic content block index; OpenAI `tool_calls` index.
+    pub index: u64,
+    pub tool: String,
+    pub verdict: ToolVerdict,
+}
+
+/// One call held while its input streams.
+#[derive(Debug, Default)]
+pub(crate) struct HeldCall {
+    pub(crate) name: String,
+    /// The input given with the call's start (Anthropic sends `{}` and the
+    /// real input as fragments).
+    initial: String,
+    /// The concatenated input fragments.
+    input: String,
+    /// The call's events as they came, to release unchanged.
+    pub(crate) raw: Vec<u8>,
+    /// The input outgrew the limit: nothing more is kept.
+    too_large: bool,
+}
+
+/// The calls of one response held so far, and how the calls of the
+/// current message were decided.
+pub(crate) struct ToolHolds {
+    judge: Arc<dyn ToolJudge>,
+    calls: BTreeMap<u64, HeldCall>,
+    /// Calls of the current message let through / blocked.
+    pub(crate) allowed: u32,
+    pub(crate) blocked: u32,
+}
+
+impl std::fmt::Debug for ToolHolds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolHolds")
+            .field("held", &self.calls.len())
+            .field("allowed", &self.allowed)
+            .field("blocked", &self.blocked)
+            .finish()
+    }
+}
+
+impl ToolHolds {
+    pub(crate) fn new(judge: Arc<dyn ToolJudge>) -> ToolHolds {
+        ToolHolds {
+            judge,
+            calls: BTreeMap::new(),
+            allowed: 0,
+            blocked: 0,
+        }
+    }
+
+    /// A new message starts: its calls are counted afresh.
+    pub(crate) fn new_message(&mut self) {
+        self.allowed = 0;
+        self.blocked = 0;
+    }
+
+    /// Starts holding call `index` of `tool`.
+    pub(crate) fn start(&mut self, index: u64, tool: String, initial: &str, raw: &[u8]) {
+        let mut call = HeldCall {
+            name: tool,
+            initial: initial.to_owned(),
+            raw: raw.to_vec(),
+            ..HeldCall::default()
+        };
+        call.too_large = initial.len() > self.judge.max_held_bytes();
+        if call.too_large {
+            call.initial.clear();
+            call.raw.clear();
+        }
+        self.calls.insert(index, call);
+    }
+
+    pub(crate) fn is_held(&self, index: u64) -> bool {
+        self.calls.contains_key(&index)
+    }
+
+    /// Whether any call is held.
+    pub(crate) fn any(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
+    /// Adds a fragment of call `index`'s input (with the event carrying it).
+    pub(crate) fn append(&mut self, index: u64, fragment: &str, raw: &[u8]) {
+        let max = self.judge.max_held_bytes();
+        let Some(call) = self.calls.get_mut(&index) else {
+            return;
+        };
+        if call.too_large {
+            return;
+        }
+        if call.input.len() + fragment.len() > max {
+            // Stop keeping it: it is blocked when it ends.
+            call.too_large = true;
+            call.input = String::new();
+            call.raw = Vec::new();
+            return;
+        }
+        call.input.push_str(fragment);
+        call.raw.extend_from_slice(raw);
+    }
+
+    /// Adds an event of call `index` that carries no input.
+    pub(crate) fn append_raw(&mut self, index: u64, raw: &[u8]) {
+        if let Some(call) = self.calls.get_mut(&index) {
+            if !call.too_large {
+                call.raw.extend_from_slice(raw);
+            }
+        }
+    }
+
+    /// Ends call `index` (its last event is `raw`) and decides on it.
+    pub(crate) fn finish(&mut self, index: u64, raw: &[u8]) -> Option<(HeldCall, ToolVerdict)> {
+        let mut call = self.calls.remove(&index)?;
+        let verdict = if call.too_large {
+            self.judge.too_large()
+        } else {
+            call.raw.extend_from_slice(raw);
+            let input = if call.input.is_empty() {
+                call.initial.as_str()
+            } else {
+                call.input.as_str()
+            };
+            self.judge.judge(&call.name, input)
+        };
+        if verdict.is_blocked() {
+            self.blocked += 1;
+        } else {
+            self.allowed += 1;
+        }
+        Some((call, verdict))
+    }
+
+    /// Drops every held call (the stream ended or failed).
+    pub(crate) fn clear(&mut self) {
+        self.calls.clear();
+    }
+}
