@@ -9,6 +9,7 @@ pub mod openai;
 pub(crate) mod skeleton;
 pub mod stream;
 pub mod tool_call;
+pub mod tool_json;
 mod usage;
 
 pub use dialect::Dialect;
