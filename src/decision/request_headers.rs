@@ -142,7 +142,7 @@ pub fn request_headers(
     let llm_route = matches!(route, RouteType::Messages | RouteType::Completions);
     let response = if !llm_route {
         ResponseRead::Skip
-    } else if !backend.response_guards.is_empty() {
+    } else if !backend.response_guards.is_empty() || backend.tool_guard.is_some() {
         ResponseRead::Guarded
     } else if backend.token_usage != TokenUsageMode::Off {
         ResponseRead::UsageOnly

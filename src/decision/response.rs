@@ -6,11 +6,15 @@
 
 use std::sync::Arc;
 
+use crate::guard::tool::ToolGuard;
 use crate::guard::GuardSet;
 use crate::policy::Policy;
 use crate::provider::stream::{
-    guard_json_body, EventInfo, Fired as StreamFired, Rejection, StreamGuard,
+    guard_json_body, EventInfo, Fired as StreamFired, JsonOutcome, Rejection, StreamError,
+    StreamGuard,
 };
+use crate::provider::tool_call::ToolDecision;
+use crate::provider::tool_json::guard_json_tools;
 use crate::provider::{Dialect, ErrorKind, Usage};
 
 use super::outcome::{gateway_error, refusal, Reply, Verdict};
@@ -63,6 +67,8 @@ pub struct ResponseRecord {
     pub masked: usize,
     pub usage: Usage,
     pub model: Option<String>,
+    /// Tool calls blocked in the response.
+    pub tools_blocked: usize,
 }
 
 /// The answer to one response body chunk.
@@ -71,6 +77,8 @@ pub struct ChunkAnswer {
     pub decision: ChunkDecision,
     /// Set once, on the chunk that finished the response's decision.
     pub record: Option<ResponseRecord>,
+    /// Tool calls decided in this chunk.
+    pub tools: Vec<ToolDecision>,
 }
 
 enum State {
@@ -90,12 +98,14 @@ enum State {
 pub struct ResponseDecider {
     dialect: Dialect,
     guards: Option<Arc<GuardSet>>,
+    tools: Option<Arc<ToolGuard>>,
     read: ResponseRead,
     state: State,
     decision: Verdict,
     rule: Option<String>,
     location: Option<String>,
     masked: usize,
+    tools_blocked: usize,
 }
 
 impl ResponseDecider {
@@ -106,6 +116,7 @@ impl ResponseDecider {
         ResponseDecider {
             dialect: ctx.map_or(Dialect::Anthropic, |c| c.dialect),
             guards: ctx.map(|c| policy.backends[c.backend].response_guards.clone()),
+            tools: ctx.and_then(|c| policy.backends[c.backend].tool_guard.clone()),
             read,
             state: match read {
                 ResponseRead::UsageOnly => State::Usage(UsageRead::Sniff),
@@ -115,6 +126,7 @@ impl ResponseDecider {
             rule: None,
             location: None,
             masked: 0,
+            tools_blocked: 0,
         }
     }
 
@@ -162,10 +174,11 @@ impl ResponseDecider {
                     .guards
                     .clone()
                     .expect("a guarded request has a backend");
-                (
-                    State::Stream(Box::new(StreamGuard::new(self.dialect, scanner))),
-                    BodyMode::Streamed,
-                )
+                let mut guard = StreamGuard::new(self.dialect, scanner);
+                if let Some(tools) = &self.tools {
+                    guard = guard.with_tool_judge(tools.clone());
+                }
+                (State::Stream(Box::new(guard)), BodyMode::Streamed)
             }
             "application/json" => (State::Json, BodyMode::Buffered),
             _ => return ResponseHeadersDecision::Continue(BodyMode::Unchanged),
@@ -196,7 +209,11 @@ impl ResponseDecider {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> ChunkAnswer {
-        let answer = |decision, record| ChunkAnswer { decision, record };
+        let answer = |decision, record| ChunkAnswer {
+            decision,
+            record,
+            tools: Vec::new(),
+        };
         match &mut self.state {
             State::Skip => answer(ChunkDecision::Pass, None),
             State::Usage(read) => {
@@ -219,6 +236,7 @@ impl ResponseDecider {
                 match result {
                     Ok(out) => {
                         self.note(&out.events, out.rejected.as_ref());
+                        self.note_tools(&out.tools);
                         let ended = out.rejected.is_some();
                         if ended {
                             self.state = State::Ended;
@@ -232,7 +250,11 @@ impl ResponseDecider {
                                 content_length: false,
                             }
                         };
-                        answer(decision, record)
+                        ChunkAnswer {
+                            decision,
+                            record,
+                            tools: out.tools,
+                        }
                     }
                     Err(e) => {
                         // Fail closed: end the stream with an error event;
@@ -257,8 +279,11 @@ impl ResponseDecider {
                     .guards
                     .clone()
                     .expect("a guarded request has a backend");
-                match guard_json_body(self.dialect, chunk, scanner.as_ref()) {
-                    Ok(outcome) => {
+                let guarded = guard_json_body(self.dialect, chunk, scanner.as_ref())
+                    .and_then(|outcome| self.json_tools(chunk, outcome));
+                match guarded {
+                    Ok((outcome, tools)) => {
+                        self.note_tools(&tools);
                         self.note(&outcome.events, outcome.rejected.as_ref());
                         self.state = State::Ended;
                         let record = Some(self.record(outcome.usage, outcome.model));
@@ -272,18 +297,20 @@ impl ResponseDecider {
                             );
                             return answer(ChunkDecision::Reject(reply), record);
                         }
-                        match outcome.body {
-                            Some(body) => answer(
-                                ChunkDecision::Replace {
-                                    body,
-                                    content_length: true,
-                                },
-                                record,
-                            ),
+                        let decision = match outcome.body {
+                            Some(body) => ChunkDecision::Replace {
+                                body,
+                                content_length: true,
+                            },
                             None => {
                                 self.state = State::Skip;
-                                answer(ChunkDecision::Pass, record)
+                                ChunkDecision::Pass
                             }
+                        };
+                        ChunkAnswer {
+                            decision,
+                            record,
+                            tools,
                         }
                     }
                     Err(e) => {
@@ -299,6 +326,32 @@ impl ResponseDecider {
                 }
             }
         }
+    }
+
+    /// Judges the tool calls of a whole body (after text masking).
+    fn json_tools(
+        &self,
+        original: &[u8],
+        mut outcome: JsonOutcome,
+    ) -> Result<(JsonOutcome, Vec<ToolDecision>), StreamError> {
+        let Some(judge) = &self.tools else {
+            return Ok((outcome, Vec::new()));
+        };
+        if outcome.rejected.is_some() {
+            return Ok((outcome, Vec::new()));
+        }
+        let body = outcome.body.as_deref().unwrap_or(original);
+        let text = std::str::from_utf8(body)
+            .map_err(|_| StreamError::BadBody("the body is not valid UTF-8".into()))?;
+        let judged = guard_json_tools(self.dialect, text, judge.as_ref())?;
+        if let Some(body) = judged.body {
+            outcome.body = Some(body.into_bytes());
+        }
+        Ok((outcome, judged.tools))
+    }
+
+    fn note_tools(&mut self, tools: &[ToolDecision]) {
+        self.tools_blocked += tools.iter().filter(|t| t.verdict.is_blocked()).count();
     }
 
     /// Accumulates what response guards did.
@@ -341,7 +394,9 @@ impl ResponseDecider {
             masked: self.masked,
             usage,
             model,
+            tools_blocked: self.tools_blocked,
         };
+        self.tools_blocked = 0;
         self.decision = Verdict::Allow;
         self.masked = 0;
         record

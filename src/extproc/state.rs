@@ -413,6 +413,9 @@ impl StreamState {
         let answer = self
             .response
             .body(self.ctx.as_ref(), &b.body, b.end_of_stream);
+        for tool in &answer.tools {
+            self.telemetry.on_tool(tool);
+        }
         if let Some(record) = answer.record {
             self.finish_response(record);
         }
@@ -455,6 +458,7 @@ impl StreamState {
             response_rule = r.rule.as_deref(),
             response_location = r.location.as_deref(),
             response_masked = r.masked,
+            tool_calls_blocked = r.tools_blocked,
             "response decision"
         );
         let usage_md = self.telemetry.on_usage(&r.usage, r.model.as_deref());
@@ -464,6 +468,7 @@ impl StreamState {
             r.masked,
             r.rule.as_deref(),
             r.location.as_deref(),
+            r.tools_blocked,
         ));
     }
 

@@ -102,10 +102,14 @@ pub fn response_metadata(
     masked: usize,
     rule: Option<&str>,
     location: Option<&str>,
+    tools_blocked: usize,
 ) -> Struct {
     let mut f = Fields::new();
     f.str("response_decision", Some(decision));
     f.num("response_masked", Some(masked as u64));
+    if tools_blocked > 0 {
+        f.num("tool_calls_blocked", Some(tools_blocked as u64));
+    }
     f.str("response_rule", rule);
     f.str("response_location", location);
     f.into_namespace()

@@ -35,6 +35,16 @@ pub struct GuardLabels {
 }
 
 /// agentgateway's `guardrail_checks{phase, action}`.
+/// A tool call decided in a response.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    pub backend: String,
+    /// The tool's name (bounded like model names: the model chooses it).
+    pub tool: String,
+    /// `allow`, `audit` or `reject`.
+    pub action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GuardrailLabels {
     pub phase: &'static str,
@@ -89,7 +99,9 @@ pub struct Metrics {
     pub cache_tokens: Family<CacheTokenLabels, Counter>,
     pub gen_ai_token_usage: HistogramFamily<GenAiTokenLabels>,
     pub config_loads: Family<ConfigLoadLabels, Counter>,
+    pub tool_calls: Family<ToolLabels, Counter>,
     models: ModelLabels,
+    tools: ModelLabels,
 }
 
 fn phase_histogram() -> Histogram {
@@ -163,6 +175,12 @@ impl Metrics {
             "Policy loads (startup and reloads) by outcome",
             config_loads.clone(),
         );
+        let tool_calls = Family::<ToolLabels, Counter>::default();
+        registry.register(
+            "promptgate_tool_calls",
+            "Tool calls in responses decided by toolGuard, by backend, tool and action (allow, audit, reject)",
+            tool_calls.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -173,7 +191,9 @@ impl Metrics {
             cache_tokens,
             gen_ai_token_usage,
             config_loads,
+            tool_calls,
             models: ModelLabels::default(),
+            tools: ModelLabels::default(),
         }
     }
 
@@ -197,6 +217,11 @@ impl Metrics {
         self.config_loads
             .get_or_create(&ConfigLoadLabels { outcome })
             .inc();
+    }
+
+    /// A tool name usable as a label value (bounded like model names).
+    pub fn tool_label(&self, tool: &str) -> String {
+        self.tools.label(Some(tool))
     }
 
     /// A model name usable as a label value: bounded in length and in the

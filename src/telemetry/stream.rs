@@ -28,11 +28,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::metadata::{decision_metadata, usage_metadata};
 use super::metrics::{
     metrics, CacheTokenLabels, GenAiTokenLabels, GuardLabels, GuardrailLabels, RequestLabels,
-    TokenLabels,
+    TokenLabels, ToolLabels,
 };
 use super::otel::{header_text, TraceHeaders};
 use crate::decision::{Outcome, Verdict};
 pub use crate::extproc::Phase;
+use crate::provider::tool_call::ToolDecision;
 use crate::provider::Usage;
 
 /// Target of promptgate's request spans (the OpenTelemetry layer exports
@@ -315,6 +316,45 @@ impl StreamTelemetry {
         for kv in attrs.into_iter().flatten() {
             self.span.set_attribute(kv.key, kv.value);
         }
+    }
+
+    /// A tool call decided in the response: a log line, a span event and
+    /// the tool-call counter. Names, rule and place only, never the input.
+    pub fn on_tool(&mut self, tool: &ToolDecision) {
+        self.open(None);
+        let action = tool.verdict.action();
+        let rule = tool.verdict.rule();
+        tracing::info!(
+            tool = %tool.tool,
+            tool_rule = rule,
+            tool_action = action,
+            block = tool.index,
+            "tool decision"
+        );
+        if self.recording {
+            let mut attrs = vec![
+                KeyValue::new("promptgate.tool.name", tool.tool.clone()),
+                KeyValue::new("promptgate.tool.action", action),
+                KeyValue::new("promptgate.tool.index", tool.index as i64),
+            ];
+            if let Some(rule) = rule {
+                attrs.push(KeyValue::new("promptgate.tool.rule", rule.to_owned()));
+            }
+            self.span.add_event("promptgate.tool_decision", attrs);
+        }
+        let m = metrics();
+        let backend = self
+            .decided
+            .as_ref()
+            .map(|d| d.backend.clone())
+            .unwrap_or_default();
+        m.tool_calls
+            .get_or_create(&ToolLabels {
+                backend,
+                tool: m.tool_label(&tool.tool),
+                action,
+            })
+            .inc();
     }
 
     /// Token usage from the provider's response (cumulative: call again
