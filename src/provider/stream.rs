@@ -1101,6 +1101,12 @@ impl StreamGuard {
             if self.flush_all(ev_index, out)? == Flow::Stop {
                 return Ok(Flow::Stop);
             }
+            if self.tools.as_ref().is_some_and(ToolHolds::any) {
+                return Err(StreamError::BadEvent {
+                    event: index,
+                    message: "`[DONE]` while a tool call is still open".into(),
+                });
+            }
             return Ok(self.pass(raw, terminated, out));
         }
         let bad = |message: String| StreamError::BadEvent {
@@ -1121,6 +1127,16 @@ impl StreamGuard {
             if self.flush_all(ev_index, out)? == Flow::Stop {
                 return Ok(Flow::Stop);
             }
+            if let Some(tools) = &mut self.tools {
+                if chunk.error.is_some() {
+                    // The upstream failed: a half call is never released.
+                    tools.clear();
+                } else if tools.any() {
+                    return Err(bad(
+                        "the usage chunk came while a tool call is still open".into()
+                    ));
+                }
+            }
         }
         if let Some(usage) = chunk.usage {
             let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
@@ -1129,11 +1145,16 @@ impl StreamGuard {
         let choices = chunk.choices.unwrap_or_default();
         let mut texts: Vec<ChoiceText<'_>> = Vec::new();
         let mut content_only = chunk.error.is_none() && chunk.usage.is_none();
+        // Choices whose tool calls this chunk holds, and those it finishes.
+        let mut held: Vec<u64> = Vec::new();
+        let mut finished_held: Vec<(u64, &RawValue)> = Vec::new();
         for (pos, choice) in choices.iter().enumerate() {
             let block = choice.index.unwrap_or(pos as u64);
             let finished = choice.finish_reason.is_some();
             let mut content = None;
             let mut other = false;
+            let mut tool_calls = None;
+            let mut members_other_than_calls = false;
             if let Some(delta) = choice.delta {
                 let members: Members<'_> =
                     object(delta.get()).map_err(|e| bad(format!("choices[{pos}].delta: {e}")))?;
@@ -1142,8 +1163,50 @@ impl StreamGuard {
                         "content" if value.get() != "null" => content = Some(*value),
                         "content" => {}
                         "role" if value.get() != "null" => content_only = false,
-                        _ if value.get() != "null" => other = true,
+                        "tool_calls" if value.get() != "null" => {
+                            tool_calls = Some(*value);
+                            other = true;
+                        }
+                        _ if value.get() != "null" => {
+                            other = true;
+                            members_other_than_calls = true;
+                        }
                         _ => {}
+                    }
+                }
+            }
+            if let Some(tools) = &mut self.tools {
+                if tool_calls.is_some() || tools.is_choice_held(block) {
+                    let calls: Vec<OToolCall<'_>> = match tool_calls {
+                        Some(raw_calls) => serde_json::from_str(raw_calls.get()).map_err(|e| {
+                            bad(format!(
+                                "choices[{pos}].delta.tool_calls: invalid JSON: {e}"
+                            ))
+                        })?,
+                        None => Vec::new(),
+                    };
+                    let hold = tools.hold_choice(block);
+                    if content.is_some() || members_other_than_calls {
+                        hold.pure = false;
+                    }
+                    for (k, call) in calls.iter().enumerate() {
+                        let f = call.function.as_ref();
+                        let text = |v: Option<&Cow<'_, str>>| v.map(|c| c.to_string());
+                        let (name, arguments) = (
+                            text(f.and_then(|f| f.name.as_ref())),
+                            text(f.and_then(|f| f.arguments.as_ref())),
+                        );
+                        tools.add_fragment(
+                            block,
+                            call.index.unwrap_or(k as u64),
+                            call.id.as_deref(),
+                            name.as_deref(),
+                            arguments.as_deref(),
+                        );
+                    }
+                    held.push(block);
+                    if let Some(reason) = choice.finish_reason {
+                        finished_held.push((block, reason));
                     }
                 }
             }
@@ -1163,6 +1226,7 @@ impl StreamGuard {
                     match self.feed_text(block, &text, finished, ev_index, out)? {
                         Some(released) => {
                             texts.push(ChoiceText {
+                                block,
                                 span: span_of(&data, raw_text),
                                 text,
                                 released,
@@ -1182,7 +1246,28 @@ impl StreamGuard {
         }
         let unchanged = texts.iter().all(|t| t.released == t.text);
         let had_choices = !choices.is_empty();
-        let flow = if unchanged {
+        let flow = if !held.is_empty() {
+            // The chunk is held with the first choice it holds; its text
+            // (already scanned) goes out now as text events of its own.
+            if held.len() > 1 || texts.iter().any(|t| !held.contains(&t.block)) {
+                for b in &held {
+                    self.tools.as_mut().expect("held").hold_choice(*b).pure = false;
+                }
+            }
+            for t in &texts {
+                if !t.released.is_empty() {
+                    let bytes = self.text_event(t.block, &t.released);
+                    out.bytes.extend_from_slice(&bytes);
+                }
+            }
+            let tools = self.tools.as_mut().expect("held");
+            let hold = tools.hold_choice(held[0]);
+            hold.raw.extend_from_slice(&raw);
+            if !terminated {
+                hold.pure = false;
+            }
+            Flow::Go
+        } else if unchanged {
             self.pass(raw, terminated, out)
         } else if content_only && texts.iter().all(|t| t.released.is_empty()) {
             Flow::Go
@@ -1200,17 +1285,109 @@ impl StreamGuard {
             write_event(&mut out.bytes, name.as_deref(), &patched);
             Flow::Go
         };
+        let finished_held: Vec<(u64, String)> = finished_held
+            .into_iter()
+            .map(|(b, r)| (b, r.get().to_owned()))
+            .collect();
         drop(texts);
         drop(choices);
         if had_choices {
             self.last_chunk = Some(data);
         }
+        for (block, reason) in finished_held {
+            self.release_choice(block, &reason, out);
+        }
         Ok(flow)
+    }
+
+    /// Decides on the calls of a finished OpenAI choice and sends them:
+    /// as they came when every call is allowed and the chunks held nothing
+    /// else, else rebuilt — the allowed calls whole, the policy's messages
+    /// as content, and the finish (`stop` when no call remains).
+    fn release_choice(&mut self, block: u64, finish_reason: &str, out: &mut Output) {
+        let Some(tools) = &mut self.tools else {
+            return;
+        };
+        let Some((held, verdicts)) = tools.finish_choice(block) else {
+            return;
+        };
+        let mut decisions = Vec::with_capacity(verdicts.len());
+        for (index, verdict) in verdicts {
+            let tool = held
+                .calls
+                .get(&index)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            decisions.push(ToolDecision {
+                index,
+                tool,
+                verdict,
+            });
+        }
+        let any_blocked = decisions.iter().any(|d| d.verdict.is_blocked());
+        if held.pure && !any_blocked {
+            out.bytes.extend_from_slice(&held.raw);
+            out.tools.extend(decisions);
+            return;
+        }
+        let template = self.last_chunk.as_deref();
+        let mut first = true;
+        let mut delta = |fields: String| {
+            let role = if std::mem::take(&mut first) {
+                r#""role":"assistant","#
+            } else {
+                ""
+            };
+            format!("{{{role}{fields}}}")
+        };
+        let mut kept = 0u64;
+        let mut messages = Vec::new();
+        let mut chunks = Vec::new();
+        for d in &decisions {
+            match &d.verdict {
+                ToolVerdict::Block { message, .. } => messages.push(message.clone()),
+                _ => {
+                    let call = &held.calls[&d.index];
+                    let fields = format!(
+                        r#""tool_calls":[{{"index":{kept},"id":{},"type":"function","function":{{"name":{},"arguments":{}}}}}]"#,
+                        json_string(&call.id),
+                        json_string(&call.name),
+                        json_string(&call.arguments)
+                    );
+                    chunks.push(delta(fields));
+                    kept += 1;
+                }
+            }
+        }
+        if !messages.is_empty() {
+            chunks.push(delta(format!(
+                r#""content":{}"#,
+                json_string(&messages.join("\n"))
+            )));
+        }
+        for d in chunks {
+            let choices = format!(
+                r#"[{{"index":{block},"delta":{d},"logprobs":null,"finish_reason":null}}]"#
+            );
+            write_event(&mut out.bytes, None, &openai_chunk_from(template, &choices));
+        }
+        let reason = if kept == 0 && finish_reason == "\"tool_calls\"" {
+            "\"stop\""
+        } else {
+            finish_reason
+        };
+        let choices = format!(
+            r#"[{{"index":{block},"delta":{{}},"logprobs":null,"finish_reason":{reason}}}]"#
+        );
+        write_event(&mut out.bytes, None, &openai_chunk_from(template, &choices));
+        out.tools.extend(decisions);
     }
 }
 
 /// The text of one choice in an OpenAI chunk.
 struct ChoiceText<'a> {
+    /// The choice's index.
+    block: u64,
     /// Byte range of the `content` string in the chunk's data.
     span: Range<usize>,
     text: Cow<'a, str>,
@@ -1370,6 +1547,25 @@ struct OChoice<'a> {
     finish_reason: Option<&'a RawValue>,
     #[serde(borrow, default)]
     logprobs: Option<&'a RawValue>,
+}
+
+/// One fragment of an OpenAI streamed tool call.
+#[derive(Deserialize)]
+struct OToolCall<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<OFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OFunction<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
 }
 
 /// The members of a JSON object in order, values raw. A repeated key is an

@@ -82,11 +82,36 @@ pub(crate) struct HeldCall {
     too_large: bool,
 }
 
+/// One OpenAI tool call, assembled from its fragments.
+#[derive(Debug, Default)]
+pub(crate) struct CallParts {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) arguments: String,
+}
+
+/// An OpenAI choice whose tool calls are held until it finishes.
+#[derive(Debug, Default)]
+pub(crate) struct HeldChoice {
+    /// The held chunks as they came.
+    pub(crate) raw: Vec<u8>,
+    /// The held chunks carried nothing but this choice's tool calls (and
+    /// its finish), so they can be released as they came.
+    pub(crate) pure: bool,
+    /// By `tool_calls` index.
+    pub(crate) calls: BTreeMap<u64, CallParts>,
+    /// Bytes of arguments kept; past the limit nothing more is kept.
+    size: usize,
+    too_large: bool,
+}
+
 /// The calls of one response held so far, and how the calls of the
 /// current message were decided.
 pub(crate) struct ToolHolds {
     judge: Arc<dyn ToolJudge>,
     calls: BTreeMap<u64, HeldCall>,
+    /// OpenAI: choices whose calls are held, by choice index.
+    choices: BTreeMap<u64, HeldChoice>,
     /// Calls of the current message let through / blocked.
     pub(crate) allowed: u32,
     pub(crate) blocked: u32,
@@ -107,6 +132,7 @@ impl ToolHolds {
         ToolHolds {
             judge,
             calls: BTreeMap::new(),
+            choices: BTreeMap::new(),
             allowed: 0,
             blocked: 0,
         }
@@ -140,7 +166,84 @@ impl ToolHolds {
 
     /// Whether any call is held.
     pub(crate) fn any(&self) -> bool {
-        !self.calls.is_empty()
+        !self.calls.is_empty() || !self.choices.is_empty()
+    }
+
+    /// Whether choice `choice`'s calls are held.
+    pub(crate) fn is_choice_held(&self, choice: u64) -> bool {
+        self.choices.contains_key(&choice)
+    }
+
+    /// The held choice `choice`, held from now on if it was not.
+    pub(crate) fn hold_choice(&mut self, choice: u64) -> &mut HeldChoice {
+        self.choices.entry(choice).or_insert_with(|| HeldChoice {
+            pure: true,
+            ..HeldChoice::default()
+        })
+    }
+
+    /// Adds a fragment of call `index` of choice `choice`.
+    pub(crate) fn add_fragment(
+        &mut self,
+        choice: u64,
+        index: u64,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: Option<&str>,
+    ) {
+        let max = self.judge.max_held_bytes();
+        let held = self.hold_choice(choice);
+        let added = arguments.map_or(0, str::len);
+        if !held.too_large && held.size + added > max {
+            // Stop keeping the input: every call of the choice is blocked
+            // when it ends (names and ids are kept to say which).
+            held.too_large = true;
+            held.raw = Vec::new();
+            for call in held.calls.values_mut() {
+                call.arguments = String::new();
+            }
+        }
+        let call = held.calls.entry(index).or_default();
+        if let Some(id) = id {
+            call.id.push_str(id);
+        }
+        if let Some(name) = name {
+            call.name.push_str(name);
+        }
+        if held.too_large {
+            return;
+        }
+        held.size += added;
+        if let Some(arguments) = arguments {
+            call.arguments.push_str(arguments);
+        }
+    }
+
+    /// Ends choice `choice` and decides on each of its calls, in index
+    /// order. `None` when it held nothing.
+    pub(crate) fn finish_choice(
+        &mut self,
+        choice: u64,
+    ) -> Option<(HeldChoice, Vec<(u64, ToolVerdict)>)> {
+        let mut held = self.choices.remove(&choice)?;
+        if held.too_large {
+            held.pure = false;
+        }
+        let mut verdicts = Vec::with_capacity(held.calls.len());
+        for (index, call) in &held.calls {
+            let verdict = if held.too_large {
+                self.judge.too_large()
+            } else {
+                self.judge.judge(&call.name, &call.arguments)
+            };
+            if verdict.is_blocked() {
+                self.blocked += 1;
+            } else {
+                self.allowed += 1;
+            }
+            verdicts.push((*index, verdict));
+        }
+        Some((held, verdicts))
     }
 
     /// Adds a fragment of call `index`'s input (with the event carrying it).
@@ -197,5 +300,6 @@ impl ToolHolds {
     /// Drops every held call (the stream ended or failed).
     pub(crate) fn clear(&mut self) {
         self.calls.clear();
+        self.choices.clear();
     }
 }
