@@ -68,8 +68,14 @@ pub enum Command {
         /// HTTP method.
         #[arg(long, default_value = "POST")]
         method: String,
-        /// The request body (JSON); `-` reads standard input.
-        body: PathBuf,
+        /// A recorded response (JSON body or SSE stream): prints what the
+        /// response guards and tool guards decide on it.
+        #[arg(long)]
+        response: Option<PathBuf>,
+        /// The request body (JSON); `-` reads standard input. Optional with
+        /// `--response`.
+        #[arg(required_unless_present = "response")]
+        body: Option<PathBuf>,
     },
 }
 
@@ -113,15 +119,17 @@ pub fn run() -> ExitCode {
             path,
             backend,
             method,
+            response,
             body,
-        } => eval::eval(
+        } => eval::eval(eval::EvalArgs {
             config,
             secrets_dir,
-            &path,
-            backend.as_deref(),
-            &method,
+            path,
+            backend,
+            method,
             body,
-        ),
+            response,
+        }),
     }
 }
 
