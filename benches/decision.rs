@@ -3,6 +3,7 @@
 //! `cargo bench --bench decision`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::FutureExt;
 use promptgate::decision::{self, BodyDecision, HeadersDecision, RequestHead};
 use promptgate::policy::{LoadOptions, Policy};
 
@@ -71,7 +72,11 @@ fn bench(c: &mut Criterion) {
     let default = Policy::embedded_default(&LoadOptions::default()).unwrap();
     let d_ctx = ctx(&default);
     c.bench_function("default_policy_builtins/claude_code_first_turn_76KB", |b| {
-        b.iter(|| decision::request_body(&default, &d_ctx, FIRST_TURN.as_bytes()))
+        b.iter(|| {
+            decision::request_body(&default, &d_ctx, FIRST_TURN.as_bytes())
+                .now_or_never()
+                .expect("no external guard")
+        })
     });
     let all: Vec<&str> = promptgate::guard::builtins::Builtin::ALL
         .iter()
@@ -88,11 +93,19 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let e_ctx = ctx(&every);
     c.bench_function("every_builtin/claude_code_first_turn_76KB", |b| {
-        b.iter(|| decision::request_body(&every, &e_ctx, FIRST_TURN.as_bytes()))
+        b.iter(|| {
+            decision::request_body(&every, &e_ctx, FIRST_TURN.as_bytes())
+                .now_or_never()
+                .expect("no external guard")
+        })
     });
     let long = long_session(900);
     c.bench_function("default_policy_builtins/long_session_1MB", |b| {
-        b.iter(|| decision::request_body(&default, &d_ctx, long.as_bytes()))
+        b.iter(|| {
+            decision::request_body(&default, &d_ctx, long.as_bytes())
+                .now_or_never()
+                .expect("no external guard")
+        })
     });
 
     let guarded = policy(false);
@@ -108,7 +121,9 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_with_input(BenchmarkId::new("guards", name), &body, |b, body| {
             b.iter(|| {
-                let d = decision::request_body(&guarded, &g_ctx, body.as_bytes());
+                let d = decision::request_body(&guarded, &g_ctx, body.as_bytes())
+                    .now_or_never()
+                    .expect("no external guard");
                 assert!(matches!(d, BodyDecision::Continue { .. }));
                 d
             })
@@ -116,7 +131,13 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("guards_and_model_override", name),
             &body,
-            |b, body| b.iter(|| decision::request_body(&with_model, &m_ctx, body.as_bytes())),
+            |b, body| {
+                b.iter(|| {
+                    decision::request_body(&with_model, &m_ctx, body.as_bytes())
+                        .now_or_never()
+                        .expect("no external guard")
+                })
+            },
         );
     }
     group.finish();

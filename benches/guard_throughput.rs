@@ -4,6 +4,7 @@
 //!
 //! `cargo bench --bench guard_throughput`
 
+use futures_util::FutureExt;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -133,10 +134,16 @@ fn bench(c: &mut Criterion) {
         // Peak memory of one decision, relative to the body. One decision
         // first: the regex engines' per-thread caches are built once per
         // thread, not per request, and are not counted.
-        drop(decision::request_body(&policy, &ctx, body.as_bytes()));
+        drop(
+            decision::request_body(&policy, &ctx, body.as_bytes())
+                .now_or_never()
+                .expect("no external guard"),
+        );
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
-        let d = decision::request_body(&policy, &ctx, body.as_bytes());
+        let d = decision::request_body(&policy, &ctx, body.as_bytes())
+            .now_or_never()
+            .expect("no external guard");
         let peak = PEAK.load(Ordering::Relaxed) - before;
         let masked = match &d {
             BodyDecision::Continue { outcome, .. } => outcome.masked,
@@ -151,7 +158,11 @@ fn bench(c: &mut Criterion) {
         );
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
-            b.iter(|| decision::request_body(&policy, &ctx, body.as_bytes()))
+            b.iter(|| {
+                decision::request_body(&policy, &ctx, body.as_bytes())
+                    .now_or_never()
+                    .expect("no external guard")
+            })
         });
     }
     group.finish();

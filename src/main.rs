@@ -347,16 +347,13 @@ fn eval(
     ExitCode::SUCCESS
 }
 
-/// The same path the server takes: local guards, then external guards.
+/// The same entry the server calls (decoding, local and external guards).
 fn eval_body(policy: &Policy, ctx: &decision::RequestCtx, body: &[u8]) -> BodyDecision {
-    if policy.backends[ctx.backend].external_guards.is_empty() {
-        return decision::request_body(policy, ctx, body);
-    }
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(decision::request_body_with_external(policy, ctx, body)),
+        Ok(rt) => rt.block_on(decision::request_body(policy, ctx, body)),
         Err(e) => {
             eprintln!("promptgate eval: cannot start a runtime for external guards: {e}");
             std::process::exit(2);

@@ -131,8 +131,7 @@ async fn decide(policy: &Policy, prompt: &str) -> BodyDecision {
             {"role": "assistant", "content": "ticket-0000 in history is not sent by default"}
         ]
     });
-    decision::request_body_with_external(policy, &ctx.unwrap(), &serde_json::to_vec(&body).unwrap())
-        .await
+    decision::request_body(policy, &ctx.unwrap(), &serde_json::to_vec(&body).unwrap()).await
 }
 
 #[tokio::test]

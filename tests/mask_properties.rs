@@ -1,6 +1,7 @@
 //! Property tests of masking: the forwarded body stays valid JSON, nothing
 //! a guard matches survives, and what no guard matched is left alone.
 
+use futures_util::FutureExt;
 use promptgate::decision::{self, BodyDecision, HeadersDecision, RequestHead};
 use promptgate::policy::{LoadOptions, Policy};
 use proptest::prelude::*;
@@ -42,6 +43,8 @@ fn decide(p: &Policy, body: &[u8]) -> BodyDecision {
         }
     ));
     decision::request_body(p, &ctx.unwrap(), body)
+        .now_or_never()
+        .expect("no external guard")
 }
 
 /// Text with JSON-hostile characters, fullwidth and zero-width characters,

@@ -383,7 +383,7 @@ pub fn response_plan(
 
 /// A request body read and scanned by the local guards, waiting for the
 /// external guards (if any) before its decision is finished.
-pub struct Inspection<'p, 'b> {
+struct Inspection<'p, 'b> {
     backend: &'p Backend,
     ctx: &'p RequestCtx,
     text: &'b str,
@@ -396,34 +396,26 @@ pub struct Inspection<'p, 'b> {
 }
 
 /// The result of [`inspect_request_body`].
-pub enum Inspected<'p, 'b> {
+enum Inspected<'p, 'b> {
     /// Decided already (nothing to inspect, bad input, a local reject).
     Done(BodyDecision),
     /// Local guards passed; external guards may still speak.
     Pending(Inspection<'p, 'b>),
 }
 
-/// Decides on the whole request body with the local guards only (what the
-/// gRPC adapter does when the backend has no external guards).
-pub fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecision {
+/// Decides on the whole request body: the only entry for it. Decodes a
+/// compressed body, reads it, runs the local guards, then each external
+/// guard in policy order, and applies masks and the model override.
+///
+/// The future awaits nothing when the backend has no external guards, so a
+/// synchronous caller (a benchmark) may poll it once
+/// (`futures_util::FutureExt::now_or_never`) for such a backend.
+pub async fn request_body(policy: &Policy, ctx: &RequestCtx, body: &[u8]) -> BodyDecision {
     let body = match decode_body(policy, ctx, body) {
         Ok(b) => b,
         Err(d) => return d,
     };
-    match inspect_request_body(policy, ctx, &body) {
-        Inspected::Done(d) => d,
-        Inspected::Pending(i) => i.finish(),
-    }
-}
-
-/// Decides on the whole request body: local guards, then each external
-/// guard in policy order.
-pub async fn request_body_with_external(
-    policy: &Policy,
-    ctx: &RequestCtx,
-    body: &[u8],
-) -> BodyDecision {
-    let mut inspection = match inspect_request_body(policy, ctx, body) {
+    let mut inspection = match inspect_request_body(policy, ctx, &body) {
         Inspected::Done(d) => return d,
         Inspected::Pending(i) => i,
     };
@@ -481,8 +473,8 @@ fn decode_body<'b>(
     })
 }
 
-/// Reads the body and runs the local guards.
-pub fn inspect_request_body<'p, 'b>(
+/// Reads the (decoded) body and runs the local guards.
+fn inspect_request_body<'p, 'b>(
     policy: &'p Policy,
     ctx: &'p RequestCtx,
     body: &'b [u8],

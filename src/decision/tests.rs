@@ -1,5 +1,6 @@
 use super::*;
 use crate::policy::{LoadOptions, Policy};
+use futures_util::FutureExt;
 
 const SEED: &str = r#"
 apiVersion: agentgateway.dev/v1alpha1
@@ -56,6 +57,8 @@ fn body_of(policy: &Policy, path: &str, body: &str) -> BodyDecision {
         "{d:?}"
     );
     request_body(policy, &ctx.unwrap(), body.as_bytes())
+        .now_or_never()
+        .expect("no external guard")
 }
 
 #[test]
@@ -272,7 +275,10 @@ backends:
     );
     assert_eq!(changes.remove, vec!["x-api-key"]);
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"credit card please"}]}"#;
-    let BodyDecision::Reply(r) = request_body(&p, &ctx.unwrap(), body.as_bytes()) else {
+    let BodyDecision::Reply(r) = request_body(&p, &ctx.unwrap(), body.as_bytes())
+        .now_or_never()
+        .expect("no external guard")
+    else {
         panic!()
     };
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

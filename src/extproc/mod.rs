@@ -468,19 +468,15 @@ impl StreamState {
         } else {
             b.body
         };
-        let has_external = !self.policy.backends[ctx.backend].external_guards.is_empty();
-        let (decision, body) = if has_external {
-            // External guards are awaited on this task; the local scan runs
-            // here too (large bodies with external guards are rare).
-            (
-                decision::request_body_with_external(&self.policy, &ctx, &body).await,
-                body,
-            )
-        } else if body.len() > BLOCKING_THRESHOLD {
+        let (decision, body) = if body.len() > BLOCKING_THRESHOLD {
+            // A large body is decided on the blocking pool, so its scan
+            // never stalls the async workers (external guards, if any, are
+            // awaited there too).
             let policy = self.policy.clone();
             let ctx2 = ctx.clone();
+            let rt = tokio::runtime::Handle::current();
             match tokio::task::spawn_blocking(move || {
-                let d = decision::request_body(&policy, &ctx2, &body);
+                let d = rt.block_on(decision::request_body(&policy, &ctx2, &body));
                 (d, body)
             })
             .await
@@ -495,7 +491,10 @@ impl StreamState {
                 }
             }
         } else {
-            (decision::request_body(&self.policy, &ctx, &body), body)
+            (
+                decision::request_body(&self.policy, &ctx, &body).await,
+                body,
+            )
         };
         match decision {
             BodyDecision::Continue {
