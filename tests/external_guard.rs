@@ -2,7 +2,7 @@
 //! started in the test, consulted by the same decision core the ext_proc
 //! adapter uses; and the same guard behind real Envoy and `promptgate serve`.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use promptgate::guard_proto::{
     check_response::Verdict, Allow, CheckRequest, CheckResponse, Mask, MaskSpan, Reject,
 };
 use promptgate::policy::{LoadOptions, Policy};
+use support::{gzip, Backend, Gateway};
 
 #[derive(Clone, Default)]
 struct TestGuard {
@@ -88,22 +89,29 @@ async fn start_guard() -> (SocketAddr, TestGuard) {
     (addr, guard)
 }
 
+/// A backend with a local mask guard, then the external guard at `addr`.
+fn guarded_backend(addr: &str, timeout: &str, failure: &str) -> Backend {
+    let dlp = support::Guard::external(&format!("http://{addr}"))
+        .name("dlp")
+        .timeout(timeout);
+    let dlp = match failure {
+        "FailClosed" => dlp.fail_closed(),
+        "FailOpen" => dlp.fail_open(),
+        other => panic!("failure mode {other}"),
+    };
+    Backend::anthropic("anthropic")
+        .request_guard(
+            support::Guard::regex(["falcon"])
+                .name("local-codename")
+                .mask(),
+        )
+        .request_guard(dlp)
+}
+
 fn policy(addr: &str, failure: &str) -> Policy {
-    let yaml = format!(
-        r#"
-backends:
-- name: anthropic
-  ai: {{provider: {{anthropic: {{}}}}}}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - name: local-codename
-          regex: {{action: Mask, matches: ["falcon"]}}
-        - name: dlp
-          external: {{address: "http://{addr}", timeout: 500ms, failureMode: {failure}}}
-"#
-    );
+    let yaml = support::Policy::new()
+        .backend(guarded_backend(addr, "500ms", failure))
+        .to_yaml();
     Policy::from_yaml(&yaml, "t.yaml", &LoadOptions::default()).unwrap()
 }
 
@@ -227,13 +235,6 @@ async fn failures_follow_the_failure_mode() {
     assert_eq!(r.status, 503);
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 /// A gzip-compressed request to a backend with an external guard: the body
 /// is decoded, the external guard reads its text and decides as it would on
 /// the plain body, and the upstream receives the decoded, masked body.
@@ -241,23 +242,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 async fn gzip_bodies_are_decoded_for_the_external_guard() {
     const SECRET: &str = "sk-ant-external-gzip-0001";
     let (addr, guard) = start_guard().await;
-    let yaml = format!(
-        r#"
-backends:
-- name: anthropic
-  ai: {{provider: {{anthropic: {{}}}}}}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - name: local-codename
-          regex: {{action: Mask, matches: ["falcon"]}}
-        - name: dlp
-          external: {{address: "http://{addr}", timeout: 2s, failureMode: FailClosed}}
-    auth: {{secretRef: {{name: anthropic-secret}}}}
-"#
-    );
-    let gw = common::Gateway::start(&yaml, &[("anthropic-secret", SECRET)]);
+    let gw = Gateway::start(support::Policy::new().backend(
+        guarded_backend(&addr.to_string(), "2s", "FailClosed").key("anthropic-secret", SECRET),
+    ));
     let body = |prompt: &str| {
         serde_json::to_vec(&serde_json::json!({
             "model": "claude-sonnet-4-5",
@@ -267,7 +254,7 @@ backends:
         .unwrap()
     };
     let post = |bytes: Vec<u8>| {
-        common::client()
+        support::client()
             .post(gw.url("/v1/messages"))
             .header("content-type", "application/json")
             .header("content-encoding", "gzip")
