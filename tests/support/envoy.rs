@@ -107,6 +107,38 @@ impl EnvoyProcess {
     }
 }
 
+impl EnvoyProcess {
+    /// Ports of the hosts of `cluster` Envoy reports healthy (EDS HEALTHY
+    /// and no failure flag set).
+    pub fn healthy_ports(&self, cluster: &str) -> Vec<u16> {
+        let Ok(body) = self.admin_get("/clusters?format=json") else {
+            return Vec::new();
+        };
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for c in v["cluster_statuses"].as_array().into_iter().flatten() {
+            if c["name"] != cluster {
+                continue;
+            }
+            for h in c["host_statuses"].as_array().into_iter().flatten() {
+                let flagged = h["health_status"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .any(|(k, v)| k != "eds_health_status" && v.as_bool() == Some(true))
+                    })
+                    .unwrap_or(true);
+                if !flagged {
+                    if let Some(p) = h["address"]["socket_address"]["port_value"].as_u64() {
+                        out.push(p as u16);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Drop for EnvoyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

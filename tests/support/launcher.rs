@@ -24,53 +24,8 @@ use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 use super::envoy::{self, EnvoyLog, EnvoyProcess};
-use super::policy::Policy;
+use super::policy::PolicyText;
 use super::{free_port, promptgate_bin, tail, FakeUpstream};
-
-/// A policy file's text and the secrets it refers to.
-pub struct PolicyText {
-    yaml: String,
-    secrets: Vec<(String, String)>,
-}
-
-impl From<&str> for PolicyText {
-    fn from(yaml: &str) -> Self {
-        PolicyText {
-            yaml: yaml.to_owned(),
-            secrets: Vec::new(),
-        }
-    }
-}
-
-impl From<String> for PolicyText {
-    fn from(yaml: String) -> Self {
-        PolicyText {
-            yaml,
-            secrets: Vec::new(),
-        }
-    }
-}
-
-impl From<&String> for PolicyText {
-    fn from(yaml: &String) -> Self {
-        yaml.as_str().into()
-    }
-}
-
-impl From<&Policy> for PolicyText {
-    fn from(p: &Policy) -> Self {
-        PolicyText {
-            yaml: p.to_yaml(),
-            secrets: p.secrets(),
-        }
-    }
-}
-
-impl From<Policy> for PolicyText {
-    fn from(p: Policy) -> Self {
-        (&p).into()
-    }
-}
 
 type EnvoyEdit = Box<dyn FnMut(&mut Yaml)>;
 
@@ -557,36 +512,10 @@ impl Gateway {
 
     /// Ports of the `promptgate` cluster's hosts Envoy reports healthy.
     pub fn healthy_ports(&self) -> Vec<u16> {
-        let Some(Ok(body)) = self
-            .envoy
+        self.envoy
             .as_ref()
-            .map(|e| e.admin_get("/clusters?format=json"))
-        else {
-            return Vec::new();
-        };
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let mut out = Vec::new();
-        for c in v["cluster_statuses"].as_array().into_iter().flatten() {
-            if c["name"] != "promptgate" {
-                continue;
-            }
-            for h in c["host_statuses"].as_array().into_iter().flatten() {
-                // healthy = EDS HEALTHY and no failure flag set
-                let flagged = h["health_status"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .any(|(k, v)| k != "eds_health_status" && v.as_bool() == Some(true))
-                    })
-                    .unwrap_or(true);
-                if !flagged {
-                    if let Some(p) = h["address"]["socket_address"]["port_value"].as_u64() {
-                        out.push(p as u16);
-                    }
-                }
-            }
-        }
-        out
+            .map(|e| e.healthy_ports("promptgate"))
+            .unwrap_or_default()
     }
 
     /// Waits until Envoy sees `n` healthy instances; returns how long it took.

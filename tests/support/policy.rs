@@ -526,3 +526,48 @@ impl Guard {
         self
     }
 }
+
+/// A policy file's text and the secrets it refers to.
+pub struct PolicyText {
+    pub(super) yaml: String,
+    pub(super) secrets: Vec<(String, String)>,
+}
+
+impl From<&str> for PolicyText {
+    fn from(yaml: &str) -> Self {
+        PolicyText {
+            yaml: yaml.to_owned(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
+impl From<String> for PolicyText {
+    fn from(yaml: String) -> Self {
+        PolicyText {
+            yaml,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+impl From<&String> for PolicyText {
+    fn from(yaml: &String) -> Self {
+        yaml.as_str().into()
+    }
+}
+
+impl From<&Policy> for PolicyText {
+    fn from(p: &Policy) -> Self {
+        PolicyText {
+            yaml: p.to_yaml(),
+            secrets: p.secrets(),
+        }
+    }
+}
+
+impl From<Policy> for PolicyText {
+    fn from(p: Policy) -> Self {
+        (&p).into()
+    }
+}
