@@ -110,8 +110,7 @@ async fn wait_streams_open(pool: &Gateway, n: u64) {
     loop {
         let got: u64 = pool
             .envoy_stats(".ext_proc.stream_msgs_received")
-            .iter()
-            .map(|(_, v)| v)
+            .values()
             .sum();
         if got >= n {
             return;
