@@ -10,37 +10,30 @@
 //! in the same run, rounds interleaved with this build's, so that a noisy
 //! machine hits all alike). Loopback only, bounded in time.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{FakeUpstream, Gateway, GatewayOptions};
 use serde_yaml::Value as Yaml;
+use support::{Backend, Gateway, Guard, Policy};
 
-const POLICY: &str = r#"
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata:
-  name: anthropic
-spec:
-  ai:
-    provider:
-      anthropic: {}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - response:
-            message: "Rejected due to inappropriate content"
-          regex:
-            action: Reject
-            matches:
-            - "credit card"
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#;
+const SECRET: &str = "sk-ant-api03-bench-org-key";
+
+/// The built-in policy: a "credit card" guard and key injection.
+fn policy() -> Policy {
+    Policy::new()
+        .backend(
+            Backend::anthropic("anthropic")
+                .request_guard(
+                    Guard::regex(["credit card"])
+                        .reject()
+                        .message("Rejected due to inappropriate content"),
+                )
+                .key("anthropic-secret", SECRET),
+        )
+        .kubernetes()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
@@ -157,7 +150,7 @@ fn main() {
         .unwrap_or_default();
     let policy = match std::env::var_os("PROMPTGATE_BENCH_POLICY").filter(|p| !p.is_empty()) {
         Some(p) => std::fs::read_to_string(&p).expect("PROMPTGATE_BENCH_POLICY"),
-        None => POLICY.to_owned(),
+        None => policy().to_yaml(),
     };
 
     // The captured 76 KB Claude Code first turn, non-streaming so the fake
@@ -170,16 +163,13 @@ fn main() {
     let body = bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
 
     let start = |bin: Option<std::path::PathBuf>| {
-        Gateway::start_opts(
-            &policy,
-            &[("anthropic-secret", "sk-ant-api03-bench-org-key")],
-            FakeUpstream::start(),
-            GatewayOptions {
-                promptgate_bin: bin,
-                ..GatewayOptions::default()
-            },
-            add_baseline_route,
-        )
+        let mut launch = Gateway::launch(&policy)
+            .secret("anthropic-secret", SECRET)
+            .edit_envoy(add_baseline_route);
+        if let Some(bin) = bin {
+            launch = launch.promptgate_bin(bin);
+        }
+        launch.start()
     };
     let mut subjects = vec![Subject {
         label: "this build".to_owned(),
@@ -213,7 +203,7 @@ fn main() {
             let reqs = s.gw.upstream().requests();
             assert_eq!(
                 reqs[0].header("x-api-key"),
-                Some("sk-ant-api03-bench-org-key"),
+                Some(SECRET),
                 "guarded route injects the key"
             );
             assert_eq!(

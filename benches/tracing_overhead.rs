@@ -14,16 +14,12 @@
 //! Knob: PROMPTGATE_BENCH_REQUESTS (rounds, default 2000). Loopback only,
 //! bounded.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::otlp::OtlpReceiver;
-use common::{free_port, promptgate_bin};
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
@@ -32,64 +28,29 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use promptgate::extproc::StreamState;
 use promptgate::policy::{LoadOptions, Policy};
 use promptgate::telemetry::{self, StreamTelemetry};
+use support::otlp::OtlpReceiver;
+use support::{Backend, Gateway, Guard};
 use tonic::transport::Channel;
 
-const POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai:
-    provider:
-      anthropic: {}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - response:
-            message: "Rejected due to inappropriate content"
-          regex:
-            action: Reject
-            matches: ["credit card"]
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#;
-
-struct Server {
-    child: Child,
-    port: u16,
+fn policy() -> support::Policy {
+    support::Policy::new().backend(
+        Backend::anthropic("anthropic")
+            .request_guard(
+                Guard::regex(["credit card"])
+                    .reject()
+                    .message("Rejected due to inappropriate content"),
+            )
+            .key("anthropic-secret", "sk-ant-bench"),
+    )
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `promptgate serve` alone (no Envoy: the client plays Envoy), with `env`.
+fn start(env: &[(&str, String)]) -> Gateway {
+    let mut launch = Gateway::launch(policy()).without_envoy();
+    for (k, v) in env {
+        launch = launch.env(k, v);
     }
-}
-
-fn start(dir: &std::path::Path, name: &str, env: &[(&str, String)]) -> Server {
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(promptgate_bin())
-        .args(["serve", "--config"])
-        .arg(dir.join("policy.yaml"))
-        .arg("--secrets-dir")
-        .arg(dir.join("secrets"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("spawn promptgate");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{name} did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server { child, port }
+    launch.start()
 }
 
 fn header(k: &str, v: &str) -> HeaderValue {
@@ -204,14 +165,17 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    // The in-process policy: the same file with its secret.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    std::fs::create_dir_all(dir.path().join("secrets/anthropic-secret")).unwrap();
-    std::fs::write(
-        dir.path().join("secrets/anthropic-secret/Authorization"),
-        "sk-ant-bench",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), policy().to_yaml()).unwrap();
+    for (name, value) in policy().secrets() {
+        std::fs::create_dir_all(dir.path().join("secrets").join(&name)).unwrap();
+        std::fs::write(
+            dir.path().join("secrets").join(&name).join("Authorization"),
+            value,
+        )
+        .unwrap();
+    }
 
     let receiver = OtlpReceiver::start();
     let mut v: serde_json::Value = serde_json::from_str(include_str!(
@@ -273,16 +237,12 @@ fn main() {
     drop(pipeline);
 
     // 2. Over gRPC, three processes.
-    let on = start(
-        dir.path(),
-        "on",
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
-            ("OTEL_TRACES_SAMPLER", "always_on".into()),
-        ],
-    );
-    let off = start(dir.path(), "off", &[]);
-    let off2 = start(dir.path(), "off2", &[]);
+    let on = start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("OTEL_TRACES_SAMPLER", "always_on".into()),
+    ]);
+    let off = start(&[]);
+    let off2 = start(&[]);
     let (mut t_on, mut t_off, mut t_off2) = rt.block_on(async {
         let connect = |port: u16| async move {
             let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
@@ -294,9 +254,9 @@ fn main() {
             ExternalProcessorClient::new(ch).max_encoding_message_size(64 << 20)
         };
         let mut clients = [
-            connect(on.port).await,
-            connect(off.port).await,
-            connect(off2.port).await,
+            connect(on.promptgate_port()).await,
+            connect(off.promptgate_port()).await,
+            connect(off2.promptgate_port()).await,
         ];
         for i in 0..200 {
             for c in clients.iter_mut() {

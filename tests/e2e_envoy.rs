@@ -4,13 +4,14 @@
 //! Needs Envoy 1.40: run via `./scripts/test.sh` (installs it into .venv), or set
 //! ENVOY_BIN. On failure the promptgate/Envoy logs and ext_proc stats are printed.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{client, Gateway};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use support::claude::{Claude, Finished};
+use support::{client, gzip, Backend, Gateway, Guard, Policy, Route, TokenUsage};
 
 const ANTHROPIC_SECRET: &str = "sk-ant-e2e-secret-0001";
 const OPENAI_SECRET: &str = "sk-openai-e2e-secret-0002";
@@ -19,86 +20,40 @@ const REJECT_MSG: &str = "Rejected due to inappropriate content";
 
 /// The seed policy: Anthropic backend with routes, a "credit card" guard and
 /// key injection from the secret `anthropic-secret`.
-const SEED_POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai:
-    provider:
-      anthropic: {}
-  policies:
-    ai:
-      routes:
-        '/v1/messages': Messages
-        '*': Passthrough
-      promptGuard:
-        request:
-        - response:
-            message: "Rejected due to inappropriate content"
-          regex:
-            action: Reject
-            matches: ["credit card"]
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#;
+fn seed_backend() -> Backend {
+    Backend::anthropic("anthropic")
+        .route("/v1/messages", Route::Messages)
+        .route("*", Route::Passthrough)
+        .request_guard(Guard::regex(["credit card"]).reject().message(REJECT_MSG))
+        .key("anthropic-secret", ANTHROPIC_SECRET)
+}
 
-const OVERRIDE_POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai:
-    provider:
-      anthropic:
-        model: "claude-opus-4-6"
-  policies:
-    ai:
-      routes:
-        '/v1/messages': Messages
-        '*': Passthrough
-      promptGuard:
-        request:
-        - response:
-            message: "Rejected due to inappropriate content"
-          regex:
-            action: Reject
-            matches: ["credit card"]
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#;
+fn seed_policy() -> Policy {
+    Policy::new().backend(seed_backend())
+}
 
-const OPENAI_POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai:
-    provider:
-      anthropic: {}
-  policies:
-    auth:
-      secretRef:
-        name: anthropic-secret
-- name: openai
-  ai:
-    provider:
-      openai: {}
-  policies:
-    ai:
-      routes:
-        '/v1/chat/completions': Completions
-        '*': Passthrough
-      promptGuard:
-        request:
-        - response:
-            message: "Rejected due to inappropriate content"
-          regex:
-            action: Reject
-            matches: ["credit card"]
-    auth:
-      secretRef:
-        name: openai-secret
-"#;
+/// The seed policy with a model override.
+fn override_policy() -> Policy {
+    Policy::new().backend(seed_backend().model("claude-opus-4-6"))
+}
+
+/// Anthropic with a key only; OpenAI with routes, the guard and its key.
+fn openai_policy(token_usage: Option<TokenUsage>) -> Policy {
+    let mut openai = Backend::openai("openai")
+        .route("/v1/chat/completions", Route::Completions)
+        .route("*", Route::Passthrough)
+        .request_guard(Guard::regex(["credit card"]).reject().message(REJECT_MSG))
+        .key("openai-secret", OPENAI_SECRET);
+    if let Some(mode) = token_usage {
+        openai = openai.token_usage(mode);
+    }
+    Policy::new()
+        .backend(Backend::anthropic("anthropic").key("anthropic-secret", ANTHROPIC_SECRET))
+        .backend(openai)
+}
 
 fn seed_gateway() -> Gateway {
-    Gateway::start(SEED_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)])
+    Gateway::start(seed_policy())
 }
 
 /// A Claude-Code-like Messages request body.
@@ -174,7 +129,7 @@ fn assert_anthropic_error(v: &Value, kind: &str) {
     );
 }
 
-fn assert_key_injected(req: &common::RecordedRequest) {
+fn assert_key_injected(req: &support::RecordedRequest) {
     assert_eq!(
         req.header_all("x-api-key"),
         vec![ANTHROPIC_SECRET],
@@ -301,7 +256,7 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
     assert_eq!(
         entry["promptgate"]["response_model"],
-        common::FAKE_ANTHROPIC_MODEL,
+        support::FAKE_ANTHROPIC_MODEL,
         "{entry}"
     );
     assert_eq!(entry["promptgate"]["response_decision"], "allow", "{entry}");
@@ -335,7 +290,7 @@ async fn passthrough_models_listing_gets_provider_key() {
 
 #[tokio::test]
 async fn model_override_rewrites_upstream_body() {
-    let gw = Gateway::start(OVERRIDE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let gw = Gateway::start(override_policy());
     let body = messages_body("Say hello", false);
     let resp = post_messages(&gw, serde_json::to_vec(&body).unwrap())
         .send()
@@ -377,13 +332,6 @@ async fn malformed_json_is_400_and_not_forwarded() {
     gw.assert_ext_proc_clean();
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 #[tokio::test]
 async fn compressed_bodies_are_decoded_and_guarded() {
     let gw = seed_gateway();
@@ -416,7 +364,7 @@ async fn compressed_bodies_are_decoded_and_guarded() {
 
 #[tokio::test]
 async fn masked_compressed_bodies_go_out_decoded() {
-    let gw = Gateway::start(MASK_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let gw = Gateway::start(mask_policy());
     let body = gzip(&serde_json::to_vec(&messages_body("about project falcon", false)).unwrap());
     let resp = post_messages(&gw, body)
         .header("content-encoding", "gzip")
@@ -628,13 +576,7 @@ async fn concurrent_mixed_requests_each_get_their_answer() {
 }
 
 fn openai_gateway() -> Gateway {
-    Gateway::start(
-        OPENAI_POLICY,
-        &[
-            ("anthropic-secret", ANTHROPIC_SECRET),
-            ("openai-secret", OPENAI_SECRET),
-        ],
-    )
+    Gateway::start(openai_policy(None))
 }
 
 fn chat_body(prompt: &str, stream: bool) -> Value {
@@ -656,7 +598,7 @@ fn post_chat(gw: &Gateway, body: &Value) -> reqwest::RequestBuilder {
         .body(serde_json::to_vec(body).unwrap())
 }
 
-fn assert_bearer_injected(req: &common::RecordedRequest) {
+fn assert_bearer_injected(req: &support::RecordedRequest) {
     assert_eq!(
         req.header_all("authorization"),
         vec![format!("Bearer {OPENAI_SECRET}").as_str()],
@@ -833,20 +775,8 @@ async fn policy_service_down_fails_closed_with_json_503() {
 }
 
 /// Claude Code itself (installed by ./scripts/test.sh) through the gateway.
-fn run_claude(gw: &Gateway, prompt: &str) -> common::Finished {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(common::claude_bin());
-    cmd.args(["-p", prompt])
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("ANTHROPIC_BASE_URL", gw.base_url())
-        .env("ANTHROPIC_API_KEY", CLIENT_KEY)
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY");
-    common::run_with_timeout(cmd, home.path(), Duration::from_secs(120))
+fn run_claude(gw: &Gateway, prompt: &str) -> Finished {
+    Claude::prompt(prompt, CLIENT_KEY).run(gw)
 }
 
 #[test]
@@ -911,24 +841,18 @@ async fn policy_service_hanging_times_out_into_json_503() {
     assert_eq!(gw.upstream().request_count(), 0);
 }
 
-const MASK_POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai: {provider: {anthropic: {}}}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - name: codename
-          regex: {action: Mask, matches: ["project falcon"]}
-        - name: employee-id
-          regex: {action: Mask, matches: ["emp-\\d{5}"]}
-    auth: {secretRef: {name: anthropic-secret}}
-"#;
+fn mask_policy() -> Policy {
+    Policy::new().backend(
+        Backend::anthropic("anthropic")
+            .request_guard(Guard::regex(["project falcon"]).name("codename").mask())
+            .request_guard(Guard::regex([r"emp-\d{5}"]).name("employee-id").mask())
+            .key("anthropic-secret", ANTHROPIC_SECRET),
+    )
+}
 
 #[tokio::test]
 async fn masked_text_never_reaches_the_upstream() {
-    let gw = Gateway::start(MASK_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let gw = Gateway::start(mask_policy());
     let body = json!({
         "model": "claude-sonnet-4-5",
         "max_tokens": 64,
@@ -983,21 +907,29 @@ async fn masked_text_never_reaches_the_upstream() {
     gw.assert_ext_proc_clean();
 }
 
-const RESPONSE_POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai: {provider: {anthropic: {}}}
-  policies:
-    ai:
-      promptGuard:
-        response:
-        - name: card
-          regex: {action: Mask, matches: ["\\d{4}-\\d{4}-\\d{4}-\\d{4}"]}
-        - name: launch-codes
-          response: {message: "The answer held launch codes"}
-          regex: {action: Reject, matches: ["launch code"]}
-    auth: {secretRef: {name: anthropic-secret}}
-"#;
+fn response_policy() -> Policy {
+    response_policy_with(None)
+}
+
+fn response_policy_with(token_usage: Option<TokenUsage>) -> Policy {
+    let mut b = Backend::anthropic("anthropic")
+        .response_guard(
+            Guard::regex([r"\d{4}-\d{4}-\d{4}-\d{4}"])
+                .name("card")
+                .mask(),
+        )
+        .response_guard(
+            Guard::regex(["launch code"])
+                .name("launch-codes")
+                .reject()
+                .message("The answer held launch codes"),
+        )
+        .key("anthropic-secret", ANTHROPIC_SECRET);
+    if let Some(mode) = token_usage {
+        b = b.token_usage(mode);
+    }
+    Policy::new().backend(b)
+}
 
 /// Client-visible text of an Anthropic SSE body (text deltas joined), and
 /// the event names in order.
@@ -1026,9 +958,9 @@ fn sse_text(body: &str) -> (String, Vec<String>) {
 
 #[tokio::test]
 async fn a_card_number_split_across_three_events_reaches_the_client_masked() {
-    let gw = Gateway::start(RESPONSE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let gw = Gateway::start(response_policy());
     gw.upstream()
-        .script(common::Scripted::Sse(common::anthropic_text_stream(&[
+        .script(support::Scripted::Sse(support::anthropic_text_stream(&[
             "Your card is 4111-",
             "1111-11",
             "11-1111, keep it safe.",
@@ -1059,9 +991,9 @@ async fn a_card_number_split_across_three_events_reaches_the_client_masked() {
 
 #[tokio::test]
 async fn a_rejecting_response_guard_ends_the_stream_with_an_error_event() {
-    let gw = Gateway::start(RESPONSE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let gw = Gateway::start(response_policy());
     gw.upstream()
-        .script(common::Scripted::Sse(common::anthropic_text_stream(&[
+        .script(support::Scripted::Sse(support::anthropic_text_stream(&[
             "Sure. The first part is harmless. ",
             "The launch ",
             "code is 0000 and more follows.",
@@ -1098,8 +1030,8 @@ async fn a_rejecting_response_guard_ends_the_stream_with_an_error_event() {
 
 #[tokio::test]
 async fn json_responses_are_masked_or_refused_whole() {
-    let gw = Gateway::start(RESPONSE_POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
-    gw.upstream().script(common::Scripted::Text(
+    let gw = Gateway::start(response_policy());
+    gw.upstream().script(support::Scripted::Text(
         "Card 4111-1111-1111-1111 on file.".into(),
     ));
     let resp = send_messages(&gw, "card?", false).await;
@@ -1115,7 +1047,7 @@ async fn json_responses_are_masked_or_refused_whole() {
     assert_eq!(v["content"][0]["text"], "Card <CARD> on file.");
 
     gw.upstream()
-        .script(common::Scripted::Text("The launch code is 1234.".into()));
+        .script(support::Scripted::Text("The launch code is 1234.".into()));
     let resp = send_messages(&gw, "codes?", false).await;
     let (status, ct, v) = json_of(resp).await;
     assert_eq!(status, 403);
@@ -1127,23 +1059,18 @@ async fn json_responses_are_masked_or_refused_whole() {
 /// tool_result reaches the provider masked.
 #[test]
 fn claude_code_tool_output_is_masked_before_it_leaves() {
-    let policy = r#"
-backends:
-- name: anthropic
-  ai: {provider: {anthropic: {}}}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - regex: {action: Mask, builtins: [CreditCard, Email, AwsAccessKey]}
-    auth: {secretRef: {name: anthropic-secret}}
-"#;
-    let gw = Gateway::start(policy, &[("anthropic-secret", ANTHROPIC_SECRET)]);
-    gw.upstream().script(common::Scripted::ToolUse {
+    let gw = Gateway::start(
+        Policy::new().backend(
+            Backend::anthropic("anthropic")
+                .request_guard(Guard::builtins(["CreditCard", "Email", "AwsAccessKey"]).mask())
+                .key("anthropic-secret", ANTHROPIC_SECRET),
+        ),
+    );
+    gw.upstream().script(support::Scripted::ToolUse {
         name: "Bash".into(),
         input: json!({"command": "cat notes.txt", "description": "Show notes"}),
     });
-    gw.upstream().script(common::Scripted::Text(
+    gw.upstream().script(support::Scripted::Text(
         "Those notes hold sensitive data.".into(),
     ));
 
@@ -1151,17 +1078,10 @@ backends:
     let secrets =
         "card 4242 4242 4242 4242\nmail alice.smith@example.org\naws AKIAZ5EXAMPLEKEY7QW2\n";
     std::fs::write(work.path().join("notes.txt"), secrets).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(common::claude_bin());
-    cmd.args(["-p", "Show me notes.txt", "--allowedTools", "Bash(cat:*)"])
-        .current_dir(work.path())
-        .env("HOME", home.path())
-        .env("ANTHROPIC_BASE_URL", gw.base_url())
-        .env("ANTHROPIC_API_KEY", CLIENT_KEY)
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .env_remove("CLAUDE_CODE_OAUTH_TOKEN");
-    let out = common::run_with_timeout(cmd, home.path(), Duration::from_secs(120));
+    let out = Claude::prompt("Show me notes.txt", CLIENT_KEY)
+        .allowed_tools("Bash(cat:*)")
+        .in_dir(work.path())
+        .run(&gw);
     assert!(out.success, "claude failed: {out:?}");
     assert!(
         out.stdout.contains("Those notes hold sensitive data."),
@@ -1212,11 +1132,10 @@ fn claude_code_trips_no_builtin() {
         .iter()
         .map(|b| b.name())
         .collect();
-    let policy = format!(
-        "backends:\n- name: anthropic\n  ai: {{provider: {{anthropic: {{}}}}}}\n  policies:\n    ai:\n      promptGuard:\n        request:\n        - regex: {{action: Reject, builtins: [{}]}}\n",
-        all.join(", ")
+    let gw = Gateway::start(
+        Policy::new()
+            .backend(Backend::anthropic("anthropic").request_guard(Guard::builtins(all).reject())),
     );
-    let gw = Gateway::start(&policy, &[]);
     let out = run_claude(&gw, "Say hello");
     assert!(out.success, "claude failed: {out:?}");
     assert!(out.stdout.contains(gw.upstream().reply_text()), "{out:?}");
@@ -1236,10 +1155,6 @@ fn phase_count(gw: &Gateway, phase: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn with_token_usage(policy: &str, mode: &str) -> String {
-    policy.replace("    ai:\n", &format!("    ai:\n      tokenUsage: {mode}\n"))
 }
 
 /// Default (`tokenUsage: Streams`): a non-streamed answer is not held back
@@ -1286,13 +1201,7 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
 /// Envoy sends them chunked), Anthropic and OpenAI alike.
 #[tokio::test]
 async fn token_usage_all_reads_non_streamed_responses() {
-    let gw = Gateway::start(
-        &with_token_usage(OPENAI_POLICY, "All"),
-        &[
-            ("anthropic-secret", ANTHROPIC_SECRET),
-            ("openai-secret", OPENAI_SECRET),
-        ],
-    );
+    let gw = Gateway::start(openai_policy(Some(TokenUsage::All)));
     let resp = post_chat(&gw, &chat_body("Say hello", false))
         .send()
         .await
@@ -1309,16 +1218,13 @@ async fn token_usage_all_reads_non_streamed_responses() {
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
     assert_eq!(
         entry["promptgate"]["response_model"],
-        common::FAKE_OPENAI_MODEL,
+        support::FAKE_OPENAI_MODEL,
         "{entry}"
     );
     assert_eq!(phase_count(&gw, "response_headers"), 0);
     gw.assert_ext_proc_clean();
 
-    let gw = Gateway::start(
-        &with_token_usage(SEED_POLICY, "All"),
-        &[("anthropic-secret", ANTHROPIC_SECRET)],
-    );
+    let gw = Gateway::start(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)));
     let resp = send_messages(&gw, "Say hello", false).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
@@ -1330,7 +1236,7 @@ async fn token_usage_all_reads_non_streamed_responses() {
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
     assert_eq!(
         entry["promptgate"]["response_model"],
-        common::FAKE_ANTHROPIC_MODEL,
+        support::FAKE_ANTHROPIC_MODEL,
         "{entry}"
     );
     gw.assert_ext_proc_clean();
@@ -1339,10 +1245,7 @@ async fn token_usage_all_reads_non_streamed_responses() {
 /// `tokenUsage: Off`: not even a stream is read; response guards still are.
 #[tokio::test]
 async fn token_usage_off_leaves_responses_to_envoy_but_not_response_guards() {
-    let gw = Gateway::start(
-        &with_token_usage(SEED_POLICY, "Off"),
-        &[("anthropic-secret", ANTHROPIC_SECRET)],
-    );
+    let gw = Gateway::start(Policy::new().backend(seed_backend().token_usage(TokenUsage::Off)));
     let resp = send_messages(&gw, "Say hello", true).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
@@ -1356,11 +1259,8 @@ async fn token_usage_off_leaves_responses_to_envoy_but_not_response_guards() {
     assert_key_injected(&gw.upstream().only_request());
     gw.assert_ext_proc_clean();
 
-    let gw = Gateway::start(
-        &with_token_usage(RESPONSE_POLICY, "Off"),
-        &[("anthropic-secret", ANTHROPIC_SECRET)],
-    );
-    gw.upstream().script(common::Scripted::Text(
+    let gw = Gateway::start(response_policy_with(Some(TokenUsage::Off)));
+    gw.upstream().script(support::Scripted::Text(
         "Card 4111-1111-1111-1111 on file.".into(),
     ));
     let resp = send_messages(&gw, "card?", false).await;

@@ -1,6 +1,8 @@
 //! External guards over gRPC: a real `promptgate.guard.v1.Guard` server
 //! started in the test, consulted by the same decision core the ext_proc
-//! adapter uses.
+//! adapter uses; and the same guard behind real Envoy and `promptgate serve`.
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use promptgate::guard_proto::{
     check_response::Verdict, Allow, CheckRequest, CheckResponse, Mask, MaskSpan, Reject,
 };
 use promptgate::policy::{LoadOptions, Policy};
+use support::{gzip, Backend, Gateway};
 
 #[derive(Clone, Default)]
 struct TestGuard {
@@ -86,22 +89,29 @@ async fn start_guard() -> (SocketAddr, TestGuard) {
     (addr, guard)
 }
 
+/// A backend with a local mask guard, then the external guard at `addr`.
+fn guarded_backend(addr: &str, timeout: &str, failure: &str) -> Backend {
+    let dlp = support::Guard::external(&format!("http://{addr}"))
+        .name("dlp")
+        .timeout(timeout);
+    let dlp = match failure {
+        "FailClosed" => dlp.fail_closed(),
+        "FailOpen" => dlp.fail_open(),
+        other => panic!("failure mode {other}"),
+    };
+    Backend::anthropic("anthropic")
+        .request_guard(
+            support::Guard::regex(["falcon"])
+                .name("local-codename")
+                .mask(),
+        )
+        .request_guard(dlp)
+}
+
 fn policy(addr: &str, failure: &str) -> Policy {
-    let yaml = format!(
-        r#"
-backends:
-- name: anthropic
-  ai: {{provider: {{anthropic: {{}}}}}}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - name: local-codename
-          regex: {{action: Mask, matches: ["falcon"]}}
-        - name: dlp
-          external: {{address: "http://{addr}", timeout: 500ms, failureMode: {failure}}}
-"#
-    );
+    let yaml = support::Policy::new()
+        .backend(guarded_backend(addr, "500ms", failure))
+        .to_yaml();
     Policy::from_yaml(&yaml, "t.yaml", &LoadOptions::default()).unwrap()
 }
 
@@ -225,4 +235,83 @@ async fn failures_follow_the_failure_mode() {
         panic!()
     };
     assert_eq!(r.status, 503);
+}
+
+/// A gzip-compressed request to a backend with an external guard: the body
+/// is decoded, the external guard reads its text and decides as it would on
+/// the plain body, and the upstream receives the decoded, masked body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_are_decoded_for_the_external_guard() {
+    const SECRET: &str = "sk-ant-external-gzip-0001";
+    let (addr, guard) = start_guard().await;
+    let gw = Gateway::start(support::Policy::new().backend(
+        guarded_backend(&addr.to_string(), "2s", "FailClosed").key("anthropic-secret", SECRET),
+    ));
+    let body = |prompt: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": prompt}]
+        }))
+        .unwrap()
+    };
+    let post = |bytes: Vec<u8>| {
+        support::client()
+            .post(gw.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .header("anthropic-version", "2023-06-01")
+            .header("x-api-key", "sk-client")
+            .body(bytes)
+            .send()
+    };
+    let seen_text = |guard: &TestGuard| -> Vec<String> {
+        let seen = guard.seen.lock().unwrap();
+        seen.last()
+            .map(|r| r.segments.iter().map(|s| s.text.clone()).collect())
+            .unwrap_or_default()
+    };
+
+    // Masked: by the local guard and by the external one, on the decoded text.
+    let resp = post(gzip(&body("falcon ticket-1234 now"))).await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(seen_text(&guard), ["falcon ticket-1234 now"]);
+    let req = gw.upstream().only_request();
+    assert_eq!(
+        req.header("content-encoding"),
+        None,
+        "the rewritten body is sent decoded"
+    );
+    assert_eq!(
+        req.json()["messages"][0]["content"],
+        "<LOCAL_CODENAME> <TICKET> now"
+    );
+    assert_eq!(
+        req.header("content-length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(req.body.len())
+    );
+    assert_eq!(req.header("x-api-key"), Some(SECRET));
+
+    // Rejected by the external guard, as the plain body would be.
+    gw.upstream().clear();
+    let resp = post(gzip(&body("please reject me"))).await.unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 451, "{v}");
+    assert_eq!(v["error"]["message"], "external says no", "{v}");
+    assert_eq!(seen_text(&guard), ["please reject me"]);
+    assert_eq!(gw.upstream().request_count(), 0);
+
+    // Allowed and unchanged: the body goes out as the client sent it.
+    let sent = gzip(&body("hello there"));
+    let resp = post(sent.clone()).await.unwrap();
+    let _ = resp.bytes().await.unwrap();
+    assert_eq!(seen_text(&guard), ["hello there"]);
+    let req = gw.upstream().only_request();
+    assert_eq!(req.header("content-encoding"), Some("gzip"));
+    assert_eq!(req.body, sent);
+    gw.assert_ext_proc_clean();
 }

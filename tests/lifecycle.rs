@@ -5,49 +5,43 @@
 //!
 //! Needs Envoy 1.40: run via `./scripts/test.sh` (or set ENVOY_BIN).
 
-mod common;
-mod pool;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pool::Pool;
 use serde_json::{json, Value};
+use support::{Backend, Gateway, Guard, Policy, Route};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 const SECRET: &str = "sk-ant-lifecycle-0001";
 
-fn policy(pattern: &str) -> String {
-    format!(
-        r#"
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata:
-  name: anthropic
-spec:
-  ai:
-    provider:
-      anthropic: {{}}
-  policies:
-    ai:
-      routes:
-        '/v1/messages': Messages
-        '*': Passthrough
-      promptGuard:
-        request:
-        - name: guard
-          response:
-            message: "Rejected by policy"
-          regex:
-            action: Reject
-            matches: ["{pattern}"]
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#
-    )
+fn policy(pattern: &str) -> Policy {
+    Policy::new()
+        .backend(
+            Backend::anthropic("anthropic")
+                .route("/v1/messages", Route::Messages)
+                .route("*", Route::Passthrough)
+                .request_guard(
+                    Guard::regex([pattern])
+                        .name("guard")
+                        .reject()
+                        .message("Rejected by policy"),
+                )
+                .key("anthropic-secret", SECRET),
+        )
+        .kubernetes()
+}
+
+/// promptgate with `policy("credit card")` and these serve arguments,
+/// behind Envoy (its gRPC health checks on).
+fn start_pool(args: &[&str]) -> Gateway {
+    Gateway::launch(policy("credit card"))
+        .args(args)
+        .quiet_envoy()
+        .start()
 }
 
 fn body(prompt: &str) -> Vec<u8> {
@@ -59,8 +53,8 @@ fn body(prompt: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn post(pool: &Pool, prompt: &str) -> (u16, Value) {
-    let resp = common::client()
+async fn post(pool: &Gateway, prompt: &str) -> (u16, Value) {
+    let resp = support::client()
         .post(pool.url("/v1/messages"))
         .header("content-type", "application/json")
         .header("anthropic-version", "2023-06-01")
@@ -84,12 +78,12 @@ type SlowRequest = (
 /// A request whose body is sent in two parts: the second only when the
 /// returned sender is used. Envoy buffers the body, so promptgate's stream
 /// stays open between the request headers and the body.
-fn slow_request(pool: &Pool, prompt: &str) -> SlowRequest {
+fn slow_request(pool: &Gateway, prompt: &str) -> SlowRequest {
     let full = body(prompt);
     let (first, rest) = full.split_at(full.len() / 2);
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tx.try_send(Ok(Bytes::copy_from_slice(first))).unwrap();
-    let req = common::client()
+    let req = support::client()
         .post(pool.url("/v1/messages"))
         .header("content-type", "application/json")
         .header("anthropic-version", "2023-06-01")
@@ -111,13 +105,12 @@ fn slow_request(pool: &Pool, prompt: &str) -> SlowRequest {
 /// Waits until promptgate has answered `n` request-headers messages in total
 /// (Envoy's counter), i.e. the slow requests' streams are open and waiting
 /// for their bodies.
-async fn wait_streams_open(pool: &Pool, n: u64) {
+async fn wait_streams_open(pool: &Gateway, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got: u64 = pool
             .envoy_stats(".ext_proc.stream_msgs_received")
-            .iter()
-            .map(|(_, v)| v)
+            .values()
             .sum();
         if got >= n {
             return;
@@ -147,7 +140,7 @@ async fn health_of(port: u16, service: &str) -> Option<ServingStatus> {
     ServingStatus::try_from(resp.into_inner().status).ok()
 }
 
-async fn wait_log(pool: &Pool, i: usize, needle: &str, count: usize) {
+async fn wait_log(pool: &Gateway, i: usize, needle: &str, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while pool.log(i).matches(needle).count() < count {
         assert!(
@@ -160,12 +153,7 @@ async fn wait_log(pool: &Pool, i: usize, needle: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_not_serving_and_finishes_in_flight_streams() {
-    let mut pool = Pool::start(
-        1,
-        &policy("credit card"),
-        &[("anthropic-secret", SECRET)],
-        &["--drain-grace", "1s", "--drain-timeout", "10s"],
-    );
+    let mut pool = start_pool(&["--drain-grace", "1s", "--drain-timeout", "10s"]);
     let port = pool.instances[0].port;
     assert_eq!(health(port).await, Some(ServingStatus::Serving));
 
@@ -223,12 +211,7 @@ async fn sigterm_turns_not_serving_and_finishes_in_flight_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_deadline_ends_a_stream_that_never_finishes() {
-    let mut pool = Pool::start(
-        1,
-        &policy("credit card"),
-        &[("anthropic-secret", SECRET)],
-        &["--drain-grace", "200ms", "--drain-timeout", "1500ms"],
-    );
+    let mut pool = start_pool(&["--drain-grace", "200ms", "--drain-timeout", "1500ms"]);
     let (tx, _rest, handle) = slow_request(&pool, "Say hello");
     wait_streams_open(&pool, 1).await;
     let t0 = Instant::now();
@@ -250,17 +233,12 @@ async fn the_drain_deadline_ends_a_stream_that_never_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_file_changes_reload_and_bad_policies_keep_the_old_one() {
-    let mut pool = Pool::start(
-        1,
-        &policy("credit card"),
-        &[("anthropic-secret", SECRET)],
-        &[],
-    );
+    let mut pool = start_pool(&[]);
     assert_eq!(post(&pool, "I like pineapple").await.0, 200);
     assert_eq!(post(&pool, "a credit card").await.0, 403);
 
     // Kubernetes-style ConfigMap update (..data symlink swap).
-    pool.write_policy(&policy("pineapple"));
+    pool.write_policy(&policy("pineapple").to_yaml());
     wait_log(&pool, 0, "policy reloaded", 1).await;
     let (status, v) = post(&pool, "I like pineapple").await;
     assert_eq!(status, 403, "{v}");
@@ -268,7 +246,7 @@ async fn policy_file_changes_reload_and_bad_policies_keep_the_old_one() {
     assert_eq!(post(&pool, "a credit card").await.0, 200);
 
     // A broken policy: logged with its place, the previous one keeps serving.
-    pool.write_policy(&policy("pineapple").replace("matches:", "matchs:"));
+    pool.write_policy(&policy("pineapple").to_yaml().replace("matches:", "matchs:"));
     wait_log(&pool, 0, "policy reload failed", 1).await;
     let log = pool.log(0);
     let line = log
@@ -281,7 +259,7 @@ async fn policy_file_changes_reload_and_bad_policies_keep_the_old_one() {
     );
     assert_eq!(post(&pool, "I like pineapple").await.0, 403);
     // (While the file is broken, nothing else can be applied either.)
-    pool.write_policy(&policy("pineapple"));
+    pool.write_policy(&policy("pineapple").to_yaml());
     wait_log(&pool, 0, "policy reloaded", 2).await;
 
     // Key rotation: the secret file changes, the new key goes upstream.
@@ -300,18 +278,13 @@ async fn policy_file_changes_reload_and_bad_policies_keep_the_old_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_and_a_stream_keeps_the_policy_it_started_with() {
-    let mut pool = Pool::start(
-        1,
-        &policy("credit card"),
-        &[("anthropic-secret", SECRET)],
-        &["--no-watch"],
-    );
+    let mut pool = start_pool(&["--no-watch"]);
     // A stream opens under the old policy (pineapple allowed) ...
     let (tx, rest, handle) = slow_request(&pool, "I like pineapple");
     wait_streams_open(&pool, 1).await;
 
     // ... the policy changes; without watching, nothing happens until SIGHUP.
-    pool.write_policy(&policy("pineapple"));
+    pool.write_policy(&policy("pineapple").to_yaml());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!pool.log(0).contains("policy reloaded"));
     pool.signal(0, "HUP");

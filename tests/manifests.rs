@@ -8,7 +8,7 @@
 //! * the ConfigMap's policy loads; the Deployment's drain fits its
 //!   terminationGracePeriodSeconds; ports line up.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,7 +28,7 @@ use promptgate::policy::{LoadOptions, Policy};
 use serde_yaml::Value as Yaml;
 
 fn root() -> PathBuf {
-    common::repo_root()
+    support::repo_root()
 }
 
 fn yaml_docs(path: &Path) -> Vec<Yaml> {

@@ -1,30 +1,24 @@
 //! Property tests of masking: the forwarded body stays valid JSON, nothing
 //! a guard matches survives, and what no guard matched is left alone.
 
+mod support;
+
 use futures_util::FutureExt;
 use promptgate::decision::{self, BodyDecision, HeadersDecision, RequestHead};
 use promptgate::policy::{LoadOptions, Policy};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use support::{Backend, Guard};
 
 fn policy() -> Policy {
-    Policy::from_yaml(
-        r#"
-backends:
-- name: anthropic
-  ai: {provider: {anthropic: {}}}
-  policies:
-    ai:
-      promptGuard:
-        request:
-        - name: token
-          regex: {action: Mask, matches: ["secret-[0-9]{3}"]}
-        - regex: {action: Mask, matches: ["pass word"]}
-"#,
-        "prop.yaml",
-        &LoadOptions::default(),
-    )
-    .unwrap()
+    let yaml = support::Policy::new()
+        .backend(
+            Backend::anthropic("anthropic")
+                .request_guard(Guard::regex(["secret-[0-9]{3}"]).name("token").mask())
+                .request_guard(Guard::regex(["pass word"]).mask()),
+        )
+        .to_yaml();
+    Policy::from_yaml(&yaml, "prop.yaml", &LoadOptions::default()).unwrap()
 }
 
 fn decide(p: &Policy, body: &[u8]) -> BodyDecision {

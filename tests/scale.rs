@@ -18,56 +18,33 @@
 //! 1), PROMPTGATE_SCALE_DRAIN_GRACE (2s). The report is printed and written
 //! to target/scale-report.txt. Loopback only; every loop is bounded.
 
-mod common;
-mod pool;
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use pool::Pool;
 use serde_json::json;
+use support::{Backend, Gateway, Guard, Policy, Route};
 
 const SECRET: &str = "sk-ant-scale-0001";
 const REJECT_MSG: &str = "Rejected due to inappropriate content";
 /// Hard bound of the whole run, whatever the knobs say.
 const MAX_RUN: Duration = Duration::from_secs(900);
 
-fn policy(extra_pattern: Option<&str>) -> String {
-    let extra = extra_pattern
-        .map(|p| format!(", \"{p}\""))
-        .unwrap_or_default();
-    format!(
-        r#"
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata:
-  name: anthropic
-spec:
-  ai:
-    provider:
-      anthropic: {{}}
-  policies:
-    ai:
-      routes:
-        '/v1/messages': Messages
-        '*': Passthrough
-      promptGuard:
-        request:
-        - response:
-            message: "{REJECT_MSG}"
-          regex:
-            action: Reject
-            matches: ["credit card"{extra}]
-        - regex:
-            action: Mask
-            builtins: [CreditCard]
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#
-    )
+fn policy(extra_pattern: Option<&str>) -> Policy {
+    let patterns = ["credit card"].into_iter().chain(extra_pattern);
+    Policy::new()
+        .backend(
+            Backend::anthropic("anthropic")
+                .route("/v1/messages", Route::Messages)
+                .route("*", Route::Passthrough)
+                .request_guard(Guard::regex(patterns).reject().message(REJECT_MSG))
+                .request_guard(Guard::builtins(["CreditCard"]).mask())
+                .key("anthropic-secret", SECRET),
+        )
+        .kubernetes()
 }
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -150,7 +127,7 @@ async fn one_request(client: &reqwest::Client, base: &str, kind: Kind) -> (bool,
     }
     let text = String::from_utf8_lossy(&body);
     let detail = format!("{status} {}", &text[..text.len().min(200)]);
-    let allowed = status == 200 && text.contains(common::DEFAULT_REPLY);
+    let allowed = status == 200 && text.contains(support::DEFAULT_REPLY);
     let rejected = status == 403 && text.contains(REJECT_MSG);
     let ok = match kind {
         Kind::Allowed => allowed,
@@ -265,12 +242,11 @@ async fn three_instances_survive_rolling_restart_kill_and_reload_under_load() {
     let rounds: usize = knob("PROMPTGATE_SCALE_ROUNDS", 1);
     let grace: String = knob("PROMPTGATE_SCALE_DRAIN_GRACE", "2s".to_string());
 
-    let mut pool = Pool::start(
-        3,
-        &policy(None),
-        &[("anthropic-secret", SECRET)],
-        &["--drain-grace", &grace, "--drain-timeout", "20s"],
-    );
+    let mut pool = Gateway::launch(policy(None))
+        .instances(3)
+        .args(&["--drain-grace", &grace, "--drain-timeout", "20s"])
+        .quiet_envoy()
+        .start();
     pool.wait_healthy(3, Duration::from_secs(10));
     let load = start_load(pool.url(""), concurrency, period);
     let bounded = |what: &str| {
@@ -327,7 +303,7 @@ async fn three_instances_survive_rolling_restart_kill_and_reload_under_load() {
 
     // 3. Reload under load: "pineapple" goes from allowed to rejected.
     let reload_at = Instant::now();
-    pool.write_policy(&policy(Some("pineapple")));
+    pool.write_policy(&policy(Some("pineapple")).to_yaml());
     let deadline = Instant::now() + Duration::from_secs(10);
     while (0..3).any(|i| !pool.log(i).contains("policy reloaded")) {
         assert!(Instant::now() < deadline, "not every instance reloaded");
@@ -420,7 +396,7 @@ async fn three_instances_survive_rolling_restart_kill_and_reload_under_load() {
         );
     }
     println!("\n{report}");
-    let out = common::repo_root().join("target/scale-report.txt");
+    let out = support::repo_root().join("target/scale-report.txt");
     let _ = std::fs::write(&out, &report);
 
     let roll_samples = in_window(&samples, &roll);

@@ -4,13 +4,13 @@
 //!
 //! Needs Envoy 1.40: run via `./scripts/test.sh`.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::otlp::{OtlpReceiver, ReceivedSpan};
-use common::{client, FakeUpstream, Gateway, GatewayOptions};
 use serde_json::{json, Value};
+use support::otlp::{OtlpReceiver, ReceivedSpan};
+use support::{client, Backend, Gateway, Guard, Policy, Route};
 
 const ANTHROPIC_SECRET: &str = "sk-ant-telemetry-secret-7781";
 const CLIENT_KEY: &str = "sk-client-telemetry-key-4410";
@@ -19,32 +19,20 @@ const GUARDED: &str = "credit card";
 /// Words of the prompts that must never leave promptgate in telemetry.
 const PROMPT_MARK: &str = "zanzibar-walrus";
 
-const POLICY: &str = r#"
-backends:
-- name: anthropic
-  ai:
-    provider:
-      anthropic: {}
-  policies:
-    ai:
-      routes:
-        '/v1/messages': Messages
-        '*': Passthrough
-      promptGuard:
-        request:
-        - response:
-            message: "Rejected due to inappropriate content"
-          regex:
-            action: Reject
-            matches: ["credit card"]
-        - name: employee-id
-          regex:
-            action: Mask
-            matches: ["emp-\\d{5}"]
-    auth:
-      secretRef:
-        name: anthropic-secret
-"#;
+fn policy() -> Policy {
+    Policy::new().backend(
+        Backend::anthropic("anthropic")
+            .route("/v1/messages", Route::Messages)
+            .route("*", Route::Passthrough)
+            .request_guard(
+                Guard::regex(["credit card"])
+                    .reject()
+                    .message("Rejected due to inappropriate content"),
+            )
+            .request_guard(Guard::regex([r"emp-\d{5}"]).name("employee-id").mask())
+            .key("anthropic-secret", ANTHROPIC_SECRET),
+    )
+}
 
 const TRACE_WAIT: Duration = Duration::from_secs(15);
 
@@ -83,31 +71,17 @@ fn post(gw: &Gateway, prompt: &str, stream: bool, traceparent: &str) -> reqwest:
 }
 
 fn telemetry_gateway(receiver: &OtlpReceiver, envoy_tracer: bool) -> Gateway {
-    let opts = GatewayOptions {
-        promptgate_env: vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.endpoint()),
-            ("OTEL_SERVICE_NAME".into(), "promptgate".into()),
-            ("OTEL_TRACES_SAMPLER".into(), "parentbased_always_on".into()),
-            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
-        ],
-        envoy_otlp_port: envoy_tracer.then(|| receiver.port()),
-        ..GatewayOptions::default()
-    };
-    Gateway::start_opts(
-        POLICY,
-        &[("anthropic-secret", ANTHROPIC_SECRET)],
-        FakeUpstream::start(),
-        opts,
-        |cfg| {
-            if !envoy_tracer {
-                let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]
-                    ["filters"][0]["typed_config"];
-                hcm.as_mapping_mut()
-                    .expect("http_connection_manager")
-                    .remove("tracing");
-            }
-        },
-    )
+    let mut launch = Gateway::launch(policy())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
+        .env("OTEL_SERVICE_NAME", "promptgate")
+        .env("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    if envoy_tracer {
+        launch = launch.envoy_tracing_to(receiver.port());
+    } else {
+        launch = launch.edit_envoy(support::envoy::remove_tracing);
+    }
+    launch.start()
 }
 
 fn promptgate_span<'a>(spans: &'a [ReceivedSpan], trace: &str) -> Option<&'a ReceivedSpan> {
@@ -364,7 +338,7 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_add_up_after_a_mixed_run() {
-    let gw = Gateway::start(POLICY, &[("anthropic-secret", ANTHROPIC_SECRET)]);
+    let gw = Gateway::start(policy());
     assert_eq!(gw.promptgate_admin_get("/healthz").unwrap().trim(), "ok");
     assert_eq!(gw.promptgate_admin_get("/readyz").unwrap().trim(), "ready");
 
@@ -484,23 +458,13 @@ async fn metrics_add_up_after_a_mixed_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_contain_the_keys_or_the_prompt_even_at_trace_level() {
     let receiver = OtlpReceiver::start();
-    let mut opts = GatewayOptions {
-        envoy_otlp_port: Some(receiver.port()),
-        ..GatewayOptions::default()
-    };
-    opts.promptgate_env = vec![
+    let gw = Gateway::launch(policy())
+        .envoy_tracing_to(receiver.port())
         // everything, dependencies included
-        ("PROMPTGATE_LOG".into(), "trace".into()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.endpoint()),
-        ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
-    ];
-    let gw = Gateway::start_opts(
-        POLICY,
-        &[("anthropic-secret", ANTHROPIC_SECRET)],
-        FakeUpstream::start(),
-        opts,
-        |_| {},
-    );
+        .env("PROMPTGATE_LOG", "trace")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .start();
     let (trace, _, tp) = client_trace(20);
     let r = post(&gw, &format!("{PROMPT_MARK} {GUARDED}"), false, &tp)
         .send()
