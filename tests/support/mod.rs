@@ -28,10 +28,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use launcher::{Gateway, Launch};
-pub use policy::{Backend, Guard, Policy, Route, Scope, TokenUsage};
+pub use policy::{Backend, Guard, Policy, Route, Scope, TokenUsage, ToolGuard, ToolRule};
 pub use upstream::{
-    anthropic_error, anthropic_text_stream, anthropic_tool_use_chunks, FakeUpstream,
-    RecordedRequest, Scripted, DEFAULT_REPLY, FAKE_ANTHROPIC_MODEL, FAKE_OPENAI_MODEL,
+    anthropic_error, anthropic_text_stream, anthropic_tool_turn, anthropic_tool_use_chunks,
+    FakeUpstream, RecordedRequest, Scripted, DEFAULT_REPLY, FAKE_ANTHROPIC_MODEL,
+    FAKE_OPENAI_MODEL,
 };
 
 pub fn repo_root() -> PathBuf {

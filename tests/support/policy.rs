@@ -173,6 +173,123 @@ struct AiPolicy {
     prompt_guard: Option<PromptGuard>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_usage: Option<TokenUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_guard: Option<ToolGuard>,
+}
+
+/// `policies.ai.toolGuard`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolGuard {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deny: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deny_message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<ToolRule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_held_bytes: Option<u64>,
+}
+
+impl ToolGuard {
+    pub fn new() -> ToolGuard {
+        ToolGuard::default()
+    }
+
+    /// Tool-name globs never offered and always blocked.
+    pub fn deny<S: AsRef<str>>(mut self, globs: impl IntoIterator<Item = S>) -> ToolGuard {
+        self.deny = globs.into_iter().map(|g| g.as_ref().to_owned()).collect();
+        self
+    }
+
+    pub fn deny_message(mut self, message: &str) -> ToolGuard {
+        self.deny_message = Some(message.to_owned());
+        self
+    }
+
+    pub fn rule(mut self, rule: ToolRule) -> ToolGuard {
+        self.rules.push(rule);
+        self
+    }
+
+    pub fn max_held_bytes(mut self, n: u64) -> ToolGuard {
+        self.max_held_bytes = Some(n);
+        self
+    }
+}
+
+/// One `toolGuard.rules[]` entry.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    tools: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regex: Option<ToolRegex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<ToolResponse>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct ToolRegex {
+    matches: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct ToolResponse {
+    message: String,
+}
+
+impl ToolRule {
+    /// A rule for these tools (globs); without patterns it matches every call.
+    pub fn tools<S: AsRef<str>>(tools: impl IntoIterator<Item = S>) -> ToolRule {
+        ToolRule {
+            name: None,
+            tools: tools.into_iter().map(|t| t.as_ref().to_owned()).collect(),
+            field: None,
+            regex: None,
+            action: None,
+            response: None,
+        }
+    }
+
+    pub fn name(mut self, name: &str) -> ToolRule {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Patterns over the input's string values.
+    pub fn matches<S: AsRef<str>>(mut self, patterns: impl IntoIterator<Item = S>) -> ToolRule {
+        self.regex = Some(ToolRegex {
+            matches: patterns
+                .into_iter()
+                .map(|p| p.as_ref().to_owned())
+                .collect(),
+        });
+        self
+    }
+
+    pub fn field(mut self, field: &str) -> ToolRule {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    pub fn audit(mut self) -> ToolRule {
+        self.action = Some("Audit");
+        self
+    }
+
+    pub fn message(mut self, message: &str) -> ToolRule {
+        self.response = Some(ToolResponse {
+            message: message.to_owned(),
+        });
+        self
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -307,6 +424,12 @@ impl Backend {
             .routes
             .get_or_insert_with(BTreeMap::new)
             .insert(path.to_owned(), route);
+        self
+    }
+
+    /// `policies.ai.toolGuard`.
+    pub fn tool_guard(mut self, guard: ToolGuard) -> Backend {
+        self.ai_policy().tool_guard = Some(guard);
         self
     }
 

@@ -86,6 +86,8 @@ pub enum Scripted {
     ToolUse { name: String, input: Value },
     /// These exact SSE chunks (`text/event-stream`), sent 20 ms apart.
     Sse(Vec<Bytes>),
+    /// This exact JSON body (200, `application/json`).
+    Json(Value),
 }
 
 /// Fake Anthropic/OpenAI provider on `127.0.0.1:<random port>`, running on its
@@ -284,6 +286,7 @@ async fn handle(state: Arc<FakeState>, req: Request) -> Response {
             Some(Scripted::ToolUse { name, input }) => {
                 return sse_response(anthropic_tool_use_chunks(&name, &input), "request-id")
             }
+            Some(Scripted::Json(v)) => return json_response(StatusCode::OK, v),
         }
         if wants_stream() {
             return sse_response(anthropic_sse_chunks(&text), "request-id");
@@ -296,6 +299,15 @@ async fn handle(state: Arc<FakeState>, req: Request) -> Response {
                 StatusCode::BAD_REQUEST,
                 json!({"error": {"message": "fake upstream: body is not JSON", "type": "invalid_request_error", "code": null}}),
             );
+        }
+        match state.script.lock().unwrap().pop_front() {
+            Some(Scripted::Sse(chunks)) => return sse_response(chunks, "x-request-id"),
+            Some(Scripted::Json(v)) => return json_response(StatusCode::OK, v),
+            Some(Scripted::Text(t)) if wants_stream() => {
+                return sse_response(openai_sse_chunks(&t), "x-request-id")
+            }
+            Some(Scripted::Text(t)) => return json_response(StatusCode::OK, openai_completion(&t)),
+            Some(Scripted::ToolUse { .. }) | None => {}
         }
         if wants_stream() {
             return sse_response(openai_sse_chunks(&text), "x-request-id");
@@ -425,6 +437,65 @@ pub fn anthropic_tool_use_chunks(name: &str, input: &Value) -> Vec<Bytes> {
     events.push(sse_event(
         "message_delta",
         &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 12}}),
+    ));
+    events.push(sse_event("message_stop", &json!({"type": "message_stop"})));
+    events.into_iter().map(Bytes::from).collect()
+}
+
+/// A streamed Anthropic turn: a text block, then `tool_use` blocks whose
+/// inputs arrive as `input_json_delta` fragments of `fragment` bytes (one
+/// SSE event per chunk, so a scripted reply sends them 20 ms apart);
+/// `stop_reason: tool_use`.
+pub fn anthropic_tool_turn(text: &str, calls: &[(&str, Value)], fragment: usize) -> Vec<Bytes> {
+    let mut events = vec![
+        sse_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": "msg_fake_tools", "type": "message", "role": "assistant",
+                "model": FAKE_ANTHROPIC_MODEL, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 30, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}
+            }}),
+        ),
+        sse_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse_event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        ),
+        sse_event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        ),
+    ];
+    for (i, (name, input)) in calls.iter().enumerate() {
+        let index = i + 1;
+        let input = serde_json::to_string(input).unwrap();
+        events.push(sse_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": format!("toolu_fake_{index:02}"), "name": name, "input": {}}}),
+        ));
+        let mut at = 0;
+        while at < input.len() {
+            let mut end = (at + fragment.max(1)).min(input.len());
+            while !input.is_char_boundary(end) {
+                end += 1;
+            }
+            events.push(sse_event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": &input[at..end]}}),
+            ));
+            at = end;
+        }
+        events.push(sse_event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    events.push(sse_event(
+        "message_delta",
+        &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 40}}),
     ));
     events.push(sse_event("message_stop", &json!({"type": "message_stop"})));
     events.into_iter().map(Bytes::from).collect()
