@@ -36,7 +36,11 @@ fn messages_body(stream: bool) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "model": "claude-x", "max_tokens": 100, "stream": stream,
         "messages": [{"role": "user", "content": "do the thing"}],
-        "tools": [{"name": "Bash", "description": "Run a command", "input_schema": {"type": "object"}}]
+        "tools": [
+            {"name": "WebFetch", "description": "Fetch a page", "input_schema": {"type": "object"}},
+            {"name": "Bash", "description": "Run a command", "input_schema": {"type": "object"}},
+            {"name": "mcp__github__create_issue", "description": "File an issue", "input_schema": {"type": "object"}}
+        ]
     }))
     .unwrap()
 }
@@ -109,6 +113,18 @@ fn claude_code_never_runs_a_blocked_command() {
             assert!(out.stdout.contains(PIPE_MESSAGE), "{out:?}");
             assert_eq!(tool_results, 0, "no tool_result for the blocked call");
             assert_eq!(posts.len(), 1, "the turn ended with the refusal");
+            // Claude Code offers WebFetch; the policy denies it.
+            let offered = posts[0].json()["tools"].clone();
+            let names: Vec<&str> = offered
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t["name"].as_str())
+                .collect();
+            assert!(
+                names.contains(&"Bash") && !names.contains(&"WebFetch"),
+                "{names:?}"
+            );
         } else {
             assert!(
                 marker.exists(),

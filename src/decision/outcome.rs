@@ -85,6 +85,9 @@ pub struct Outcome {
     pub provider: Option<&'static str>,
     /// Number of spans a Mask guard replaced.
     pub masked: usize,
+    /// Tool definitions removed from the request (`toolGuard.deny`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tools_removed: usize,
     /// Guards that fired (first [`MAX_FIRED`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fired: Vec<Fired>,
@@ -158,4 +161,8 @@ pub fn gateway_error(ctx: Option<&super::RequestCtx>, status: u16, message: &str
         message,
         "promptgate_gateway_error",
     )
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -4,7 +4,7 @@
 use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Action, Finding, Scan};
 use crate::policy::{Backend, Policy, TokenUsageMode};
-use crate::provider::{self, ErrorKind, ParsedRequest};
+use crate::provider::{self, ErrorKind, Location, ParsedRequest};
 
 use super::outcome::{reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
 use super::request_headers::{RequestCtx, ResponseRead};
@@ -192,10 +192,14 @@ fn inspect_request_body<'p, 'b>(
         );
     };
     let guards = &backend.request_guards;
-    let kinds = backend
+    let mut kinds = backend
         .external_guards
         .iter()
         .fold(guards.kinds(), |k, g| k.union(g.kinds()));
+    if backend.tool_guard.as_ref().is_some_and(|t| t.has_deny()) {
+        // Denied tools leave the request: list what it offers.
+        kinds = kinds.with_offered_tools();
+    }
     let parsed = match provider::parse_request(ctx.dialect, text, kinds) {
         Ok(p) => p,
         Err(e) => {
@@ -336,6 +340,24 @@ impl Inspection<'_, '_> {
     /// Applies masks and the model override: the final decision.
     pub fn finish(mut self) -> BodyDecision {
         let mut masks = std::mem::take(&mut self.scan.masks);
+        // Tools the policy denies are never offered to the model; masks in
+        // their definitions go with them.
+        let removed: Vec<bool> = match &self.backend.tool_guard {
+            Some(t) if t.has_deny() => self
+                .parsed
+                .offered_tools
+                .iter()
+                .map(|o| o.name.as_deref().is_some_and(|n| t.denies(n)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if removed.contains(&true) {
+            let segments = &self.parsed.segments;
+            masks.retain(|f| match segments[f.segment].location {
+                Location::Tool { index } => !removed.get(index as usize).copied().unwrap_or(false),
+                _ => true,
+            });
+        }
         masks.sort_by_key(|f| (f.segment, f.range.start, std::cmp::Reverse(f.range.end)));
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.masked = masks.len();
@@ -373,6 +395,10 @@ impl Inspection<'_, '_> {
                 edits.push((splice.range, Edit::Bytes(splice.bytes)));
             }
         }
+        for range in provider::remove_tools(&self.parsed.offered_tools, &removed) {
+            edits.push((range, Edit::Bytes(Vec::new())));
+        }
+        outcome.tools_removed = removed.iter().filter(|r| **r).count();
         let replacement = (!edits.is_empty()).then(|| {
             edits.sort_by_key(|(r, _)| (r.start, r.end));
             // Masked text is JSON-encoded straight into the new body, one

@@ -2,6 +2,7 @@ use super::*;
 use crate::policy::RouteType;
 use crate::policy::{LoadOptions, Policy};
 use futures_util::FutureExt;
+use serde_json::Value;
 
 const SEED: &str = r#"
 apiVersion: agentgateway.dev/v1alpha1
@@ -348,4 +349,125 @@ backends:
         panic!()
     };
     assert_eq!(outcome.masked, 0);
+}
+
+/// `toolGuard.deny` removes the denied tools from what a request offers;
+/// every other byte of the body stays.
+#[test]
+fn denied_tools_leave_the_request_and_nothing_else_changes() {
+    let policy = Policy::from_yaml(
+        r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - regex: {action: Mask, matches: ["secret-word"]}
+          scope: [ToolDefinitions, UserMessages]
+      toolGuard:
+        deny: ["WebFetch", "mcp__*"]
+- name: openai
+  match: {pathPrefix: /openai}
+  ai: {provider: {openai: {}}}
+  policies: {ai: {toolGuard: {deny: ["mcp__*"]}}}
+"#,
+        "deny.yaml",
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let tool = |name: &str, desc: &str| {
+        format!(
+            r#"{{"name": "{name}", "description": "{desc}", "input_schema": {{"type":"object"}}}}"#
+        )
+    };
+    let body = |tools: &[String]| {
+        format!(
+            r#"{{"model": "m", "messages": [{{"role":"user","content":"a secret-word"}}],
+  "tools": [ {} ], "stream": true}}"#,
+            tools.join(" ,\n  ")
+        )
+    };
+    let run = |b: &str| {
+        let (ctx, _) = request_headers(&policy, Some("anthropic"), &head("/v1/messages"));
+        match request_body(&policy, &ctx.unwrap(), b.as_bytes())
+            .now_or_never()
+            .unwrap()
+        {
+            BodyDecision::Continue {
+                replacement,
+                outcome,
+                ..
+            } => (replacement.map(|r| String::from_utf8(r).unwrap()), outcome),
+            d => panic!("{d:?}"),
+        }
+    };
+    let (bash, fetch, mcp, read) = (
+        tool("Bash", "run"),
+        tool("WebFetch", "fetch a secret-word"),
+        tool("mcp__gh__issue", "x"),
+        tool("Read", "read"),
+    );
+    for (offered, kept) in [
+        (vec![&bash, &fetch, &read], vec![&bash, &read]),
+        (vec![&fetch, &bash], vec![&bash]),
+        (vec![&bash, &mcp, &fetch], vec![&bash]),
+        (vec![&mcp, &fetch], vec![]),
+        (vec![&fetch, &bash, &mcp, &read], vec![&bash, &read]),
+    ] {
+        let offered: Vec<String> = offered.into_iter().cloned().collect();
+        let b = body(&offered);
+        let (new, outcome) = run(&b);
+        let new = new.unwrap();
+        let v: Value = serde_json::from_str(&new).unwrap_or_else(|e| panic!("{e}: {new}"));
+        let names: Vec<&str> = v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = kept
+            .iter()
+            .map(|t| {
+                serde_json::from_str::<Value>(t).unwrap()["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names, want, "{new}");
+        assert_eq!(outcome.tools_removed, offered.len() - kept.len());
+        // The rest of the body is as it was (the user's text masked).
+        assert!(
+            new.starts_with(
+                r#"{"model": "m", "messages": [{"role":"user","content":"a <masked>"}],"#
+            ),
+            "{new}"
+        );
+        assert!(new.ends_with(r#", "stream": true}"#), "{new}");
+        for t in &kept {
+            assert!(new.contains(t.as_str()), "{new}");
+        }
+    }
+    // Nothing denied offered: the body is left alone.
+    let b = body(&[bash.clone(), read.clone()]);
+    let (new, outcome) = run(&b.replace("secret-word", "plain"));
+    assert!(new.is_none());
+    assert_eq!(outcome.tools_removed, 0);
+
+    // OpenAI's shape.
+    let b = r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"mcp__a__b","parameters":{}}},{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#;
+    let (ctx, _) = request_headers(&policy, None, &head("/openai/v1/chat/completions"));
+    let BodyDecision::Continue { replacement, .. } =
+        request_body(&policy, &ctx.unwrap(), b.as_bytes())
+            .now_or_never()
+            .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        String::from_utf8(replacement.unwrap()).unwrap(),
+        r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#
+    );
 }

@@ -244,6 +244,11 @@ impl ToolGuard {
         })
     }
 
+    /// Whether any tool is denied.
+    pub fn has_deny(&self) -> bool {
+        self.deny.len() > 0
+    }
+
     /// Whether `tool` is denied: never offered, never called.
     pub fn denies(&self, tool: &str) -> bool {
         self.deny.is_match(tool)

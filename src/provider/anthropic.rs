@@ -16,20 +16,23 @@ use serde_json::value::RawValue;
 
 use super::skeleton::Skeleton;
 use super::{
-    first_byte, read_model, string_leaves, BodyError, KindSet, Location, ParsedRequest, PartKind,
-    Role, TextSegment,
+    first_byte, read_model, string_leaves, BodyError, KindSet, Location, OfferedTool,
+    ParsedRequest, PartKind, Role, TextSegment,
 };
 
+/// The body; `T` is how tool definitions are read (parsed, or raw to be
+/// located and listed).
 #[derive(Deserialize)]
-struct Body<'a> {
+#[serde(bound(deserialize = "'de: 'a, T: Deserialize<'de>"))]
+struct Body<'a, T> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(borrow, default)]
     system: Option<&'a RawValue>,
     #[serde(borrow, default)]
     messages: Option<Vec<Message<'a>>>,
-    #[serde(borrow, default)]
-    tools: Option<Vec<Tool<'a>>>,
+    #[serde(default)]
+    tools: Option<Vec<T>>,
 }
 
 /// A message, read in one pass with its content: a list of blocks is
@@ -187,6 +190,8 @@ fn literal_after_key(body: &str, key_end: usize) -> Option<std::ops::Range<usize
 #[derive(Deserialize)]
 struct Tool<'a> {
     #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     description: Option<&'a RawValue>,
 }
 
@@ -258,8 +263,28 @@ pub(crate) fn parse_skeleton<'a>(
     skeleton: &Skeleton<'a>,
     kinds: KindSet,
 ) -> Result<ParsedRequest<'a>, BodyError> {
-    let parsed: Body<'_> = skeleton.parse()?;
     let mut out = ParsedRequest::default();
+    let parsed: Body<'_, Tool<'_>> = if kinds.offered_tools() {
+        let raw: Body<'_, &RawValue> = skeleton.parse()?;
+        let mut tools = Vec::new();
+        for (i, t) in raw.tools.iter().flatten().enumerate() {
+            let tool: Tool<'_> =
+                serde_json::from_str(t.get()).map_err(|e| BodyError(format!("tools[{i}]: {e}")))?;
+            out.offered_tools.push(OfferedTool {
+                name: tool.name.as_deref().map(str::to_owned),
+                raw: skeleton.span(t),
+            });
+            tools.push(tool);
+        }
+        Body {
+            model: raw.model,
+            system: raw.system,
+            messages: raw.messages,
+            tools: raw.tools.is_some().then_some(tools),
+        }
+    } else {
+        skeleton.parse()?
+    };
     read_model(skeleton, parsed.model, &mut out)?;
     let mut cx = Ctx {
         skeleton,

@@ -148,7 +148,15 @@ impl KindSet {
         KindSet(self.0 | other.0)
     }
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.0 & 0x7f == 0
+    }
+    /// Also list the tools the request offers ([`ParsedRequest::offered_tools`]).
+    pub fn with_offered_tools(self) -> KindSet {
+        KindSet(self.0 | 0x80)
+    }
+    /// Whether the offered tools are listed.
+    pub fn offered_tools(self) -> bool {
+        self.0 & 0x80 != 0
     }
 }
 
@@ -315,6 +323,47 @@ pub struct ParsedRequest<'a> {
     /// Index of the last message written on the user's side (user role),
     /// for the `LatestUserTurn` scope.
     pub latest_user_message: Option<u32>,
+    /// The `tools` the request offers the model, in order (listed when
+    /// asked: [`KindSet::with_offered_tools`]).
+    pub offered_tools: Vec<OfferedTool>,
+}
+
+/// A tool definition of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedTool {
+    /// Its name (Anthropic `name`, OpenAI `function.name`).
+    pub name: Option<String>,
+    /// Byte range of its definition (the array element) in the body.
+    pub raw: Range<usize>,
+}
+
+/// The edits that remove the tool definitions at `removed` (indices into
+/// `tools`, the whole list of a body's `tools` array): each run of removed
+/// elements goes with the comma that separates it from a kept one, so the
+/// array stays valid JSON and every other byte stays.
+pub fn remove_tools(tools: &[OfferedTool], removed: &[bool]) -> Vec<Range<usize>> {
+    let mut edits = Vec::new();
+    let mut i = 0;
+    while i < tools.len() {
+        if !removed[i] {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j + 1 < tools.len() && removed[j + 1] {
+            j += 1;
+        }
+        let range = if j + 1 < tools.len() {
+            tools[i].raw.start..tools[j + 1].raw.start
+        } else if i > 0 {
+            tools[i - 1].raw.end..tools[j].raw.end
+        } else {
+            tools[i].raw.start..tools[j].raw.end
+        };
+        edits.push(range);
+        i = j + 1;
+    }
+    edits
 }
 
 impl<'a> ParsedRequest<'a> {

@@ -13,18 +13,21 @@ use serde_json::value::RawValue;
 
 use super::skeleton::Skeleton;
 use super::{
-    first_byte, read_model, BodyError, KindSet, Location, ParsedRequest, PartKind, Role,
-    TextSegment,
+    first_byte, read_model, BodyError, KindSet, Location, OfferedTool, ParsedRequest, PartKind,
+    Role, TextSegment,
 };
 
+/// The body; `T` is how tool definitions are read (parsed, or raw to be
+/// located and listed).
 #[derive(Deserialize)]
-struct Body<'a> {
+#[serde(bound(deserialize = "'de: 'a, T: Deserialize<'de>"))]
+struct Body<'a, T> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(borrow, default)]
     messages: Option<Vec<Message<'a>>>,
-    #[serde(borrow, default)]
-    tools: Option<Vec<Tool<'a>>>,
+    #[serde(default)]
+    tools: Option<Vec<T>>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +48,8 @@ struct ToolCall<'a> {
 
 #[derive(Deserialize)]
 struct Function<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     arguments: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -71,8 +76,31 @@ pub(crate) fn parse_skeleton<'a>(
     skeleton: &Skeleton<'a>,
     kinds: KindSet,
 ) -> Result<ParsedRequest<'a>, BodyError> {
-    let parsed: Body<'_> = skeleton.parse()?;
     let mut out = ParsedRequest::default();
+    let parsed: Body<'_, Tool<'_>> = if kinds.offered_tools() {
+        let raw: Body<'_, &RawValue> = skeleton.parse()?;
+        let mut tools = Vec::new();
+        for (i, t) in raw.tools.iter().flatten().enumerate() {
+            let tool: Tool<'_> =
+                serde_json::from_str(t.get()).map_err(|e| BodyError(format!("tools[{i}]: {e}")))?;
+            out.offered_tools.push(OfferedTool {
+                name: tool
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.name.as_deref())
+                    .map(str::to_owned),
+                raw: skeleton.span(t),
+            });
+            tools.push(tool);
+        }
+        Body {
+            model: raw.model,
+            messages: raw.messages,
+            tools: raw.tools.is_some().then_some(tools),
+        }
+    } else {
+        skeleton.parse()?
+    };
     read_model(skeleton, parsed.model, &mut out)?;
     fn push<'a>(
         skeleton: &Skeleton<'a>,

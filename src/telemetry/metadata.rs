@@ -78,6 +78,9 @@ pub fn decision_metadata(outcome: &Outcome) -> Struct {
     if outcome.masked > 0 {
         f.num("masked", Some(outcome.masked as u64));
     }
+    if outcome.tools_removed > 0 {
+        f.num("tools_removed", Some(outcome.tools_removed as u64));
+    }
     f.into_namespace()
 }
 
