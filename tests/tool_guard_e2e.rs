@@ -314,8 +314,8 @@ async fn openai_streamed_calls_are_guarded() {
     assert_eq!(content, "Filing.no MCP here");
     let finish = events
         .iter()
-        .filter_map(|e| e["choices"][0]["finish_reason"].as_str())
-        .last();
+        .rev()
+        .find_map(|e| e["choices"][0]["finish_reason"].as_str());
     assert_eq!(finish, Some("stop"));
     assert!(text.ends_with("data: [DONE]\n\n"));
 }

@@ -246,7 +246,7 @@ impl ToolGuard {
 
     /// Whether any tool is denied.
     pub fn has_deny(&self) -> bool {
-        self.deny.len() > 0
+        !self.deny.is_empty()
     }
 
     /// Whether `tool` is denied: never offered, never called.
