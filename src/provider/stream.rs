@@ -1054,7 +1054,7 @@ impl StreamGuard {
                 }
                 if let Some(usage) = parsed.usage {
                     let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                    self.usage.update(&Usage::from_anthropic(usage));
+                    self.usage.update(&Usage::from_anthropic(&usage));
                 }
                 if let Some(tools) = &mut self.tools {
                     if kind == "error" {
