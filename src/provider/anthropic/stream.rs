@@ -61,7 +61,7 @@ pub(crate) fn read_event(
                     guard.model = Some(model.to_owned());
                 }
                 if let Some(usage) = message.get("usage") {
-                    guard.usage.update(&read_usage(&usage));
+                    guard.usage.update(&read_usage(usage));
                 }
             }
             Ok(guard.pass(raw, terminated, out))
