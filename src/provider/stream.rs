@@ -1,4 +1,11 @@
-//! Streamed responses: guards the text an LLM sends back, chunk by chunk.
+//! The stream engine: guards the text an LLM sends back, chunk by chunk.
+//!
+//! Dialect-neutral. The engine frames SSE events ([`super::sse`]), keeps
+//! each open block's held text, releases it through the hold-back window
+//! (`stream/window.rs`), flushes, passes events through and rejects; what an event
+//! means (which text it carries, which block it ends, its usage) is read by
+//! the dialect's event reader (`anthropic::stream`, `openai::stream`),
+//! reached through [`Dialect`].
 //!
 //! Pure: no I/O, no async. [`StreamGuard::push`] takes the body chunks
 //! Envoy's ext_proc STREAMED response mode delivers (any boundaries: an SSE
@@ -79,20 +86,21 @@
 //! have a gap (possibly mid-event) and the remaining text would go
 //! unscanned.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
-use serde_json::Value;
+use super::tool_call::{ToolDecision, ToolHolds, ToolJudge};
+use super::{Dialect, Usage};
 
-use super::tool_call::{ToolDecision, ToolHolds, ToolJudge, ToolVerdict};
-use super::{span_of, Dialect, Usage};
+mod window;
+
+pub use super::response::{guard_json_body, JsonOutcome};
+pub use super::sse::{SseError, SseEvent, SseParser};
+#[cfg(test)]
+use window::floor_char_boundary;
+pub(crate) use window::{release, Step};
 
 /// Default size limit of one SSE event, in bytes.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
@@ -124,7 +132,7 @@ pub enum MatchAction {
     Reject { rule: String, message: String },
 }
 
-/// Where a text sits in the response.
+/// Where a text sits in the response (each dialect names its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TextLocation {
     /// Anthropic content block `index`.
@@ -185,15 +193,6 @@ pub struct Output {
     pub tools: Vec<ToolDecision>,
 }
 
-/// Malformed SSE framing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SseError {
-    #[error("an SSE event is larger than {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("an SSE `{field}` line is not valid UTF-8")]
-    InvalidUtf8 { field: &'static str },
-}
-
 /// Why a response could not be guarded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {
@@ -209,300 +208,6 @@ pub enum StreamError {
     Scanner(String),
     #[error("data after the end of the stream")]
     AfterEnd,
-}
-
-// ---------------------------------------------------------------------------
-// SSE parsing
-
-/// One SSE event: every line up to and including the blank line that ends
-/// it (or, at end of stream, the unterminated rest).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SseEvent {
-    /// The last `event:` field.
-    pub event: Option<String>,
-    /// The `data:` fields joined with `\n`; `None` without any.
-    pub data: Option<String>,
-    /// The last `id:` field (without NUL).
-    pub id: Option<String>,
-    /// The exact input bytes: comment and field lines, line endings, the
-    /// blank line. The concatenated `raw` of all events is the input.
-    pub raw: Vec<u8>,
-    /// False for the unterminated rest at end of stream.
-    pub terminated: bool,
-}
-
-/// Incremental SSE parser with a bound on event size.
-#[derive(Debug)]
-pub struct SseParser {
-    limit: usize,
-    raw: Vec<u8>,
-    line_start: usize,
-    /// The last byte was a `\r`: a `\n` next is part of its line ending.
-    skip_lf: bool,
-    /// The event ended with a blank line whose `\r` was the last byte: it is
-    /// dispatched once the next byte shows whether a `\n` belongs to it.
-    pending: bool,
-    first_line: bool,
-    event: Option<String>,
-    data: Option<String>,
-    id: Option<String>,
-    failed: Option<SseError>,
-}
-
-impl SseParser {
-    /// A parser refusing events over `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        SseParser {
-            limit,
-            raw: Vec::new(),
-            line_start: 0,
-            skip_lf: false,
-            pending: false,
-            first_line: true,
-            event: None,
-            data: None,
-            id: None,
-            failed: None,
-        }
-    }
-
-    /// Bytes of the incomplete event held.
-    pub fn buffered(&self) -> usize {
-        self.raw.len()
-    }
-
-    /// Feeds bytes; appends each completed event to `out`. On error, the
-    /// events completed before it are in `out`, and every later call fails.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        let r = self.feed_inner(input, out);
-        if let Err(e) = &r {
-            self.failed = Some(e.clone());
-        }
-        r
-    }
-
-    fn feed_inner(&mut self, mut input: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        if self.skip_lf {
-            if let Some((&first, rest)) = input.split_first() {
-                self.skip_lf = false;
-                if first == b'\n' {
-                    self.push_raw(b"\n")?;
-                    self.line_start = self.raw.len();
-                    input = rest;
-                }
-                if self.pending {
-                    self.pending = false;
-                    out.push(self.take_event(true));
-                }
-            }
-        }
-        while !input.is_empty() {
-            let Some(i) = input.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                self.push_raw(input)?;
-                break;
-            };
-            let mut end = i + 1;
-            if input[i] == b'\r' {
-                match input.get(i + 1) {
-                    Some(b'\n') => end += 1,
-                    Some(_) => {}
-                    None => self.skip_lf = true,
-                }
-            }
-            let content_end = self.raw.len() + i;
-            self.push_raw(&input[..end])?;
-            self.line(content_end, out)?;
-            input = &input[end..];
-        }
-        Ok(())
-    }
-
-    /// Ends the input: returns the unterminated rest as an event, if any.
-    pub fn finish(&mut self) -> Result<Option<SseEvent>, SseError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        self.skip_lf = false;
-        if self.pending {
-            self.pending = false;
-            return Ok(Some(self.take_event(true)));
-        }
-        if self.raw.is_empty() {
-            return Ok(None);
-        }
-        if self.line_start < self.raw.len() {
-            let end = self.raw.len();
-            let mut none = Vec::new();
-            self.line(end, &mut none)?;
-        }
-        Ok(Some(self.take_event(false)))
-    }
-
-    fn push_raw(&mut self, bytes: &[u8]) -> Result<(), SseError> {
-        if self.raw.len() + bytes.len() > self.limit {
-            return Err(SseError::TooLarge { limit: self.limit });
-        }
-        self.raw.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn take_event(&mut self, terminated: bool) -> SseEvent {
-        self.line_start = 0;
-        SseEvent {
-            event: self.event.take(),
-            data: self.data.take(),
-            id: self.id.take(),
-            raw: std::mem::take(&mut self.raw),
-            terminated,
-        }
-    }
-
-    /// Handles the line `raw[line_start..content_end]`, whose terminator is
-    /// already in `raw`.
-    fn line(&mut self, content_end: usize, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        let mut line = &self.raw[self.line_start..content_end];
-        if self.first_line {
-            self.first_line = false;
-            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-        }
-        if line.is_empty() {
-            if self.skip_lf {
-                self.pending = true;
-            } else {
-                out.push(self.take_event(true));
-            }
-            return Ok(());
-        }
-        let next_start = self.raw.len();
-        if line[0] != b':' {
-            let (name, value) = match line.iter().position(|&b| b == b':') {
-                Some(c) => {
-                    let v = &line[c + 1..];
-                    (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
-                }
-                None => (line, &b""[..]),
-            };
-            match name {
-                b"event" => self.event = Some(utf8(value, "event")?.to_owned()),
-                b"data" => {
-                    let v = utf8(value, "data")?;
-                    match &mut self.data {
-                        Some(d) => {
-                            d.push('\n');
-                            d.push_str(v);
-                        }
-                        None => self.data = Some(v.to_owned()),
-                    }
-                }
-                b"id" if !value.contains(&0) => self.id = Some(utf8(value, "id")?.to_owned()),
-                _ => {}
-            }
-        }
-        self.line_start = next_start;
-        Ok(())
-    }
-}
-
-fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, SseError> {
-    std::str::from_utf8(bytes).map_err(|_| SseError::InvalidUtf8 { field })
-}
-
-// ---------------------------------------------------------------------------
-// Scanning a block's text
-
-/// The result of scanning a block's held text plus new text.
-enum Step {
-    Release {
-        /// Text to send, masks applied.
-        text: String,
-        /// Bytes of the scanned buffer consumed; the rest stays held.
-        cut: usize,
-        masks: Vec<(Range<usize>, String)>,
-    },
-    Reject {
-        range: Range<usize>,
-        rule: String,
-        message: String,
-    },
-}
-
-/// Scans `buf` and decides what can be released: all of it when `end`,
-/// else everything but the last `window` bytes, extended past any match
-/// that starts before the cut.
-fn release(
-    scanner: &dyn TextScanner,
-    window: usize,
-    buf: &str,
-    end: bool,
-) -> Result<Step, StreamError> {
-    let matches = scanner.scan(buf);
-    check_matches(&matches, buf)?;
-    let mut cut = if end {
-        buf.len()
-    } else {
-        floor_char_boundary(buf, buf.len().saturating_sub(window))
-    };
-    let mut text = String::with_capacity(cut);
-    let mut pos = 0;
-    let mut masks = Vec::new();
-    for m in matches {
-        if !end && m.range.start >= cut {
-            break;
-        }
-        match m.action {
-            MatchAction::Reject { rule, message } => {
-                return Ok(Step::Reject {
-                    range: m.range,
-                    rule,
-                    message,
-                })
-            }
-            MatchAction::Mask { placeholder } => {
-                text.push_str(&buf[pos..m.range.start]);
-                text.push_str(&placeholder);
-                pos = m.range.end;
-                cut = cut.max(m.range.end);
-                masks.push((m.range, placeholder));
-            }
-        }
-    }
-    text.push_str(&buf[pos..cut]);
-    Ok(Step::Release { text, cut, masks })
-}
-
-fn check_matches(matches: &[ScanMatch], text: &str) -> Result<(), StreamError> {
-    let mut prev = 0;
-    for m in matches {
-        let r = &m.range;
-        if r.start < prev
-            || r.start > r.end
-            || r.end > text.len()
-            || !text.is_char_boundary(r.start)
-            || !text.is_char_boundary(r.end)
-        {
-            return Err(StreamError::Scanner(format!(
-                "range {}..{} over {} bytes of text (after {prev})",
-                r.start,
-                r.end,
-                text.len()
-            )));
-        }
-        prev = r.end;
-    }
-    Ok(())
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 /// One open text block: what is held back and where it starts.
@@ -524,8 +229,9 @@ enum State {
     Ended,
 }
 
+/// Whether the engine goes on with the next event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
+pub(crate) enum Flow {
     Go,
     Stop,
 }
@@ -550,17 +256,20 @@ pub struct StreamGuard {
     window: usize,
     parser: SseParser,
     blocks: BTreeMap<u64, TextBlock>,
-    usage: Usage,
-    model: Option<String>,
+    /// Token counts seen so far (the dialect's reader updates them).
+    pub(crate) usage: Usage,
+    /// The model the response names (set by the dialect's reader).
+    pub(crate) model: Option<String>,
     state: State,
     next_event: u64,
-    /// OpenAI: data of the last chunk with choices, the template of
-    /// flushed text chunks.
-    last_chunk: Option<String>,
+    /// Data the dialect's reader keeps as the template of the text events
+    /// the engine synthesizes (OpenAI: the last chunk with choices).
+    pub(crate) template: Option<String>,
     /// Raw bytes of an unterminated final event, emitted last.
     deferred: Vec<u8>,
-    /// Tool calls held while their input streams (with a tool judge).
-    tools: Option<ToolHolds>,
+    /// Tool calls held while their input streams (with a tool judge; the
+    /// dialect's reader holds and releases them).
+    pub(crate) tools: Option<ToolHolds>,
 }
 
 impl fmt::Debug for StreamGuard {
@@ -597,25 +306,25 @@ impl StreamGuard {
             model: None,
             state: State::Open,
             next_event: 0,
-            last_chunk: None,
+            template: None,
             deferred: Vec::new(),
             tools: None,
         }
     }
 
     /// Holds every tool call until its input is complete and lets `judge`
-    /// decide on it (Anthropic Messages streams).
+    /// decide on it.
     pub fn with_tool_judge(mut self, judge: Arc<dyn ToolJudge>) -> Self {
         self.tools = Some(ToolHolds::new(judge));
         self
     }
 
-    /// Token counts seen so far.
     /// The stream's provider shape.
     pub fn kind(&self) -> Dialect {
         self.kind
     }
 
+    /// Token counts seen so far.
     pub fn usage(&self) -> Usage {
         self.usage
     }
@@ -682,10 +391,7 @@ impl StreamGuard {
         if let Some(t) = &mut self.tools {
             t.clear();
         }
-        match self.kind {
-            Dialect::Anthropic => anthropic_error_event("api_error", message),
-            Dialect::OpenAiChat => openai_error_event("server_error", "gateway_error", message),
-        }
+        self.kind.provider().abort_event(message)
     }
 
     fn push_inner(
@@ -732,14 +438,11 @@ impl StreamGuard {
     fn event(&mut self, ev: SseEvent, out: &mut Output) -> Result<Flow, StreamError> {
         let index = self.next_event;
         self.next_event += 1;
-        match self.kind {
-            Dialect::Anthropic => self.anthropic_event(ev, index, out),
-            Dialect::OpenAiChat => self.openai_event(ev, index, out),
-        }
+        self.kind.provider().read_event(self, ev, index, out)
     }
 
     /// Forwards an event's input bytes.
-    fn pass(&mut self, raw: Vec<u8>, terminated: bool, out: &mut Output) -> Flow {
+    pub(crate) fn pass(&mut self, raw: Vec<u8>, terminated: bool, out: &mut Output) -> Flow {
         if terminated {
             out.bytes.extend_from_slice(&raw);
         } else {
@@ -750,7 +453,7 @@ impl StreamGuard {
 
     fn reject(&mut self, out: &mut Output, rejection: Rejection) -> Flow {
         out.bytes
-            .extend_from_slice(&rejection_event(self.kind, &rejection.message));
+            .extend_from_slice(&self.kind.provider().rejection_event(&rejection.message));
         out.events.push(EventInfo {
             event: rejection.event,
             location: rejection.location,
@@ -767,15 +470,12 @@ impl StreamGuard {
     }
 
     fn location(&self, index: u64) -> TextLocation {
-        match self.kind {
-            Dialect::Anthropic => TextLocation::Content(index),
-            Dialect::OpenAiChat => TextLocation::Choice(index),
-        }
+        self.kind.provider().text_location(index)
     }
 
     /// Adds `text` to block `index`; returns the text to release now, or
     /// `None` when a match rejected the stream (already answered).
-    fn feed_text(
+    pub(crate) fn feed_text(
         &mut self,
         index: u64,
         text: &str,
@@ -832,7 +532,7 @@ impl StreamGuard {
     }
 
     /// Ends block `index`: its held text, scanned, as an extra delta event.
-    fn flush_block(
+    pub(crate) fn flush_block(
         &mut self,
         index: u64,
         event: Option<u64>,
@@ -856,7 +556,11 @@ impl StreamGuard {
         Ok(Flow::Go)
     }
 
-    fn flush_all(&mut self, event: Option<u64>, out: &mut Output) -> Result<Flow, StreamError> {
+    pub(crate) fn flush_all(
+        &mut self,
+        event: Option<u64>,
+        out: &mut Output,
+    ) -> Result<Flow, StreamError> {
         while let Some(&index) = self.blocks.keys().next() {
             if self.flush_block(index, event, out)? == Flow::Stop {
                 return Ok(Flow::Stop);
@@ -866,987 +570,18 @@ impl StreamGuard {
     }
 
     /// A synthesized event carrying `text` for block `index`.
-    fn text_event(&self, index: u64, text: &str) -> Vec<u8> {
-        let text = json_string(text);
-        let mut out = Vec::with_capacity(text.len() + 128);
-        match self.kind {
-            Dialect::Anthropic => {
-                let data = format!(
-                    r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{text}}}}}"#
-                );
-                write_event(&mut out, Some("content_block_delta"), &data);
-            }
-            Dialect::OpenAiChat => {
-                let choices = format!(
-                    r#"[{{"index":{index},"delta":{{"content":{text}}},"logprobs":null,"finish_reason":null}}]"#
-                );
-                let data = openai_chunk_from(self.last_chunk.as_deref(), &choices);
-                write_event(&mut out, None, &data);
-            }
-        }
-        out
-    }
-
-    // -- Anthropic ---------------------------------------------------------
-
-    fn anthropic_event(
-        &mut self,
-        ev: SseEvent,
-        index: u64,
-        out: &mut Output,
-    ) -> Result<Flow, StreamError> {
-        let SseEvent {
-            event: name,
-            data,
-            raw,
-            terminated,
-            ..
-        } = ev;
-        let Some(data) = data else {
-            return Ok(self.pass(raw, terminated, out));
-        };
-        let bad = |message: String| StreamError::BadEvent {
-            event: index,
-            message,
-        };
-        let parsed: AEvent<'_> = object(&data).map_err(bad)?;
-        let kind = match (parsed.kind.as_deref(), name.as_deref()) {
-            (Some(t), Some(n)) if t != n && (is_anthropic_type(t) || is_anthropic_type(n)) => {
-                return Err(bad(format!("event `{n}` carries data of type `{t}`")))
-            }
-            (Some(t), _) => t,
-            (None, Some(n)) => n,
-            (None, None) => "",
-        };
-        let need_index = || {
-            parsed
-                .index
-                .ok_or_else(|| bad(format!("`{kind}` without an `index`")))
-        };
-        let ev_index = Some(index);
-        match kind {
-            "message_start" => {
-                if let Some(t) = &mut self.tools {
-                    t.new_message();
-                }
-                if let Some(message) = parsed.message {
-                    let message: Value = serde_json::from_str(message.get()).unwrap_or_default();
-                    if let Some(model) = message.get("model").and_then(Value::as_str) {
-                        self.model = Some(model.to_owned());
-                    }
-                    if let Some(usage) = message.get("usage") {
-                        self.usage.update(&Usage::from_anthropic(usage));
-                    }
-                }
-                Ok(self.pass(raw, terminated, out))
-            }
-            "content_block_start" => {
-                let block = need_index()?;
-                if self.flush_block(block, ev_index, out)? == Flow::Stop {
-                    return Ok(Flow::Stop);
-                }
-                let content: ABlock<'_> = match parsed.content_block {
-                    Some(c) => object(c.get()).map_err(|e| bad(format!("content_block: {e}")))?,
-                    None => return Ok(self.pass(raw, terminated, out)),
-                };
-                if content.kind.as_deref() == Some("tool_use") {
-                    if let Some(tools) = &mut self.tools {
-                        let name = match content.name {
-                            Some(n) => {
-                                decode(n).map_err(|e| bad(format!("content_block.name: {e}")))?
-                            }
-                            None => return Err(bad("a `tool_use` block without a `name`".into())),
-                        };
-                        let initial = content.input.map_or("", |i| i.get());
-                        tools.start(block, name.into_owned(), initial, &raw);
-                        return Ok(Flow::Go);
-                    }
-                }
-                if content.kind.as_deref() != Some("text") {
-                    return Ok(self.pass(raw, terminated, out));
-                }
-                let Some(text_raw) = content.text else {
-                    return Ok(self.pass(raw, terminated, out));
-                };
-                let text = decode(text_raw).map_err(|e| bad(format!("content_block.text: {e}")))?;
-                let Some(released) = self.feed_text(block, &text, false, ev_index, out)? else {
-                    return Ok(Flow::Stop);
-                };
-                if released == text {
-                    return Ok(self.pass(raw, terminated, out));
-                }
-                // The start event keeps its shape with an empty text; the
-                // released text follows as a delta.
-                let patched = splice(&data, vec![(span_of(&data, text_raw), "\"\"".into())]);
-                write_event(&mut out.bytes, name.as_deref(), &patched);
-                if !released.is_empty() {
-                    let bytes = self.text_event(block, &released);
-                    out.bytes.extend_from_slice(&bytes);
-                }
-                Ok(Flow::Go)
-            }
-            "content_block_delta" => {
-                let block = need_index()?;
-                let delta: ADelta<'_> = match parsed.delta {
-                    Some(d) => object(d.get()).map_err(|e| bad(format!("delta: {e}")))?,
-                    None => return Err(bad("`content_block_delta` without a `delta`".into())),
-                };
-                if let Some(tools) = self.tools.as_mut().filter(|t| t.is_held(block)) {
-                    match (delta.kind.as_deref(), delta.partial_json) {
-                        (Some("input_json_delta"), Some(fragment)) => {
-                            let fragment = decode(fragment)
-                                .map_err(|e| bad(format!("delta.partial_json: {e}")))?;
-                            tools.append(block, &fragment, &raw);
-                        }
-                        _ => tools.append_raw(block, &raw),
-                    }
-                    return Ok(Flow::Go);
-                }
-                if delta.kind.as_deref() != Some("text_delta") {
-                    return Ok(self.pass(raw, terminated, out));
-                }
-                let Some(text_raw) = delta.text else {
-                    return Err(bad("`text_delta` without `text`".into()));
-                };
-                let text = decode(text_raw).map_err(|e| bad(format!("delta.text: {e}")))?;
-                let Some(released) = self.feed_text(block, &text, false, ev_index, out)? else {
-                    return Ok(Flow::Stop);
-                };
-                if released == text {
-                    return Ok(self.pass(raw, terminated, out));
-                }
-                if !released.is_empty() {
-                    let patched = splice(
-                        &data,
-                        vec![(span_of(&data, text_raw), json_string(&released))],
-                    );
-                    write_event(&mut out.bytes, name.as_deref(), &patched);
-                }
-                Ok(Flow::Go)
-            }
-            "content_block_stop" => {
-                let block = need_index()?;
-                if let Some(tools) = self.tools.as_mut().filter(|t| t.is_held(block)) {
-                    if let Some((call, verdict)) = tools.finish(block, &raw) {
-                        match &verdict {
-                            ToolVerdict::Block { message, .. } => {
-                                out.bytes
-                                    .extend_from_slice(&blocked_tool_block(block, message));
-                            }
-                            _ => out.bytes.extend_from_slice(&call.raw),
-                        }
-                        out.tools.push(ToolDecision {
-                            index: block,
-                            tool: call.name,
-                            verdict,
-                        });
-                    }
-                    return Ok(Flow::Go);
-                }
-                if self.flush_block(block, ev_index, out)? == Flow::Stop {
-                    return Ok(Flow::Stop);
-                }
-                Ok(self.pass(raw, terminated, out))
-            }
-            "message_delta" | "message_stop" | "error" => {
-                if self.flush_all(ev_index, out)? == Flow::Stop {
-                    return Ok(Flow::Stop);
-                }
-                if let Some(usage) = parsed.usage {
-                    let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                    self.usage.update(&Usage::from_anthropic(&usage));
-                }
-                if let Some(tools) = &mut self.tools {
-                    if kind == "error" {
-                        // The upstream failed: a half call is never released.
-                        tools.clear();
-                    } else if tools.any() {
-                        return Err(bad(format!("`{kind}` while a tool call is still open")));
-                    } else if kind == "message_delta" && tools.blocked > 0 && tools.allowed == 0 {
-                        // Every call of the message was blocked: the agent
-                        // shows the refusal and stops instead of waiting
-                        // for tools to run.
-                        if let Some(patched) = end_turn(&data, parsed.delta) {
-                            write_event(&mut out.bytes, name.as_deref(), &patched);
-                            return Ok(Flow::Go);
-                        }
-                    }
-                }
-                Ok(self.pass(raw, terminated, out))
-            }
-            _ => Ok(self.pass(raw, terminated, out)),
-        }
-    }
-
-    // -- OpenAI ------------------------------------------------------------
-
-    fn openai_event(
-        &mut self,
-        ev: SseEvent,
-        index: u64,
-        out: &mut Output,
-    ) -> Result<Flow, StreamError> {
-        let SseEvent {
-            event: name,
-            data,
-            raw,
-            terminated,
-            ..
-        } = ev;
-        let Some(data) = data else {
-            return Ok(self.pass(raw, terminated, out));
-        };
-        let ev_index = Some(index);
-        if data.trim() == "[DONE]" {
-            if self.flush_all(ev_index, out)? == Flow::Stop {
-                return Ok(Flow::Stop);
-            }
-            if self.tools.as_ref().is_some_and(ToolHolds::any) {
-                return Err(StreamError::BadEvent {
-                    event: index,
-                    message: "`[DONE]` while a tool call is still open".into(),
-                });
-            }
-            return Ok(self.pass(raw, terminated, out));
-        }
-        let bad = |message: String| StreamError::BadEvent {
-            event: index,
-            message,
-        };
-        let chunk: OChunk<'_> = object(&data).map_err(bad)?;
-        if let Some(model) = chunk.model.and_then(|m| decode(m).ok()) {
-            if self.model.is_none() {
-                self.model = Some(model.into_owned());
-            }
-        }
-        let no_choices = chunk.choices.as_ref().is_none_or(Vec::is_empty);
-        if chunk.error.is_some() || (chunk.usage.is_some() && no_choices) {
-            // An upstream error, or the final usage chunk: every choice is
-            // over. (Servers that report usage on every chunk send it with
-            // choices; those chunks end nothing.)
-            if self.flush_all(ev_index, out)? == Flow::Stop {
-                return Ok(Flow::Stop);
-            }
-            if let Some(tools) = &mut self.tools {
-                if chunk.error.is_some() {
-                    // The upstream failed: a half call is never released.
-                    tools.clear();
-                } else if tools.any() {
-                    return Err(bad(
-                        "the usage chunk came while a tool call is still open".into()
-                    ));
-                }
-            }
-        }
-        if let Some(usage) = chunk.usage {
-            let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-            self.usage.update(&Usage::from_openai(&usage));
-        }
-        let choices = chunk.choices.unwrap_or_default();
-        let mut texts: Vec<ChoiceText<'_>> = Vec::new();
-        let mut content_only = chunk.error.is_none() && chunk.usage.is_none();
-        // Choices whose tool calls this chunk holds, and those it finishes.
-        let mut held: Vec<u64> = Vec::new();
-        let mut finished_held: Vec<(u64, &RawValue)> = Vec::new();
-        for (pos, choice) in choices.iter().enumerate() {
-            let block = choice.index.unwrap_or(pos as u64);
-            let finished = choice.finish_reason.is_some();
-            let mut content = None;
-            let mut other = false;
-            let mut tool_calls = None;
-            let mut members_other_than_calls = false;
-            if let Some(delta) = choice.delta {
-                let members: Members<'_> =
-                    object(delta.get()).map_err(|e| bad(format!("choices[{pos}].delta: {e}")))?;
-                for (key, value) in &members.0 {
-                    match key.as_str() {
-                        "content" if value.get() != "null" => content = Some(*value),
-                        "content" => {}
-                        "role" if value.get() != "null" => content_only = false,
-                        "tool_calls" if value.get() != "null" => {
-                            tool_calls = Some(*value);
-                            other = true;
-                        }
-                        _ if value.get() != "null" => {
-                            other = true;
-                            members_other_than_calls = true;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if let Some(tools) = &mut self.tools {
-                if tool_calls.is_some() || tools.is_choice_held(block) {
-                    let calls: Vec<OToolCall<'_>> = match tool_calls {
-                        Some(raw_calls) => serde_json::from_str(raw_calls.get()).map_err(|e| {
-                            bad(format!(
-                                "choices[{pos}].delta.tool_calls: invalid JSON: {e}"
-                            ))
-                        })?,
-                        None => Vec::new(),
-                    };
-                    let hold = tools.hold_choice(block);
-                    if content.is_some() || members_other_than_calls {
-                        hold.pure = false;
-                    }
-                    for (k, call) in calls.iter().enumerate() {
-                        let f = call.function.as_ref();
-                        let text = |v: Option<&Cow<'_, str>>| v.map(|c| c.to_string());
-                        let (name, arguments) = (
-                            text(f.and_then(|f| f.name.as_ref())),
-                            text(f.and_then(|f| f.arguments.as_ref())),
-                        );
-                        tools.add_fragment(
-                            block,
-                            call.index.unwrap_or(k as u64),
-                            call.id.as_deref(),
-                            name.as_deref(),
-                            arguments.as_deref(),
-                        );
-                    }
-                    held.push(block);
-                    if let Some(reason) = choice.finish_reason {
-                        finished_held.push((block, reason));
-                    }
-                }
-            }
-            if other || finished || choice.logprobs.is_some() {
-                content_only = false;
-            }
-            if other {
-                // Tool calls and the like: the held text goes first.
-                if self.flush_block(block, ev_index, out)? == Flow::Stop {
-                    return Ok(Flow::Stop);
-                }
-            }
-            let flow = match content {
-                Some(raw_text) => {
-                    let text = decode(raw_text)
-                        .map_err(|e| bad(format!("choices[{pos}].delta.content: {e}")))?;
-                    match self.feed_text(block, &text, finished, ev_index, out)? {
-                        Some(released) => {
-                            texts.push(ChoiceText {
-                                block,
-                                span: span_of(&data, raw_text),
-                                text,
-                                released,
-                                logprobs: choice.logprobs.map(|l| span_of(&data, l)),
-                            });
-                            Flow::Go
-                        }
-                        None => Flow::Stop,
-                    }
-                }
-                None if finished => self.flush_block(block, ev_index, out)?,
-                None => Flow::Go,
-            };
-            if flow == Flow::Stop {
-                return Ok(Flow::Stop);
-            }
-        }
-        let unchanged = texts.iter().all(|t| t.released == t.text);
-        let had_choices = !choices.is_empty();
-        let flow = if !held.is_empty() {
-            // The chunk is held with the first choice it holds; its text
-            // (already scanned) goes out now as text events of its own.
-            if held.len() > 1 || texts.iter().any(|t| !held.contains(&t.block)) {
-                for b in &held {
-                    self.tools.as_mut().expect("held").hold_choice(*b).pure = false;
-                }
-            }
-            for t in &texts {
-                if !t.released.is_empty() {
-                    let bytes = self.text_event(t.block, &t.released);
-                    out.bytes.extend_from_slice(&bytes);
-                }
-            }
-            let tools = self.tools.as_mut().expect("held");
-            let hold = tools.hold_choice(held[0]);
-            hold.raw.extend_from_slice(&raw);
-            if !terminated {
-                hold.pure = false;
-            }
-            Flow::Go
-        } else if unchanged {
-            self.pass(raw, terminated, out)
-        } else if content_only && texts.iter().all(|t| t.released.is_empty()) {
-            Flow::Go
-        } else {
-            let mut edits = Vec::new();
-            for t in &texts {
-                if t.released != t.text {
-                    edits.push((t.span.clone(), json_string(&t.released)));
-                    if let Some(l) = &t.logprobs {
-                        edits.push((l.clone(), "null".to_owned()));
-                    }
-                }
-            }
-            let patched = splice(&data, edits);
-            write_event(&mut out.bytes, name.as_deref(), &patched);
-            Flow::Go
-        };
-        let finished_held: Vec<(u64, String)> = finished_held
-            .into_iter()
-            .map(|(b, r)| (b, r.get().to_owned()))
-            .collect();
-        drop(texts);
-        drop(choices);
-        if had_choices {
-            self.last_chunk = Some(data);
-        }
-        for (block, reason) in finished_held {
-            self.release_choice(block, &reason, out);
-        }
-        Ok(flow)
-    }
-
-    /// Decides on the calls of a finished OpenAI choice and sends them:
-    /// as they came when every call is allowed and the chunks held nothing
-    /// else, else rebuilt — the allowed calls whole, the policy's messages
-    /// as content, and the finish (`stop` when no call remains).
-    fn release_choice(&mut self, block: u64, finish_reason: &str, out: &mut Output) {
-        let Some(tools) = &mut self.tools else {
-            return;
-        };
-        let Some((held, verdicts)) = tools.finish_choice(block) else {
-            return;
-        };
-        let mut decisions = Vec::with_capacity(verdicts.len());
-        for (index, verdict) in verdicts {
-            let tool = held
-                .calls
-                .get(&index)
-                .map(|c| c.name.clone())
-                .unwrap_or_default();
-            decisions.push(ToolDecision {
-                index,
-                tool,
-                verdict,
-            });
-        }
-        let any_blocked = decisions.iter().any(|d| d.verdict.is_blocked());
-        if held.pure && !any_blocked {
-            out.bytes.extend_from_slice(&held.raw);
-            out.tools.extend(decisions);
-            return;
-        }
-        let template = self.last_chunk.as_deref();
-        let mut first = true;
-        let mut delta = |fields: String| {
-            let role = if std::mem::take(&mut first) {
-                r#""role":"assistant","#
-            } else {
-                ""
-            };
-            format!("{{{role}{fields}}}")
-        };
-        let mut kept = 0u64;
-        let mut messages = Vec::new();
-        let mut chunks = Vec::new();
-        for d in &decisions {
-            match &d.verdict {
-                ToolVerdict::Block { message, .. } => messages.push(message.clone()),
-                _ => {
-                    let call = &held.calls[&d.index];
-                    let fields = format!(
-                        r#""tool_calls":[{{"index":{kept},"id":{},"type":"function","function":{{"name":{},"arguments":{}}}}}]"#,
-                        json_string(&call.id),
-                        json_string(&call.name),
-                        json_string(&call.arguments)
-                    );
-                    chunks.push(delta(fields));
-                    kept += 1;
-                }
-            }
-        }
-        if !messages.is_empty() {
-            chunks.push(delta(format!(
-                r#""content":{}"#,
-                json_string(&messages.join("\n"))
-            )));
-        }
-        for d in chunks {
-            let choices = format!(
-                r#"[{{"index":{block},"delta":{d},"logprobs":null,"finish_reason":null}}]"#
-            );
-            write_event(&mut out.bytes, None, &openai_chunk_from(template, &choices));
-        }
-        let reason = if kept == 0 && finish_reason == "\"tool_calls\"" {
-            "\"stop\""
-        } else {
-            finish_reason
-        };
-        let choices = format!(
-            r#"[{{"index":{block},"delta":{{}},"logprobs":null,"finish_reason":{reason}}}]"#
-        );
-        write_event(&mut out.bytes, None, &openai_chunk_from(template, &choices));
-        out.tools.extend(decisions);
+    pub(crate) fn text_event(&self, index: u64, text: &str) -> Vec<u8> {
+        self.kind
+            .provider()
+            .text_event(index, text, self.template.as_deref())
     }
 }
-
-/// The text of one choice in an OpenAI chunk.
-struct ChoiceText<'a> {
-    /// The choice's index.
-    block: u64,
-    /// Byte range of the `content` string in the chunk's data.
-    span: Range<usize>,
-    text: Cow<'a, str>,
-    released: String,
-    /// Byte range of the choice's non-null `logprobs`.
-    logprobs: Option<Range<usize>>,
-}
-
-fn is_anthropic_type(t: &str) -> bool {
-    matches!(
-        t,
-        "message_start"
-            | "content_block_start"
-            | "content_block_delta"
-            | "content_block_stop"
-            | "message_delta"
-            | "message_stop"
-            | "error"
-    )
-}
-
-// ---------------------------------------------------------------------------
-// Error events
 
 /// The provider's in-stream error event for a rejection carrying `message`.
 /// Anthropic: an `error` event with a `permission_error`; OpenAI: an error
 /// chunk with code `content_policy_violation`, then `[DONE]`.
 pub fn rejection_event(kind: Dialect, message: &str) -> Vec<u8> {
-    match kind {
-        Dialect::Anthropic => anthropic_error_event("permission_error", message),
-        Dialect::OpenAiChat => {
-            openai_error_event("invalid_request_error", "content_policy_violation", message)
-        }
-    }
-}
-
-fn anthropic_error_event(ty: &str, message: &str) -> Vec<u8> {
-    format!(
-        "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"{ty}\",\"message\":{}}}}}\n\n",
-        json_string(message)
-    )
-    .into_bytes()
-}
-
-fn openai_error_event(ty: &str, code: &str, message: &str) -> Vec<u8> {
-    format!(
-        "data: {{\"error\":{{\"message\":{},\"type\":\"{ty}\",\"code\":\"{code}\"}}}}\n\ndata: [DONE]\n\n",
-        json_string(message)
-    )
-    .into_bytes()
-}
-
-// ---------------------------------------------------------------------------
-// JSON helpers
-
-#[derive(Deserialize)]
-struct AEvent<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    content_block: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    delta: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ABlock<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-    /// `tool_use`: the tool's name and its (usually empty) input.
-    #[serde(borrow, default)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ADelta<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-    /// `input_json_delta`: a fragment of a tool call's input.
-    #[serde(borrow, default)]
-    partial_json: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    stop_reason: Option<&'a RawValue>,
-}
-
-/// The events of a text block at `index` carrying `message`: what replaces
-/// a blocked `tool_use` block (same index, valid SSE).
-fn blocked_tool_block(index: u64, message: &str) -> Vec<u8> {
-    let text = json_string(message);
-    let mut out = Vec::with_capacity(text.len() + 320);
-    write_event(
-        &mut out,
-        Some("content_block_start"),
-        &format!(
-            r#"{{"type":"content_block_start","index":{index},"content_block":{{"type":"text","text":""}}}}"#
-        ),
-    );
-    write_event(
-        &mut out,
-        Some("content_block_delta"),
-        &format!(
-            r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{text}}}}}"#
-        ),
-    );
-    write_event(
-        &mut out,
-        Some("content_block_stop"),
-        &format!(r#"{{"type":"content_block_stop","index":{index}}}"#),
-    );
-    out
-}
-
-/// `data` of a `message_delta` with `delta.stop_reason` `tool_use` made
-/// `end_turn`; `None` when it says something else.
-fn end_turn(data: &str, delta: Option<&RawValue>) -> Option<String> {
-    let delta: ADelta<'_> = object(delta?.get()).ok()?;
-    let reason = delta.stop_reason?;
-    (reason.get() == "\"tool_use\"").then(|| {
-        splice(
-            data,
-            vec![(span_of(data, reason), "\"end_turn\"".to_owned())],
-        )
-    })
-}
-
-#[derive(Deserialize)]
-struct OChunk<'a> {
-    #[serde(borrow, default)]
-    choices: Option<Vec<OChoice<'a>>>,
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct OChoice<'a> {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(borrow, default)]
-    delta: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    finish_reason: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    logprobs: Option<&'a RawValue>,
-}
-
-/// One fragment of an OpenAI streamed tool call.
-#[derive(Deserialize)]
-struct OToolCall<'a> {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    function: Option<OFunction<'a>>,
-}
-
-#[derive(Deserialize)]
-struct OFunction<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    arguments: Option<Cow<'a, str>>,
-}
-
-/// The members of a JSON object in order, values raw. A repeated key is an
-/// error: clients keep the last, a guard must not read the first.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'de>(PhantomData<&'de ()>);
-        impl<'de> Visitor<'de> for V<'de> {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members: Vec<(String, &'de RawValue)> = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if !seen.insert(key.clone()) {
-                        return Err(de::Error::custom(format!("duplicate key `{key}`")));
-                    }
-                    let value: &'de RawValue = map.next_value()?;
-                    members.push((key, value));
-                }
-                Ok(Members(members))
-            }
-        }
-        d.deserialize_map(V(PhantomData))
-    }
-}
-
-/// Parses a JSON object (not an array posing as a struct).
-fn object<'a, T: Deserialize<'a>>(s: &'a str) -> Result<T, String> {
-    if !s.trim_start().starts_with('{') {
-        return Err("expected a JSON object".into());
-    }
-    serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))
-}
-
-fn decode(raw: &RawValue) -> Result<Cow<'_, str>, String> {
-    if !raw.get().starts_with('"') {
-        return Err("expected a string".into());
-    }
-    match serde_json::from_str::<&str>(raw.get()) {
-        Ok(s) => Ok(Cow::Borrowed(s)),
-        Err(_) => serde_json::from_str::<String>(raw.get())
-            .map(Cow::Owned)
-            .map_err(|e| format!("invalid string: {e}")),
-    }
-}
-
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings always serialise")
-}
-
-/// `src` with each range replaced (ranges non-overlapping).
-fn splice(src: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
-    edits.sort_by_key(|(r, _)| r.start);
-    let mut out = String::with_capacity(src.len() + 16);
-    let mut pos = 0;
-    for (range, with) in edits {
-        out.push_str(&src[pos..range.start]);
-        out.push_str(&with);
-        pos = range.end;
-    }
-    out.push_str(&src[pos..]);
-    out
-}
-
-/// Writes an SSE event: an `event:` line, one `data:` line per line of
-/// `data`, a blank line.
-fn write_event(out: &mut Vec<u8>, name: Option<&str>, data: &str) {
-    if let Some(name) = name {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'\n');
-    }
-    let bytes = data.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i <= bytes.len() {
-        let end_of_line = i == bytes.len() || bytes[i] == b'\n' || bytes[i] == b'\r';
-        if end_of_line {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(&bytes[start..i]);
-            out.push(b'\n');
-            if i + 1 < bytes.len() && bytes[i] == b'\r' && bytes[i + 1] == b'\n' {
-                i += 1;
-            }
-            start = i + 1;
-        }
-        i += 1;
-    }
-    out.push(b'\n');
-}
-
-/// An OpenAI chunk with the top-level members of `template` (in order) and
-/// `choices` in place of its choices; `usage` becomes null.
-fn openai_chunk_from(template: Option<&str>, choices: &str) -> String {
-    let members = template.and_then(|t| serde_json::from_str::<Members<'_>>(t).ok());
-    let Some(members) = members else {
-        return format!(r#"{{"object":"chat.completion.chunk","choices":{choices}}}"#);
-    };
-    let mut out = String::from("{");
-    let mut placed = false;
-    for (key, value) in &members.0 {
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push_str(&json_string(key));
-        out.push(':');
-        match key.as_str() {
-            "choices" => {
-                out.push_str(choices);
-                placed = true;
-            }
-            "usage" => out.push_str("null"),
-            _ => out.push_str(value.get()),
-        }
-    }
-    if !placed {
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push_str("\"choices\":");
-        out.push_str(choices);
-    }
-    out.push('}');
-    out
-}
-
-// ---------------------------------------------------------------------------
-// Non-streamed responses
-
-/// What [`guard_json_body`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JsonOutcome {
-    /// The body to send instead, when a mask changed it; `None`: send the
-    /// body unchanged (or nothing, when rejected).
-    pub body: Option<Vec<u8>>,
-    pub rejected: Option<Rejection>,
-    pub events: Vec<EventInfo>,
-    pub usage: Usage,
-    pub model: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AMessage<'a> {
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    content: Option<Vec<ABlock<'a>>>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct OCompletion<'a> {
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    choices: Option<Vec<OFullChoice<'a>>>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct OFullChoice<'a> {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    logprobs: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct OMessage<'a> {
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-}
-
-/// Guards a whole (non-streamed) response body: Anthropic `content[i].text`
-/// of `text` blocks, OpenAI `choices[i].message.content`. Only the bytes of
-/// masked string values change (and, for OpenAI, that choice's non-null
-/// `logprobs` becomes `null`); everything else stays byte-identical.
-pub fn guard_json_body(
-    kind: Dialect,
-    body: &[u8],
-    scanner: &dyn TextScanner,
-) -> Result<JsonOutcome, StreamError> {
-    let body = std::str::from_utf8(body)
-        .map_err(|_| StreamError::BadBody("the body is not valid UTF-8".into()))?;
-    let mut outcome = JsonOutcome::default();
-    // (location, value, extra span to null)
-    let mut texts: Vec<(TextLocation, &RawValue, Option<&RawValue>)> = Vec::new();
-    match kind {
-        Dialect::Anthropic => {
-            let msg: AMessage<'_> = object(body).map_err(StreamError::BadBody)?;
-            outcome.model = msg.model.and_then(|m| decode(m).ok()).map(Cow::into_owned);
-            if let Some(usage) = msg.usage {
-                let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                outcome.usage.update(&Usage::from_anthropic(&usage));
-            }
-            for (i, block) in msg.content.iter().flatten().enumerate() {
-                if let (Some("text"), Some(text)) = (block.kind.as_deref(), block.text) {
-                    texts.push((TextLocation::Content(i as u64), text, None));
-                }
-            }
-        }
-        Dialect::OpenAiChat => {
-            let c: OCompletion<'_> = object(body).map_err(StreamError::BadBody)?;
-            outcome.model = c.model.and_then(|m| decode(m).ok()).map(Cow::into_owned);
-            if let Some(usage) = c.usage {
-                let usage: Value = serde_json::from_str(usage.get()).unwrap_or_default();
-                outcome.usage.update(&Usage::from_openai(&usage));
-            }
-            for (pos, choice) in c.choices.iter().flatten().enumerate() {
-                let index = choice.index.unwrap_or(pos as u64);
-                let Some(message) = choice.message else {
-                    continue;
-                };
-                let message: OMessage<'_> = object(message.get())
-                    .map_err(|e| StreamError::BadBody(format!("choices[{pos}].message: {e}")))?;
-                if let Some(content) = message.content {
-                    texts.push((TextLocation::Choice(index), content, choice.logprobs));
-                }
-            }
-        }
-    }
-    let mut edits = Vec::new();
-    for (location, raw, extra) in texts {
-        let text = decode(raw).map_err(|e| StreamError::BadBody(format!("{location}: {e}")))?;
-        match release(scanner, 0, &text, true)? {
-            Step::Release {
-                text: masked,
-                masks,
-                ..
-            } => {
-                if masks.is_empty() {
-                    continue;
-                }
-                outcome
-                    .events
-                    .extend(masks.into_iter().map(|(range, placeholder)| EventInfo {
-                        event: None,
-                        location,
-                        range,
-                        fired: Fired::Masked { placeholder },
-                    }));
-                edits.push((span_of(body, raw), json_string(&masked)));
-                if let Some(extra) = extra {
-                    edits.push((span_of(body, extra), "null".to_owned()));
-                }
-            }
-            Step::Reject {
-                range,
-                rule,
-                message,
-            } => {
-                outcome.events.push(EventInfo {
-                    event: None,
-                    location,
-                    range: range.clone(),
-                    fired: Fired::Rejected { rule: rule.clone() },
-                });
-                outcome.rejected = Some(Rejection {
-                    rule,
-                    message,
-                    location,
-                    range,
-                    event: None,
-                });
-                return Ok(outcome);
-            }
-        }
-    }
-    if !edits.is_empty() {
-        outcome.body = Some(splice(body, edits).into_bytes());
-    }
-    Ok(outcome)
+    kind.provider().rejection_event(message)
 }
 
 #[cfg(test)]

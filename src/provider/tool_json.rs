@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::json::span_of;
 use super::stream::StreamError;
 use super::tool_call::{ToolDecision, ToolJudge, ToolVerdict};
-use super::{span_of, Dialect};
+use super::Dialect;
 
 /// What judging a body's tool calls gave.
 #[derive(Debug, Default)]

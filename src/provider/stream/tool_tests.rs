@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::guard::tool::ToolGuard;
 use crate::guard::GuardSet;
+use crate::provider::sse::SseParser;
+use crate::provider::tool_call::{ToolDecision, ToolVerdict};
 
 const POLICY: &str = r#"
 deny: ["mcp__*"]
@@ -102,7 +104,12 @@ fn bash(command: &str) -> String {
 /// Pushes `input` in chunks cut at `cuts`; returns the output and the
 /// tool decisions.
 fn run_tools(g: &mut StreamGuard, input: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec<ToolDecision>) {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    // Cut points inside the input; its end is pushed once, with end_of_stream.
+    let mut cuts: Vec<usize> = cuts
+        .iter()
+        .map(|c| c % (input.len() + 1))
+        .filter(|c| *c < input.len())
+        .collect();
     cuts.sort_unstable();
     let mut out = Vec::new();
     let mut tools = Vec::new();

@@ -29,7 +29,8 @@ use std::ops::Range;
 
 use serde_json::value::RawValue;
 
-use super::{literal, BodyError};
+use super::literal;
+use crate::provider::BodyError;
 
 /// String contents shorter than this are left in the skeleton.
 const CUT: usize = 256;
@@ -123,6 +124,9 @@ impl<'a> Skeleton<'a> {
 /// The skeleton text and its cuts, or `None` when nothing is cut or the
 /// scan finds the body invalid (unterminated string, bad escape, control
 /// byte in a string).
+///
+/// # Safety
+/// The CPU must support AVX2 (check with `is_x86_feature_detected!`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
@@ -277,11 +281,13 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
 
 /// The bytes of a 64-byte block that end an escape (`\"`, `\n`, not the
 /// second backslash of `\\`), and whether the first byte of the next block
-/// does; `carry` says whether this block's first byte does. A run of
-/// backslashes escapes the byte after it when the run is odd. Adding a
+/// does; `carry` says whether this block's first byte does. This is
+/// [`is_escaped`](super::is_escaped)'s rule, a byte after an odd run of
+/// backslashes is escaped, on bit masks. Adding a
 /// run's first bit to the backslash mask carries through the run onto the
 /// byte after it, and a run from an even position is odd exactly when that
 /// byte is at an odd one (and the other way round).
+#[cfg(target_arch = "x86_64")]
 fn escapes(backslashes: u64, carry: u64) -> (u64, u64) {
     const EVEN: u64 = 0x5555_5555_5555_5555;
     // A backslash escaped by the last block's run is no run's start.
@@ -295,7 +301,7 @@ fn escapes(backslashes: u64, carry: u64) -> (u64, u64) {
     ((after | carry) & !backslashes, u64::from(out))
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
@@ -386,6 +392,10 @@ mod tests {
                 got[64 + k] = second & (1 << k) != 0;
             }
             got[128] = last != 0;
+            // The same rule as the scalar helper, byte by byte.
+            for k in (0..128).filter(|&k| bytes[k] != b'\\') {
+                proptest::prop_assert_eq!(got[k], crate::provider::json::is_escaped(&bytes, k));
+            }
             proptest::prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(&bytes));
         }
 

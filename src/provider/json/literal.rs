@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use super::is_escaped;
+
 /// Decodes a literal's content. The literal must come from a body that
 /// parsed as JSON (see [`validate`]); anything undecodable becomes U+FFFD.
 pub fn decode(content: &str) -> Cow<'_, str> {
@@ -35,8 +37,7 @@ pub fn validate(content: &str) -> bool {
     let mut low_expected_at = None;
     for i in finder.find_iter(b) {
         // A backslash after an odd run of backslashes is itself escaped.
-        let run = b[..i].iter().rev().take_while(|&&c| c == b'\\').count();
-        if run % 2 == 1 {
+        if is_escaped(b, i) {
             continue;
         }
         let Some(unit) = hex4(b, i + 2) else {

@@ -14,11 +14,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::skeleton::Skeleton;
-use super::{
-    first_byte, read_model, string_leaves, BodyError, KindSet, Location, OfferedTool,
-    ParsedRequest, PartKind, Role, TextSegment,
-};
+use crate::provider::json::skeleton::Skeleton;
+use crate::provider::json::{first_byte, is_escaped};
+use crate::provider::request::OfferedTool;
+use crate::provider::request::{read_model, string_leaves};
+use crate::provider::{BodyError, KindSet, Location, ParsedRequest, PartKind, Role, TextSegment};
 
 /// The body; `T` is how tool definitions are read (parsed, or raw to be
 /// located and listed).
@@ -179,11 +179,11 @@ fn literal_after_key(body: &str, key_end: usize) -> Option<std::ops::Range<usize
     let start = at;
     at += 1;
     loop {
-        at += memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
-        if b[at] == b'"' {
+        at += memchr::memchr(b'"', b.get(at..)?)?;
+        if !is_escaped(b, at) {
             return Some(start..at + 1);
         }
-        at += 2;
+        at += 1;
     }
 }
 
@@ -504,239 +504,4 @@ fn push_nested<'s>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::{parse_request, Dialect, KindSet, PartKind, Role};
-
-    const DEFAULT: KindSet = KindSet::ALL;
-
-    const BODY: &str = r#"{
-      "model": "claude-x",
-      "system": [{"type":"text","text":"sys one"},{"type":"text","text":"sys \"two\""}],
-      "tools": [{"name":"Bash","description":"credit card secret","input_schema":{}}],
-      "messages": [
-        {"role":"user","content":[{"type":"text","text":"hello"},{"type":"image","source":{"type":"base64","data":"AAAA"}},
-                                  {"type":"document","source":{"type":"text","media_type":"text/plain","data":"doc text"}}]},
-        {"role":"system","content":"inner system"},
-        {"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"sig"},{"type":"text","text":"assistant words"},
-                                       {"type":"tool_use","id":"t","name":"Bash","input":{"command":"cat x","opts":["a",{"deep":"b"}],"n":1}}]},
-        {"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"file data"},
-                                  {"type":"tool_result","tool_use_id":"u","content":[{"type":"text","text":"nested"}]}]}
-      ]
-    }"#;
-
-    fn extract(kinds: KindSet) -> Vec<(String, String, Role, PartKind)> {
-        let parsed = parse_request(Dialect::Anthropic, BODY, kinds).unwrap();
-        // Raw spans point at the JSON string literals.
-        for s in &parsed.segments {
-            let literal = &BODY[s.raw.clone()];
-            assert_eq!(serde_json::from_str::<String>(literal).unwrap(), s.text());
-        }
-        parsed
-            .segments
-            .iter()
-            .map(|s| (s.location.to_string(), s.text().to_string(), s.role, s.kind))
-            .collect()
-    }
-
-    fn row(loc: &str, text: &str, role: Role, kind: PartKind) -> (String, String, Role, PartKind) {
-        (loc.into(), text.into(), role, kind)
-    }
-
-    #[test]
-    fn extracts_every_kind_in_body_order_with_locations() {
-        let parsed = parse_request(Dialect::Anthropic, BODY, DEFAULT).unwrap();
-        assert_eq!(parsed.model.as_deref(), Some("claude-x"));
-        assert_eq!(parsed.latest_user_message, Some(3));
-        assert_eq!(
-            extract(KindSet::ALL),
-            vec![
-                row("system[0]", "sys one", Role::System, PartKind::System),
-                row("system[1]", "sys \"two\"", Role::System, PartKind::System),
-                row(
-                    "messages[0].content[0]",
-                    "hello",
-                    Role::User,
-                    PartKind::UserText
-                ),
-                row(
-                    "messages[0].content[2].source.data",
-                    "doc text",
-                    Role::User,
-                    PartKind::Document
-                ),
-                row(
-                    "messages[1].content",
-                    "inner system",
-                    Role::System,
-                    PartKind::System
-                ),
-                row(
-                    "messages[2].content[1]",
-                    "assistant words",
-                    Role::Assistant,
-                    PartKind::AssistantText
-                ),
-                row(
-                    "messages[2].content[2].input",
-                    "cat x",
-                    Role::Assistant,
-                    PartKind::ToolInput
-                ),
-                row(
-                    "messages[2].content[2].input",
-                    "a",
-                    Role::Assistant,
-                    PartKind::ToolInput
-                ),
-                row(
-                    "messages[2].content[2].input",
-                    "b",
-                    Role::Assistant,
-                    PartKind::ToolInput
-                ),
-                row(
-                    "messages[3].content[0]",
-                    "file data",
-                    Role::Tool,
-                    PartKind::ToolResult
-                ),
-                row(
-                    "messages[3].content[1].content[0]",
-                    "nested",
-                    Role::Tool,
-                    PartKind::ToolResult
-                ),
-                row(
-                    "tools[0].description",
-                    "credit card secret",
-                    Role::System,
-                    PartKind::ToolDefinition
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn extracts_only_the_kinds_asked_for() {
-        let got = extract(KindSet::of(&[PartKind::System, PartKind::ToolResult]));
-        let kinds: Vec<PartKind> = got.iter().map(|r| r.3).collect();
-        assert_eq!(
-            kinds,
-            [
-                PartKind::System,
-                PartKind::System,
-                PartKind::System,
-                PartKind::ToolResult,
-                PartKind::ToolResult
-            ]
-        );
-        assert!(extract(KindSet::EMPTY).is_empty());
-    }
-
-    #[test]
-    fn string_system_and_escapes_decode() {
-        let body =
-            r#"{"system":"be nice","messages":[{"role":"user","content":"credit\u0020card"}]}"#;
-        let parsed = parse_request(Dialect::Anthropic, body, DEFAULT).unwrap();
-        assert_eq!(parsed.segments[0].text(), "be nice");
-        assert_eq!(parsed.segments[1].text(), "credit card");
-    }
-
-    #[test]
-    fn string_content_is_located_in_the_body_however_it_is_spaced() {
-        for body in [
-            r#"{"messages":[{"role":"user","content":"a\nb \"q\""}]}"#,
-            "{\"messages\":[{\"content\" \n :\t \"a\\nb \\\"q\\\"\" , \"role\":\"user\"}]}",
-            r#"{"messages":[{"x":{"content":"no"},"role":"user","content":"a\nb \"q\"","y":[1]}]}"#,
-        ] {
-            let parsed = parse_request(Dialect::Anthropic, body, DEFAULT).unwrap();
-            assert_eq!(parsed.segments.len(), 1, "{body}");
-            let seg = &parsed.segments[0];
-            assert_eq!(seg.text(), "a\nb \"q\"", "{body}");
-            assert_eq!(&body[seg.raw.clone()], r#""a\nb \"q\"""#, "{body}");
-        }
-        // Unescaped strings are lent by serde and located by address.
-        let body = r#"{"messages":[{"role":"user","content":"plain"}]}"#;
-        let seg = &parse_request(Dialect::Anthropic, body, DEFAULT)
-            .unwrap()
-            .segments[0];
-        assert_eq!(&body[seg.raw.clone()], r#""plain""#);
-        // A message that escapes its `content` key and its text cannot be
-        // located cheaply: refused, like other confusing bodies.
-        let body = r#"{"messages":[{"role":"user","cont\u0065nt":"a\nb"}]}"#;
-        assert!(parse_request(Dialect::Anthropic, body, DEFAULT).is_err());
-        let body = r#"{"messages":[{"role":"user","content":"a","content":"b"}]}"#;
-        assert!(parse_request(Dialect::Anthropic, body, DEFAULT).is_err());
-    }
-
-    #[test]
-    fn malformed_and_confusing_bodies_are_refused() {
-        for body in [
-            "",
-            "not json",
-            "[1,2]",
-            r#"{"messages": [{"role":"user","content":"a"}], "messages": []}"#,
-            r#"{"messages": [{"role":"user","content":{"text":"hidden"}}]}"#,
-            r#"{"messages": [{"role":"hacker","content":"x"}]}"#,
-            r#"{"messages": [{"role":"user","content":[{"type":"text","text":5}]}]}"#,
-            r#"{"system": 5}"#,
-            r#"{"messages": [{"role":"user","content":"a"}]"#,
-        ] {
-            assert!(
-                parse_request(Dialect::Anthropic, body, DEFAULT).is_err(),
-                "{body}"
-            );
-        }
-    }
-
-    #[test]
-    fn claude_code_first_turn_fixture_parses_and_skips_tools() {
-        let body = include_str!("../../tests/fixtures/claude_code_first_turn.json");
-        let all = parse_request(Dialect::Anthropic, body, KindSet::ALL).unwrap();
-        let tools = all
-            .segments
-            .iter()
-            .filter(|s| s.kind == PartKind::ToolDefinition)
-            .count();
-        assert_eq!(tools, 24, "Claude Code sends 24 tool definitions");
-        let user_side = KindSet::of(&[
-            PartKind::System,
-            PartKind::UserText,
-            PartKind::Document,
-            PartKind::ToolResult,
-        ]);
-        let parsed = parse_request(Dialect::Anthropic, body, user_side).unwrap();
-        assert!(parsed.segments.iter().any(|s| s.text().contains("Say hi")));
-        assert!(parsed
-            .segments
-            .iter()
-            .any(|s| s.role == Role::System && s.location.to_string() == "messages[1].content"));
-        // No segment comes from the tool definitions.
-        let tools_start = body.find("\"tools\"").unwrap();
-        let tools_end = tools_start
-            + body[tools_start..]
-                .find("\"metadata\"")
-                .unwrap_or(body.len() - tools_start);
-        let tools_span = tools_start.min(tools_end)..tools_start.max(tools_end);
-        for s in &parsed.segments {
-            assert!(
-                !(tools_span.contains(&s.raw.start)),
-                "segment from tools: {}",
-                s.location
-            );
-        }
-    }
-
-    #[test]
-    fn claude_code_tool_turn_reads_the_tool_result() {
-        let body = include_str!("../../tests/fixtures/claude_code_tool_result_turn.json");
-        let parsed = parse_request(Dialect::Anthropic, body, DEFAULT).unwrap();
-        let tool: Vec<_> = parsed
-            .segments
-            .iter()
-            .filter(|s| s.kind == PartKind::ToolResult)
-            .collect();
-        assert_eq!(tool.len(), 1);
-        assert_eq!(tool[0].text(), "meeting at noon");
-    }
-}
+mod tests;
