@@ -12,6 +12,12 @@ ensure_manifest_validator
 echo ">> ENVOY_BIN=$ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/' | head -1 | tr -d /))" >&2
 echo ">> CLAUDE_BIN=$CLAUDE_BIN" >&2
 
+# Formatting and lints are part of the tests: CI fails on either.
+echo ">> cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo ">> cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --all-targets --quiet -- -D warnings
+
 rm -f target/scale-report.txt
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
