@@ -41,7 +41,7 @@ const FIRST_TURN: &str = include_str!("../tests/fixtures/claude_code_first_turn.
 /// Text a coding agent reads from disk: this repository's own sources.
 const FILES: &[&str] = &[
     include_str!("../README.md"),
-    include_str!("../src/guard/mod.rs"),
+    include_str!("../src/policy/mod.rs"),
     include_str!("../src/provider/stream.rs"),
     include_str!("../src/decision/mod.rs"),
     include_str!("../src/extproc/mod.rs"),
