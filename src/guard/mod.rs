@@ -29,6 +29,7 @@ pub mod normalize;
 mod prefilter;
 mod scan;
 mod scope;
+mod vector;
 
 use std::ops::Range;
 

@@ -2,6 +2,7 @@
 //! spread over buckets, eight a pass, and each pass's tables.
 
 use crate::guard::ascii::{probability, Ascii};
+use crate::guard::vector::{FingerprintTables, FINGERPRINT};
 
 /// Class-sequence atoms found many at a time, the way Teddy finds
 /// literals: four consecutive classes of each atom (its fingerprint, the
@@ -15,12 +16,8 @@ use crate::guard::ascii::{probability, Ascii};
 /// any byte past their end.
 #[derive(Debug)]
 pub struct Pass {
-    /// Per fingerprint position: bucket bits by low nibble and by high
-    /// nibble (16 entries, repeated for the second 128-bit lane).
-    pub lo: [[u8; 32]; FINGERPRINT],
-    pub hi: [[u8; 32]; FINGERPRINT],
-    /// Per fingerprint position: bucket bits by byte (the scalar path).
-    pub exact: [[u8; 256]; FINGERPRINT],
+    /// Per fingerprint position: bucket bits by byte and by nibble.
+    pub tables: FingerprintTables,
     /// The atoms of each bucket bit.
     pub buckets: Vec<Vec<usize>>,
 }
@@ -35,16 +32,15 @@ const SHARED: usize = 3;
 /// Groups of fingerprints the pairwise bucket merging starts from at most.
 const GREEDY_GROUPS: usize = 64;
 
-/// Length of a fingerprint.
-pub const FINGERPRINT: usize = 4;
-
 impl Pass {
     /// A pass over the atoms of `buckets` (their fingerprints' classes).
     fn new(buckets: Vec<Vec<usize>>, fingerprints: &[[Ascii; FINGERPRINT]]) -> Pass {
         let mut pass = Pass {
-            lo: [[0; 32]; FINGERPRINT],
-            hi: [[0; 32]; FINGERPRINT],
-            exact: [[0; 256]; FINGERPRINT],
+            tables: FingerprintTables {
+                lo: [[0; 32]; FINGERPRINT],
+                hi: [[0; 32]; FINGERPRINT],
+                exact: [[0; 256]; FINGERPRINT],
+            },
             buckets,
         };
         for (bit, atoms) in pass.buckets.iter().enumerate() {
@@ -55,11 +51,11 @@ impl Pass {
                 let all = class.0 == Ascii::ALL.0;
                 for b in 0..=255u8 {
                     if all || (b < 128 && class.contains(b)) {
-                        pass.exact[k][usize::from(b)] |= 1 << bit;
-                        pass.lo[k][usize::from(b & 15)] |= 1 << bit;
-                        pass.lo[k][usize::from(b & 15) + 16] |= 1 << bit;
-                        pass.hi[k][usize::from(b >> 4)] |= 1 << bit;
-                        pass.hi[k][usize::from(b >> 4) + 16] |= 1 << bit;
+                        pass.tables.exact[k][usize::from(b)] |= 1 << bit;
+                        pass.tables.lo[k][usize::from(b & 15)] |= 1 << bit;
+                        pass.tables.lo[k][usize::from(b & 15) + 16] |= 1 << bit;
+                        pass.tables.hi[k][usize::from(b >> 4)] |= 1 << bit;
+                        pass.tables.hi[k][usize::from(b >> 4) + 16] |= 1 << bit;
                     }
                 }
             }

@@ -2,10 +2,11 @@
 //! fingerprint passes (see [`fingerprints`](super::fingerprints)) and
 //! checked class by class where a pass leaves a candidate.
 
-use super::fingerprints::{self, Pass, FINGERPRINT};
+use super::fingerprints::{self, Pass};
 use super::{escaped, is_word};
 use crate::guard::ascii::{probability, Ascii};
 use crate::guard::compile::atoms::{holds_atom, Atom};
+use crate::guard::vector::{Isa, FINGERPRINT};
 
 /// A hit: the raw offset where an atom starts, and the caller's group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,7 +61,8 @@ pub struct Searcher {
     atoms: Vec<ClassAtom>,
     /// The atoms' fingerprint passes.
     pub(super) passes: Vec<Pass>,
-    pub(super) avx2: bool,
+    /// The instruction set of the passes, chosen at construction.
+    pub isa: Isa,
 }
 
 /// Longest literal searched for: a window of an atom's literal, shared
@@ -220,20 +222,16 @@ impl Searcher {
             classes: class_list.into_iter().map(ClassTable::new).collect(),
             atoms: class_atoms,
             passes,
-            avx2: avx2(),
+            isa: Isa::detect(),
         }
     }
 
     /// Appends the hits in `raw` (a literal's content) to `out`, unordered.
     pub fn find(&self, raw: &[u8], out: &mut Vec<Hit>) {
         for pass in &self.passes {
-            #[cfg(target_arch = "x86_64")]
-            if self.avx2 {
-                // SAFETY: AVX2 was detected at construction.
-                unsafe { self.pass_avx2(pass, raw, out) };
-                continue;
-            }
-            self.pass_scalar(pass, raw, out);
+            self.isa.fingerprints(&pass.tables, raw, |at, bits| {
+                self.check(pass, raw, at, bits, out)
+            });
         }
     }
 
@@ -245,17 +243,6 @@ impl Searcher {
             pos: pos as u32,
             group,
         });
-    }
-
-    /// The buckets whose fingerprint the bytes from `at` hold, by the
-    /// exact tables (bytes past the end count as zero).
-    #[inline]
-    fn exact_bits(pass: &Pass, raw: &[u8], at: usize) -> u8 {
-        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
-        pass.exact
-            .iter()
-            .enumerate()
-            .fold(u8::MAX, |bits, (k, exact)| bits & exact[byte(at + k)])
     }
 
     /// Checks the atoms of buckets `bits` whose fingerprint starts at raw
@@ -285,89 +272,5 @@ impl Searcher {
                 }
             }
         }
-    }
-
-    /// A pass byte by byte, with exact tables.
-    fn pass_scalar(&self, pass: &Pass, raw: &[u8], out: &mut Vec<Hit>) {
-        for at in 0..raw.len() {
-            let bits = Self::exact_bits(pass, raw, at);
-            if bits != 0 {
-                self.check(pass, raw, at, bits, out);
-            }
-        }
-    }
-
-    /// A pass 32 positions a step (see [`Pass`]).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn pass_avx2(&self, pass: &Pass, raw: &[u8], out: &mut Vec<Hit>) {
-        use std::arch::x86_64::*;
-        let load = |t: &[u8; 32]| {
-            // SAFETY: a 32-byte load of a 32-byte table.
-            unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) }
-        };
-        let lo: [__m256i; FINGERPRINT] = std::array::from_fn(|k| load(&pass.lo[k]));
-        let hi: [__m256i; FINGERPRINT] = std::array::from_fn(|k| load(&pass.hi[k]));
-        let nibble = _mm256_set1_epi8(0x0f);
-        let zero = _mm256_setzero_si256();
-        // Bucket bits of the 32 positions from `p` (32 + FINGERPRINT - 1
-        // bytes readable).
-        let step = |p: *const u8| -> __m256i {
-            let mut m = _mm256_set1_epi8(-1);
-            for k in 0..FINGERPRINT {
-                // SAFETY: the caller has 32 + FINGERPRINT - 1 bytes from `p`.
-                let v = unsafe { _mm256_loadu_si256(p.add(k) as *const __m256i) };
-                let l = _mm256_shuffle_epi8(lo[k], _mm256_and_si256(v, nibble));
-                let h =
-                    _mm256_shuffle_epi8(hi[k], _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
-                m = _mm256_and_si256(m, _mm256_and_si256(l, h));
-            }
-            m
-        };
-        let found = |base: usize, m: __m256i, limit: usize, out: &mut Vec<Hit>| {
-            let mut cand = !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero)) as u32);
-            if limit < 32 {
-                cand &= (1u32 << limit) - 1;
-            }
-            if cand == 0 {
-                return;
-            }
-            let mut bits = [0u8; 32];
-            // SAFETY: a 32-byte store into a 32-byte array.
-            unsafe { _mm256_storeu_si256(bits.as_mut_ptr() as *mut __m256i, m) };
-            while cand != 0 {
-                let lane = cand.trailing_zeros() as usize;
-                cand &= cand - 1;
-                // The nibble tables may take a byte the classes do not.
-                let exact = bits[lane] & Self::exact_bits(pass, raw, base + lane);
-                self.check(pass, raw, base + lane, exact, out);
-            }
-        };
-        let mut at = 0;
-        while at + 32 + FINGERPRINT - 1 <= raw.len() {
-            found(at, step(raw[at..].as_ptr()), 32, out);
-            at += 32;
-        }
-        // The last positions from a copy padded with zero bytes (no atom's
-        // class holds one; past an atom's end every byte is taken).
-        let mut tail = [0u8; 64 + FINGERPRINT - 1];
-        let rest = raw.len() - at;
-        tail[..rest].copy_from_slice(&raw[at..]);
-        let mut k = 0;
-        while k < rest {
-            found(at + k, step(tail[k..].as_ptr()), rest - k, out);
-            k += 32;
-        }
-    }
-}
-
-fn avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }

@@ -2,6 +2,7 @@ use super::searcher::*;
 use super::suspects::*;
 use crate::guard::ascii::Ascii;
 use crate::guard::compile::atoms::{analyze, Analysis, Atom};
+use crate::guard::vector::Isa;
 
 fn gate_of(pattern: &str) -> Analysis {
     analyze(&regex_syntax::parse(pattern).unwrap())
@@ -12,12 +13,22 @@ fn hits(atoms: &[(&str, u32)], raw: &str) -> Vec<(u32, u32)> {
         .iter()
         .map(|(p, g)| (gate_of(p).gate.unwrap()[0].clone(), *g))
         .collect();
-    let s = Searcher::new(&atoms);
-    let mut out = Vec::new();
-    s.find(raw.as_bytes(), &mut out);
-    out.sort();
-    out.dedup();
-    out.into_iter().map(|h| (h.pos, h.group)).collect()
+    let mut s = Searcher::new(&atoms);
+    let mut found: Option<Vec<Hit>> = None;
+    // Every instruction set finds the same.
+    for isa in Isa::all() {
+        s.isa = isa;
+        let mut out = Vec::new();
+        s.find(raw.as_bytes(), &mut out);
+        out.sort();
+        out.dedup();
+        if let Some(f) = &found {
+            assert_eq!(f, &out, "{isa:?}");
+        }
+        found = Some(out);
+    }
+    let found = found.expect("an instruction set");
+    found.into_iter().map(|h| (h.pos, h.group)).collect()
 }
 
 #[test]
@@ -41,15 +52,17 @@ fn searcher_finds_literals_and_class_runs_across_chunks() {
 
 #[test]
 fn suspects_are_found() {
-    let mut out = Vec::new();
-    suspects(r#"a\u0041 \\u b\n\f \u2192 é ｃ → z"#, &mut out);
-    // `\u0041`, `\f`, `\u2192` (every \u escape) and the fullwidth c;
-    // not the escaped backslash before `u`, é or the arrow.
-    out.sort();
-    assert_eq!(out, [1, 15, 18, 28]);
-    let mut out = Vec::new();
-    suspects(&format!("{}ｃ", "a".repeat(100)), &mut out);
-    assert_eq!(out, [100]);
+    for isa in Isa::all() {
+        let mut out = Vec::new();
+        suspects(isa, r#"a\u0041 \\u b\n\f \u2192 é ｃ → z"#, &mut out);
+        // `\u0041`, `\f`, `\u2192` (every \u escape) and the fullwidth c;
+        // not the escaped backslash before `u`, é or the arrow.
+        out.sort();
+        assert_eq!(out, [1, 15, 18, 28], "{isa:?}");
+        let mut out = Vec::new();
+        suspects(isa, &format!("{}ｃ", "a".repeat(100)), &mut out);
+        assert_eq!(out, [100], "{isa:?}");
+    }
 }
 
 #[test]
@@ -137,7 +150,7 @@ fn simd_passes_equal_the_scalar_ones() {
         "buckets shared"
     );
     let mut scalar = Searcher::new(&atoms);
-    scalar.avx2 = false;
+    scalar.isa = Isa::Scalar;
     // Every byte value, in several orders, so each sits in each lane,
     // then text that holds the atoms; every length of its tail.
     let mut bytes: Vec<u8> = Vec::new();
@@ -171,14 +184,18 @@ tango uniform victor whiskey xray yankee ZULU",
         want.sort();
         want
     };
-    for end in (bytes.len() - 70..=bytes.len()).chain([0, 1, 2, 3, 33, 34, 35]) {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        simd.find(&bytes[..end], &mut a);
-        scalar.find(&bytes[..end], &mut b);
-        a.sort();
-        b.sort();
-        assert_eq!(a, b, "{end}");
-        assert_eq!(a, reference(&bytes[..end]), "{end}");
+    let mut simd = simd;
+    for isa in Isa::all() {
+        simd.isa = isa;
+        for end in (bytes.len() - 70..=bytes.len()).chain([0, 1, 2, 3, 33, 34, 35]) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            simd.find(&bytes[..end], &mut a);
+            scalar.find(&bytes[..end], &mut b);
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{isa:?} {end}");
+            assert_eq!(a, reference(&bytes[..end]), "{isa:?} {end}");
+        }
     }
     // Every atom is in the text.
     let mut all = Vec::new();
@@ -194,10 +211,12 @@ proptest::proptest! {
     ) {
         let mut scalar = Vec::new();
         let ascii = suspects_scalar(&s, 0, &mut scalar);
-        let mut all = Vec::new();
-        proptest::prop_assert_eq!(suspects(&s, &mut all), ascii);
-        proptest::prop_assert_eq!(all, scalar);
         proptest::prop_assert_eq!(ascii, s.is_ascii());
+        for isa in Isa::all() {
+            let mut all = Vec::new();
+            proptest::prop_assert_eq!(suspects(isa, &s, &mut all), ascii, "{:?}", isa);
+            proptest::prop_assert_eq!(&all, &scalar, "{:?}", isa);
+        }
     }
 }
 
@@ -235,13 +254,16 @@ proptest::proptest! {
         s.find(raw.as_bytes(), &mut found);
         found.sort();
         found.dedup();
-        // The scalar pass finds the same.
-        s.avx2 = false;
-        let mut scalar = Vec::new();
-        s.find(raw.as_bytes(), &mut scalar);
-        scalar.sort();
-        scalar.dedup();
-        proptest::prop_assert_eq!(&scalar, &found);
+        // Every instruction set (the scalar pass, the kernels on plain
+        // lanes and with AVX2) finds the same.
+        for isa in Isa::all() {
+            s.isa = isa;
+            let mut other = Vec::new();
+            s.find(raw.as_bytes(), &mut other);
+            other.sort();
+            other.dedup();
+            proptest::prop_assert_eq!(&other, &found, "{:?}", isa);
+        }
         let b = raw.as_bytes();
         let mut want = Vec::new();
         for (atom, g) in &atoms {

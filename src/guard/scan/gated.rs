@@ -185,7 +185,7 @@ impl GuardSet {
             suspects.clear();
             searcher.find(literal.as_bytes(), &mut hits);
             out.extend(hits.iter().map(|h| pack_hit(seg, h.pos, h.group)));
-            let ascii = prefilter::suspects(literal, &mut suspects);
+            let ascii = prefilter::suspects(searcher.isa, literal, &mut suspects);
             // No suspect: no DEL, no `\b` or `\u` escape (see [`plain_text`]).
             plain.push(ascii && suspects.is_empty());
             for &q in &suspects {
