@@ -3,12 +3,18 @@
 //! peak memory one decision allocates relative to the body.
 //!
 //! `cargo bench --bench guard_throughput`
+//!
+//! With `GUARD_DECISIONS=N` (and `GUARD_SIZE=76KB|1MB|8MB`, 1MB unless
+//! told) the binary makes N decisions on that body and exits, without
+//! criterion: for instruction counts that the machine's noise leaves
+//! alone, e.g. the difference between N=11 and N=1 under
+//! `valgrind --tool=callgrind`, divided by ten.
 
 use futures_util::FutureExt;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use promptgate::decision::{self, BodyDecision, HeadersDecision, RequestHead};
 use promptgate::policy::{LoadOptions, Policy};
 use serde_json::{json, Value};
@@ -42,7 +48,7 @@ const FIRST_TURN: &str = include_str!("../tests/fixtures/claude_code_first_turn.
 /// Text a coding agent reads from disk: this repository's own sources.
 const FILES: &[&str] = &[
     include_str!("../README.md"),
-    include_str!("../src/guard/mod.rs"),
+    include_str!("../src/policy/mod.rs"),
     include_str!("../src/provider/stream.rs"),
     include_str!("../src/decision/mod.rs"),
     include_str!("../src/extproc/mod.rs"),
@@ -107,7 +113,8 @@ fn policy() -> Policy {
     Policy::from_yaml(&yaml, "bench", &LoadOptions::default()).expect("bench policy loads")
 }
 
-fn bench(c: &mut Criterion) {
+/// The bench policy and a request context for it.
+fn setup() -> (Policy, decision::RequestCtx) {
     let policy = policy();
     let head = RequestHead {
         method: "POST",
@@ -123,8 +130,11 @@ fn bench(c: &mut Criterion) {
             ..
         }
     ));
-    let ctx = ctx.unwrap();
+    (policy, ctx.unwrap())
+}
 
+fn bench(c: &mut Criterion) {
+    let (policy, ctx) = setup();
     let mut group = c.benchmark_group("extract_scan_mask");
     for (name, body) in [
         ("76KB", FIRST_TURN.to_owned()),
@@ -168,5 +178,40 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// `GUARD_DECISIONS=N`: N decisions on one body, no criterion.
+fn decisions(n: usize) {
+    let (policy, ctx) = setup();
+    let body = match std::env::var("GUARD_SIZE").as_deref() {
+        Ok("76KB") => FIRST_TURN.to_owned(),
+        Ok("8MB") => session(8 << 20),
+        _ => session(1 << 20),
+    };
+    let mut masked = 0;
+    for _ in 0..n {
+        if let BodyDecision::Continue { outcome, .. } =
+            decision::request_body(&policy, &ctx, body.as_bytes())
+                .now_or_never()
+                .expect("no external guard")
+        {
+            masked += outcome.masked;
+        }
+    }
+    eprintln!(
+        "{n} decisions on {} bytes, {masked} spans masked",
+        body.len()
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("GUARD_DECISIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        decisions(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -135,7 +135,7 @@ impl ExternalGuard {
             }
             Some(list) => Scope(
                 list.iter()
-                    .map(|s| super::Selector::from_spec(*s))
+                    .map(|s| super::scope::Selector::from_spec(*s))
                     .collect(),
             ),
         };

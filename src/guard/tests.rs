@@ -1,4 +1,9 @@
 use super::*;
+use crate::guard::builtins::Builtin;
+use crate::guard::compile::patterns::ascii_word_boundaries;
+use crate::guard::compile::UNBOUNDED_WINDOW;
+use crate::policy::config::GuardSpec;
+use crate::provider::PartKind;
 use crate::provider::{parse_request, Dialect, KindSet};
 use proptest::prelude::*;
 

@@ -1,0 +1,134 @@
+//! Compiled patterns: one `Regex` per pattern to locate matches, and one
+//! `RegexSet` per view of the text (normalised, raw) to tell which match.
+
+use regex::{Regex, RegexSet, RegexSetBuilder};
+
+use crate::guard::builtins::Builtin;
+
+/// Compiled regex size limit per pattern (bytes of compiled program).
+pub const REGEX_SIZE_LIMIT: usize = 10 << 20;
+
+#[derive(Debug)]
+pub struct Pattern {
+    pub regex: Regex,
+    pub rule: usize,
+    pub placeholder: String,
+    /// Builtin detectors validate candidates (checksums, structure).
+    pub validate: Option<Builtin>,
+}
+
+impl Pattern {
+    pub fn accepts(&self, candidate: &str) -> bool {
+        self.validate.is_none_or(|b| b.validate(candidate))
+    }
+}
+
+/// Patterns that run on one view of the text (normalised or raw).
+#[derive(Debug)]
+pub struct PatternSet {
+    pub set: RegexSet,
+    pub patterns: Vec<Pattern>,
+}
+
+impl PatternSet {
+    pub fn build(sources: &[String], patterns: Vec<Pattern>) -> Result<PatternSet, String> {
+        let set = RegexSetBuilder::new(sources)
+            .size_limit(REGEX_SIZE_LIMIT.saturating_mul(sources.len().max(1)))
+            // A roomy lazy-DFA cache: with many patterns a small one is
+            // cleared over and over, and scanning crawls.
+            .dfa_size_limit(64 << 20)
+            .build()
+            .map_err(|e| format!("the patterns do not compile together: {e}"))?;
+        Ok(PatternSet { set, patterns })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Indices of the patterns that match `text`. Most text matches nothing:
+    /// a plain `is_match` (leftmost, with prefilters) answers that far
+    /// faster than the overlapping search that names every pattern.
+    pub fn matching(&self, text: &str) -> Vec<usize> {
+        if !self.set.is_match(text) {
+            return Vec::new();
+        }
+        self.set.matches(text).into_iter().collect()
+    }
+}
+
+/// Rewrites every word-boundary assertion of a pattern (`\b`, `\B`,
+/// `\b{start}`, `\<`, ...) to its ASCII form, e.g. `\b` → `(?-u:\b)`.
+///
+/// A Unicode word boundary forces the regex engine off its DFAs onto the
+/// much slower PikeVM whenever the text is not pure ASCII (prompts rarely
+/// are): one `\b` among fifty patterns made a scan a hundred times slower.
+/// At ASCII boundaries a non-ASCII letter counts as a non-word character,
+/// so an ASCII word like `credit` matches at least wherever it did.
+pub fn ascii_word_boundaries(pattern: &str) -> String {
+    use regex_syntax::ast::{
+        self, AssertionKind, Ast, Flag, Flags, FlagsItem, FlagsItemKind, Group, GroupKind,
+    };
+    fn walk(a: &mut Ast) {
+        let word = |k: &AssertionKind| {
+            !matches!(
+                k,
+                AssertionKind::StartLine
+                    | AssertionKind::EndLine
+                    | AssertionKind::StartText
+                    | AssertionKind::EndText
+            )
+        };
+        let replacement = match a {
+            Ast::Assertion(x) if word(&x.kind) => {
+                let span = x.span;
+                let flags = Flags {
+                    span,
+                    items: vec![
+                        FlagsItem {
+                            span,
+                            kind: FlagsItemKind::Negation,
+                        },
+                        FlagsItem {
+                            span,
+                            kind: FlagsItemKind::Flag(Flag::Unicode),
+                        },
+                    ],
+                };
+                Some(Ast::group(Group {
+                    span,
+                    kind: GroupKind::NonCapturing(flags),
+                    ast: Box::new(Ast::assertion((**x).clone())),
+                }))
+            }
+            Ast::Repetition(r) => {
+                walk(&mut r.ast);
+                None
+            }
+            Ast::Group(g) => {
+                walk(&mut g.ast);
+                None
+            }
+            Ast::Alternation(alt) => {
+                alt.asts.iter_mut().for_each(walk);
+                None
+            }
+            Ast::Concat(c) => {
+                c.asts.iter_mut().for_each(walk);
+                None
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *a = r;
+        }
+    }
+    match ast::parse::Parser::new().parse(pattern) {
+        Ok(mut a) => {
+            walk(&mut a);
+            a.to_string()
+        }
+        // Let the regex compiler report the error with its own message.
+        Err(_) => pattern.to_owned(),
+    }
+}

@@ -1,0 +1,280 @@
+use super::searcher::*;
+use super::suspects::*;
+use crate::guard::ascii::Ascii;
+use crate::guard::compile::atoms::{analyze, Analysis, Atom};
+use crate::guard::vector::Isa;
+
+fn gate_of(pattern: &str) -> Analysis {
+    analyze(&regex_syntax::parse(pattern).unwrap())
+}
+
+fn hits(atoms: &[(&str, u32)], raw: &str) -> Vec<(u32, u32)> {
+    let atoms: Vec<(Atom, u32)> = atoms
+        .iter()
+        .map(|(p, g)| (gate_of(p).gate.unwrap()[0].clone(), *g))
+        .collect();
+    let mut s = Searcher::new(&atoms);
+    let mut found: Option<Vec<Hit>> = None;
+    // Every instruction set finds the same.
+    for isa in Isa::all() {
+        s.isa = isa;
+        let mut out = Vec::new();
+        s.find(raw.as_bytes(), &mut out);
+        out.sort();
+        out.dedup();
+        if let Some(f) = &found {
+            assert_eq!(f, &out, "{isa:?}");
+        }
+        found = Some(out);
+    }
+    let found = found.expect("an instruction set");
+    found.into_iter().map(|h| (h.pos, h.group)).collect()
+}
+
+#[test]
+fn searcher_finds_literals_and_class_runs_across_chunks() {
+    let mut raw = "x".repeat(4094);
+    raw.push_str("CodeName07 and 1234567 and @ and \\u0041KIA");
+    let found = hits(&[("(?i:codename07)", 1), ("[0-9]{6}", 2), ("@", 3)], &raw);
+    // The codename's gate is its rarest window ("dename07"); a run of
+    // seven digits holds two six-digit runs.
+    assert_eq!(found, [(4096, 1), (4109, 2), (4110, 2), (4121, 3)]);
+    // Raw bytes over-approximate: an escape's hex digits are digits.
+    assert_eq!(hits(&[("[0-9]{4}", 4)], r"\u0041"), [(2, 4)]);
+    // Across a 64-byte block boundary.
+    let raw = format!("{}987654", "y".repeat(61));
+    assert_eq!(hits(&[("[0-9]{6}", 7)], &raw), [(61, 7)]);
+    // A word-start atom after a word character is no hit, after an
+    // escape it is.
+    assert_eq!(hits(&[(r"(?-u:\b)eyJ[a-z]", 1)], "xeyJa"), []);
+    assert_eq!(hits(&[(r"(?-u:\b)eyJ[a-z]", 1)], r"\neyJa"), [(2, 1)]);
+}
+
+#[test]
+fn suspects_are_found() {
+    for isa in Isa::all() {
+        let mut out = Vec::new();
+        suspects(isa, r#"a\u0041 \\u b\n\f \u2192 é ｃ → z"#, &mut out);
+        // `\u0041`, `\f`, `\u2192` (every \u escape) and the fullwidth c;
+        // not the escaped backslash before `u`, é or the arrow.
+        out.sort();
+        assert_eq!(out, [1, 15, 18, 28], "{isa:?}");
+        let mut out = Vec::new();
+        suspects(isa, &format!("{}ｃ", "a".repeat(100)), &mut out);
+        assert_eq!(out, [100], "{isa:?}");
+    }
+}
+
+#[test]
+fn suspect_characters() {
+    for c in [
+        '\u{ff41}',
+        '\u{200b}',
+        '\u{fb01}',
+        '\u{2026}',
+        '½',
+        '\u{1d41c}',
+        '\u{85}',
+    ] {
+        assert!(suspect_char(c), "{c:?}");
+    }
+    // Inert: normalised to themselves, to white space, or to other
+    // non-ASCII characters.
+    for c in [
+        '\u{2192}',
+        'é',
+        '\u{1f600}',
+        '\u{4e2d}',
+        '\u{2014}',
+        '\u{a0}',
+        'µ',
+    ] {
+        assert!(!suspect_char(c), "{c:?}");
+    }
+}
+
+#[test]
+fn simd_passes_equal_the_scalar_ones() {
+    let class = |bytes: &[u8]| bytes.iter().fold(Ascii::default(), |a, &b| a.with(b));
+    let range = |lo: u8, hi: u8| (lo..=hi).fold(Ascii::default(), |a, b| a.with(b));
+    // Exact and nibble-widened classes, short atoms and long ones.
+    let digits = range(b'0', b'9');
+    let token = Ascii(digits.0 | range(b'A', b'Z').0 | range(b'a', b'z').0 | class(b"-_").0);
+    let atoms: Vec<(Atom, u32)> = [
+        vec![class(b"@")],
+        vec![class(b"wy"), class(b"e")],
+        vec![class(b"()-"), digits, digits],
+        vec![digits; 4],
+        vec![class(b"aeiou.+~"), token, token, token, token],
+        vec![Ascii(range(b'2', b'7').0 | range(b'A', b'Z').0); 6],
+        vec![class(&[0x7f]), class(b"!")],
+        vec![
+            class(b"A"),
+            class(b"BCGIKNRS"),
+            class(b"CDIOPV"),
+            class(b"A"),
+        ],
+        vec![class(b"q")],
+    ]
+    .into_iter()
+    .chain(
+        [
+            "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+            "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+            "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
+        ]
+        .iter()
+        .map(|w| {
+            w.bytes()
+                .map(|b| class(&[b, b.to_ascii_uppercase()]))
+                .collect::<Vec<_>>()
+        }),
+    )
+    .enumerate()
+    .map(|(g, classes)| {
+        (
+            Atom {
+                classes,
+                word_start: false,
+            },
+            g as u32,
+        )
+    })
+    .collect();
+    let simd = Searcher::new(&atoms);
+    assert!(simd.passes.len() > 1, "more buckets than one pass holds");
+    assert!(
+        simd.passes
+            .iter()
+            .any(|p| p.buckets.iter().any(|b| b.len() > 1)),
+        "buckets shared"
+    );
+    let mut scalar = Searcher::new(&atoms);
+    scalar.isa = Isa::Scalar;
+    // Every byte value, in several orders, so each sits in each lane,
+    // then text that holds the atoms; every length of its tail.
+    let mut bytes: Vec<u8> = Vec::new();
+    for k in [1usize, 7, 31, 33, 101] {
+        bytes.extend((0..256).map(|i| ((i * k) % 256) as u8));
+    }
+    bytes.extend_from_slice(
+        b"a@b ewe (12-34) 1234567 AKIAB eabcd QRST23 \x7f! q Alpha BRAVO charli charlie delta-echo \
+foxtrot golfhotel India juliet kilo lima mike november oscar-papa quebec romeo sierra \
+tango uniform victor whiskey xray yankee ZULU",
+    );
+    // Both find exactly where each atom's classes line up.
+    let reference = |b: &[u8]| -> Vec<Hit> {
+        let mut want = Vec::new();
+        for (atom, g) in &atoms {
+            let n = atom.classes.len();
+            for pos in 0..(b.len() + 1).saturating_sub(n) {
+                if atom
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .all(|(k, c)| c.contains(b[pos + k]))
+                {
+                    want.push(Hit {
+                        pos: pos as u32,
+                        group: *g,
+                    });
+                }
+            }
+        }
+        want.sort();
+        want
+    };
+    let mut simd = simd;
+    for isa in Isa::all() {
+        simd.isa = isa;
+        for end in (bytes.len() - 70..=bytes.len()).chain([0, 1, 2, 3, 33, 34, 35]) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            simd.find(&bytes[..end], &mut a);
+            scalar.find(&bytes[..end], &mut b);
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{isa:?} {end}");
+            assert_eq!(a, reference(&bytes[..end]), "{isa:?} {end}");
+        }
+    }
+    // Every atom is in the text.
+    let mut all = Vec::new();
+    simd.find(&bytes, &mut all);
+    let groups: std::collections::BTreeSet<u32> = all.iter().map(|h| h.group).collect();
+    assert_eq!(groups.len(), atoms.len(), "{groups:?}");
+}
+
+proptest::proptest! {
+    #[test]
+    fn simd_suspects_equal_the_scalar_ones(
+        s in "([a-z\\\\ubf\u{7f}\"]|\\PC|[\u{ff41}\u{200b}\u{2026}é→]){0,300}",
+    ) {
+        let mut scalar = Vec::new();
+        let ascii = suspects_scalar(&s, 0, &mut scalar);
+        proptest::prop_assert_eq!(ascii, s.is_ascii());
+        for isa in Isa::all() {
+            let mut all = Vec::new();
+            proptest::prop_assert_eq!(suspects(isa, &s, &mut all), ascii, "{:?}", isa);
+            proptest::prop_assert_eq!(&all, &scalar, "{:?}", isa);
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Class-sequence atoms are found exactly where their classes line
+    /// up, whatever the layout of steps and tail, by the SIMD and the
+    /// scalar pass alike.
+    #[test]
+    fn class_atoms_are_found_exactly(
+        tokens in proptest::collection::vec(
+            proptest::sample::select(&[
+                "123", "4567", "-", ".", "+", "@", "ab", "XYZ", " ", "0", "99999", "(", ")",
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            ][..]),
+            0..2500,
+        ),
+    ) {
+        let raw = tokens.concat();
+        let patterns = [
+            "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+            "[0-9]{4}\\.[0-9]{2}",
+            "\\([0-9]{3}\\)",
+            "@",
+            "\\+[0-9]",
+            "[A-Z]{3}[0-9]",
+        ];
+        let atoms: Vec<(Atom, u32)> = patterns
+            .iter()
+            .enumerate()
+            .map(|(g, p)| (gate_of(p).gate.unwrap()[0].clone(), g as u32))
+            .collect();
+        let mut s = Searcher::new(&atoms);
+        let mut found = Vec::new();
+        s.find(raw.as_bytes(), &mut found);
+        found.sort();
+        found.dedup();
+        // Every instruction set (the scalar pass, the kernels on plain
+        // lanes and with AVX2) finds the same.
+        for isa in Isa::all() {
+            s.isa = isa;
+            let mut other = Vec::new();
+            s.find(raw.as_bytes(), &mut other);
+            other.sort();
+            other.dedup();
+            proptest::prop_assert_eq!(&other, &found, "{:?}", isa);
+        }
+        let b = raw.as_bytes();
+        let mut want = Vec::new();
+        for (atom, g) in &atoms {
+            let n = atom.classes.len();
+            for pos in 0..(b.len() + 1).saturating_sub(n) {
+                if atom.classes.iter().enumerate().all(|(k, c)| c.contains(b[pos + k])) {
+                    want.push(Hit { pos: pos as u32, group: *g });
+                }
+            }
+        }
+        want.sort();
+        proptest::prop_assert_eq!(found, want);
+    }
+}

@@ -1,0 +1,99 @@
+//! Response text: one text scanned with every rule, and the scanner the
+//! stream engine holds back and masks with.
+
+use std::ops::Range;
+
+use crate::guard::normalize;
+use crate::guard::{Action, GuardSet};
+
+/// A match in a single text (responses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMatch {
+    pub rule: usize,
+    pub range: Range<usize>,
+    pub placeholder: String,
+}
+
+impl GuardSet {
+    /// Scans one text (a response's text) with every rule; matches are in
+    /// text order, possibly overlapping.
+    pub fn scan_text(&self, text: &str) -> Vec<TextMatch> {
+        let mut out = Vec::new();
+        if self.rules.is_empty() {
+            return out;
+        }
+        if !self.normalized.is_empty() {
+            let norm = normalize::normalize(text);
+            for p in self.normalized.matching(&norm.text) {
+                let pat = &self.normalized.patterns[p];
+                for m in pat.regex.find_iter(&norm.text) {
+                    if pat.accepts(m.as_str()) {
+                        let range = norm.original_range(text, m.range());
+                        out.push(TextMatch {
+                            rule: pat.rule,
+                            range,
+                            placeholder: pat.placeholder.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for p in self.raw.matching(text) {
+            let pat = &self.raw.patterns[p];
+            for m in pat.regex.find_iter(text) {
+                if pat.accepts(m.as_str()) {
+                    out.push(TextMatch {
+                        rule: pat.rule,
+                        range: m.range(),
+                        placeholder: pat.placeholder.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|m| (m.range.start, m.range.end));
+        out
+    }
+}
+
+/// Response guards plug into the stream engine as its scanner.
+impl crate::provider::stream::TextScanner for GuardSet {
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Matches in text order, made non-overlapping: overlapping matches
+    /// merge into one, and a merge holding a reject rejects.
+    fn scan(&self, text: &str) -> Vec<crate::provider::stream::ScanMatch> {
+        use crate::provider::stream::{MatchAction, ScanMatch};
+        let action = |m: &TextMatch| {
+            let rule = &self.rules[m.rule];
+            match rule.action {
+                Action::Reject => MatchAction::Reject {
+                    rule: rule.name.clone(),
+                    message: rule.message.clone(),
+                },
+                Action::Mask => MatchAction::Mask {
+                    placeholder: m.placeholder.clone(),
+                },
+            }
+        };
+        let mut out: Vec<ScanMatch> = Vec::new();
+        for m in self.scan_text(text) {
+            match out.last_mut() {
+                Some(last) if m.range.start < last.range.end => {
+                    last.range.end = last.range.end.max(m.range.end);
+                    if matches!(self.rules[m.rule].action, Action::Reject)
+                        && !matches!(last.action, MatchAction::Reject { .. })
+                    {
+                        last.action = action(&m);
+                    }
+                }
+                _ => out.push(ScanMatch {
+                    action: action(&m),
+                    range: m.range,
+                }),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,206 @@
+//! The prefilter's SIMD, behind one small module in the style of memchr's
+//! and aho-corasick's `Vector` traits.
+//!
+//! * [`Vector`]: the few operations on a 32-byte register the kernels use;
+//! * [`kernels`]: the kernels, written once over any [`Vector`]: which
+//!   positions may start a fingerprint (nibble tables, Teddy-style), and
+//!   where escapes, DEL and non-ASCII bytes are;
+//! * `x86_64/avx2.rs`: [`Vector`] for `__m256i` and the kernels compiled
+//!   with AVX2 enabled, behind a token that proves AVX2 was detected;
+//! * [`scalar`]: the byte-at-a-time fallback with exact tables, on every
+//!   platform, and (for the tests) 32 plain lanes that run the same
+//!   kernels as AVX2 does, on every platform.
+//!
+//! [`Isa::detect`] picks the instruction set once, when a policy is
+//! compiled; a scan only matches on the value it holds.
+
+#[cfg(any(test, target_arch = "x86_64"))]
+pub mod kernels;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+/// Length of a fingerprint: the classes one pass tests in a row.
+pub const FINGERPRINT: usize = 4;
+
+/// The tables of one fingerprint pass: per position of the fingerprint,
+/// the bucket bits of each byte (exact), and of each low and high nibble
+/// (16 entries, repeated for the second 128-bit lane). A byte is a
+/// candidate for a bucket at a position when both its nibbles are; the
+/// nibble tables may take bytes the exact ones do not.
+#[derive(Debug, Clone)]
+pub struct FingerprintTables {
+    pub lo: [[u8; 32]; FINGERPRINT],
+    pub hi: [[u8; 32]; FINGERPRINT],
+    pub exact: [[u8; 256]; FINGERPRINT],
+}
+
+impl FingerprintTables {
+    /// The buckets whose fingerprint the bytes from `at` hold, by the
+    /// exact tables (bytes past the end count as zero).
+    #[inline]
+    pub fn exact_bits(&self, raw: &[u8], at: usize) -> u8 {
+        let byte = |i: usize| raw.get(i).map_or(0, |&b| usize::from(b));
+        self.exact
+            .iter()
+            .enumerate()
+            .fold(u8::MAX, |bits, (k, exact)| bits & exact[byte(at + k)])
+    }
+}
+
+/// The instruction set the kernels run with, chosen once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Byte by byte, with exact tables ([`scalar`]).
+    Scalar,
+    /// The vector kernels on 32 plain lanes ([`scalar::Lanes`]): slower
+    /// than [`Isa::Scalar`], so never detected; the tests run it to hold
+    /// the kernels to the byte-by-byte code on every platform.
+    #[cfg(test)]
+    Lanes,
+    /// The vector kernels with AVX2 (detected at run time).
+    #[cfg(target_arch = "x86_64")]
+    Avx2(x86_64::Avx2),
+}
+
+impl Isa {
+    /// The fastest instruction set of this CPU.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = x86_64::Avx2::detect() {
+            return Isa::Avx2(avx2);
+        }
+        Isa::Scalar
+    }
+
+    /// Calls `found(at, bits)` for positions `at` of `raw` where the
+    /// fingerprints of the buckets `bits` (non-zero) may start, by the
+    /// exact tables: every such position, in order.
+    #[inline]
+    pub fn fingerprints(self, t: &FingerprintTables, raw: &[u8], mut found: impl FnMut(usize, u8)) {
+        match self {
+            Isa::Scalar => scalar::fingerprints(t, raw, &mut found),
+            #[cfg(test)]
+            // SAFETY: plain lanes need no instruction set.
+            Isa::Lanes => unsafe { kernels::fingerprints::<scalar::Lanes>(t, raw, &mut found) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(avx2) => avx2.fingerprints(t, raw, &mut found),
+        }
+    }
+
+    /// Calls `found(i, high)` for every byte `i` of the whole 64-byte blocks
+    /// of `raw` that have a byte after them (none when the kernels do not
+    /// run), in order: a backslash before `u`, `b` or `f`, a DEL
+    /// (`high = false`), or a byte of a non-ASCII character (`high =
+    /// true`). Returns where the blocks end.
+    #[inline]
+    pub fn suspect_blocks(self, raw: &[u8], mut found: impl FnMut(usize, bool)) -> usize {
+        match self {
+            Isa::Scalar => scalar::suspect_blocks(raw, &mut found),
+            #[cfg(test)]
+            // SAFETY: plain lanes need no instruction set.
+            Isa::Lanes => unsafe { kernels::suspect_blocks::<scalar::Lanes>(raw, &mut found) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(avx2) => avx2.suspect_blocks(raw, &mut found),
+        }
+    }
+
+    /// Every instruction set this CPU runs, the slowest first (tests).
+    #[cfg(test)]
+    pub fn all() -> Vec<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = x86_64::Avx2::detect().map(Isa::Avx2);
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = None;
+        [Some(Isa::Scalar), Some(Isa::Lanes), avx2]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(any(test, target_arch = "x86_64"))]
+/// The operations on a 32-byte vector the kernels are written with.
+///
+/// Every method is `#[inline(always)]` and never `#[target_feature]`, so
+/// that it inlines into a kernel compiled with the instruction set
+/// enabled (see `x86_64/avx2.rs`).
+///
+/// # Safety
+///
+/// The methods are unsafe because an implementation may use instructions
+/// the CPU lacks: callers must ensure the implementation's instruction set
+/// is available (for `__m256i`, AVX2) and enabled in the calling function.
+pub trait Vector: Copy {
+    /// Every lane `b`.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn splat(b: u8) -> Self;
+
+    /// The 32 bytes from `p`, unaligned.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available, and 32 bytes
+    /// from `p` are readable.
+    unsafe fn load(p: *const u8) -> Self;
+
+    /// The lanes as bytes.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn to_bytes(self) -> [u8; 32];
+
+    /// Lane-wise and.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn and(self, o: Self) -> Self;
+
+    /// Lane-wise or.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn or(self, o: Self) -> Self;
+
+    /// `0xff` where the lanes are equal, else `0`.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn eq(self, o: Self) -> Self;
+
+    /// Each lane's low nibble.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn low_nibbles(self) -> Self;
+
+    /// Each lane's high nibble (shifted down).
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn high_nibbles(self) -> Self;
+
+    /// `self` as two 16-entry tables (one per 128-bit half) looked up by
+    /// `index`, lanes below 16 (`pshufb`).
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn lookup(self, index: Self) -> Self;
+
+    /// The top bit of each lane, lane `i` in bit `i`.
+    ///
+    /// # Safety
+    ///
+    /// The implementation's instruction set is available.
+    unsafe fn movemask(self) -> u32;
+}
