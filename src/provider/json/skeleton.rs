@@ -29,10 +29,13 @@ use std::ops::Range;
 
 use serde_json::value::RawValue;
 
+#[cfg(target_arch = "x86_64")]
 use super::literal;
 use crate::provider::BodyError;
 
-/// String contents shorter than this are left in the skeleton.
+/// String contents shorter than this are left in the skeleton (the cut
+/// runs only with AVX2; elsewhere the skeleton is the whole body).
+#[cfg(target_arch = "x86_64")]
 const CUT: usize = 256;
 
 /// A body and the skeleton serde reads in its place.
