@@ -277,6 +277,28 @@ pub struct OfferedTool {
     pub raw: Range<usize>,
 }
 
+/// Reads a body's tool definitions (its raw `tools` elements) as `T` and
+/// lists each as offered, named by `name_of`: the dialects' shared step
+/// when denied tools are to be removed.
+pub(crate) fn offered_tools<'a, T: serde::Deserialize<'a>>(
+    skeleton: &skeleton::Skeleton<'a>,
+    raws: &[&'a RawValue],
+    out: &mut Vec<OfferedTool>,
+    name_of: impl Fn(&T) -> Option<&str>,
+) -> Result<Vec<T>, BodyError> {
+    let mut tools = Vec::with_capacity(raws.len());
+    for (i, raw) in raws.iter().enumerate() {
+        let tool: T =
+            serde_json::from_str(raw.get()).map_err(|e| BodyError(format!("tools[{i}]: {e}")))?;
+        out.push(OfferedTool {
+            name: name_of(&tool).map(str::to_owned),
+            raw: skeleton.span(raw),
+        });
+        tools.push(tool);
+    }
+    Ok(tools)
+}
+
 /// The edits that remove the tool definitions at `removed` (indices into
 /// `tools`, the whole list of a body's `tools` array): each run of removed
 /// elements goes with the comma that separates it from a kept one, so the

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::provider::json::skeleton::Skeleton;
 use crate::provider::json::{first_byte, is_escaped};
-use crate::provider::request::OfferedTool;
+use crate::provider::request::offered_tools;
 use crate::provider::request::{read_model, string_leaves};
 use crate::provider::{BodyError, KindSet, Location, ParsedRequest, PartKind, Role, TextSegment};
 
@@ -266,16 +266,12 @@ pub(crate) fn parse_skeleton<'a>(
     let mut out = ParsedRequest::default();
     let parsed: Body<'_, Tool<'_>> = if kinds.offered_tools() {
         let raw: Body<'_, &RawValue> = skeleton.parse()?;
-        let mut tools = Vec::new();
-        for (i, t) in raw.tools.iter().flatten().enumerate() {
-            let tool: Tool<'_> =
-                serde_json::from_str(t.get()).map_err(|e| BodyError(format!("tools[{i}]: {e}")))?;
-            out.offered_tools.push(OfferedTool {
-                name: tool.name.as_deref().map(str::to_owned),
-                raw: skeleton.span(t),
-            });
-            tools.push(tool);
-        }
+        let tools = offered_tools(
+            skeleton,
+            raw.tools.as_deref().unwrap_or_default(),
+            &mut out.offered_tools,
+            |t: &Tool<'_>| t.name.as_deref(),
+        )?;
         Body {
             model: raw.model,
             system: raw.system,
