@@ -55,6 +55,12 @@ pub(crate) trait Provider: Sync {
     fn abort_event(&self, message: &str) -> Vec<u8>;
     /// The text values of a non-streamed response body; model and usage go
     /// to `outcome`.
+    /// Judges every tool call of a whole response body.
+    fn json_tools(
+        &self,
+        body: &str,
+        judge: &dyn super::tool_call::ToolJudge,
+    ) -> Result<super::tool_json::JsonTools, StreamError>;
     fn read_response<'b>(
         &self,
         body: &'b str,

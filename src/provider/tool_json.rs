@@ -6,15 +6,8 @@
 //! end_turn`, `finish_reason: stop`), so the agent shows the refusal and
 //! runs nothing. Only the changed parts of the body are rewritten.
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::Value;
-
-use super::json::span_of;
 use super::stream::StreamError;
-use super::tool_call::{ToolDecision, ToolJudge, ToolVerdict};
+use super::tool_call::{ToolDecision, ToolJudge};
 use super::Dialect;
 
 /// What judging a body's tool calls gave.
@@ -25,31 +18,7 @@ pub struct JsonTools {
     pub tools: Vec<ToolDecision>,
 }
 
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow, default)]
-    content: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Block<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Completion<'a> {
-    #[serde(borrow, default)]
-    choices: Option<Vec<&'a RawValue>>,
-}
-
-fn bad(e: impl std::fmt::Display) -> StreamError {
+pub(crate) fn bad(e: impl std::fmt::Display) -> StreamError {
     StreamError::BadBody(e.to_string())
 }
 
@@ -62,138 +31,15 @@ pub fn guard_json_tools(
     if !body.trim_start().starts_with('{') {
         return Err(bad("the response body is not a JSON object"));
     }
-    match dialect {
-        Dialect::Anthropic => anthropic(body, judge),
-        Dialect::OpenAiChat => openai(body, judge),
-    }
-}
-
-fn anthropic(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, StreamError> {
-    let msg: Message<'_> = serde_json::from_str(body).map_err(bad)?;
-    let mut out = JsonTools::default();
-    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
-    let (mut allowed, mut blocked) = (0, 0);
-    for (i, raw) in msg.content.iter().flatten().enumerate() {
-        let block: Block<'_> =
-            serde_json::from_str(raw.get()).map_err(|e| bad(format!("content[{i}]: {e}")))?;
-        if block.kind.as_deref() != Some("tool_use") {
-            continue;
-        }
-        let name = block
-            .name
-            .ok_or_else(|| bad(format!("content[{i}]: a `tool_use` block without a `name`")))?;
-        let input = block.input.map_or("{}", RawValue::get);
-        let verdict = judge.judge(&name, input);
-        if let ToolVerdict::Block { message, .. } = &verdict {
-            blocked += 1;
-            let text = serde_json::json!({"type": "text", "text": message}).to_string();
-            edits.push((span_of(body, raw), text));
-        } else {
-            allowed += 1;
-        }
-        out.tools.push(ToolDecision {
-            index: i as u64,
-            tool: name.into_owned(),
-            verdict,
-        });
-    }
-    if blocked > 0 && allowed == 0 {
-        if let Some(reason) = msg.stop_reason.filter(|r| r.get() == "\"tool_use\"") {
-            edits.push((span_of(body, reason), "\"end_turn\"".into()));
-        }
-    }
-    if !edits.is_empty() {
-        out.body = Some(splice(body, edits));
-    }
-    Ok(out)
-}
-
-fn openai(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, StreamError> {
-    let completion: Completion<'_> = serde_json::from_str(body).map_err(bad)?;
-    let mut out = JsonTools::default();
-    let mut edits = Vec::new();
-    for (pos, raw) in completion.choices.iter().flatten().enumerate() {
-        let mut choice: Value =
-            serde_json::from_str(raw.get()).map_err(|e| bad(format!("choices[{pos}]: {e}")))?;
-        let Some(calls) = choice
-            .pointer("/message/tool_calls")
-            .and_then(Value::as_array)
-            .cloned()
-        else {
-            continue;
-        };
-        let mut kept = Vec::new();
-        let mut messages = Vec::new();
-        for (j, call) in calls.into_iter().enumerate() {
-            let name = call
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "choices[{pos}].message.tool_calls[{j}]: no function name"
-                    ))
-                })?
-                .to_owned();
-            let arguments = call
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("{}");
-            let verdict = judge.judge(&name, arguments);
-            match &verdict {
-                ToolVerdict::Block { message, .. } => messages.push(message.clone()),
-                _ => kept.push(call),
-            }
-            out.tools.push(ToolDecision {
-                index: j as u64,
-                tool: name,
-                verdict,
-            });
-        }
-        if messages.is_empty() {
-            continue;
-        }
-        let message = &mut choice["message"];
-        let content = match message.get("content").and_then(Value::as_str) {
-            Some(text) if !text.is_empty() => format!("{text}\n\n{}", messages.join("\n")),
-            _ => messages.join("\n"),
-        };
-        message["content"] = Value::String(content);
-        if kept.is_empty() {
-            if let Some(m) = message.as_object_mut() {
-                m.remove("tool_calls");
-            }
-            if choice.get("finish_reason").and_then(Value::as_str) == Some("tool_calls") {
-                choice["finish_reason"] = Value::String("stop".into());
-            }
-        } else {
-            message["tool_calls"] = Value::Array(kept);
-        }
-        edits.push((span_of(body, raw), choice.to_string()));
-    }
-    if !edits.is_empty() {
-        out.body = Some(splice(body, edits));
-    }
-    Ok(out)
-}
-
-/// `src` with the ranges replaced (ranges do not overlap).
-fn splice(src: &str, mut edits: Vec<(std::ops::Range<usize>, String)>) -> String {
-    edits.sort_by_key(|(r, _)| r.start);
-    let mut out = String::with_capacity(src.len());
-    let mut at = 0;
-    for (r, text) in edits {
-        out.push_str(&src[at..r.start]);
-        out.push_str(&text);
-        at = r.end;
-    }
-    out.push_str(&src[at..]);
-    out
+    dialect.provider().json_tools(body, judge)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::guard::tool::ToolGuard;
+    use crate::provider::tool_call::ToolVerdict;
+    use serde_json::Value;
 
     fn judge() -> ToolGuard {
         ToolGuard::compile(

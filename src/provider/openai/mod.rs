@@ -9,6 +9,7 @@ pub(crate) mod error;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod stream;
+pub(crate) mod tools;
 pub(crate) mod usage;
 
 use super::dialect::Provider;
@@ -58,6 +59,13 @@ impl Provider for OpenAiChat {
     }
     fn abort_event(&self, message: &str) -> Vec<u8> {
         error::abort_event(message)
+    }
+    fn json_tools(
+        &self,
+        body: &str,
+        judge: &dyn crate::provider::tool_call::ToolJudge,
+    ) -> Result<crate::provider::tool_json::JsonTools, StreamError> {
+        tools::judge(body, judge)
     }
     fn read_response<'b>(
         &self,
