@@ -16,7 +16,7 @@ use super::{
 use crate::policy::config::{ActionSpec, GuardSpec};
 use crate::provider::KindSet;
 use fast_path::FastPath;
-use patterns::{ascii_word_boundaries, Pattern, PatternSet, REGEX_SIZE_LIMIT};
+use patterns::{ascii_word_boundaries, Check, Pattern, PatternSet, REGEX_SIZE_LIMIT};
 
 /// Hold-back window for a pattern with no upper bound on its length.
 pub(super) const UNBOUNDED_WINDOW: usize = 1024;
@@ -147,12 +147,7 @@ impl GuardSet {
                 window = window.max(
                     max_len_of(&source).map_or(UNBOUNDED_WINDOW, |n| n.saturating_mul(4) + 16),
                 );
-                let p = Pattern {
-                    regex: compiled,
-                    rule,
-                    placeholder: custom_placeholder.clone(),
-                    validate: None,
-                };
+                let p = Pattern::whole(compiled, rule, custom_placeholder.clone(), Check::None);
                 if normalize {
                     norm_src.push(source);
                     norm_pat.push(p);
@@ -175,18 +170,18 @@ impl GuardSet {
                 })?;
                 if norm_pat
                     .iter()
-                    .any(|p: &Pattern| p.rule == rule && p.validate == Some(d))
+                    .any(|p: &Pattern| p.rule == rule && p.same_detector(d))
                 {
                     continue;
                 }
                 window = window.max(d.max_match_len().saturating_mul(4) + 16);
                 norm_src.push(d.pattern().to_owned());
-                norm_pat.push(Pattern {
-                    regex: d.regex(),
+                norm_pat.push(Pattern::whole(
+                    d.regex(),
                     rule,
-                    placeholder: d.placeholder().to_owned(),
-                    validate: Some(d),
-                });
+                    d.placeholder().to_owned(),
+                    Check::Builtin(d),
+                ));
             }
             let response_spec = spec.response.as_ref();
             let status = response_spec

@@ -1,6 +1,10 @@
 //! Compiled patterns: one `Regex` per pattern to locate matches, and one
 //! `RegexSet` per view of the text (normalised, raw) to tell which match.
 
+use std::fmt::Debug;
+use std::ops::Range;
+use std::sync::Arc;
+
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::guard::builtins::Builtin;
@@ -8,18 +12,80 @@ use crate::guard::builtins::Builtin;
 /// Compiled regex size limit per pattern (bytes of compiled program).
 pub const REGEX_SIZE_LIMIT: usize = 10 << 20;
 
+/// Validation of a candidate beyond its pattern, for detectors that are
+/// not [`Builtin`]s (the secret pack, gitleaks rules): `whole` is the
+/// regex match, `secret` the part of it that is masked (the secret group,
+/// or the whole match).
+pub trait Validate: Send + Sync + Debug {
+    fn accepts(&self, whole: &str, secret: &str) -> bool;
+}
+
+/// What a pattern's candidates must pass.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// Every match is a finding (custom patterns).
+    None,
+    /// A builtin detector's validator (checksums, structure).
+    Builtin(Builtin),
+    /// Any other detector's validator.
+    #[allow(dead_code)] // until the secret pack and gitleaks rules land
+    Detector(Arc<dyn Validate>),
+}
+
 #[derive(Debug)]
 pub struct Pattern {
     pub regex: Regex,
     pub rule: usize,
     pub placeholder: String,
-    /// Builtin detectors validate candidates (checksums, structure).
-    pub validate: Option<Builtin>,
+    pub check: Check,
+    /// The capture group that is the secret (masked, validated); `None`:
+    /// the whole match. Patterns without one are searched with `find`,
+    /// which is cheaper than captures.
+    pub secret_group: Option<usize>,
 }
 
 impl Pattern {
-    pub fn accepts(&self, candidate: &str) -> bool {
-        self.validate.is_none_or(|b| b.validate(candidate))
+    /// A pattern with no secret group.
+    pub fn whole(regex: Regex, rule: usize, placeholder: String, check: Check) -> Pattern {
+        Pattern {
+            regex,
+            rule,
+            placeholder,
+            check,
+            secret_group: None,
+        }
+    }
+
+    fn accepts(&self, whole: &str, secret: &str) -> bool {
+        match &self.check {
+            Check::None => true,
+            Check::Builtin(b) => b.validate(secret),
+            Check::Detector(v) => v.accepts(whole, secret),
+        }
+    }
+
+    /// Whether this pattern runs the same detector as `other` would.
+    pub fn same_detector(&self, builtin: Builtin) -> bool {
+        matches!(self.check, Check::Builtin(b) if b == builtin)
+    }
+
+    /// Byte ranges in `text` of the secrets of accepted candidates, in
+    /// order.
+    pub fn findings<'a>(&'a self, text: &'a str) -> Box<dyn Iterator<Item = Range<usize>> + 'a> {
+        match self.secret_group {
+            None => Box::new(
+                self.regex
+                    .find_iter(text)
+                    .filter(|m| self.accepts(m.as_str(), m.as_str()))
+                    .map(|m| m.range()),
+            ),
+            Some(g) => Box::new(self.regex.captures_iter(text).filter_map(move |c| {
+                let whole = c.get(0)?;
+                let secret = c.get(g)?;
+                (!secret.is_empty() && self.accepts(whole.as_str(), secret.as_str()))
+                    .then(|| secret.range())
+            })),
+        }
     }
 }
 

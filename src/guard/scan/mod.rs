@@ -156,15 +156,12 @@ impl GuardSet {
             if !applies[pat.rule] {
                 return;
             }
-            for m in pat.regex.find_iter(joined) {
-                if !pat.accepts(m.as_str()) {
-                    continue;
-                }
+            for m in pat.findings(joined) {
                 // Map the match onto every piece it overlaps.
                 for (k, (seg, base, norm)) in pieces.iter().enumerate() {
                     let lo = offsets[k];
                     let hi = lo + norm.text.len();
-                    let (s, e) = (m.start().max(lo), m.end().min(hi));
+                    let (s, e) = (m.start.max(lo), m.end.min(hi));
                     if s >= e {
                         continue;
                     }
@@ -221,13 +218,10 @@ impl GuardSet {
                 if !applies[pat.rule] {
                     continue;
                 }
-                for m in pat.regex.find_iter(&text) {
-                    if !pat.accepts(m.as_str()) {
-                        continue;
-                    }
+                for m in pat.findings(&text) {
                     // Matches are on character boundaries of the decoded
                     // text, so they map onto whole escapes.
-                    if let Some(range) = crate::provider::literal::raw_range(literal, m.range()) {
+                    if let Some(range) = crate::provider::literal::raw_range(literal, m) {
                         self.record(scan, pat.rule, seg, range, &pat.placeholder);
                     }
                 }

@@ -26,28 +26,24 @@ impl GuardSet {
             let norm = normalize::normalize(text);
             for p in self.normalized.matching(&norm.text) {
                 let pat = &self.normalized.patterns[p];
-                for m in pat.regex.find_iter(&norm.text) {
-                    if pat.accepts(m.as_str()) {
-                        let range = norm.original_range(text, m.range());
-                        out.push(TextMatch {
-                            rule: pat.rule,
-                            range,
-                            placeholder: pat.placeholder.clone(),
-                        });
-                    }
+                for r in pat.findings(&norm.text) {
+                    let range = norm.original_range(text, r);
+                    out.push(TextMatch {
+                        rule: pat.rule,
+                        range,
+                        placeholder: pat.placeholder.clone(),
+                    });
                 }
             }
         }
         for p in self.raw.matching(text) {
             let pat = &self.raw.patterns[p];
-            for m in pat.regex.find_iter(text) {
-                if pat.accepts(m.as_str()) {
-                    out.push(TextMatch {
-                        rule: pat.rule,
-                        range: m.range(),
-                        placeholder: pat.placeholder.clone(),
-                    });
-                }
+            for range in pat.findings(text) {
+                out.push(TextMatch {
+                    rule: pat.rule,
+                    range,
+                    placeholder: pat.placeholder.clone(),
+                });
             }
         }
         out.sort_by_key(|m| (m.range.start, m.range.end));
