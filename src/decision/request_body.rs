@@ -4,6 +4,9 @@
 use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Action, Finding, Scan};
 use crate::policy::{Backend, Policy, TokenUsageMode};
+use std::sync::Arc;
+
+use crate::provider::restore::Restore;
 use crate::provider::{self, ErrorKind, Location, ParsedRequest};
 
 use super::outcome::{reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
@@ -24,6 +27,9 @@ pub enum BodyDecision {
         /// (`false`: a non-streamed answer under `tokenUsage: Streams`,
         /// which nothing needs to read).
         read_response: bool,
+        /// What this request's masks stand for, to put back where the
+        /// model repeats their placeholders (`None`: nothing to restore).
+        restore: Option<Arc<Restore>>,
         outcome: Outcome,
     },
     Reply(Reply),
@@ -146,6 +152,7 @@ fn inspect_request_body<'p, 'b>(
     };
     if !ctx.route.inspects_request_body() {
         return Inspected::Done(BodyDecision::Continue {
+            restore: None,
             replacement: None,
             read_response: ctx.response.is_read(),
             outcome,
@@ -399,6 +406,8 @@ impl Inspection<'_, '_> {
             edits.push((range, Edit::Bytes(Vec::new())));
         }
         outcome.tools_removed = removed.iter().filter(|r| **r).count();
+        let mut restore = Restore::new();
+        let key = self.backend.request_guards.mask_key();
         let replacement = (!edits.is_empty()).then(|| {
             edits.sort_by_key(|(r, _)| (r.start, r.end));
             // Masked text is JSON-encoded straight into the new body, one
@@ -414,7 +423,13 @@ impl Inspection<'_, '_> {
                         // every escape outside the masked spans stays.
                         let segment = &self.parsed.segments[seg];
                         out.push(b'"');
-                        crate::guard::mask_literal(segment.literal, &group, &mut out);
+                        crate::guard::mask_literal(
+                            segment.literal,
+                            &group,
+                            key,
+                            &mut restore,
+                            &mut out,
+                        );
                         out.push(b'"');
                     }
                     Edit::Bytes(b) => out.extend_from_slice(&b),
@@ -425,9 +440,15 @@ impl Inspection<'_, '_> {
             out
         });
         outcome.body_changed = replacement.is_some();
+        // Restoring needs the response read; the request headers asked for
+        // it whenever a guard of the backend restores.
+        let restore =
+            (!restore.is_empty() && self.ctx.response.is_read()).then(|| Arc::new(restore));
         BodyDecision::Continue {
             replacement,
-            read_response: reads_response(self.backend, self.ctx, self.text.as_bytes()),
+            read_response: restore.is_some()
+                || reads_response(self.backend, self.ctx, self.text.as_bytes()),
+            restore,
             outcome,
         }
     }

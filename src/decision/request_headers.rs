@@ -55,10 +55,11 @@ pub struct RequestCtx {
 pub enum ResponseRead {
     /// Nothing: Envoy skips the response phases.
     Skip,
-    /// Token usage only (no response guard; Messages and Completions
-    /// unless `tokenUsage: Off`). Envoy skips the response headers and
-    /// streams the body, which passes unchanged; what cannot be read is
-    /// simply not counted.
+    /// Token usage, and placeholders to restore (no response guard;
+    /// Messages and Completions unless `tokenUsage: Off` and no mask
+    /// restores). Envoy skips the response headers and streams the body,
+    /// which passes unchanged unless the request's masks are restored in
+    /// it; what cannot be read is simply not counted (nor restored).
     UsageOnly,
     /// Response guards read it (and its usage): Envoy sends the headers
     /// first; an unreadable (compressed) response is refused rather than
@@ -144,7 +145,7 @@ pub fn request_headers(
         ResponseRead::Skip
     } else if !backend.response_guards.is_empty() || backend.tool_guard.is_some() {
         ResponseRead::Guarded
-    } else if backend.token_usage != TokenUsageMode::Off {
+    } else if backend.token_usage != TokenUsageMode::Off || backend.restores() {
         ResponseRead::UsageOnly
     } else {
         ResponseRead::Skip

@@ -9,17 +9,20 @@ use std::sync::Arc;
 use crate::guard::tool::ToolGuard;
 use crate::guard::GuardSet;
 use crate::policy::Policy;
+use crate::provider::restore::{Restore, Restoring};
+use crate::provider::stream::TextScanner;
 use crate::provider::stream::{
     guard_json_body, EventInfo, Fired as StreamFired, JsonOutcome, Rejection, StreamError,
     StreamGuard,
 };
-use crate::provider::tool_call::ToolDecision;
+use crate::provider::tool_call::{PassJudge, ToolDecision, ToolJudge};
 use crate::provider::tool_json::guard_json_tools;
 use crate::provider::{Dialect, ErrorKind, Usage};
 
 use super::outcome::{gateway_error, refusal, Reply, Verdict};
+use super::request_body::MAX_BODY_BYTES;
 use super::request_headers::{RequestCtx, ResponseRead};
-use super::usage_read::UsageRead;
+use super::usage_read::{NoScan, UsageRead};
 
 /// How Envoy should send the response body, decided at its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,8 @@ pub struct ResponseRecord {
     pub model: Option<String>,
     /// Tool calls blocked in the response.
     pub tools_blocked: usize,
+    /// Placeholders of the request put back (text and tool inputs).
+    pub restored: usize,
 }
 
 /// The answer to one response body chunk.
@@ -86,10 +91,14 @@ enum State {
     Skip,
     /// Read for its token usage only: every chunk passes unchanged.
     Usage(UsageRead),
+    /// Headers skipped, placeholders to restore: the first byte tells a
+    /// JSON body from an SSE stream.
+    Sniff,
     /// An SSE stream guarded as it flows.
     Stream(Box<StreamGuard>),
-    /// A JSON body, guarded when it is whole.
-    Json,
+    /// A JSON body, guarded when it is whole: held chunk by chunk when it
+    /// streams (`buffered: false`), in one piece when Envoy buffered it.
+    Json { held: Vec<u8>, buffered: bool },
     /// The stream guard failed or rejected: further chunks are dropped.
     Ended,
 }
@@ -106,6 +115,9 @@ pub struct ResponseDecider {
     location: Option<String>,
     masked: usize,
     tools_blocked: usize,
+    /// What the request's masks stand for (see [`Self::restore`]).
+    restore: Option<Arc<Restore>>,
+    restored: usize,
 }
 
 impl ResponseDecider {
@@ -127,7 +139,54 @@ impl ResponseDecider {
             location: None,
             masked: 0,
             tools_blocked: 0,
+            restore: None,
+            restored: 0,
         }
+    }
+
+    /// The request's masks: their placeholders are put back where the
+    /// model repeats them. A response read without its headers (usage)
+    /// becomes one that can change.
+    pub fn restore(&mut self, restore: Arc<Restore>) {
+        if restore.is_empty() || !self.read.is_read() {
+            return;
+        }
+        if matches!(self.state, State::Usage(UsageRead::Sniff)) {
+            self.state = State::Sniff;
+        }
+        self.restore = Some(restore);
+    }
+
+    /// The scanner of response text: the response guards, and the
+    /// request's placeholders when it has some.
+    fn scanner(&self) -> Arc<dyn TextScanner + Send + Sync> {
+        let guards: Arc<dyn TextScanner + Send + Sync> = match &self.guards {
+            Some(g) => g.clone(),
+            None => Arc::new(NoScan),
+        };
+        match &self.restore {
+            Some(restore) => Arc::new(Restoring {
+                guards: Some(guards),
+                restore: restore.clone(),
+            }),
+            None => guards,
+        }
+    }
+
+    /// An SSE stream's guard: response guards, tool judge, restore.
+    fn stream_guard(&self) -> StreamGuard {
+        let guards: Arc<dyn TextScanner + Send + Sync> = match &self.guards {
+            Some(g) => g.clone(),
+            None => Arc::new(NoScan),
+        };
+        let mut guard = StreamGuard::new(self.dialect, guards);
+        if let Some(tools) = &self.tools {
+            guard = guard.with_tool_judge(tools.clone());
+        }
+        if let Some(restore) = &self.restore {
+            guard = guard.with_restore(restore.clone());
+        }
+        guard
     }
 
     /// The request body showed nothing needs the response read.
@@ -139,7 +198,7 @@ impl ResponseDecider {
 
     /// Whether the response is still to be read (or guarded).
     pub fn reads_response(&self) -> bool {
-        self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_))
+        self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_) | State::Sniff)
     }
 
     /// Whether nothing of the response body is read.
@@ -169,18 +228,17 @@ impl ResponseDecider {
             .trim()
             .to_ascii_lowercase();
         let (state, mode) = match ct.as_str() {
-            "text/event-stream" => {
-                let scanner = self
-                    .guards
-                    .clone()
-                    .expect("a guarded request has a backend");
-                let mut guard = StreamGuard::new(self.dialect, scanner);
-                if let Some(tools) = &self.tools {
-                    guard = guard.with_tool_judge(tools.clone());
-                }
-                (State::Stream(Box::new(guard)), BodyMode::Streamed)
-            }
-            "application/json" => (State::Json, BodyMode::Buffered),
+            "text/event-stream" => (
+                State::Stream(Box::new(self.stream_guard())),
+                BodyMode::Streamed,
+            ),
+            "application/json" => (
+                State::Json {
+                    held: Vec::new(),
+                    buffered: true,
+                },
+                BodyMode::Buffered,
+            ),
             _ => return ResponseHeadersDecision::Continue(BodyMode::Unchanged),
         };
         match content_encoding.map(str::trim) {
@@ -214,8 +272,24 @@ impl ResponseDecider {
             record,
             tools: Vec::new(),
         };
+        if matches!(self.state, State::Sniff) {
+            match chunk.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => {}
+                Some(b'{') => {
+                    self.state = State::Json {
+                        held: Vec::new(),
+                        buffered: false,
+                    }
+                }
+                Some(b) if b.is_ascii_alphabetic() || *b == b':' => {
+                    self.state = State::Stream(Box::new(self.stream_guard()));
+                }
+                // Neither: nothing to read or restore.
+                Some(_) => self.state = State::Skip,
+            }
+        }
         match &mut self.state {
-            State::Skip => answer(ChunkDecision::Pass, None),
+            State::Skip | State::Sniff => answer(ChunkDecision::Pass, None),
             State::Usage(read) => {
                 let record = read
                     .push(self.dialect, chunk, end_of_stream)
@@ -235,6 +309,7 @@ impl ResponseDecider {
                 let model = guard.model().map(str::to_owned);
                 match result {
                     Ok(out) => {
+                        self.restored += out.restored;
                         self.note(&out.events, out.rejected.as_ref());
                         self.note_tools(&out.tools);
                         let ended = out.rejected.is_some();
@@ -274,17 +349,51 @@ impl ResponseDecider {
                     }
                 }
             }
-            State::Json => {
-                let scanner = self
-                    .guards
-                    .clone()
-                    .expect("a guarded request has a backend");
-                let guarded = guard_json_body(self.dialect, chunk, scanner.as_ref())
-                    .and_then(|outcome| self.json_tools(chunk, outcome));
+            State::Json { held, buffered } => {
+                let buffered = *buffered;
+                if !buffered {
+                    // Streamed without its headers (a restoring read): held
+                    // until whole; past the limit everything held goes on
+                    // unrestored, nothing is lost.
+                    if held.len() + chunk.len() > MAX_BODY_BYTES {
+                        tracing::warn!(
+                            "response too large to restore placeholders in; passed on as it came"
+                        );
+                        let mut body = std::mem::take(held);
+                        body.extend_from_slice(chunk);
+                        self.state = State::Skip;
+                        return answer(
+                            ChunkDecision::Replace {
+                                body,
+                                content_length: false,
+                            },
+                            None,
+                        );
+                    }
+                    held.extend_from_slice(chunk);
+                    if !end_of_stream {
+                        return answer(
+                            ChunkDecision::Replace {
+                                body: Vec::new(),
+                                content_length: false,
+                            },
+                            None,
+                        );
+                    }
+                }
+                let whole = if buffered {
+                    chunk.to_vec()
+                } else {
+                    std::mem::take(held)
+                };
+                let scanner = self.scanner();
+                let guarded = guard_json_body(self.dialect, &whole, scanner.as_ref())
+                    .and_then(|outcome| self.json_tools(&whole, outcome));
                 match guarded {
                     Ok((outcome, tools)) => {
                         self.note_tools(&tools);
                         self.note(&outcome.events, outcome.rejected.as_ref());
+                        self.restored += outcome.restored;
                         self.state = State::Ended;
                         let record = Some(self.record(outcome.usage, outcome.model));
                         if let Some(rej) = outcome.rejected {
@@ -300,18 +409,36 @@ impl ResponseDecider {
                         let decision = match outcome.body {
                             Some(body) => ChunkDecision::Replace {
                                 body,
-                                content_length: true,
+                                content_length: buffered,
                             },
-                            None => {
+                            None if buffered => {
                                 self.state = State::Skip;
                                 ChunkDecision::Pass
                             }
+                            // The held chunks go out now, unchanged.
+                            None => ChunkDecision::Replace {
+                                body: whole,
+                                content_length: false,
+                            },
                         };
                         ChunkAnswer {
                             decision,
                             record,
                             tools,
                         }
+                    }
+                    Err(e) if self.read != ResponseRead::Guarded => {
+                        // Only restoring: what cannot be read goes on as
+                        // it came (an error page, a malformed body).
+                        tracing::debug!(error = %e, "response body not read for placeholders");
+                        self.state = State::Ended;
+                        answer(
+                            ChunkDecision::Replace {
+                                body: whole,
+                                content_length: false,
+                            },
+                            None,
+                        )
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "response body could not be guarded; refusing it");
@@ -328,14 +455,17 @@ impl ResponseDecider {
         }
     }
 
-    /// Judges the tool calls of a whole body (after text masking).
+    /// Judges the tool calls of a whole body (after text masking), with
+    /// the request's placeholders restored in their inputs.
     fn json_tools(
         &self,
         original: &[u8],
         mut outcome: JsonOutcome,
     ) -> Result<(JsonOutcome, Vec<ToolDecision>), StreamError> {
-        let Some(judge) = &self.tools else {
-            return Ok((outcome, Vec::new()));
+        let judge: &dyn ToolJudge = match (&self.tools, &self.restore) {
+            (Some(judge), _) => judge.as_ref(),
+            (None, Some(_)) => &PassJudge,
+            (None, None) => return Ok((outcome, Vec::new())),
         };
         if outcome.rejected.is_some() {
             return Ok((outcome, Vec::new()));
@@ -343,11 +473,17 @@ impl ResponseDecider {
         let body = outcome.body.as_deref().unwrap_or(original);
         let text = std::str::from_utf8(body)
             .map_err(|_| StreamError::BadBody("the body is not valid UTF-8".into()))?;
-        let judged = guard_json_tools(self.dialect, text, judge.as_ref())?;
+        let judged = guard_json_tools(self.dialect, text, judge, self.restore.as_deref())?;
         if let Some(body) = judged.body {
             outcome.body = Some(body.into_bytes());
         }
-        Ok((outcome, judged.tools))
+        outcome.restored += judged.restored;
+        let mut tools = judged.tools;
+        if self.tools.is_none() {
+            // The pass judge's allows are not decisions.
+            tools.retain(|t| t.verdict.is_blocked());
+        }
+        Ok((outcome, tools))
     }
 
     fn note_tools(&mut self, tools: &[ToolDecision]) {
@@ -395,8 +531,10 @@ impl ResponseDecider {
             usage,
             model,
             tools_blocked: self.tools_blocked,
+            restored: self.restored,
         };
         self.tools_blocked = 0;
+        self.restored = 0;
         self.decision = Verdict::Allow;
         self.masked = 0;
         record

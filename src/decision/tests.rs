@@ -320,7 +320,28 @@ backends:
         panic!()
     };
     let out = String::from_utf8(replacement.unwrap()).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&crate::guard::tests::untag(&out)).unwrap();
+    // Tagged by value: the same value, the same placeholder.
+    let tagged: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let falcon = tagged["system"]
+        .as_str()
+        .unwrap()
+        .strip_suffix(" rules")
+        .unwrap();
+    assert!(crate::guard::placeholder::is_tagged(falcon), "{falcon}");
+    let text = tagged["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap();
+    let id = &text["ask ".len()..text.find(" about").unwrap()];
+    assert!(
+        id.starts_with("<IDS:") && crate::guard::placeholder::is_tagged(id),
+        "{text}"
+    );
+    // Another id, another tag.
+    let other = tagged["messages"][0]["content"][1]["content"]
+        .as_str()
+        .unwrap();
+    assert!(other.starts_with("<IDS:") && other != id, "{other}");
     assert_eq!(v["model"], "claude-opus-4-6");
     assert_eq!(v["system"], "<CODENAME> rules");
     assert_eq!(
@@ -439,6 +460,7 @@ backends:
         assert_eq!(names, want, "{new}");
         assert_eq!(outcome.tools_removed, offered.len() - kept.len());
         // The rest of the body is as it was (the user's text masked).
+        let new = crate::guard::tests::untag(&new);
         assert!(
             new.starts_with(
                 r#"{"model": "m", "messages": [{"role":"user","content":"a <masked>"}],"#

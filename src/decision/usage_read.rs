@@ -78,7 +78,7 @@ impl UsageRead {
 }
 
 /// The scanner of a response read only for its token usage: finds nothing.
-struct NoScan;
+pub(super) struct NoScan;
 
 impl TextScanner for NoScan {
     fn window(&self) -> usize {

@@ -335,9 +335,13 @@ impl StreamState {
             BodyDecision::Continue {
                 replacement,
                 read_response,
+                restore,
                 outcome,
             } => {
                 self.record(outcome);
+                if let Some(restore) = restore {
+                    self.response.restore(restore);
+                }
                 if !read_response {
                     // The stream ends with this answer and Envoy passes the
                     // response untouched.

@@ -30,6 +30,8 @@ pub struct ExternalGuard {
     /// Rejection defaults when the service gives none.
     pub status: u16,
     pub message: String,
+    /// Its masks are restored in the response (`restore`, default true).
+    pub restore: bool,
     scope: Scope,
     channel: OnceCell<Channel>,
 }
@@ -128,7 +130,7 @@ impl ExternalGuard {
                 format!("`{t}` is not a duration like 500ms or 2s"),
             ))?,
         };
-        let scope = match &spec.scope {
+        let mut scope = match &spec.scope {
             None => Scope::default_request(),
             Some(list) if list.is_empty() => {
                 return Err(("scope", "an empty scope would read nothing".into()))
@@ -139,6 +141,17 @@ impl ExternalGuard {
                     .collect(),
             ),
         };
+        let restore = spec.restore != Some(false);
+        if restore && spec.scope.is_none() {
+            // As for local masks: restored values come back in the
+            // assistant's history, which this guard then reads too.
+            use super::scope::Selector;
+            for s in [Selector::AssistantMessages, Selector::ToolInput] {
+                if !scope.0.contains(&s) {
+                    scope.0.push(s);
+                }
+            }
+        }
         let response = spec.response.as_ref();
         let status = response
             .and_then(|r| r.status_code)
@@ -161,6 +174,7 @@ impl ExternalGuard {
             message: response
                 .and_then(|r| r.message.clone())
                 .unwrap_or_else(|| super::DEFAULT_REJECT_MESSAGE.to_owned()),
+            restore,
             scope,
             channel: OnceCell::new(),
         })
@@ -290,6 +304,7 @@ impl ExternalGuard {
                         segment: seg,
                         range,
                         placeholder,
+                        restore: self.restore,
                     });
                 }
                 ExternalVerdict::Mask(findings)

@@ -1,49 +1,73 @@
-//! Masking: findings written into a JSON literal as placeholders.
+//! Masking: findings written into a JSON literal as tagged placeholders
+//! (see [`super::placeholder`]), and what each placeholder stands for
+//! noted for the response's [restore](crate::provider::restore).
 
 use std::ops::Range;
 
-use super::Finding;
+use super::{Finding, MaskKey};
+use crate::provider::literal;
+use crate::provider::restore::Restore;
 
 /// Writes a segment's literal content with its mask findings (ranges of
-/// the literal) applied into `out`: placeholders are JSON-escaped, every
-/// other byte is copied as it is.
-pub fn mask_literal(literal: &str, findings: &[&Finding], out: &mut Vec<u8>) {
-    for (piece, is_placeholder) in masked_pieces(literal, findings) {
-        if is_placeholder && piece.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-            let quoted = serde_json::to_string(piece).expect("strings always serialise");
+/// the literal) applied into `out`: each masked span becomes the
+/// placeholder of its decoded value (JSON-escaped when it needs to be),
+/// every other byte is copied as it is. Spans of restoring findings are
+/// noted in `restore`.
+pub fn mask_literal(
+    literal: &str,
+    findings: &[&Finding],
+    key: &MaskKey,
+    restore: &mut Restore,
+    out: &mut Vec<u8>,
+) {
+    let mut at = 0;
+    for span in merged(findings) {
+        out.extend_from_slice(&literal.as_bytes()[at..span.range.start]);
+        let value = literal::decode(&literal[span.range.clone()]);
+        let placeholder = key.placeholder(span.base, &value);
+        if placeholder
+            .bytes()
+            .any(|b| b < 0x20 || b == b'"' || b == b'\\')
+        {
+            let quoted = serde_json::to_string(&placeholder).expect("strings always serialise");
             out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
         } else {
-            out.extend_from_slice(piece.as_bytes());
+            out.extend_from_slice(placeholder.as_bytes());
         }
+        if span.restore {
+            restore.insert(placeholder, value.into_owned());
+        }
+        at = span.range.end;
     }
+    out.extend_from_slice(&literal.as_bytes()[at..]);
 }
 
-/// The pieces of `text` with findings applied, in order: kept stretches
-/// (`false`) and placeholders (`true`). Overlapping findings merge; the
-/// earliest finding's placeholder names the merged span.
-fn masked_pieces<'t>(text: &'t str, findings: &[&'t Finding]) -> Vec<(&'t str, bool)> {
-    let mut spans: Vec<(Range<usize>, &str)> = findings
-        .iter()
-        .map(|f| (f.range.clone(), f.placeholder.as_str()))
-        .collect();
-    spans.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
-    let mut out = Vec::with_capacity(2 * spans.len() + 1);
-    let mut at = 0;
-    let mut i = 0;
-    while i < spans.len() {
-        let (mut range, placeholder) = spans[i].clone();
-        i += 1;
-        while i < spans.len() && spans[i].0.start < range.end {
-            range.end = range.end.max(spans[i].0.end);
-            i += 1;
+/// One masked span: overlapping findings merged.
+struct Span<'f> {
+    range: Range<usize>,
+    /// The earliest finding's bare placeholder names the merged span.
+    base: &'f str,
+    /// Every finding of the span restores.
+    restore: bool,
+}
+
+/// The findings' spans, merged where they overlap, in order.
+fn merged<'f>(findings: &[&'f Finding]) -> Vec<Span<'f>> {
+    let mut sorted: Vec<&Finding> = findings.to_vec();
+    sorted.sort_by_key(|f| (f.range.start, std::cmp::Reverse(f.range.end)));
+    let mut out: Vec<Span<'f>> = Vec::with_capacity(sorted.len());
+    for f in sorted {
+        match out.last_mut() {
+            Some(last) if f.range.start < last.range.end => {
+                last.range.end = last.range.end.max(f.range.end);
+                last.restore &= f.restore;
+            }
+            _ => out.push(Span {
+                range: f.range.clone(),
+                base: f.placeholder.as_str(),
+                restore: f.restore,
+            }),
         }
-        if range.start < at {
-            continue;
-        }
-        out.push((&text[at..range.start], false));
-        out.push((placeholder, true));
-        at = range.end;
     }
-    out.push((&text[at..], false));
     out
 }

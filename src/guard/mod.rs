@@ -26,6 +26,7 @@ mod compile;
 pub mod external;
 mod mask;
 pub mod normalize;
+pub mod placeholder;
 mod prefilter;
 mod scan;
 mod scope;
@@ -33,12 +34,14 @@ pub mod tool;
 mod vector;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::provider::KindSet;
 use compile::fast_path::FastPath;
 use compile::patterns::PatternSet;
 
 pub use mask::mask_literal;
+pub use placeholder::MaskKey;
 pub use scan::TextMatch;
 pub use scope::Scope;
 
@@ -73,6 +76,8 @@ pub struct GuardRule {
     pub action: Action,
     pub status: u16,
     pub message: String,
+    /// A mask whose values are restored in the response.
+    pub restore: bool,
     scope: Scope,
 }
 
@@ -98,6 +103,8 @@ pub struct GuardSet {
     window: usize,
     /// The gated fast path for requests (see [`GuardSet::scan`]).
     fast: FastPath,
+    /// The key of placeholder tags (see [`placeholder`]).
+    key: Arc<MaskKey>,
 }
 
 /// A guard that fired on a request segment.
@@ -110,8 +117,11 @@ pub struct Finding {
     /// Byte range of the match in the segment's literal content (raw JSON,
     /// escapes intact; the range covers whole escape sequences).
     pub range: Range<usize>,
-    /// What replaces it when masking.
+    /// The bare placeholder of what found it (`<CREDIT_CARD>`); the mask
+    /// writes it tagged with the value (see [`placeholder`]).
     pub placeholder: String,
+    /// The value is restored where the model repeats its placeholder.
+    pub restore: bool,
 }
 
 /// What scanning a request found.
@@ -139,7 +149,24 @@ impl GuardSet {
             kinds: KindSet::EMPTY,
             window: 0,
             fast: FastPath::default(),
+            key: MaskKey::process_random(),
         }
+    }
+
+    /// Tags placeholders with `key` (the deployment's `maskKey`) instead of
+    /// the process's random key.
+    pub fn set_mask_key(&mut self, key: Arc<MaskKey>) {
+        self.key = key;
+    }
+
+    /// The key of placeholder tags.
+    pub fn mask_key(&self) -> &MaskKey {
+        &self.key
+    }
+
+    /// Whether a mask of these guards may be restored in the response.
+    pub fn restores(&self) -> bool {
+        self.rules.iter().any(|r| r.restore)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,4 +190,4 @@ impl GuardSet {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -34,11 +34,22 @@ fn scan(set: &GuardSet, body: &str) -> (Option<Shown>, Vec<Shown>) {
 }
 
 /// A segment's text with mask findings applied (spliced into the literal,
-/// then decoded).
+/// then decoded), placeholders shown without their tags (`<SSN>`): these
+/// tests are about what is masked; tags have tests of their own.
 fn masked(seg: &crate::provider::TextSegment<'_>, findings: &[&Finding]) -> String {
     let mut out = Vec::new();
-    mask_literal(seg.literal, findings, &mut out);
-    crate::provider::literal::decode(std::str::from_utf8(&out).unwrap()).into_owned()
+    let key = MaskKey::new(b"guard tests' mask key").unwrap();
+    let mut restore = crate::provider::restore::Restore::new();
+    mask_literal(seg.literal, findings, &key, &mut restore, &mut out);
+    untag(&crate::provider::literal::decode(
+        std::str::from_utf8(&out).unwrap(),
+    ))
+}
+
+/// `text` with tagged placeholders shown bare: `<SSN:3f9a1c>` → `<SSN>`.
+pub(crate) fn untag(text: &str) -> String {
+    let re = regex::Regex::new(r"<([A-Za-z0-9_.-]+):[0-9a-f]{6}>").unwrap();
+    re.replace_all(text, "<$1>").into_owned()
 }
 
 fn user(text: &str) -> String {
@@ -204,6 +215,8 @@ fn locations(scope: &str) -> Vec<String> {
 
 #[test]
 fn scopes_select_the_parts_they_name() {
+    // A mask that restores (the default) reads the assistant's history
+    // too: restored values come back there.
     let default = compile("[{regex: {action: Mask, matches: [secret]}}]").unwrap();
     let (_, masks) = scan(&default, AGENT_BODY);
     let got: Vec<String> = masks.into_iter().map(|m| m.1).collect();
@@ -211,9 +224,31 @@ fn scopes_select_the_parts_they_name() {
         got,
         [
             "messages[0].content",
+            "messages[1].content[0]",
+            "messages[1].content[1].input",
             "messages[2].content[0]",
             "messages[2].content[1]"
         ]
+    );
+    for plain in [
+        "[{restore: false, regex: {action: Mask, matches: [secret]}}]",
+        "[{regex: {action: Reject, matches: [secret]}}]",
+    ] {
+        let set = compile(plain).unwrap();
+        let (reject, masks) = scan(&set, AGENT_BODY);
+        let got: Vec<String> = reject.into_iter().chain(masks).map(|m| m.1).collect();
+        let want = [
+            "messages[0].content",
+            "messages[2].content[0]",
+            "messages[2].content[1]",
+        ];
+        assert_eq!(got, want[..got.len()], "{plain}");
+    }
+    assert!(
+        compile("[{restore: true, regex: {action: Reject, matches: [secret]}}]")
+            .unwrap_err()
+            .field
+            .contains("restore")
     );
     assert!(!default.kinds().contains(PartKind::ToolDefinition));
 

@@ -404,6 +404,7 @@ fn guard_spec(name: Option<String>, mut regex: RegexSpec) -> GuardSpec {
     regex.action = Some(crate::policy::config::ActionSpec::Reject);
     GuardSpec {
         name,
+        restore: None,
         regex: Some(regex),
         response: None,
         scope: None,

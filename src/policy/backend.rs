@@ -60,6 +60,22 @@ pub struct Backend {
     pub tool_guard: Option<std::sync::Arc<ToolGuard>>,
 }
 
+impl Backend {
+    /// Tags this backend's placeholders with `key`.
+    pub(super) fn set_mask_key(&mut self, key: &std::sync::Arc<crate::guard::MaskKey>) {
+        self.request_guards.set_mask_key(key.clone());
+        if let Some(guards) = std::sync::Arc::get_mut(&mut self.response_guards) {
+            guards.set_mask_key(key.clone());
+        }
+    }
+
+    /// Whether a mask of this backend's request guards (local or
+    /// external) is restored in the response.
+    pub fn restores(&self) -> bool {
+        self.request_guards.restores() || self.external_guards.iter().any(|g| g.restore)
+    }
+}
+
 pub(super) fn compile_backend(
     place: &str,
     name: String,

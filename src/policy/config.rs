@@ -19,8 +19,46 @@ pub struct NativeConfig {
     pub secrets_dir: Option<PathBuf>,
     /// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`).
     pub admin: Option<AdminSpec>,
+    /// The key of mask placeholders' tags (deployment-wide).
+    pub mask_key: Option<MaskKeySpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+}
+
+/// `maskKey`: `{secretRef: {name: X}}` reads `<secretsDir>/X/key`;
+/// `{env: VAR}` reads an environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaskKeySpec {
+    pub secret_ref: Option<NameRefSpec>,
+    pub env: Option<String>,
+}
+
+/// `{name: X}`: a mounted secret.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NameRefSpec {
+    pub name: String,
+}
+
+/// promptgate's own settings in the Kubernetes-document form
+/// (`apiVersion: promptgate.dev/v1alpha1`, `kind: PromptgateSettings`):
+/// what the native form keeps at its top level.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SettingsDoc {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub spec: SettingsSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SettingsSpec {
+    pub mask_key: Option<MaskKeySpec>,
 }
 
 /// `admin: {listen: 127.0.0.1:9090}`.
@@ -216,6 +254,10 @@ pub struct PromptGuardSpec {
 pub struct GuardSpec {
     /// Optional rule name for telemetry and decisions (a promptgate addition).
     pub name: Option<String>,
+    /// Whether the values this guard masks are put back where the model
+    /// repeats their placeholders in its answer (default true; request
+    /// guards only, a promptgate addition).
+    pub restore: Option<bool>,
     pub regex: Option<RegexSpec>,
     pub response: Option<RejectResponseSpec>,
     /// Which parts of a request the guard reads (request guards only).

@@ -6,6 +6,7 @@
 
 mod backend;
 pub mod config;
+mod mask_key;
 mod routes;
 
 pub use backend::{Backend, Matcher};
@@ -13,12 +14,17 @@ pub use routes::{RouteTable, RouteType};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use backend::compile_backend;
 pub use config::TokenUsageMode;
-use config::{AiSpec, BackendSpec, K8sBackendDoc, MatchSpec, NativeConfig, PoliciesSpec};
+use config::{
+    AiSpec, BackendSpec, K8sBackendDoc, MaskKeySpec, MatchSpec, NativeConfig, PoliciesSpec,
+    SettingsDoc,
+};
+pub use mask_key::NO_MASK_KEY_WARNING;
 
 /// The embedded default policy (`policies/default.yaml`), served when no
 /// `--config` is given.
@@ -59,6 +65,8 @@ pub struct Policy {
     /// `admin.listen`: address of the admin HTTP port, if configured.
     pub admin_listen: Option<String>,
     pub backends: Vec<Backend>,
+    /// The key mask placeholders are tagged with (`maskKey`).
+    pub mask_key: Arc<crate::guard::MaskKey>,
     /// Things worth telling the operator that are not errors.
     pub warnings: Vec<String>,
 }
@@ -141,6 +149,8 @@ impl Policy {
         let mut listen = None;
         let mut admin_listen = None;
         let mut secrets_dir = None;
+        let mut mask_key: Option<(String, MaskKeySpec)> = None;
+        let mut saw_settings = false;
         let mut specs: Vec<(String, String, Option<MatchSpec>, AiSpec, PoliciesSpec)> = Vec::new();
         let mut warnings = Vec::new();
         let mut saw_native = false;
@@ -148,10 +158,17 @@ impl Policy {
             match &forms[i] {
                 DocForm::Empty => {}
                 DocForm::Other { kind } => warnings.push(format!(
-                    "{}: skipped a `{kind}` document (only AgentgatewayBackend is read)",
+                    "{}: skipped a `{kind}` document (only AgentgatewayBackend and PromptgateSettings are read)",
                     doc_place(i, "")
                 )),
                 DocForm::Native => {
+                    if saw_settings {
+                        return Err(err(
+                            doc_place(i, ""),
+                            "settings are given twice (a native policy beside a PromptgateSettings document); keep one"
+                                .into(),
+                        ));
+                    }
                     if saw_native {
                         return Err(err(
                             doc_place(i, ""),
@@ -170,6 +187,9 @@ impl Policy {
                     listen = native.listen;
                     admin_listen = native.admin.and_then(|a| a.listen);
                     secrets_dir = native.secrets_dir;
+                    if let Some(k) = native.mask_key {
+                        mask_key = Some((doc_place(i, "maskKey"), k));
+                    }
                     for (j, b) in native.backends.into_iter().enumerate() {
                         let BackendSpec {
                             name,
@@ -184,6 +204,26 @@ impl Policy {
                             ai,
                             policies,
                         ));
+                    }
+                }
+                DocForm::Settings => {
+                    if saw_settings || saw_native {
+                        return Err(err(
+                            doc_place(i, ""),
+                            "settings are given twice (a second PromptgateSettings document, or one beside a native policy); keep one"
+                                .into(),
+                        ));
+                    }
+                    saw_settings = true;
+                    let doc: SettingsDoc = serde_path_to_error::deserialize(de).map_err(|e| {
+                        err(
+                            doc_place(i, &e.path().to_string()),
+                            e.into_inner().to_string(),
+                        )
+                    })?;
+                    debug_assert_eq!(doc.kind, "PromptgateSettings");
+                    if let Some(k) = doc.spec.mask_key {
+                        mask_key = Some((doc_place(i, "spec.maskKey"), k));
                     }
                 }
                 DocForm::K8s => {
@@ -217,6 +257,13 @@ impl Policy {
         }
 
         let secrets_dir = opts.secrets_dir.clone().or(secrets_dir);
+        let mask_key = match &mask_key {
+            Some((place, spec)) => {
+                mask_key::resolve(place, Some(spec), secrets_dir.as_deref(), &mut warnings)
+            }
+            None => mask_key::resolve("maskKey", None, secrets_dir.as_deref(), &mut warnings),
+        }
+        .map_err(|(p, m)| err(p, m))?;
         let mut backends: Vec<Backend> = Vec::with_capacity(specs.len());
         for (place, name, matcher, ai, policies) in specs {
             if name.is_empty() {
@@ -235,6 +282,8 @@ impl Policy {
                 &mut warnings,
             )
             .map_err(|(p, m)| err(p, m))?;
+            let mut backend = backend;
+            backend.set_mask_key(&mask_key);
             backends.push(backend);
         }
         if let Some(l) = &listen {
@@ -258,6 +307,7 @@ impl Policy {
             listen,
             admin_listen,
             backends,
+            mask_key,
             warnings,
         })
     }
@@ -276,6 +326,7 @@ enum DocForm {
     Empty,
     Native,
     K8s,
+    Settings,
     Other { kind: String },
 }
 
@@ -289,6 +340,13 @@ impl DocForm {
         let get = |k: &str| map.get(k).and_then(|v| v.as_str());
         match (get("kind"), get("apiVersion")) {
             (Some("AgentgatewayBackend"), _) => Ok(DocForm::K8s),
+            (Some("PromptgateSettings"), Some(api)) if api.starts_with("promptgate.dev/") => {
+                Ok(DocForm::Settings)
+            }
+            (Some("PromptgateSettings"), api) => Err(format!(
+                "PromptgateSettings needs `apiVersion: promptgate.dev/v1alpha1`, not {}",
+                api.map_or("none".to_owned(), |a| format!("`{a}`"))
+            )),
             (Some(kind), Some(api)) if api.starts_with("agentgateway.dev/") => Err(format!(
                 "kind `{kind}` of {api} is not supported; promptgate reads AgentgatewayBackend"
             )),
@@ -299,6 +357,7 @@ impl DocForm {
                 if map.contains_key("backends")
                     || map.contains_key("listen")
                     || map.contains_key("admin")
+                    || map.contains_key("maskKey")
                     || map.contains_key("secretsDir") =>
             {
                 Ok(DocForm::Native)

@@ -67,11 +67,13 @@ fn the_seed_manifest_loads_verbatim() {
     assert_eq!(b.routes.route_type("/v1/messages"), RouteType::Messages);
     assert_eq!(b.routes.route_type("/v1/models"), RouteType::Passthrough);
     assert_eq!(b.auth.as_ref().unwrap().value(), b"sk-ant-api03-xyz");
-    assert_eq!(
-        p.warnings.len(),
-        1,
-        "the Secret document is skipped with a note"
+    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].contains("skipped a `Secret` document"),
+        "the Secret document is skipped with a note: {:?}",
+        p.warnings
     );
+    assert_eq!(p.warnings[1], crate::policy::NO_MASK_KEY_WARNING);
 }
 
 #[test]

@@ -53,14 +53,16 @@ pub(crate) trait Provider: Sync {
     fn rejection_event(&self, message: &str) -> Vec<u8>;
     /// The in-stream event ending a stream the gateway gave up on.
     fn abort_event(&self, message: &str) -> Vec<u8>;
-    /// The text values of a non-streamed response body; model and usage go
-    /// to `outcome`.
-    /// Judges every tool call of a whole response body.
+    /// Judges every tool call of a whole response body, restoring the
+    /// request's placeholders in their inputs first.
     fn json_tools(
         &self,
         body: &str,
         judge: &dyn super::tool_call::ToolJudge,
+        restore: Option<&super::restore::Restore>,
     ) -> Result<super::tool_json::JsonTools, StreamError>;
+    /// The text values of a non-streamed response body; model and usage go
+    /// to `outcome`.
     fn read_response<'b>(
         &self,
         body: &'b str,

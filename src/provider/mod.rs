@@ -24,6 +24,7 @@ mod model;
 pub(crate) mod openai;
 mod request;
 mod response;
+pub mod restore;
 pub mod sse;
 pub mod stream;
 pub mod tool_call;

@@ -23,6 +23,8 @@ pub struct JsonOutcome {
     pub events: Vec<EventInfo>,
     pub usage: Usage,
     pub model: Option<String>,
+    /// Placeholders of the request restored (text and tool inputs).
+    pub restored: usize,
 }
 
 /// A text value of a response body, as the dialect found it.
@@ -60,11 +62,13 @@ pub fn guard_json_body(
             Step::Release {
                 text: masked,
                 masks,
+                restored,
                 ..
             } => {
-                if masks.is_empty() {
+                if masks.is_empty() && restored == 0 {
                     continue;
                 }
+                outcome.restored += restored;
                 outcome
                     .events
                     .extend(masks.into_iter().map(|(range, placeholder)| EventInfo {

@@ -91,6 +91,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::restore::{Restore, Restoring};
 use super::tool_call::{ToolDecision, ToolHolds, ToolJudge};
 use super::{Dialect, Usage};
 
@@ -130,6 +131,9 @@ pub enum MatchAction {
     Mask { placeholder: String },
     /// End the response with an error carrying `message`.
     Reject { rule: String, message: String },
+    /// Put back the value a placeholder of the request stands for (see
+    /// [`super::restore`]); never recorded (it is the client's own text).
+    Restore { value: String },
 }
 
 /// Where a text sits in the response (each dialect names its own).
@@ -191,6 +195,8 @@ pub struct Output {
     pub events: Vec<EventInfo>,
     /// Tool calls decided in this chunk.
     pub tools: Vec<ToolDecision>,
+    /// Placeholders restored in this chunk (text and tool inputs).
+    pub restored: usize,
 }
 
 /// Why a response could not be guarded.
@@ -315,7 +321,30 @@ impl StreamGuard {
     /// Holds every tool call until its input is complete and lets `judge`
     /// decide on it.
     pub fn with_tool_judge(mut self, judge: Arc<dyn ToolJudge>) -> Self {
-        self.tools = Some(ToolHolds::new(judge));
+        let restore = self.tools.take().and_then(|t| t.restore);
+        let mut holds = ToolHolds::new(judge);
+        holds.restore = restore;
+        self.tools = Some(holds);
+        self
+    }
+
+    /// Restores the request's placeholders (see [`super::restore`]) in the
+    /// text it sends back (held back by the longest placeholder) and in
+    /// tool call inputs (each call held until complete). Nothing changes
+    /// for an empty restore.
+    pub fn with_restore(mut self, restore: Arc<Restore>) -> Self {
+        if restore.is_empty() {
+            return self;
+        }
+        self.scanner = Arc::new(Restoring {
+            guards: Some(self.scanner.clone()),
+            restore: restore.clone(),
+        });
+        self.window = self.scanner.window();
+        match &mut self.tools {
+            Some(holds) => holds.restore = Some(restore),
+            None => self.tools = Some(ToolHolds::restoring(restore)),
+        }
         self
     }
 
@@ -498,7 +527,9 @@ impl StreamGuard {
                 text: released,
                 cut,
                 masks,
+                restored,
             } => {
+                out.restored += restored;
                 block.offset += cut;
                 block.held = buf.split_off(cut);
                 if end {
@@ -584,6 +615,8 @@ pub fn rejection_event(kind: Dialect, message: &str) -> Vec<u8> {
     kind.provider().rejection_event(message)
 }
 
+#[cfg(test)]
+mod restore_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

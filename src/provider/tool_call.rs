@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::restore::Restore;
+
 /// Decides on complete tool calls.
 pub trait ToolJudge: Send + Sync {
     /// The decision on the call of `tool` with `input` (JSON text).
@@ -58,6 +60,35 @@ impl ToolVerdict {
     }
 }
 
+/// The judge of a response held only to restore placeholders in tool
+/// inputs (no `toolGuard`): every call is allowed; a call whose input
+/// outgrows what may be held is blocked (its events were not kept).
+pub(crate) struct PassJudge;
+
+/// Most input held per call when only restoring.
+pub(crate) const RESTORE_HOLD_BYTES: usize = 16 << 20;
+
+impl ToolJudge for PassJudge {
+    fn judge(&self, _tool: &str, _input: &str) -> ToolVerdict {
+        ToolVerdict::Allow
+    }
+    fn max_held_bytes(&self) -> usize {
+        RESTORE_HOLD_BYTES
+    }
+    fn too_large(&self) -> ToolVerdict {
+        ToolVerdict::Block {
+            rule: "restore".into(),
+            message: format!(
+                "promptgate held this tool call to restore masked values and its input outgrew {} MiB; it was not run",
+                RESTORE_HOLD_BYTES >> 20
+            ),
+        }
+    }
+    fn denies(&self, _tool: &str) -> bool {
+        false
+    }
+}
+
 /// A tool call decided in a response, for telemetry. Never its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolDecision {
@@ -78,8 +109,23 @@ pub(crate) struct HeldCall {
     input: String,
     /// The call's events as they came, to release unchanged.
     pub(crate) raw: Vec<u8>,
+    /// Bytes of `raw` that are the call's start event.
+    pub(crate) start_len: usize,
     /// The input outgrew the limit: nothing more is kept.
     too_large: bool,
+}
+
+/// A choice ended: its held calls, each call's verdict by index, and the
+/// placeholders restored in their arguments.
+pub(crate) type FinishedChoice = (HeldChoice, Vec<(u64, ToolVerdict)>, usize);
+
+/// A call ended and decided.
+pub(crate) struct Finished {
+    pub(crate) call: HeldCall,
+    pub(crate) verdict: ToolVerdict,
+    /// The input with the request's placeholders restored, and how many;
+    /// `None` when it held none.
+    pub(crate) restored: Option<(String, usize)>,
 }
 
 /// One OpenAI tool call, assembled from its fragments.
@@ -109,6 +155,11 @@ pub(crate) struct HeldChoice {
 /// current message were decided.
 pub(crate) struct ToolHolds {
     judge: Arc<dyn ToolJudge>,
+    /// The judge is a policy's (`false`: [`PassJudge`], whose allows are
+    /// not decisions worth recording).
+    judged: bool,
+    /// The request's placeholders, restored in each input before judging.
+    pub(crate) restore: Option<Arc<Restore>>,
     calls: BTreeMap<u64, HeldCall>,
     /// OpenAI: choices whose calls are held, by choice index.
     choices: BTreeMap<u64, HeldChoice>,
@@ -131,11 +182,32 @@ impl ToolHolds {
     pub(crate) fn new(judge: Arc<dyn ToolJudge>) -> ToolHolds {
         ToolHolds {
             judge,
+            judged: true,
+            restore: None,
             calls: BTreeMap::new(),
             choices: BTreeMap::new(),
             allowed: 0,
             blocked: 0,
         }
+    }
+
+    /// Holds calls only to restore `restore` in their inputs.
+    pub(crate) fn restoring(restore: Arc<Restore>) -> ToolHolds {
+        let mut holds = ToolHolds::new(Arc::new(PassJudge));
+        holds.judged = false;
+        holds.restore = Some(restore);
+        holds
+    }
+
+    /// Whether a decision is worth recording: every decision of a policy's
+    /// judge, and blocks of the pass judge.
+    pub(crate) fn records(&self, verdict: &ToolVerdict) -> bool {
+        self.judged || verdict.is_blocked()
+    }
+
+    /// `input` with the request's placeholders restored, and how many.
+    fn restored(&self, input: &str) -> Option<(String, usize)> {
+        self.restore.as_ref().and_then(|r| r.restore_json(input))
     }
 
     /// A new message starts: its calls are counted afresh.
@@ -150,6 +222,7 @@ impl ToolHolds {
             name: tool,
             initial: initial.to_owned(),
             raw: raw.to_vec(),
+            start_len: raw.len(),
             ..HeldCall::default()
         };
         call.too_large = initial.len() > self.judge.max_held_bytes();
@@ -220,17 +293,28 @@ impl ToolHolds {
     }
 
     /// Ends choice `choice` and decides on each of its calls, in index
-    /// order. `None` when it held nothing.
+    /// order, after restoring the request's placeholders in their
+    /// arguments (a restored choice is rebuilt, not released as it came).
+    /// `None` when it held nothing; with the verdicts, the placeholders
+    /// restored.
     pub(crate) fn finish_choice(
         &mut self,
         choice: u64,
-    ) -> Option<(HeldChoice, Vec<(u64, ToolVerdict)>)> {
+    ) -> Option<FinishedChoice> {
         let mut held = self.choices.remove(&choice)?;
         if held.too_large {
             held.pure = false;
         }
         let mut verdicts = Vec::with_capacity(held.calls.len());
-        for (index, call) in &held.calls {
+        let mut restored = 0;
+        for (index, call) in held.calls.iter_mut() {
+            if !held.too_large {
+                if let Some((arguments, n)) = self.restored(&call.arguments) {
+                    call.arguments = arguments;
+                    restored += n;
+                    held.pure = false;
+                }
+            }
             let verdict = if held.too_large {
                 self.judge.too_large()
             } else {
@@ -243,7 +327,7 @@ impl ToolHolds {
             }
             verdicts.push((*index, verdict));
         }
-        Some((held, verdicts))
+        Some((held, verdicts, restored))
     }
 
     /// Adds a fragment of call `index`'s input (with the event carrying it).
@@ -275,9 +359,12 @@ impl ToolHolds {
         }
     }
 
-    /// Ends call `index` (its last event is `raw`) and decides on it.
-    pub(crate) fn finish(&mut self, index: u64, raw: &[u8]) -> Option<(HeldCall, ToolVerdict)> {
+    /// Ends call `index` (its last event is `raw`) and decides on it,
+    /// after restoring the request's placeholders in its input: with the
+    /// verdict, the restored input and how many placeholders it got back.
+    pub(crate) fn finish(&mut self, index: u64, raw: &[u8]) -> Option<Finished> {
         let mut call = self.calls.remove(&index)?;
+        let mut restored = None;
         let verdict = if call.too_large {
             self.judge.too_large()
         } else {
@@ -287,14 +374,20 @@ impl ToolHolds {
             } else {
                 call.input.as_str()
             };
-            self.judge.judge(&call.name, input)
+            restored = self.restored(input);
+            let judged = restored.as_ref().map_or(input, |(r, _)| r.as_str());
+            self.judge.judge(&call.name, judged)
         };
         if verdict.is_blocked() {
             self.blocked += 1;
         } else {
             self.allowed += 1;
         }
-        Some((call, verdict))
+        Some(Finished {
+            call,
+            verdict,
+            restored,
+        })
     }
 
     /// Drops every held call (the stream ended or failed).

@@ -114,6 +114,26 @@ impl GuardSet {
                 ActionSpec::Reject => Action::Reject,
                 ActionSpec::Mask => Action::Mask,
             };
+            if spec.restore.is_some() && (response || action != Action::Mask) {
+                return Err(fail(
+                    "restore",
+                    "`restore` is for request guards that mask".into(),
+                ));
+            }
+            let restore = !response && action == Action::Mask && spec.restore != Some(false);
+            let mut scope = scope;
+            if restore && spec.scope.is_none() {
+                // Restored values come back in the assistant's history
+                // (its text and its tool calls' inputs) on the next turn:
+                // a restoring mask's default scope reads that history too,
+                // so the provider never sees them on any turn. A scope
+                // written out is read as written.
+                for s in [Selector::AssistantMessages, Selector::ToolInput] {
+                    if !scope.0.contains(&s) {
+                        scope.0.push(s);
+                    }
+                }
+            }
             if regex.matches.is_empty() && regex.builtins.is_empty() {
                 return Err(fail(
                     "regex",
@@ -203,6 +223,7 @@ impl GuardSet {
                 message: response_spec
                     .and_then(|r| r.message.clone())
                     .unwrap_or_else(|| DEFAULT_REJECT_MESSAGE.to_owned()),
+                restore,
                 scope,
             });
         }
@@ -226,6 +247,7 @@ impl GuardSet {
             raw: PatternSet::build(&raw_src, raw_pat).map_err(whole)?,
             kinds,
             window,
+            key: super::MaskKey::process_random(),
         })
     }
 }

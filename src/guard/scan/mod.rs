@@ -114,6 +114,7 @@ impl GuardSet {
             segment,
             range,
             placeholder: placeholder.to_owned(),
+            restore: self.rules[rule].restore,
         };
         match self.rules[rule].action {
             Action::Reject => {

@@ -58,38 +58,40 @@ impl crate::provider::stream::TextScanner for GuardSet {
     }
 
     /// Matches in text order, made non-overlapping: overlapping matches
-    /// merge into one, and a merge holding a reject rejects.
+    /// merge into one, and a merge holding a reject rejects. A mask's
+    /// placeholder is tagged with the merged text it replaces.
     fn scan(&self, text: &str) -> Vec<crate::provider::stream::ScanMatch> {
         use crate::provider::stream::{MatchAction, ScanMatch};
-        let action = |m: &TextMatch| {
-            let rule = &self.rules[m.rule];
-            match rule.action {
-                Action::Reject => MatchAction::Reject {
-                    rule: rule.name.clone(),
-                    message: rule.message.clone(),
-                },
-                Action::Mask => MatchAction::Mask {
-                    placeholder: m.placeholder.clone(),
-                },
-            }
-        };
-        let mut out: Vec<ScanMatch> = Vec::new();
+        // (range, the rule that acts: the first reject, else the first).
+        let mut merged: Vec<(std::ops::Range<usize>, TextMatch)> = Vec::new();
         for m in self.scan_text(text) {
-            match out.last_mut() {
-                Some(last) if m.range.start < last.range.end => {
-                    last.range.end = last.range.end.max(m.range.end);
+            match merged.last_mut() {
+                Some((range, first)) if m.range.start < range.end => {
+                    range.end = range.end.max(m.range.end);
                     if matches!(self.rules[m.rule].action, Action::Reject)
-                        && !matches!(last.action, MatchAction::Reject { .. })
+                        && !matches!(self.rules[first.rule].action, Action::Reject)
                     {
-                        last.action = action(&m);
+                        *first = m;
                     }
                 }
-                _ => out.push(ScanMatch {
-                    action: action(&m),
-                    range: m.range,
-                }),
+                _ => merged.push((m.range.clone(), m)),
             }
         }
-        out
+        merged
+            .into_iter()
+            .map(|(range, m)| {
+                let rule = &self.rules[m.rule];
+                let action = match rule.action {
+                    Action::Reject => MatchAction::Reject {
+                        rule: rule.name.clone(),
+                        message: rule.message.clone(),
+                    },
+                    Action::Mask => MatchAction::Mask {
+                        placeholder: self.key.placeholder(&m.placeholder, &text[range.clone()]),
+                    },
+                };
+                ScanMatch { action, range }
+            })
+            .collect()
     }
 }

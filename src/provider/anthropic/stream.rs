@@ -14,7 +14,7 @@ use super::usage::read as read_usage;
 use crate::provider::json::{decode, json_string, object, span_of, splice};
 use crate::provider::sse::{write_event, SseEvent};
 use crate::provider::stream::{Flow, Output, StreamError, StreamGuard};
-use crate::provider::tool_call::{ToolDecision, ToolVerdict};
+use crate::provider::tool_call::{Finished, ToolDecision, ToolVerdict};
 
 /// Reads one event of an Anthropic stream: scans the text it carries,
 /// flushes the blocks it ends, notes the model and usage, and writes what
@@ -157,19 +157,34 @@ pub(crate) fn read_event(
         "content_block_stop" => {
             let block = need_index()?;
             if let Some(tools) = guard.tools.as_mut().filter(|t| t.is_held(block)) {
-                if let Some((call, verdict)) = tools.finish(block, &raw) {
-                    match &verdict {
-                        ToolVerdict::Block { message, .. } => {
+                if let Some(Finished {
+                    call,
+                    verdict,
+                    restored,
+                }) = tools.finish(block, &raw)
+                {
+                    match (&verdict, restored) {
+                        (ToolVerdict::Block { message, .. }, _) => {
                             out.bytes
                                 .extend_from_slice(&blocked_tool_block(block, message));
                         }
+                        // The start as it came, the whole restored input
+                        // as one fragment, the stop.
+                        (_, Some((input, n))) => {
+                            out.bytes.extend_from_slice(&call.raw[..call.start_len]);
+                            out.bytes.extend_from_slice(&input_event(block, &input));
+                            out.bytes.extend_from_slice(&raw);
+                            out.restored += n;
+                        }
                         _ => out.bytes.extend_from_slice(&call.raw),
                     }
-                    out.tools.push(ToolDecision {
-                        index: block,
-                        tool: call.name,
-                        verdict,
-                    });
+                    if tools.records(&verdict) {
+                        out.tools.push(ToolDecision {
+                            index: block,
+                            tool: call.name,
+                            verdict,
+                        });
+                    }
                 }
                 return Ok(Flow::Go);
             }
@@ -215,6 +230,18 @@ pub(crate) fn text_event(index: u64, text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 128);
     let data = format!(
         r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{text}}}}}"#
+    );
+    write_event(&mut out, Some("content_block_delta"), &data);
+    out
+}
+
+/// A canonical `content_block_delta` event carrying all of a tool call's
+/// `input` (JSON text) as one `input_json_delta` fragment.
+fn input_event(index: u64, input: &str) -> Vec<u8> {
+    let input = json_string(input);
+    let mut out = Vec::with_capacity(input.len() + 128);
+    let data = format!(
+        r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"input_json_delta","partial_json":{input}}}}}"#
     );
     write_event(&mut out, Some("content_block_delta"), &data);
     out

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::provider::json::{span_of, splice};
+use crate::provider::restore::Restore;
 use crate::provider::stream::StreamError;
 use crate::provider::tool_call::{ToolDecision, ToolJudge, ToolVerdict};
 use crate::provider::tool_json::{bad, JsonTools};
@@ -30,7 +31,11 @@ struct Block<'a> {
     input: Option<&'a RawValue>,
 }
 
-pub(crate) fn judge(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, StreamError> {
+pub(crate) fn judge(
+    body: &str,
+    judge: &dyn ToolJudge,
+    restore: Option<&Restore>,
+) -> Result<JsonTools, StreamError> {
     let msg: Message<'_> = serde_json::from_str(body).map_err(bad)?;
     let mut out = JsonTools::default();
     let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
@@ -45,13 +50,18 @@ pub(crate) fn judge(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, Stre
             .name
             .ok_or_else(|| bad(format!("content[{i}]: a `tool_use` block without a `name`")))?;
         let input = block.input.map_or("{}", RawValue::get);
-        let verdict = judge.judge(&name, input);
+        let restored = restore.and_then(|r| r.restore_json(input));
+        let verdict = judge.judge(&name, restored.as_ref().map_or(input, |(r, _)| r));
         if let ToolVerdict::Block { message, .. } = &verdict {
             blocked += 1;
             let text = serde_json::json!({"type": "text", "text": message}).to_string();
             edits.push((span_of(body, raw), text));
         } else {
             allowed += 1;
+            if let (Some((input, n)), Some(raw_input)) = (restored, block.input) {
+                out.restored += n;
+                edits.push((span_of(body, raw_input), input));
+            }
         }
         out.tools.push(ToolDecision {
             index: i as u64,

@@ -64,8 +64,9 @@ impl Provider for OpenAiChat {
         &self,
         body: &str,
         judge: &dyn crate::provider::tool_call::ToolJudge,
+        restore: Option<&crate::provider::restore::Restore>,
     ) -> Result<crate::provider::tool_json::JsonTools, StreamError> {
-        tools::judge(body, judge)
+        tools::judge(body, judge, restore)
     }
     fn read_response<'b>(
         &self,

@@ -250,9 +250,10 @@ pub(crate) fn release_choice(
     let Some(tools) = &mut guard.tools else {
         return;
     };
-    let Some((held, verdicts)) = tools.finish_choice(block) else {
+    let Some((held, verdicts, restored)) = tools.finish_choice(block) else {
         return;
     };
+    out.restored += restored;
     let mut decisions = Vec::with_capacity(verdicts.len());
     for (index, verdict) in verdicts {
         let tool = held
@@ -267,9 +268,14 @@ pub(crate) fn release_choice(
         });
     }
     let any_blocked = decisions.iter().any(|d| d.verdict.is_blocked());
+    let recorded: Vec<ToolDecision> = decisions
+        .iter()
+        .filter(|d| tools.records(&d.verdict))
+        .cloned()
+        .collect();
     if held.pure && !any_blocked {
         out.bytes.extend_from_slice(&held.raw);
-        out.tools.extend(decisions);
+        out.tools.extend(recorded);
         return;
     }
     let template = guard.template.as_deref();
@@ -320,7 +326,7 @@ pub(crate) fn release_choice(
     let choices =
         format!(r#"[{{"index":{block},"delta":{{}},"logprobs":null,"finish_reason":{reason}}}]"#);
     write_event(&mut out.bytes, None, &chunk_from(template, &choices));
-    out.tools.extend(decisions);
+    out.tools.extend(recorded);
 }
 
 /// A chunk carrying `text` for choice `index`, with the top-level fields of

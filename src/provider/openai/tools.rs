@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::provider::json::{span_of, splice};
+use crate::provider::restore::Restore;
 use crate::provider::stream::StreamError;
 use crate::provider::tool_call::{ToolDecision, ToolJudge, ToolVerdict};
 use crate::provider::tool_json::{bad, JsonTools};
@@ -17,7 +18,11 @@ struct Completion<'a> {
     choices: Option<Vec<&'a RawValue>>,
 }
 
-pub(crate) fn judge(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, StreamError> {
+pub(crate) fn judge(
+    body: &str,
+    judge: &dyn ToolJudge,
+    restore: Option<&Restore>,
+) -> Result<JsonTools, StreamError> {
     let completion: Completion<'_> = serde_json::from_str(body).map_err(bad)?;
     let mut out = JsonTools::default();
     let mut edits = Vec::new();
@@ -33,7 +38,8 @@ pub(crate) fn judge(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, Stre
         };
         let mut kept = Vec::new();
         let mut messages = Vec::new();
-        for (j, call) in calls.into_iter().enumerate() {
+        let mut restored_any = false;
+        for (j, mut call) in calls.into_iter().enumerate() {
             let name = call
                 .pointer("/function/name")
                 .and_then(Value::as_str)
@@ -47,10 +53,18 @@ pub(crate) fn judge(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, Stre
                 .pointer("/function/arguments")
                 .and_then(Value::as_str)
                 .unwrap_or("{}");
-            let verdict = judge.judge(&name, arguments);
+            let restored = restore.and_then(|r| r.restore_json(arguments));
+            let verdict = judge.judge(&name, restored.as_ref().map_or(arguments, |(r, _)| r));
             match &verdict {
                 ToolVerdict::Block { message, .. } => messages.push(message.clone()),
-                _ => kept.push(call),
+                _ => {
+                    if let Some((arguments, n)) = restored {
+                        out.restored += n;
+                        restored_any = true;
+                        call["function"]["arguments"] = Value::String(arguments);
+                    }
+                    kept.push(call);
+                }
             }
             out.tools.push(ToolDecision {
                 index: j as u64,
@@ -59,6 +73,10 @@ pub(crate) fn judge(body: &str, judge: &dyn ToolJudge) -> Result<JsonTools, Stre
             });
         }
         if messages.is_empty() {
+            if restored_any {
+                choice["message"]["tool_calls"] = Value::Array(kept);
+                edits.push((span_of(body, raw), choice.to_string()));
+            }
             continue;
         }
         let message = &mut choice["message"];

@@ -81,6 +81,7 @@ fn single_shot(text: &str) -> (String, bool) {
         out.push_str(&text[pos..m.range.start]);
         match m.action {
             MatchAction::Mask { placeholder } => out.push_str(&placeholder),
+            MatchAction::Restore { value } => out.push_str(&value),
             MatchAction::Reject { .. } => return (out, true),
         }
         pos = m.range.end;

@@ -22,7 +22,7 @@ rules:
   response: { message: "Blocked by policy: piping a download into a shell" }
 "#;
 
-fn judge_with(yaml: &str) -> Arc<ToolGuard> {
+pub(super) fn judge_with(yaml: &str) -> Arc<ToolGuard> {
     Arc::new(ToolGuard::compile(serde_yaml::from_str(yaml).unwrap()).unwrap())
 }
 
@@ -36,13 +36,13 @@ fn ev(out: &mut String, data: Value) {
 }
 
 /// A call of `tool` whose input is sent as these fragments.
-struct Call<'a> {
-    tool: &'a str,
-    fragments: Vec<String>,
+pub(super) struct Call<'a> {
+    pub(super) tool: &'a str,
+    pub(super) fragments: Vec<String>,
 }
 
 /// A message: some text, then the calls, `stop_reason: tool_use`.
-fn stream(text: &str, calls: &[Call<'_>]) -> String {
+pub(super) fn stream(text: &str, calls: &[Call<'_>]) -> String {
     let mut s = String::new();
     ev(
         &mut s,
@@ -80,7 +80,7 @@ fn stream(text: &str, calls: &[Call<'_>]) -> String {
 }
 
 /// `input` cut into fragments at these places (char boundaries).
-fn fragments(input: &str, cuts: &[usize]) -> Vec<String> {
+pub(super) fn fragments(input: &str, cuts: &[usize]) -> Vec<String> {
     let mut cuts: Vec<usize> = cuts
         .iter()
         .map(|c| c % (input.len() + 1))
@@ -97,13 +97,17 @@ fn fragments(input: &str, cuts: &[usize]) -> Vec<String> {
     out
 }
 
-fn bash(command: &str) -> String {
+pub(super) fn bash(command: &str) -> String {
     json!({ "command": command, "description": "run it" }).to_string()
 }
 
 /// Pushes `input` in chunks cut at `cuts`; returns the output and the
 /// tool decisions.
-fn run_tools(g: &mut StreamGuard, input: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec<ToolDecision>) {
+pub(super) fn run_tools(
+    g: &mut StreamGuard,
+    input: &[u8],
+    cuts: &[usize],
+) -> (Vec<u8>, Vec<ToolDecision>) {
     // Cut points inside the input; its end is pushed once, with end_of_stream.
     let mut cuts: Vec<usize> = cuts
         .iter()
@@ -124,7 +128,7 @@ fn run_tools(g: &mut StreamGuard, input: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec
 }
 
 /// The events' data, parsed.
-fn datas(bytes: &[u8]) -> Vec<Value> {
+pub(super) fn datas(bytes: &[u8]) -> Vec<Value> {
     let mut p = SseParser::new(1 << 20);
     let mut events = Vec::new();
     p.feed(bytes, &mut events).unwrap();
@@ -374,7 +378,7 @@ proptest! {
 
 /// An OpenAI stream: role, some content, then the calls (each call's
 /// arguments as these fragments), `finish_reason: tool_calls`, [DONE].
-fn openai(text: &str, calls: &[Call<'_>]) -> String {
+pub(super) fn openai(text: &str, calls: &[Call<'_>]) -> String {
     let chunk = |choice: Value| json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":[choice]});
     let mut s = String::new();
     let mut push = |v: Value| s.push_str(&format!("data: {v}\n\n"));
@@ -407,7 +411,7 @@ fn openai_guard(judge: Arc<ToolGuard>) -> StreamGuard {
 
 /// The calls a client assembles from an OpenAI stream, the content and
 /// the finish reason.
-fn openai_view(bytes: &[u8]) -> (Vec<(String, String)>, String, String) {
+pub(super) fn openai_view(bytes: &[u8]) -> (Vec<(String, String)>, String, String) {
     let mut calls: std::collections::BTreeMap<u64, (String, String)> = Default::default();
     let (mut content, mut finish) = (String::new(), String::new());
     for d in datas_openai(bytes) {
@@ -431,7 +435,7 @@ fn openai_view(bytes: &[u8]) -> (Vec<(String, String)>, String, String) {
     (calls.into_values().collect(), content, finish)
 }
 
-fn datas_openai(bytes: &[u8]) -> Vec<Value> {
+pub(super) fn datas_openai(bytes: &[u8]) -> Vec<Value> {
     let mut p = SseParser::new(1 << 20);
     let mut events = Vec::new();
     p.feed(bytes, &mut events).unwrap();

@@ -15,6 +15,8 @@ pub(crate) enum Step {
         /// Bytes of the scanned buffer consumed; the rest stays held.
         cut: usize,
         masks: Vec<(Range<usize>, String)>,
+        /// Placeholders of the request put back.
+        restored: usize,
     },
     Reject {
         range: Range<usize>,
@@ -42,6 +44,7 @@ pub(crate) fn release(
     let mut text = String::with_capacity(cut);
     let mut pos = 0;
     let mut masks = Vec::new();
+    let mut restored = 0;
     for m in matches {
         if !end && m.range.start >= cut {
             break;
@@ -61,10 +64,22 @@ pub(crate) fn release(
                 cut = cut.max(m.range.end);
                 masks.push((m.range, placeholder));
             }
+            MatchAction::Restore { value } => {
+                text.push_str(&buf[pos..m.range.start]);
+                text.push_str(&value);
+                pos = m.range.end;
+                cut = cut.max(m.range.end);
+                restored += 1;
+            }
         }
     }
     text.push_str(&buf[pos..cut]);
-    Ok(Step::Release { text, cut, masks })
+    Ok(Step::Release {
+        text,
+        cut,
+        masks,
+        restored,
+    })
 }
 
 fn check_matches(matches: &[ScanMatch], text: &str) -> Result<(), StreamError> {
