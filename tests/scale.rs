@@ -434,7 +434,7 @@ async fn three_instances_survive_rolling_restart_kill_and_reload_under_load() {
         .upstream()
         .requests()
         .iter()
-        .filter(|r| String::from_utf8_lossy(&r.body).contains("<CREDIT_CARD>"))
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("<CREDIT_CARD:"))
         .count();
     assert!(
         masked_upstream > 0,

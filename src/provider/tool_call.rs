@@ -297,10 +297,7 @@ impl ToolHolds {
     /// arguments (a restored choice is rebuilt, not released as it came).
     /// `None` when it held nothing; with the verdicts, the placeholders
     /// restored.
-    pub(crate) fn finish_choice(
-        &mut self,
-        choice: u64,
-    ) -> Option<FinishedChoice> {
+    pub(crate) fn finish_choice(&mut self, choice: u64) -> Option<FinishedChoice> {
         let mut held = self.choices.remove(&choice)?;
         if held.too_large {
             held.pure = false;

@@ -83,3 +83,16 @@ pub fn tail(s: &str, n: usize) -> String {
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
 }
+
+/// `text` with tagged mask placeholders shown bare (`<SSN:3f9a1c>` →
+/// `<SSN>`), for asserting what was masked; tests of the tags themselves
+/// look at them whole.
+pub fn untag(text: &str) -> String {
+    let re = regex::Regex::new(r"<([A-Za-z0-9_.-]+):[0-9a-f]{6}>").unwrap();
+    re.replace_all(text, "<$1>").into_owned()
+}
+
+/// [`untag`] of a JSON string value (`""` for anything else).
+pub fn untag_json(v: &serde_json::Value) -> String {
+    untag(v.as_str().unwrap_or_default())
+}

@@ -24,6 +24,13 @@ use serde::Serialize;
 pub struct Policy {
     backends: Vec<Backend>,
     kubernetes: bool,
+    /// `maskKey: {env: VAR}`.
+    mask_key_env: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct MaskKeyRef {
+    env: String,
 }
 
 impl Policy {
@@ -43,6 +50,13 @@ impl Policy {
         self
     }
 
+    /// `maskKey: {env: var}` (native form: top level; Kubernetes form: a
+    /// `PromptgateSettings` document).
+    pub fn mask_key_env(mut self, var: &str) -> Policy {
+        self.mask_key_env = Some(var.to_owned());
+        self
+    }
+
     /// `(secret name, value)` of every backend key given with a value.
     pub fn secrets(&self) -> Vec<(String, String)> {
         self.backends
@@ -53,12 +67,20 @@ impl Policy {
 
     /// The policy as YAML (serde_yaml).
     pub fn to_yaml(&self) -> String {
+        let mask_key = self
+            .mask_key_env
+            .as_ref()
+            .map(|env| MaskKeyRef { env: env.clone() });
         if !self.kubernetes {
             #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
             struct Native<'a> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                mask_key: Option<MaskKeyRef>,
                 backends: &'a [Backend],
             }
             return serde_yaml::to_string(&Native {
+                mask_key,
                 backends: &self.backends,
             })
             .unwrap();
@@ -81,10 +103,29 @@ impl Policy {
             #[serde(skip_serializing_if = "Policies::is_empty")]
             policies: &'a Policies,
         }
-        let docs: Vec<String> = self
-            .backends
-            .iter()
-            .map(|b| {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Settings {
+            api_version: &'static str,
+            kind: &'static str,
+            spec: SettingsSpec,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct SettingsSpec {
+            mask_key: MaskKeyRef,
+        }
+        let settings = mask_key.map(|mask_key| {
+            serde_yaml::to_string(&Settings {
+                api_version: "promptgate.dev/v1alpha1",
+                kind: "PromptgateSettings",
+                spec: SettingsSpec { mask_key },
+            })
+            .unwrap()
+        });
+        let docs: Vec<String> = settings
+            .into_iter()
+            .chain(self.backends.iter().map(|b| {
                 serde_yaml::to_string(&Doc {
                     api_version: "agentgateway.dev/v1alpha1",
                     kind: "AgentgatewayBackend",
@@ -95,7 +136,7 @@ impl Policy {
                     },
                 })
                 .unwrap()
-            })
+            }))
             .collect();
         docs.join("---\n")
     }
@@ -463,6 +504,8 @@ pub struct Guard {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    restore: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     regex: Option<Regex>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<RejectResponse>,
@@ -587,6 +630,12 @@ impl Guard {
     /// More builtins on a regex guard.
     pub fn and_builtins<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Guard {
         self.regex_mut().builtins.extend(strings(names));
+        self
+    }
+
+    /// `restore: false`: masked values are not put back in the answer.
+    pub fn no_restore(mut self) -> Guard {
+        self.restore = Some(false);
         self
     }
 
