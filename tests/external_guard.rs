@@ -89,8 +89,9 @@ async fn start_guard() -> (SocketAddr, TestGuard) {
     (addr, guard)
 }
 
-/// A backend with a local mask guard, then the external guard at `addr`.
-fn guarded_backend(addr: &str, timeout: &str, failure: &str) -> Backend {
+/// A backend with a local mask guard, then the external guard at `addr`
+/// (its masks restored or not).
+fn guarded_backend(addr: &str, timeout: &str, failure: &str, restore: bool) -> Backend {
     let dlp = support::Guard::external(&format!("http://{addr}"))
         .name("dlp")
         .timeout(timeout);
@@ -99,6 +100,7 @@ fn guarded_backend(addr: &str, timeout: &str, failure: &str) -> Backend {
         "FailOpen" => dlp.fail_open(),
         other => panic!("failure mode {other}"),
     };
+    let dlp = if restore { dlp } else { dlp.no_restore() };
     Backend::anthropic("anthropic")
         .request_guard(
             support::Guard::regex(["falcon"])
@@ -108,9 +110,11 @@ fn guarded_backend(addr: &str, timeout: &str, failure: &str) -> Backend {
         .request_guard(dlp)
 }
 
+/// The backend of [`guarded_backend`] with the external guard's masks not
+/// restored (so its default scope leaves the assistant's history alone).
 fn policy(addr: &str, failure: &str) -> Policy {
     let yaml = support::Policy::new()
-        .backend(guarded_backend(addr, "500ms", failure))
+        .backend(guarded_backend(addr, "500ms", failure, false))
         .to_yaml();
     Policy::from_yaml(&yaml, "t.yaml", &LoadOptions::default()).unwrap()
 }
@@ -206,6 +210,57 @@ async fn external_guard_allows_rejects_and_masks() {
     assert_eq!(rules, ["local-codename", "dlp"]);
 }
 
+/// A restoring external guard (the default) reads the assistant's history
+/// too: values it masks and promptgate restores come back there.
+#[tokio::test]
+async fn a_restoring_external_guard_reads_the_assistant_history() {
+    let (addr, guard) = start_guard().await;
+    let yaml = support::Policy::new()
+        .backend(guarded_backend(
+            &addr.to_string(),
+            "500ms",
+            "FailClosed",
+            true,
+        ))
+        .to_yaml();
+    let p = Policy::from_yaml(&yaml, "t.yaml", &LoadOptions::default()).unwrap();
+    let BodyDecision::Continue {
+        replacement,
+        restore,
+        ..
+    } = decide(&p, "ticket-1234 now").await
+    else {
+        panic!()
+    };
+    {
+        let seen = guard.seen.lock().unwrap();
+        let kinds: Vec<&str> = seen
+            .last()
+            .unwrap()
+            .segments
+            .iter()
+            .map(|s| s.location.as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["system", "messages[0].content", "messages[1].content"]
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&replacement.unwrap()).unwrap();
+    let user = v["messages"][0]["content"].as_str().unwrap();
+    let history = v["messages"][1]["content"].as_str().unwrap();
+    assert_eq!(support::untag(user), "<TICKET> now");
+    assert_eq!(
+        support::untag(history),
+        "<TICKET> in history is not sent by default"
+    );
+    // Tagged by value, and noted for the answer's restore.
+    let restore = restore.expect("the masks are restored");
+    let placeholder = &user[..user.find(' ').unwrap()];
+    assert_eq!(restore.get(placeholder), Some("ticket-1234"));
+    assert_ne!(placeholder, &history[..history.find(' ').unwrap()]);
+}
+
 #[tokio::test]
 async fn failures_follow_the_failure_mode() {
     let (addr, _guard) = start_guard().await;
@@ -247,9 +302,12 @@ async fn failures_follow_the_failure_mode() {
 async fn gzip_bodies_are_decoded_for_the_external_guard() {
     const SECRET: &str = "sk-ant-external-gzip-0001";
     let (addr, guard) = start_guard().await;
-    let gw = Gateway::start(support::Policy::new().backend(
-        guarded_backend(&addr.to_string(), "2s", "FailClosed").key("anthropic-secret", SECRET),
-    ));
+    let gw = Gateway::start(
+        support::Policy::new().backend(
+            guarded_backend(&addr.to_string(), "2s", "FailClosed", false)
+                .key("anthropic-secret", SECRET),
+        ),
+    );
     let body = |prompt: &str| {
         serde_json::to_vec(&serde_json::json!({
             "model": "claude-sonnet-4-5",

@@ -463,17 +463,12 @@ impl StreamState {
             response_location = r.location.as_deref(),
             response_masked = r.masked,
             tool_calls_blocked = r.tools_blocked,
+            placeholders_restored = r.restored,
             "response decision"
         );
         let usage_md = self.telemetry.on_usage(&r.usage, r.model.as_deref());
         self.queue_metadata(usage_md);
-        self.queue_metadata(telemetry::response_metadata(
-            r.decision.as_str(),
-            r.masked,
-            r.rule.as_deref(),
-            r.location.as_deref(),
-            r.tools_blocked,
-        ));
+        self.queue_metadata(telemetry::response_metadata(&r));
     }
 
     /// An immediate response whose outcome was recorded already (a

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::google::protobuf::{value, Struct, Value};
 
-use crate::decision::Outcome;
+use crate::decision::{Outcome, ResponseRecord};
 use crate::provider::Usage;
 
 /// Namespace of promptgate's dynamic metadata in Envoy.
@@ -99,22 +99,20 @@ pub fn usage_metadata(usage: &Usage, response_model: Option<&str>) -> Struct {
 }
 
 /// The response decision: `response_decision`, `response_masked`,
-/// `response_rule`, `response_location`.
-pub fn response_metadata(
-    decision: &str,
-    masked: usize,
-    rule: Option<&str>,
-    location: Option<&str>,
-    tools_blocked: usize,
-) -> Struct {
+/// `response_rule`, `response_location`, and when not zero
+/// `tool_calls_blocked` and `placeholders_restored`.
+pub fn response_metadata(r: &ResponseRecord) -> Struct {
     let mut f = Fields::new();
-    f.str("response_decision", Some(decision));
-    f.num("response_masked", Some(masked as u64));
-    if tools_blocked > 0 {
-        f.num("tool_calls_blocked", Some(tools_blocked as u64));
+    f.str("response_decision", Some(r.decision.as_str()));
+    f.num("response_masked", Some(r.masked as u64));
+    if r.tools_blocked > 0 {
+        f.num("tool_calls_blocked", Some(r.tools_blocked as u64));
     }
-    f.str("response_rule", rule);
-    f.str("response_location", location);
+    if r.restored > 0 {
+        f.num("placeholders_restored", Some(r.restored as u64));
+    }
+    f.str("response_rule", r.rule.as_deref());
+    f.str("response_location", r.location.as_deref());
     f.into_namespace()
 }
 
