@@ -459,6 +459,12 @@ fn the_configmap_policy_loads_and_the_deployment_lines_up() {
         "sk-ant-test",
     )
     .unwrap();
+    std::fs::create_dir_all(secrets.path().join("promptgate-mask-key")).unwrap();
+    std::fs::write(
+        secrets.path().join("promptgate-mask-key/key"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
     let policy = Policy::from_yaml(
         policy_yaml,
         "configmap policy.yaml",
@@ -468,6 +474,19 @@ fn the_configmap_policy_loads_and_the_deployment_lines_up() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(policy.backends[0].name, "anthropic");
+    // The settings document's mask key is read, so no warning about it.
+    assert_eq!(
+        policy.mask_key.source,
+        promptgate::guard::placeholder::KeySource::Configured
+    );
+    assert!(
+        !policy
+            .warnings
+            .iter()
+            .any(|w| w == promptgate::policy::NO_MASK_KEY_WARNING),
+        "{:?}",
+        policy.warnings
+    );
 
     let dep = doc_of_kind("deploy/kubernetes/deployment.yaml", "Deployment");
     let pod = &dep["spec"]["template"]["spec"];

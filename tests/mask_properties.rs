@@ -86,14 +86,27 @@ proptest! {
             "tools": [{"name": "x", "description": "secret-999 in a tool description stays"}]
         });
         let raw = serde_json::to_vec(&body).unwrap();
-        let forwarded = match decide(&p, &raw) {
-            BodyDecision::Continue { replacement, .. } => replacement.unwrap_or_else(|| raw.clone()),
+        let (forwarded, restore) = match decide(&p, &raw) {
+            BodyDecision::Continue { replacement, restore, .. } => {
+                (replacement.unwrap_or_else(|| raw.clone()), restore)
+            }
             BodyDecision::Reply(r) => panic!("unexpected reply {}", r.status),
         };
         let v: Value = serde_json::from_slice(&forwarded).expect("forwarded body is valid JSON");
+        // Restoring undoes masking exactly: every masked string, with the
+        // request's placeholders put back, is the string the client sent.
+        for at in ["/system", "/messages/1/content", "/messages/2/content/0/content"] {
+            let sent = v.pointer(at).unwrap().as_str().unwrap();
+            let back = restore
+                .as_ref()
+                .and_then(|r| r.restore_text(sent))
+                .unwrap_or_else(|| sent.to_owned());
+            prop_assert_eq!(back.as_str(), body.pointer(at).unwrap().as_str().unwrap(), "{}", at);
+        }
         prop_assert_eq!(leftovers(&p, &forwarded), 0, "a second pass finds nothing to mask");
-        // Parts no guard reads are untouched.
-        prop_assert_eq!(&v["messages"][1], &body["messages"][1]);
+        // Parts no guard reads are untouched (the assistant's history is
+        // read: these masks restore, so it may come back holding values).
+        prop_assert_eq!(&v["messages"][1]["role"], &body["messages"][1]["role"]);
         prop_assert_eq!(&v["tools"], &body["tools"]);
         prop_assert_eq!(&v["model"], &body["model"]);
         // Masking is deterministic.

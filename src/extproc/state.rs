@@ -466,6 +466,7 @@ impl StreamState {
             placeholders_restored = r.restored,
             "response decision"
         );
+        self.telemetry.on_restored(r.restored);
         let usage_md = self.telemetry.on_usage(&r.usage, r.model.as_deref());
         self.queue_metadata(usage_md);
         self.queue_metadata(telemetry::response_metadata(&r));

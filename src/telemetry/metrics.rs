@@ -64,6 +64,12 @@ pub struct TokenLabels {
     pub direction: &'static str,
 }
 
+/// Labels of counts per backend only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheTokenLabels {
     pub backend: String,
@@ -100,6 +106,7 @@ pub struct Metrics {
     pub gen_ai_token_usage: HistogramFamily<GenAiTokenLabels>,
     pub config_loads: Family<ConfigLoadLabels, Counter>,
     pub tool_calls: Family<ToolLabels, Counter>,
+    pub placeholders_restored: Family<BackendLabels, Counter>,
     models: ModelLabels,
     tools: ModelLabels,
 }
@@ -181,8 +188,15 @@ impl Metrics {
             "Tool calls in responses decided by toolGuard, by backend, tool and action (allow, audit, reject)",
             tool_calls.clone(),
         );
+        let placeholders_restored = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "promptgate_placeholders_restored",
+            "Mask placeholders a response repeated that were put back to the request's values (text and tool inputs), by backend",
+            placeholders_restored.clone(),
+        );
         Metrics {
             registry,
+            placeholders_restored,
             requests,
             guard_matches,
             guardrail_checks,

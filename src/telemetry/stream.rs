@@ -27,8 +27,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::metadata::{decision_metadata, usage_metadata};
 use super::metrics::{
-    metrics, CacheTokenLabels, GenAiTokenLabels, GuardLabels, GuardrailLabels, RequestLabels,
-    TokenLabels, ToolLabels,
+    metrics, BackendLabels, CacheTokenLabels, GenAiTokenLabels, GuardLabels, GuardrailLabels,
+    RequestLabels, TokenLabels, ToolLabels,
 };
 use super::otel::{header_text, TraceHeaders};
 use crate::decision::{Outcome, Verdict};
@@ -355,6 +355,24 @@ impl StreamTelemetry {
                 action,
             })
             .inc();
+    }
+
+    /// Placeholders of the request's masks restored in its response.
+    pub fn on_restored(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.span
+            .set_attribute("promptgate.placeholders_restored", count as i64);
+        let backend = self
+            .decided
+            .as_ref()
+            .map(|d| d.backend.clone())
+            .unwrap_or_default();
+        metrics()
+            .placeholders_restored
+            .get_or_create(&BackendLabels { backend })
+            .inc_by(count as u64);
     }
 
     /// Token usage from the provider's response (cumulative: call again
