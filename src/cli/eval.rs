@@ -64,6 +64,8 @@ pub(super) fn eval(args: EvalArgs) -> ExitCode {
     };
     if let Some(response) = response {
         let head = RequestHead {
+            claims: None,
+            session: None,
             method: &args.method,
             path: &args.path,
             authority: "",
@@ -144,6 +146,8 @@ fn eval_request(
     body: &[u8],
 ) -> serde_json::Value {
     let head = RequestHead {
+        claims: None,
+        session: None,
         method,
         path,
         authority: "",

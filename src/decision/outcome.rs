@@ -91,6 +91,15 @@ pub struct Outcome {
     /// Guards that fired (first [`MAX_FIRED`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fired: Vec<Fired>,
+    /// Who asked, as telemetry shows it (the user, or its keyed hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// How many groups the caller is in.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub groups: usize,
+    /// The agent's session id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// An immediate answer to the client instead of forwarding.

@@ -1,9 +1,14 @@
 //! The request-headers decision: backend and route, auth injection, what
 //! of the body and the response is read.
 
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
 use crate::policy::{Backend, Policy, RouteType, SelectError, TokenUsageMode};
 use crate::provider::{self, Dialect, ErrorKind};
 
+use super::identity::Identity;
 use super::outcome::{reply, Outcome, Reply, Verdict};
 
 /// What the decision core needs of the request headers.
@@ -18,6 +23,11 @@ pub struct RequestHead<'a> {
     pub has_anthropic_version: bool,
     /// The headers were the whole request (no body follows).
     pub end_of_stream: bool,
+    /// The claims Envoy verified (`identity`: the payload under the
+    /// configured metadata namespace and key), if it forwarded any.
+    pub claims: Option<&'a Map<String, Value>>,
+    /// The agent's session (`x-claude-code-session-id`).
+    pub session: Option<&'a str>,
 }
 
 /// Header changes to apply to the request.
@@ -48,6 +58,8 @@ pub struct RequestCtx {
     /// decoded before it is read, and a rewritten body is sent decoded
     /// (the adapter then drops the header).
     pub content_encoding: Option<String>,
+    /// Who is asking (with `identity` configured).
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// What of a request's response is read, fixed at request headers.
@@ -136,8 +148,30 @@ pub fn request_headers(
         backend: Some(backend.name.clone()),
         route: Some(route.as_str()),
         provider: Some(backend.provider.as_str()),
+        session: head.session.map(str::to_owned),
         ..Outcome::default()
     };
+    let identity = policy
+        .identity
+        .as_ref()
+        .map(|s| (s, Identity::from_claims(s, head.claims.cloned())));
+    if let Some((settings, id)) = &identity {
+        outcome.user = id.user_for_telemetry(settings, &policy.mask_key);
+        outcome.groups = id.groups.len();
+        if settings.required && !id.is_known() {
+            return (
+                None,
+                HeadersDecision::Reply(reply(
+                    style,
+                    ErrorKind::Unauthenticated,
+                    401,
+                    "promptgate needs to know who is asking: send a token the gateway verifies (Authorization: Bearer <token>)",
+                    "promptgate_identity_required",
+                    outcome,
+                )),
+            );
+        }
+    }
 
     let mut changes = auth_changes(backend, head);
     let llm_route = matches!(route, RouteType::Messages | RouteType::Completions);
@@ -163,6 +197,7 @@ pub fn request_headers(
         auth_injected: backend.auth.is_some(),
         response,
         content_encoding: None,
+        identity: identity.map(|(_, id)| Arc::new(id)),
     };
 
     let mut inspect_body = route.inspects_request_body();

@@ -493,3 +493,89 @@ backends:
         r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#
     );
 }
+
+const IDENTITY: &str = r#"
+identity:
+  jwt: {user: email}
+  required: true
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+- name: openai
+  ai: {provider: {openai: {}}}
+"#;
+
+#[test]
+fn a_verified_caller_is_in_every_decision_and_an_unknown_one_gets_401() {
+    let p = Policy::from_yaml(IDENTITY, "id.yaml", &LoadOptions::default()).unwrap();
+    let claims: serde_json::Map<String, Value> = serde_json::from_value(serde_json::json!({
+        "email": "alice@example.com", "sub": "u-1", "groups": ["staff", "eng"]
+    }))
+    .unwrap();
+    let known = RequestHead {
+        claims: Some(&claims),
+        session: Some("c0ffee"),
+        ..head("/v1/messages")
+    };
+    let (ctx, d) = request_headers(&p, Some("anthropic"), &known);
+    let HeadersDecision::Continue { outcome, .. } = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(outcome.user.as_deref(), Some("alice@example.com"));
+    assert_eq!(outcome.groups, 2);
+    assert_eq!(outcome.session.as_deref(), Some("c0ffee"));
+    let id = ctx.unwrap().identity.unwrap();
+    assert_eq!(id.groups, ["staff", "eng"]);
+    assert_eq!(id.claims["sub"], "u-1");
+
+    // No claims (no token, or one Envoy could not verify): 401 in each
+    // provider's shape, before anything else.
+    for (backend, path, check) in [
+        ("anthropic", "/v1/messages", "authentication_error"),
+        ("openai", "/v1/chat/completions", "invalid_api_key"),
+    ] {
+        let (_, d) = request_headers(&p, Some(backend), &head(path));
+        let HeadersDecision::Reply(r) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(r.status, 401);
+        let body = String::from_utf8(r.body).unwrap();
+        assert!(body.contains(check), "{body}");
+        assert_eq!(r.outcome.user, None);
+    }
+    // Claims without the user claim are no identity either.
+    let partial: serde_json::Map<String, Value> =
+        serde_json::from_value(serde_json::json!({"sub": "u-1"})).unwrap();
+    let (_, d) = request_headers(
+        &p,
+        Some("anthropic"),
+        &RequestHead {
+            claims: Some(&partial),
+            ..head("/v1/messages")
+        },
+    );
+    assert!(matches!(d, HeadersDecision::Reply(ref r) if r.status == 401));
+
+    // Not required, hashed in telemetry.
+    let hashed = IDENTITY.replace("required: true", "required: false\n  telemetry: Hashed");
+    let p = Policy::from_yaml(&hashed, "id.yaml", &LoadOptions::default()).unwrap();
+    let (_, d) = request_headers(&p, Some("anthropic"), &known);
+    let HeadersDecision::Continue { outcome, .. } = d else {
+        panic!()
+    };
+    let user = outcome.user.unwrap();
+    assert!(user.starts_with("h:") && !user.contains("alice"), "{user}");
+    let (_, d) = request_headers(&p, Some("anthropic"), &head("/v1/messages"));
+    assert!(matches!(d, HeadersDecision::Continue { .. }));
+    // A source is required.
+    let e = Policy::from_yaml(
+        "identity: {required: true}\nbackends: [{name: a, ai: {provider: {anthropic: {}}}}]",
+        "id.yaml",
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.place.contains("identity") && e.message.contains("jwt"),
+        "{e}"
+    );
+}

@@ -149,7 +149,7 @@ impl StreamState {
             unreachable!("check_order refuses a message without a phase");
         };
         let response = match request {
-            In::RequestHeaders(h) => self.on_request_headers(h),
+            In::RequestHeaders(h) => self.on_request_headers(h, msg.metadata_context.as_ref()),
             In::RequestBody(b) => self.on_request_body(b).await,
             // A BUFFERED body followed by trailers arrives with
             // end_of_stream=false; it was decided when it arrived.
@@ -221,9 +221,20 @@ impl StreamState {
         }
     }
 
-    fn on_request_headers(&mut self, h: HttpHeaders) -> processing_response::Response {
+    fn on_request_headers(
+        &mut self,
+        h: HttpHeaders,
+        metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
+    ) -> processing_response::Response {
         let get = |name: &str| find_header(&h, name);
+        let claims = self
+            .policy
+            .identity
+            .as_ref()
+            .and_then(|s| super::claims::verified_claims(s, metadata));
         let head = RequestHead {
+            claims: claims.as_ref(),
+            session: get("x-claude-code-session-id"),
             method: get(":method").unwrap_or(""),
             path: get(":path").unwrap_or("/"),
             authority: get(":authority").or_else(|| get("host")).unwrap_or(""),

@@ -21,8 +21,44 @@ pub struct NativeConfig {
     pub admin: Option<AdminSpec>,
     /// The key of mask placeholders' tags (deployment-wide).
     pub mask_key: Option<MaskKeySpec>,
+    /// Who is asking: where Envoy put the verified caller.
+    pub identity: Option<IdentitySpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+}
+
+/// `identity`: the caller as Envoy verified it (deployment-wide).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentitySpec {
+    /// Claims of a JWT verified by Envoy's `jwt_authn` filter.
+    pub jwt: Option<JwtIdentitySpec>,
+    /// A request without a verified identity is refused (401).
+    pub required: Option<bool>,
+    /// How the user appears in logs, spans and metadata.
+    pub telemetry: Option<UserTelemetrySpec>,
+}
+
+/// Where `jwt_authn` (`payload_in_metadata`) put the verified payload,
+/// and which claims are the user and the groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtIdentitySpec {
+    /// Default `envoy.filters.http.jwt_authn`.
+    pub namespace: Option<String>,
+    /// Default `payload`.
+    pub key: Option<String>,
+    /// Default `sub`.
+    pub user: Option<String>,
+    /// Default `groups`; a list of strings or one string.
+    pub groups: Option<String>,
+}
+
+/// The user in telemetry: as it is, or a keyed hash (`maskKey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum UserTelemetrySpec {
+    Plain,
+    Hashed,
 }
 
 /// `maskKey`: `{secretRef: {name: X}}` reads `<secretsDir>/X/key`;
@@ -59,6 +95,7 @@ pub struct SettingsDoc {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SettingsSpec {
     pub mask_key: Option<MaskKeySpec>,
+    pub identity: Option<IdentitySpec>,
 }
 
 /// `admin: {listen: 127.0.0.1:9090}`.

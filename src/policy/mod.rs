@@ -6,6 +6,7 @@
 
 mod backend;
 pub mod config;
+mod identity;
 mod mask_key;
 mod routes;
 
@@ -21,9 +22,10 @@ use serde::Deserialize;
 use backend::compile_backend;
 pub use config::TokenUsageMode;
 use config::{
-    AiSpec, BackendSpec, K8sBackendDoc, MaskKeySpec, MatchSpec, NativeConfig, PoliciesSpec,
-    SettingsDoc,
+    AiSpec, BackendSpec, IdentitySpec, K8sBackendDoc, MaskKeySpec, MatchSpec, NativeConfig,
+    PoliciesSpec, SettingsDoc,
 };
+pub use identity::IdentitySettings;
 pub use mask_key::NO_MASK_KEY_WARNING;
 
 /// The embedded default policy (`policies/default.yaml`), served when no
@@ -67,6 +69,8 @@ pub struct Policy {
     pub backends: Vec<Backend>,
     /// The key mask placeholders are tagged with (`maskKey`).
     pub mask_key: Arc<crate::guard::MaskKey>,
+    /// Where the caller's verified identity comes from (`identity`).
+    pub identity: Option<IdentitySettings>,
     /// Things worth telling the operator that are not errors.
     pub warnings: Vec<String>,
 }
@@ -150,6 +154,7 @@ impl Policy {
         let mut admin_listen = None;
         let mut secrets_dir = None;
         let mut mask_key: Option<(String, MaskKeySpec)> = None;
+        let mut identity: Option<(String, IdentitySpec)> = None;
         let mut saw_settings = false;
         let mut specs: Vec<(String, String, Option<MatchSpec>, AiSpec, PoliciesSpec)> = Vec::new();
         let mut warnings = Vec::new();
@@ -190,6 +195,9 @@ impl Policy {
                     if let Some(k) = native.mask_key {
                         mask_key = Some((doc_place(i, "maskKey"), k));
                     }
+                    if let Some(id) = native.identity {
+                        identity = Some((doc_place(i, "identity"), id));
+                    }
                     for (j, b) in native.backends.into_iter().enumerate() {
                         let BackendSpec {
                             name,
@@ -224,6 +232,9 @@ impl Policy {
                     debug_assert_eq!(doc.kind, "PromptgateSettings");
                     if let Some(k) = doc.spec.mask_key {
                         mask_key = Some((doc_place(i, "spec.maskKey"), k));
+                    }
+                    if let Some(id) = doc.spec.identity {
+                        identity = Some((doc_place(i, "spec.identity"), id));
                     }
                 }
                 DocForm::K8s => {
@@ -264,6 +275,10 @@ impl Policy {
             None => mask_key::resolve("maskKey", None, secrets_dir.as_deref(), &mut warnings),
         }
         .map_err(|(p, m)| err(p, m))?;
+        let identity = identity
+            .map(|(place, spec)| identity::compile(&place, &spec))
+            .transpose()
+            .map_err(|(p, m)| err(p, m))?;
         let mut backends: Vec<Backend> = Vec::with_capacity(specs.len());
         for (place, name, matcher, ai, policies) in specs {
             if name.is_empty() {
@@ -308,6 +323,7 @@ impl Policy {
             admin_listen,
             backends,
             mask_key,
+            identity,
             warnings,
         })
     }
@@ -358,6 +374,7 @@ impl DocForm {
                     || map.contains_key("listen")
                     || map.contains_key("admin")
                     || map.contains_key("maskKey")
+                    || map.contains_key("identity")
                     || map.contains_key("secretsDir") =>
             {
                 Ok(DocForm::Native)

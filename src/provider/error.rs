@@ -16,6 +16,8 @@ pub enum ErrorKind {
     UnsupportedEncoding,
     /// The gateway itself is misconfigured or failed.
     Gateway,
+    /// The caller is not known (no verified identity).
+    Unauthenticated,
 }
 
 /// Renders a provider-shaped JSON error body (see [`Dialect::error_body`]).

@@ -259,6 +259,9 @@ impl StreamTelemetry {
         s("promptgate.location", o.location.as_deref());
         s("promptgate.model.requested", o.model_requested.as_deref());
         s("promptgate.model.effective", o.model_effective.as_deref());
+        // OpenTelemetry's end-user and session conventions.
+        s("enduser.id", o.user.as_deref());
+        s("session.id", o.session.as_deref());
         s("gen_ai.provider.name", o.provider);
         s("gen_ai.system", o.provider);
         s(
@@ -277,6 +280,9 @@ impl StreamTelemetry {
             ));
         }
         attrs.push(KeyValue::new("promptgate.guard.masked", o.masked as i64));
+        if o.user.is_some() {
+            attrs.push(KeyValue::new("promptgate.groups", o.groups as i64));
+        }
         attrs.push(KeyValue::new(
             "promptgate.segments_scanned",
             o.segments_scanned as i64,
@@ -523,6 +529,9 @@ fn log_decision(outcome: &Outcome) {
         model_effective = outcome.model_effective.as_deref(),
         body_changed = outcome.body_changed,
         auth_injected = outcome.auth_injected,
+        user = outcome.user.as_deref(),
+        groups = outcome.groups,
+        session = outcome.session.as_deref(),
         "decision"
     );
 }
