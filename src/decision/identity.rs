@@ -6,6 +6,16 @@ use serde_json::{Map, Value};
 use crate::guard::MaskKey;
 use crate::policy::IdentitySettings;
 
+/// Who asked, as every record of the request shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The user as telemetry shows it (plain, or `h:` and a keyed hash).
+    pub user: Option<String>,
+    pub groups: usize,
+    /// The agent's session id.
+    pub session: Option<String>,
+}
+
 /// The caller of one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {

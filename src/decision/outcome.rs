@@ -155,6 +155,9 @@ pub fn refusal(
     let dialect = ctx.map_or(Dialect::Anthropic, |c| c.dialect);
     let outcome = Outcome {
         route: ctx.map(|c| c.route.as_str()),
+        user: ctx.and_then(|c| c.caller.user.clone()),
+        groups: ctx.map_or(0, |c| c.caller.groups),
+        session: ctx.and_then(|c| c.caller.session.clone()),
         ..Outcome::default()
     };
     reply(dialect, kind, status, message, details, outcome)

@@ -111,12 +111,7 @@ fn decode_body<'b>(
         return Ok(std::borrow::Cow::Borrowed(body));
     };
     provider::encoding::decode(enc, body, MAX_BODY_BYTES).map_err(|e| {
-        let backend = &policy.backends[ctx.backend];
-        let outcome = Outcome {
-            backend: Some(backend.name.clone()),
-            route: Some(ctx.route.as_str()),
-            ..Outcome::default()
-        };
+        let outcome = ctx.outcome(policy);
         let (status, kind, details) = match e {
             provider::encoding::DecodeError::TooLarge { .. } => {
                 (413, ErrorKind::TooLarge, "promptgate_body_too_large")
@@ -142,14 +137,7 @@ fn inspect_request_body<'p, 'b>(
     body: &'b [u8],
 ) -> Inspected<'p, 'b> {
     let backend = &policy.backends[ctx.backend];
-    let outcome = Outcome {
-        decision: Verdict::Allow,
-        backend: Some(backend.name.clone()),
-        route: Some(ctx.route.as_str()),
-        auth_injected: ctx.auth_injected,
-        provider: Some(backend.provider.as_str()),
-        ..Outcome::default()
-    };
+    let outcome = ctx.outcome(policy);
     if !ctx.route.inspects_request_body() {
         return Inspected::Done(BodyDecision::Continue {
             restore: None,

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::policy::{Backend, Policy, RouteType, SelectError, TokenUsageMode};
 use crate::provider::{self, Dialect, ErrorKind};
 
-use super::identity::Identity;
+use super::identity::{Caller, Identity};
 use super::outcome::{reply, Outcome, Reply, Verdict};
 
 /// What the decision core needs of the request headers.
@@ -60,6 +60,27 @@ pub struct RequestCtx {
     pub content_encoding: Option<String>,
     /// Who is asking (with `identity` configured).
     pub identity: Option<Arc<Identity>>,
+    /// Who asked, as the request's records show it.
+    pub caller: Caller,
+}
+
+impl RequestCtx {
+    /// The fields every outcome of this request carries: backend, route,
+    /// provider, auth, and who asked.
+    pub fn outcome(&self, policy: &Policy) -> Outcome {
+        let backend = &policy.backends[self.backend];
+        Outcome {
+            decision: Verdict::Allow,
+            backend: Some(backend.name.clone()),
+            route: Some(self.route.as_str()),
+            auth_injected: self.auth_injected,
+            provider: Some(backend.provider.as_str()),
+            user: self.caller.user.clone(),
+            groups: self.caller.groups,
+            session: self.caller.session.clone(),
+            ..Outcome::default()
+        }
+    }
 }
 
 /// What of a request's response is read, fixed at request headers.
@@ -198,6 +219,11 @@ pub fn request_headers(
         response,
         content_encoding: None,
         identity: identity.map(|(_, id)| Arc::new(id)),
+        caller: Caller {
+            user: outcome.user.clone(),
+            groups: outcome.groups,
+            session: outcome.session.clone(),
+        },
     };
 
     let mut inspect_body = route.inspects_request_body();

@@ -32,6 +32,7 @@ pub struct Claude {
     prompt: String,
     api_key: String,
     allowed_tools: Option<String>,
+    auth_token: Option<String>,
     work_dir: Option<PathBuf>,
     timeout: Duration,
 }
@@ -43,6 +44,7 @@ impl Claude {
             prompt: prompt.to_owned(),
             api_key: api_key.to_owned(),
             allowed_tools: None,
+            auth_token: None,
             work_dir: None,
             timeout: Duration::from_secs(120),
         }
@@ -51,6 +53,13 @@ impl Claude {
     /// `--allowedTools <tools>`, e.g. `Bash(cat:*)`.
     pub fn allowed_tools(mut self, tools: &str) -> Claude {
         self.allowed_tools = Some(tools.to_owned());
+        self
+    }
+
+    /// `ANTHROPIC_AUTH_TOKEN=token` (sent as `authorization: Bearer`)
+    /// instead of an API key.
+    pub fn auth_token(mut self, token: &str) -> Claude {
+        self.auth_token = Some(token.to_owned());
         self
     }
 
@@ -71,12 +80,18 @@ impl Claude {
         cmd.current_dir(self.work_dir.as_deref().unwrap_or(home.path()))
             .env("HOME", home.path())
             .env("ANTHROPIC_BASE_URL", gw.base_url())
-            .env("ANTHROPIC_API_KEY", &self.api_key)
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env_remove("ANTHROPIC_AUTH_TOKEN")
             .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
             .env_remove("HTTPS_PROXY")
             .env_remove("HTTP_PROXY");
+        match &self.auth_token {
+            Some(token) => cmd
+                .env("ANTHROPIC_AUTH_TOKEN", token)
+                .env_remove("ANTHROPIC_API_KEY"),
+            None => cmd
+                .env("ANTHROPIC_API_KEY", &self.api_key)
+                .env_remove("ANTHROPIC_AUTH_TOKEN"),
+        };
         run_with_timeout(cmd, home.path(), self.timeout)
     }
 }

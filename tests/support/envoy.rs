@@ -377,3 +377,24 @@ fn set_endpoints(cluster: &mut Yaml, ports: &[u16], what: &str) {
         eps.push(ep);
     }
 }
+
+/// Inserts `deploy/envoy/jwt-authn.yaml` (Envoy's `jwt_authn` filter for
+/// promptgate's `identity`) before the ext_proc filter, reading its keys
+/// from `jwks` and naming `issuer`.
+pub fn insert_jwt_authn(cfg: &mut Yaml, jwks: &Path, issuer: &str) {
+    let path = repo_root().join("deploy/envoy/jwt-authn.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut filter: Yaml = serde_yaml::from_str(&text).expect("parse jwt-authn.yaml");
+    let provider = &mut filter["typed_config"]["providers"]["gateway"];
+    provider["local_jwks"]["filename"] = jwks.display().to_string().into();
+    provider["issuer"] = issuer.into();
+    let filters = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"]
+        .as_sequence_mut()
+        .expect("http_filters");
+    let at = filters
+        .iter()
+        .position(|f| f["name"].as_str() == Some("envoy.filters.http.ext_proc"))
+        .expect("the ext_proc filter");
+    filters.insert(at, filter);
+}

@@ -26,6 +26,8 @@ pub struct Policy {
     kubernetes: bool,
     /// `maskKey: {env: VAR}`.
     mask_key_env: Option<String>,
+    /// `identity: ...` (native form only).
+    identity: Option<serde_yaml::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -57,6 +59,12 @@ impl Policy {
         self
     }
 
+    /// `identity:` as this YAML (native form).
+    pub fn identity_yaml(mut self, yaml: &str) -> Policy {
+        self.identity = Some(serde_yaml::from_str(yaml).unwrap());
+        self
+    }
+
     /// `(secret name, value)` of every backend key given with a value.
     pub fn secrets(&self) -> Vec<(String, String)> {
         self.backends
@@ -77,10 +85,13 @@ impl Policy {
             struct Native<'a> {
                 #[serde(skip_serializing_if = "Option::is_none")]
                 mask_key: Option<MaskKeyRef>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                identity: Option<&'a serde_yaml::Value>,
                 backends: &'a [Backend],
             }
             return serde_yaml::to_string(&Native {
                 mask_key,
+                identity: self.identity.as_ref(),
                 backends: &self.backends,
             })
             .unwrap();

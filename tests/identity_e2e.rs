@@ -1,0 +1,155 @@
+//! Who is asking, through real Envoy: its `jwt_authn` filter (the shipped
+//! `deploy/envoy/jwt-authn.yaml`, keys from a local JWKS made here)
+//! verifies the caller's token and forwards the claims; promptgate names
+//! the user in its decision and refuses a missing or forged token with a
+//! provider-shaped 401. The real Claude Code CLI, given the token as
+//! `ANTHROPIC_AUTH_TOKEN`, is identified.
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+use support::{client, Backend, Gateway, Policy};
+
+const ISSUER: &str = "https://issuer.promptgate.test";
+const ORG_KEY: &str = "sk-ant-api03-org-key-for-identity-tests";
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A signing key from fixed bytes (a test key, nothing else).
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn jwks(key: &SigningKey) -> String {
+    json!({"keys": [{
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1",
+        "x": b64(key.verifying_key().as_bytes()),
+    }]})
+    .to_string()
+}
+
+/// A token for `sub` in `groups`, signed with `key`.
+fn token(key: &SigningKey, sub: &str, groups: &[&str]) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = b64(br#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#);
+    let payload = b64(json!({
+        "iss": ISSUER, "aud": "promptgate", "sub": sub, "groups": groups,
+        "iat": now, "exp": now + 3600,
+    })
+    .to_string()
+    .as_bytes());
+    let signing_input = format!("{header}.{payload}");
+    let signature = key.sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&signature.to_bytes()))
+}
+
+fn gateway(dir: &std::path::Path) -> Gateway {
+    let jwks_path = dir.join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&key(7))).unwrap();
+    let policy = Policy::new()
+        .identity_yaml("{jwt: {user: sub, groups: groups}, required: true}")
+        .backend(Backend::anthropic("anthropic").key("anthropic-secret", ORG_KEY));
+    Gateway::launch(policy)
+        .edit_envoy(move |cfg| support::envoy::insert_jwt_authn(cfg, &jwks_path, ISSUER))
+        .start()
+}
+
+async fn ask(gw: &Gateway, auth: Option<&str>) -> (u16, Value) {
+    let mut req = client()
+        .post(gw.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("x-claude-code-session-id", "session-42")
+        .body(
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
+                   "messages": [{"role": "user", "content": "hi"}]})
+            .to_string(),
+        );
+    if let Some(a) = auth {
+        req = req.header("authorization", format!("Bearer {a}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The last access log line of a `POST /v1/messages` answered with
+/// `status` (the log is flushed every 50 ms).
+fn access_log(gw: &Gateway, status: u16) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(v) = gw
+            .access_log_entries()
+            .into_iter()
+            .filter(|v| v["response_code"] == status && v["method"] == "POST")
+            .last()
+        {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line for {status}: {}",
+            gw.access_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn verified_callers_are_named_and_others_get_a_provider_shaped_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(dir.path());
+
+    let alice = token(&key(7), "alice", &["staff"]);
+    let (status, body) = ask(&gw, Some(&alice)).await;
+    assert_eq!(status, 200, "{body}");
+    let line = access_log(&gw, 200);
+    assert_eq!(line["promptgate"]["user"], "alice", "{line}");
+    assert_eq!(line["promptgate"]["session"], "session-42", "{line}");
+    // The client's token never goes upstream; the organisation's key does.
+    let up = gw.upstream().only_request();
+    assert_eq!(up.header("x-api-key"), Some(ORG_KEY));
+    assert_eq!(up.header("authorization"), None);
+
+    // Missing, forged (another key), or garbage: Envoy lets it through
+    // without claims, promptgate answers 401 in Anthropic's shape.
+    let forged = token(&key(8), "mallory", &["staff"]);
+    for auth in [None, Some(forged.as_str()), Some("not-a-jwt")] {
+        let (status, body) = ask(&gw, auth).await;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "authentication_error", "{body}");
+    }
+    assert_eq!(
+        gw.upstream().request_count(),
+        1,
+        "no refused request went upstream"
+    );
+}
+
+/// The real CLI with `ANTHROPIC_AUTH_TOKEN=<jwt>` is identified.
+#[test]
+fn claude_code_with_a_token_is_identified() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(dir.path());
+    let token = token(&key(7), "carol@example.com", &["contractors"]);
+    let out = support::claude::Claude::prompt("Say hi", "")
+        .auth_token(&token)
+        .run(&gw);
+    assert!(out.success, "claude failed: {out:?}");
+    let line = access_log(&gw, 200);
+    assert_eq!(line["promptgate"]["user"], "carol@example.com", "{line}");
+    assert!(
+        line["promptgate"]["session"].is_string(),
+        "Claude Code names its session: {line}"
+    );
+}
