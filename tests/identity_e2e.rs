@@ -90,8 +90,8 @@ fn access_log(gw: &Gateway, status: u16) -> Value {
         if let Some(v) = gw
             .access_log_entries()
             .into_iter()
-            .filter(|v| v["response_code"] == status && v["method"] == "POST")
-            .last()
+            .rev()
+            .find(|v| v["response_code"] == status && v["method"] == "POST")
         {
             return v;
         }
