@@ -16,6 +16,7 @@
 //! * [`lifecycle`] / [`reload`] — graceful drain on SIGTERM; hot reload on
 //!   SIGHUP and on changes of the policy or secret files.
 
+pub mod audit;
 pub mod cli;
 pub mod contract;
 pub mod decision;

@@ -153,3 +153,111 @@ fn claude_code_with_a_token_is_identified() {
         "Claude Code names its session: {line}"
     );
 }
+
+/// Decisions land in the hash-chained audit file with the caller; the
+/// chain verifies with `promptgate audit verify`, and fails at the line a
+/// test edits.
+#[tokio::test]
+async fn the_audit_trail_names_the_caller_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&key(7))).unwrap();
+    let audit = dir.path().join("audit/audit.jsonl");
+    let policy = Policy::new()
+        .identity_yaml("{jwt: {user: sub}, required: true}")
+        .audit_yaml(&format!("{{path: {}, headEvery: 100ms}}", audit.display()))
+        .backend(
+            Backend::anthropic("anthropic")
+                .key("anthropic-secret", ORG_KEY)
+                .request_guard(
+                    support::Guard::regex(["project falcon"])
+                        .name("codename")
+                        .mask(),
+                )
+                .request_guard(
+                    support::Guard::regex(["drop table"])
+                        .name("no-sql")
+                        .reject(),
+                ),
+        );
+    let gw = Gateway::launch(policy)
+        .edit_envoy(move |cfg| support::envoy::insert_jwt_authn(cfg, &jwks_path, ISSUER))
+        .start();
+    let alice = token(&key(7), "alice", &["staff"]);
+    for (text, want) in [
+        ("hello", 200),
+        ("tell me about project falcon", 200),
+        ("please drop table users", 403),
+    ] {
+        let resp = client()
+            .post(gw.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {alice}"))
+            .body(
+                json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
+                       "messages": [{"role": "user", "content": text}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{text}");
+    }
+    // Allows are not recorded by default: the mask and the reject are.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "audit: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["entry"].clone())
+        .collect();
+    assert_eq!(entries[0]["decision"], "mask");
+    assert_eq!(entries[0]["rule"], "codename");
+    assert_eq!(entries[0]["user"], "alice");
+    assert!(entries[0]["request_id"].is_string() && entries[0]["trace_id"].is_string());
+    assert_eq!(entries[1]["decision"], "reject");
+    assert_eq!(entries[1]["rule"], "no-sql");
+    for l in &lines {
+        assert!(
+            !l.contains("falcon") && !l.contains("drop table"),
+            "matched text in {l}"
+        );
+    }
+    let verify = |args: &[&str]| {
+        let out = std::process::Command::new(support::promptgate_bin())
+            .args(["audit", "verify"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let path = audit.display().to_string();
+    let (code, out) = verify(&[&path]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ok: 2 lines"), "{out}");
+    // The published head is logged; the chain reaches it.
+    let head: Value = serde_json::from_str(&lines[1]).unwrap();
+    let (code, out) = verify(&[&path, "--head", head["hash"].as_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    // An edited line fails there.
+    let edited = format!(
+        "{}\n{}\n",
+        lines[0].replace("codename", "nothing"),
+        lines[1]
+    );
+    std::fs::write(&audit, edited).unwrap();
+    let (code, out) = verify(&[&path]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("audit.jsonl:1:"), "{out}");
+}

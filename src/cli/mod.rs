@@ -1,6 +1,7 @@
-//! The `promptgate` command line: `serve`, `check` and `eval`, each in its
+//! The `promptgate` command line: `serve`, `check`, `eval` and `audit`, each in its
 //! own file; all of them call the same library entries as the server.
 
+mod audit;
 mod check;
 mod eval;
 mod serve;
@@ -77,6 +78,24 @@ pub enum Command {
         #[arg(required_unless_present = "response")]
         body: Option<PathBuf>,
     },
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify a hash-chained audit log and name the first line that fails.
+    Verify {
+        /// The files, oldest first; one file stands for itself and its
+        /// rotated files (`FILE.N` … `FILE.1`, `FILE`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The last published chain head (`audit_head` of the log line
+        /// "audit chain head"): the chain must reach it.
+        #[arg(long)]
+        head: Option<String>,
+    },
 }
 
 /// Lifecycle and reload flags of `serve`.
@@ -130,6 +149,7 @@ pub fn run() -> ExitCode {
             body,
             response,
         }),
+        Command::Audit(AuditCommand::Verify { files, head }) => audit::verify(files, head),
     }
 }
 

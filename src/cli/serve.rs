@@ -40,6 +40,22 @@ pub(super) fn serve(
     for w in &policy.warnings {
         tracing::warn!(warning = %w, "policy");
     }
+    // The decision log is opened once; a reload that changes `audit` is
+    // noted and takes effect on restart.
+    if let Some(settings) = &policy.audit {
+        match crate::audit::AuditLog::open(settings.clone()) {
+            Ok(log) => {
+                let head = log.head();
+                tracing::info!(path = %settings.path.display(), audit_lines = head.seq, audit_head = %head.hash, "audit log open");
+                let _ = crate::audit::install(log);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit log did not open");
+                eprintln!("promptgate: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let addr = match listen {
         Some(a) => a,
         None => match policy.listen.as_deref().unwrap_or(DEFAULT_LISTEN).parse() {

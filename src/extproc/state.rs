@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::mutation::{self, find_header, header_mutation, response_status};
 use super::Phase;
+use crate::audit;
 use crate::decision::{
     self, BodyDecision, BodyMode, ChunkDecision, HeadersDecision, Outcome, Reply, RequestCtx,
     RequestHead, ResponseDecider, ResponseHeadersDecision, ResponseRead, ResponseRecord,
@@ -59,6 +60,10 @@ pub struct StreamState {
     /// The response body mode decided at the response headers, for the
     /// answer to them.
     response_mode: Option<ProcessingMode>,
+    /// The request's outcome, for the audit entries of its response.
+    audited: Option<Outcome>,
+    /// The audit log refused an entry (full queue, `FailClosed`).
+    audit_refused: bool,
 }
 
 impl StreamState {
@@ -77,6 +82,8 @@ impl StreamState {
             pending_metadata: None,
             telemetry: StreamTelemetry::detached(),
             response,
+            audited: None,
+            audit_refused: false,
             response_done: false,
             response_mode: None,
         }
@@ -254,6 +261,9 @@ impl StreamState {
                 self.requested_body = inspect_body;
                 if !inspect_body {
                     self.record(outcome);
+                    if self.audit_refused {
+                        return self.audit_refusal();
+                    }
                 }
                 processing_response::Response::RequestHeaders(HeadersResponse {
                     response: Some(CommonResponse {
@@ -350,6 +360,9 @@ impl StreamState {
                 outcome,
             } => {
                 self.record(outcome);
+                if self.audit_refused {
+                    return self.audit_refusal();
+                }
                 if let Some(restore) = restore {
                     self.response.restore(restore);
                 }
@@ -430,6 +443,8 @@ impl StreamState {
             .body(self.ctx.as_ref(), &b.body, b.end_of_stream);
         for tool in &answer.tools {
             self.telemetry.on_tool(tool);
+            let entry = audit::entry::tool(tool, self.audited.as_ref(), self.ids());
+            self.audit(entry);
         }
         if let Some(record) = answer.record {
             self.finish_response(record);
@@ -455,6 +470,39 @@ impl StreamState {
     fn record(&mut self, outcome: Outcome) {
         let md = self.telemetry.on_outcome(&outcome);
         self.queue_metadata(md);
+        if let Some(log) = audit::log() {
+            let entry = audit::entry::request(&outcome, self.ids(), log.allows());
+            self.audit(entry);
+            self.audited = Some(outcome);
+        }
+    }
+
+    /// The request's ids for audit entries.
+    fn ids(&self) -> audit::entry::Ids<'_> {
+        audit::entry::Ids {
+            request_id: self.telemetry.request_id(),
+            trace_id: self.telemetry.trace_id(),
+        }
+    }
+
+    /// Queues an audit entry; notes a refusal (full queue, `FailClosed`).
+    fn audit(&mut self, entry: Option<serde_json::Value>) {
+        if let (Some(log), Some(entry)) = (audit::log(), entry) {
+            if log.submit(entry).is_err() {
+                self.audit_refused = true;
+            }
+        }
+    }
+
+    /// The answer when the audit log could not take the decision's entry
+    /// and the setting is `FailClosed`: nothing passes unaudited.
+    fn audit_refusal(&mut self) -> processing_response::Response {
+        let reply = decision::gateway_error(
+            self.ctx.as_ref(),
+            503,
+            "promptgate could not record this decision in its audit log; try again",
+        );
+        self.reply(reply)
     }
 
     /// Queues metadata for the next answer, merged with what is queued.
@@ -478,6 +526,10 @@ impl StreamState {
             "response decision"
         );
         self.telemetry.on_restored(r.restored);
+        if let Some(log) = audit::log() {
+            let entry = audit::entry::response(&r, self.audited.as_ref(), self.ids(), log.allows());
+            self.audit(entry);
+        }
         let usage_md = self.telemetry.on_usage(&r.usage, r.model.as_deref());
         self.queue_metadata(usage_md);
         self.queue_metadata(telemetry::response_metadata(&r));

@@ -23,8 +23,36 @@ pub struct NativeConfig {
     pub mask_key: Option<MaskKeySpec>,
     /// Who is asking: where Envoy put the verified caller.
     pub identity: Option<IdentitySpec>,
+    /// The tamper-evident decision log.
+    pub audit: Option<AuditSpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+}
+
+/// `audit`: the hash-chained decision log (deployment-wide).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditSpec {
+    /// The file (rotated as `<path>.1`, `.2`, …).
+    pub path: PathBuf,
+    /// Record plain allows too (default false).
+    pub allows: Option<bool>,
+    /// Rotate at this many bytes (default 100 MiB).
+    pub max_bytes: Option<u64>,
+    /// Rotated files kept (default 10).
+    pub max_files: Option<u32>,
+    /// Entries waiting for the writer, at most (default 10000).
+    pub queue: Option<usize>,
+    /// A full queue: `Drop` (default) or `FailClosed`.
+    pub on_overflow: Option<OverflowSpec>,
+    /// How often the chain head is published (default 60s).
+    pub head_every: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OverflowSpec {
+    Drop,
+    FailClosed,
 }
 
 /// `identity`: the caller as Envoy verified it (deployment-wide).
@@ -96,6 +124,7 @@ pub struct SettingsDoc {
 pub struct SettingsSpec {
     pub mask_key: Option<MaskKeySpec>,
     pub identity: Option<IdentitySpec>,
+    pub audit: Option<AuditSpec>,
 }
 
 /// `admin: {listen: 127.0.0.1:9090}`.

@@ -4,6 +4,7 @@
 //! and compiled into an immutable [`Policy`]: regexes into sets, secrets read,
 //! route tables sorted. The hot path only reads a compiled policy.
 
+mod audit;
 mod backend;
 pub mod config;
 mod identity;
@@ -22,8 +23,8 @@ use serde::Deserialize;
 use backend::compile_backend;
 pub use config::TokenUsageMode;
 use config::{
-    AiSpec, BackendSpec, IdentitySpec, K8sBackendDoc, MaskKeySpec, MatchSpec, NativeConfig,
-    PoliciesSpec, SettingsDoc,
+    AiSpec, AuditSpec, BackendSpec, IdentitySpec, K8sBackendDoc, MaskKeySpec, MatchSpec,
+    NativeConfig, PoliciesSpec, SettingsDoc,
 };
 pub use identity::IdentitySettings;
 pub use mask_key::NO_MASK_KEY_WARNING;
@@ -71,6 +72,8 @@ pub struct Policy {
     pub mask_key: Arc<crate::guard::MaskKey>,
     /// Where the caller's verified identity comes from (`identity`).
     pub identity: Option<IdentitySettings>,
+    /// The decision log (`audit`); opened once, by `serve`.
+    pub audit: Option<crate::audit::AuditSettings>,
     /// Things worth telling the operator that are not errors.
     pub warnings: Vec<String>,
 }
@@ -155,6 +158,7 @@ impl Policy {
         let mut secrets_dir = None;
         let mut mask_key: Option<(String, MaskKeySpec)> = None;
         let mut identity: Option<(String, IdentitySpec)> = None;
+        let mut audit: Option<(String, AuditSpec)> = None;
         let mut saw_settings = false;
         let mut specs: Vec<(String, String, Option<MatchSpec>, AiSpec, PoliciesSpec)> = Vec::new();
         let mut warnings = Vec::new();
@@ -198,6 +202,9 @@ impl Policy {
                     if let Some(id) = native.identity {
                         identity = Some((doc_place(i, "identity"), id));
                     }
+                    if let Some(a) = native.audit {
+                        audit = Some((doc_place(i, "audit"), a));
+                    }
                     for (j, b) in native.backends.into_iter().enumerate() {
                         let BackendSpec {
                             name,
@@ -235,6 +242,9 @@ impl Policy {
                     }
                     if let Some(id) = doc.spec.identity {
                         identity = Some((doc_place(i, "spec.identity"), id));
+                    }
+                    if let Some(a) = doc.spec.audit {
+                        audit = Some((doc_place(i, "spec.audit"), a));
                     }
                 }
                 DocForm::K8s => {
@@ -277,6 +287,10 @@ impl Policy {
         .map_err(|(p, m)| err(p, m))?;
         let identity = identity
             .map(|(place, spec)| identity::compile(&place, &spec))
+            .transpose()
+            .map_err(|(p, m)| err(p, m))?;
+        let audit = audit
+            .map(|(place, spec)| audit::compile(&place, &spec))
             .transpose()
             .map_err(|(p, m)| err(p, m))?;
         let mut backends: Vec<Backend> = Vec::with_capacity(specs.len());
@@ -324,6 +338,7 @@ impl Policy {
             backends,
             mask_key,
             identity,
+            audit,
             warnings,
         })
     }
@@ -375,6 +390,7 @@ impl DocForm {
                     || map.contains_key("admin")
                     || map.contains_key("maskKey")
                     || map.contains_key("identity")
+                    || map.contains_key("audit")
                     || map.contains_key("secretsDir") =>
             {
                 Ok(DocForm::Native)

@@ -107,6 +107,8 @@ pub struct Metrics {
     pub config_loads: Family<ConfigLoadLabels, Counter>,
     pub tool_calls: Family<ToolLabels, Counter>,
     pub placeholders_restored: Family<BackendLabels, Counter>,
+    pub audit_lines: Counter,
+    pub audit_dropped: Counter,
     models: ModelLabels,
     tools: ModelLabels,
 }
@@ -194,9 +196,23 @@ impl Metrics {
             "Mask placeholders a response repeated that were put back to the request's values (text and tool inputs), by backend",
             placeholders_restored.clone(),
         );
+        let audit_lines = Counter::default();
+        registry.register(
+            "promptgate_audit_lines",
+            "Lines written to the audit chain (the chain head's number, when the process started a new file)",
+            audit_lines.clone(),
+        );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "promptgate_audit_dropped",
+            "Audit entries not written: the queue was full or the file could not be written",
+            audit_dropped.clone(),
+        );
         Metrics {
             registry,
             placeholders_restored,
+            audit_lines,
+            audit_dropped,
             requests,
             guard_matches,
             guardrail_checks,

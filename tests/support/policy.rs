@@ -28,6 +28,8 @@ pub struct Policy {
     mask_key_env: Option<String>,
     /// `identity: ...` (native form only).
     identity: Option<serde_yaml::Value>,
+    /// `audit: ...` (native form only).
+    audit: Option<serde_yaml::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -65,6 +67,12 @@ impl Policy {
         self
     }
 
+    /// `audit:` as this YAML (native form).
+    pub fn audit_yaml(mut self, yaml: &str) -> Policy {
+        self.audit = Some(serde_yaml::from_str(yaml).unwrap());
+        self
+    }
+
     /// `(secret name, value)` of every backend key given with a value.
     pub fn secrets(&self) -> Vec<(String, String)> {
         self.backends
@@ -87,11 +95,14 @@ impl Policy {
                 mask_key: Option<MaskKeyRef>,
                 #[serde(skip_serializing_if = "Option::is_none")]
                 identity: Option<&'a serde_yaml::Value>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                audit: Option<&'a serde_yaml::Value>,
                 backends: &'a [Backend],
             }
             return serde_yaml::to_string(&Native {
                 mask_key,
                 identity: self.identity.as_ref(),
+                audit: self.audit.as_ref(),
                 backends: &self.backends,
             })
             .unwrap();
