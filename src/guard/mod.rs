@@ -24,6 +24,7 @@ mod ascii;
 pub mod builtins;
 mod compile;
 pub mod external;
+pub mod gitleaks;
 mod mask;
 pub mod normalize;
 mod prefilter;

@@ -18,6 +18,19 @@ pub const REGEX_SIZE_LIMIT: usize = 10 << 20;
 /// or the whole match).
 pub trait Validate: Send + Sync + Debug {
     fn accepts(&self, whole: &str, secret: &str) -> bool;
+
+    /// [`Self::accepts`] with the text searched (`whole` and `secret` are
+    /// ranges of it), for detectors that read around a match (a gitleaks
+    /// allowlist on the match's line).
+    fn accepts_in(&self, text: &str, whole: Range<usize>, secret: Range<usize>) -> bool {
+        self.accepts(&text[whole], &text[secret])
+    }
+
+    /// Whether the detector looks at `text` at all (gitleaks keywords: a
+    /// rule runs only on text that holds one); asked once per text.
+    fn runs_on(&self, _text: &str) -> bool {
+        true
+    }
 }
 
 /// What a pattern's candidates must pass.
@@ -28,7 +41,6 @@ pub enum Check {
     /// A builtin detector's validator (checksums, structure).
     Builtin(Builtin),
     /// Any other detector's validator.
-    #[allow(dead_code)] // until the secret pack and gitleaks rules land
     Detector(Arc<dyn Validate>),
 }
 
@@ -56,11 +68,11 @@ impl Pattern {
         }
     }
 
-    fn accepts(&self, whole: &str, secret: &str) -> bool {
+    fn accepts(&self, text: &str, whole: Range<usize>, secret: Range<usize>) -> bool {
         match &self.check {
             Check::None => true,
-            Check::Builtin(b) => b.validate(secret),
-            Check::Detector(v) => v.accepts(whole, secret),
+            Check::Builtin(b) => b.validate(&text[secret]),
+            Check::Detector(v) => v.accepts_in(text, whole, secret),
         }
     }
 
@@ -72,17 +84,22 @@ impl Pattern {
     /// Byte ranges in `text` of the secrets of accepted candidates, in
     /// order.
     pub fn findings<'a>(&'a self, text: &'a str) -> Box<dyn Iterator<Item = Range<usize>> + 'a> {
+        if let Check::Detector(v) = &self.check {
+            if !v.runs_on(text) {
+                return Box::new(std::iter::empty());
+            }
+        }
         match self.secret_group {
             None => Box::new(
                 self.regex
                     .find_iter(text)
-                    .filter(|m| self.accepts(m.as_str(), m.as_str()))
+                    .filter(|m| self.accepts(text, m.range(), m.range()))
                     .map(|m| m.range()),
             ),
             Some(g) => Box::new(self.regex.captures_iter(text).filter_map(move |c| {
                 let whole = c.get(0)?;
                 let secret = c.get(g)?;
-                (!secret.is_empty() && self.accepts(whole.as_str(), secret.as_str()))
+                (!secret.is_empty() && self.accepts(text, whole.range(), secret.range()))
                     .then(|| secret.range())
             })),
         }
