@@ -129,14 +129,8 @@ impl GuardSet {
     pub fn empty() -> Self {
         GuardSet {
             rules: Vec::new(),
-            normalized: PatternSet {
-                set: regex::RegexSet::empty(),
-                patterns: Vec::new(),
-            },
-            raw: PatternSet {
-                set: regex::RegexSet::empty(),
-                patterns: Vec::new(),
-            },
+            normalized: PatternSet::empty(),
+            raw: PatternSet::empty(),
             kinds: KindSet::EMPTY,
             window: 0,
             fast: FastPath::default(),

@@ -201,7 +201,7 @@ impl GuardSet {
                 let Some(dir) = dir else {
                     return Err(fail(
                         "regex.gitleaks",
-                        "a gitleaks config is read relative to a policy file; here there is none"
+                        "gitleaks configs load in `promptGuard` guards only (relative to the policy file's folder)"
                             .into(),
                     ));
                 };

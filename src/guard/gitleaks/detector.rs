@@ -48,7 +48,7 @@ impl Allowlist {
             if self.stopwords.is_empty() || secret.is_empty() {
                 return false;
             }
-            let lower = secret.to_lowercase();
+            let lower = go_lower(secret);
             self.stopwords.iter().any(|w| lower.contains(w.as_str()))
         };
         if self.and {
@@ -77,8 +77,8 @@ pub enum Secret {
 pub struct Detector {
     /// The rule's `id`.
     pub id: String,
-    /// Lower case; the rule runs only on text that holds one (up to case).
-    pub keywords: Vec<String>,
+    /// The rule runs only on text that holds one (up to case).
+    pub keywords: Keywords,
     /// The secret's Shannon entropy must exceed this (`entropy`, 0: none).
     pub entropy: f64,
     /// Global allowlists first, then the rule's own.
@@ -106,23 +106,73 @@ pub fn shannon_entropy(s: &str) -> f64 {
         .sum()
 }
 
-/// Whether `text` holds `word` (lower case) as Go's `strings.ToLower`
-/// would find it.
-fn holds_keyword(text: &str, lower_text: Option<&str>, word: &str) -> bool {
-    match lower_text {
-        Some(lower) => lower.contains(word),
-        None => {
-            let (text, word) = (text.as_bytes(), word.as_bytes());
-            let Some((&first, rest)) = word.split_first() else {
-                return true;
-            };
-            if text.len() < word.len() {
-                return false;
-            }
-            let last = text.len() - rest.len();
-            memchr::memchr2_iter(first, first.to_ascii_uppercase(), &text[..last])
-                .any(|i| text[i + 1..i + word.len()].eq_ignore_ascii_case(rest))
+/// Go's `strings.ToLower`: simple case mapping, character by character
+/// (`İ` becomes `i`, a final `Σ` becomes `σ`), where Rust's `to_lowercase`
+/// maps `İ` to two characters and `Σ` by context.
+pub fn go_lower(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let one = (c == '\u{130}').then_some('i');
+            one.into_iter()
+                .chain(c.to_lowercase().filter(move |_| one.is_none()))
+        })
+        .collect()
+}
+
+/// A rule's keywords, found as gitleaks finds them: in the text lower-cased
+/// by Go's `strings.ToLower`.
+#[derive(Debug)]
+pub struct Keywords {
+    /// Lower case, as given.
+    pub words: Vec<String>,
+    /// The ASCII keywords, up to ASCII case.
+    ascii: Option<aho_corasick::AhoCorasick>,
+    /// Some keyword is not ASCII: lower-case the text and look.
+    other: bool,
+}
+
+impl Keywords {
+    pub fn new(words: Vec<String>) -> Result<Keywords, String> {
+        let ascii_words: Vec<&String> = words.iter().filter(|w| w.is_ascii()).collect();
+        let ascii = if ascii_words.is_empty() {
+            None
+        } else {
+            Some(
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(&ascii_words)
+                    .map_err(|e| format!("keywords: {e}"))?,
+            )
+        };
+        let other = words.iter().any(|w| !w.is_ascii());
+        Ok(Keywords {
+            words,
+            ascii,
+            other,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Whether `text` holds a keyword. A non-ASCII character lower-cases
+    /// to a non-ASCII one, but for the Kelvin sign (to `k`) and `İ` (to
+    /// `i`): text without them holds an ASCII keyword, lower-cased, exactly
+    /// where it holds it up to ASCII case.
+    pub fn found_in(&self, text: &str) -> bool {
+        if self.words.is_empty() {
+            return true;
         }
+        let odd = !text.is_ascii()
+            && ["\u{212a}", "\u{130}"]
+                .iter()
+                .any(|c| memchr::memmem::find(text.as_bytes(), c.as_bytes()).is_some());
+        if self.other || odd {
+            let lower = go_lower(text);
+            return self.words.iter().any(|w| lower.contains(w.as_str()));
+        }
+        self.ascii.as_ref().is_some_and(|a| a.is_match(text))
     }
 }
 
@@ -165,13 +215,12 @@ impl Validate for Detector {
         self.judge(&text[whole], &text[secret], line)
     }
 
+    /// A rule with keywords is searched only in text that holds one.
+    fn selective(&self) -> bool {
+        !self.keywords.is_empty()
+    }
+
     fn runs_on(&self, text: &str) -> bool {
-        if self.keywords.is_empty() {
-            return true;
-        }
-        let lower = (!text.is_ascii()).then(|| text.to_lowercase());
-        self.keywords
-            .iter()
-            .any(|k| holds_keyword(text, lower.as_deref(), k))
+        self.keywords.found_in(text)
     }
 }

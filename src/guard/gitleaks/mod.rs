@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-pub use detector::{shannon_entropy, Allowlist, Detector, RegexTarget, Secret};
+pub use detector::{go_lower, shannon_entropy, Allowlist, Detector, Keywords, RegexTarget, Secret};
 
 /// Files deep an `[extend] path` chain may go (gitleaks' own limit: the
 /// file, and two it extends in turn).
@@ -289,9 +289,10 @@ fn compile_rule(r: RawRule, global: &[Arc<Allowlist>]) -> Result<Rule, LoadError
     };
     let mut allowlists: Vec<Arc<Allowlist>> = global.to_vec();
     allowlists.extend(r.allowlists);
+    let keywords = Keywords::new(r.keywords).map_err(&fail)?;
     let detector = Arc::new(Detector {
         id: r.id.clone(),
-        keywords: r.keywords,
+        keywords,
         entropy: r.entropy,
         allowlists,
         secret,
@@ -566,7 +567,7 @@ fn read_rule(spec: RuleSpec, id: &str, file: &Path) -> Result<RawRule, LoadError
         regex: spec.regex,
         secret_group,
         entropy,
-        keywords: spec.keywords.iter().map(|k| k.to_lowercase()).collect(),
+        keywords: spec.keywords.iter().map(|k| go_lower(k)).collect(),
         allowlists,
         file: file.to_owned(),
     })
@@ -622,7 +623,7 @@ fn read_allowlist(a: AllowlistSpec) -> Result<Allowlist, String> {
         and,
         target,
         regexes,
-        stopwords: a.stopwords.iter().map(|w| w.to_lowercase()).collect(),
+        stopwords: a.stopwords.iter().map(|w| go_lower(w)).collect(),
         has_paths_or_commits: !a.paths.is_empty() || !a.commits.is_empty(),
     })
 }

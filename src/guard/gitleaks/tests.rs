@@ -77,8 +77,16 @@ fn the_fixture_loads_with_its_extension() {
     ));
     // Merged: the base's keyword joins the rule's own, the rule's regex wins.
     let generic = by_id("generic-api-key");
-    assert!(generic.detector.keywords.contains(&"bearer".to_owned()));
-    assert!(generic.detector.keywords.contains(&"passwd".to_owned()));
+    assert!(generic
+        .detector
+        .keywords
+        .words
+        .contains(&"bearer".to_owned()));
+    assert!(generic
+        .detector
+        .keywords
+        .words
+        .contains(&"passwd".to_owned()));
     assert!(!generic.source.contains("never-used-base-regex"));
     assert_eq!(generic.detector.entropy, 3.5);
     // Two global allowlists apply to every rule, the targeted one to one.
@@ -449,6 +457,21 @@ fn extension_is_relative_limited_and_checked() {
     .unwrap_err();
     assert!(e.file.ends_with("base.toml"), "{e}");
     assert_eq!(e.rule.as_deref(), Some("b1"));
+}
+
+#[test]
+fn keywords_are_found_as_go_lower_cases() {
+    let k = Keywords::new(vec!["key".into(), "clé".into()]).unwrap();
+    assert!(k.found_in("a KeY here"));
+    assert!(
+        k.found_in("\u{212a}EY"),
+        "the Kelvin sign lower-cases to `k`"
+    );
+    assert!(k.found_in("la CLÉ"));
+    assert!(!k.found_in("kéy, ke y"));
+    let k = Keywords::new(vec!["pid".into()]).unwrap();
+    assert!(k.found_in("P\u{130}D"), "`İ` lower-cases to `i` in Go");
+    assert!(Keywords::new(Vec::new()).unwrap().found_in("anything"));
 }
 
 #[test]
