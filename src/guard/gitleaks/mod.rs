@@ -484,7 +484,8 @@ fn merge(
                     mine.regex = b.regex.take();
                     mine.file = b.file.clone();
                 }
-                if mine.secret_group.is_none() {
+                // 0 is unset, as in gitleaks.
+                if mine.secret_group.unwrap_or(0) == 0 {
                     mine.secret_group = b.secret_group;
                 }
                 if mine.entropy == 0.0 {
