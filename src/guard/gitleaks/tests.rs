@@ -598,3 +598,48 @@ fn a_guard_without_a_policy_folder_refuses_gitleaks() {
     let e = GuardSet::compile(&specs, false).unwrap_err();
     assert_eq!(e.field, "regex.gitleaks");
 }
+
+#[test]
+fn rules_with_and_without_keywords_share_the_raw_view_with_raw_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mixed.toml"),
+        r#"
+[[rules]]
+id = "no-keywords"
+regex = '''nk_[a-z0-9]{12}'''
+[[rules]]
+id = "with-keywords"
+regex = '''wk_[a-z0-9]{12}'''
+keywords = ["wk_"]
+[[rules]]
+id = "no-keywords-two"
+regex = '''nt_[a-z0-9]{12}'''
+"#,
+    )
+    .unwrap();
+    let specs: Vec<GuardSpec> = serde_yaml::from_str(
+        "[{name: raw, regex: {normalize: false, caseSensitive: true, matches: ['RAW-[0-9]{3}']}},
+          {name: leaks, regex: {gitleaks: mixed.toml}},
+          {name: stop, regex: {action: Reject, gitleaks: mixed.toml}, scope: [SystemPrompt]}]",
+    )
+    .unwrap();
+    let set = GuardSet::compile_in(&specs, false, Some(dir.path())).unwrap();
+    let body = serde_json::json!({"messages": [{"role": "user",
+        "content": "a nt_a1b2c3d4e5f6 b wk_a1b2c3d4e5f6 c RAW-123 d nk_a1b2c3d4e5f6"}]})
+    .to_string();
+    let out = masked_body(&set, &body);
+    assert_eq!(
+        out[0],
+        "a <NO_KEYWORDS_TWO> b <WITH_KEYWORDS> c <RAW> d <NO_KEYWORDS>"
+    );
+    // The same rules in a rejecting guard, scoped to the system prompt.
+    let body = serde_json::json!({"system": "ops: wk_a1b2c3d4e5f6",
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
+    let scan = set.scan(&parsed.segments, parsed.latest_user_message);
+    let reject = scan.reject.expect("the system prompt's token rejects");
+    assert_eq!(set.rules()[reject.rule].name, "stop");
+    assert_eq!(reject.placeholder, "<WITH_KEYWORDS>");
+}
