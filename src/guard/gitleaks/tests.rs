@@ -643,3 +643,49 @@ regex = '''nt_[a-z0-9]{12}'''
     assert_eq!(set.rules()[reject.rule].name, "stop");
     assert_eq!(reject.placeholder, "<WITH_KEYWORDS>");
 }
+
+mod masking {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text of words, tokens two rules find, and characters JSON escapes.
+    fn text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("tk_a1b2c3d4e5f6".to_owned()),
+            Just("zz_q9w8e7r6t5y4".to_owned()),
+            Just("\n".to_owned()),
+            Just("\"".to_owned()),
+            Just("\\".to_owned()),
+            Just("é".to_owned()),
+            Just("\u{1F600}".to_owned()),
+            Just("\u{7}".to_owned()),
+            Just(" ".to_owned()),
+            "[a-z_0-9]{1,6}",
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Masks land on exactly the decoded text the rules find, whatever
+        /// escapes surround them.
+        #[test]
+        fn masks_map_through_escapes(s in text()) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("r.toml"),
+                "[[rules]]\nid = \"tk\"\nregex = '''tk_[a-z0-9]{12}'''\nkeywords = [\"tk_\"]\n\
+                 [[rules]]\nid = \"zz\"\nregex = '''zz_[a-z0-9]{12}'''\n",
+            )
+            .unwrap();
+            let specs: Vec<GuardSpec> =
+                serde_yaml::from_str("[{regex: {gitleaks: r.toml}}]").unwrap();
+            let set = GuardSet::compile_in(&specs, false, Some(dir.path())).unwrap();
+            let body = serde_json::json!({"messages": [{"role": "user", "content": s}]}).to_string();
+            let out = masked_body(&set, &body);
+            let want = regex::Regex::new("tk_[a-z0-9]{12}").unwrap().replace_all(&s, "<TK>");
+            let want = regex::Regex::new("zz_[a-z0-9]{12}").unwrap().replace_all(&want, "<ZZ>");
+            prop_assert_eq!(&out[0], &want);
+        }
+    }
+}
