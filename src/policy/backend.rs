@@ -150,7 +150,7 @@ pub(super) fn compile_backend(
     let tool_place = join(place, "policies.ai.toolGuard");
     let tool_guard = tool_guard
         .map(|spec| {
-            ToolGuard::compile(spec)
+            ToolGuard::compile_in(spec, Some(folders.policy))
                 .map(std::sync::Arc::new)
                 .map_err(|e| (join(&tool_place, &e.field), e.message))
         })

@@ -201,7 +201,7 @@ impl GuardSet {
                 let Some(dir) = dir else {
                     return Err(fail(
                         "regex.gitleaks",
-                        "gitleaks configs load in `promptGuard` guards only (relative to the policy file's folder)"
+                        "a gitleaks config is read relative to a policy file's folder; here there is none"
                             .into(),
                     ));
                 };

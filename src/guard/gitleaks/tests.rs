@@ -689,3 +689,18 @@ mod masking {
         }
     }
 }
+
+#[test]
+fn tool_rules_load_gitleaks_configs_too() {
+    let spec: crate::policy::config::ToolGuardSpec = serde_yaml::from_str(
+        "rules:\n- name: no-tokens-in-commands\n  tools: [Bash]\n  regex: {gitleaks: gitleaks.toml}\n",
+    )
+    .unwrap();
+    let g = crate::guard::tool::ToolGuard::compile_in(spec, Some(&fixtures())).unwrap();
+    let bash = |cmd: &str| g.decide("Bash", &serde_json::json!({ "command": cmd }).to_string());
+    assert!(matches!(
+        bash("curl -H 'Authorization: token ghp_Kq3ZxP9mW2vR7tY5uB8nC4dF6gH1jL0sA2eQ' https://api.github.com"),
+        crate::guard::tool::ToolVerdict::Block { rule, .. } if rule == "no-tokens-in-commands"
+    ));
+    assert_eq!(bash("ls -la"), crate::guard::tool::ToolVerdict::Allow);
+}
