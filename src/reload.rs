@@ -93,8 +93,9 @@ impl PolicySource {
     }
 
     /// Whether a file-system event concerns the policy: any change in the
-    /// secrets folder, and in the policy's folder a change of the file itself
-    /// or of Kubernetes' `..data` links and timestamped folders.
+    /// secrets folder, and in the policy's folder a change of the file itself,
+    /// of a `.toml` file (a gitleaks config) or of Kubernetes' `..data` links
+    /// and timestamped folders.
     fn concerns(&self, event: &notify::Event) -> bool {
         if matches!(event.kind, EventKind::Access(_)) {
             // promptgate's own reads of the files must not trigger reloads.
@@ -121,9 +122,11 @@ impl PolicySource {
             if !in_config_dir {
                 return true; // the secrets folder
             }
+            // `.toml` beside the policy: a gitleaks config it may load
+            // (`regex.gitleaks`).
             p.file_name().is_some_and(|n| {
                 names.iter().any(|c| c == n) || n.to_string_lossy().starts_with("..")
-            })
+            }) || p.extension().is_some_and(|e| e == "toml")
         }) || event.paths.is_empty()
     }
 }
@@ -357,6 +360,10 @@ mod tests {
         assert!(source.concerns(&ev(create, dir.path().join("..data"))));
         assert!(source.concerns(&ev(create, dir.path().join("..2026_11_25_10_00_00.1"))));
         assert!(!source.concerns(&ev(create, dir.path().join("unrelated.txt"))));
+        assert!(
+            source.concerns(&ev(create, dir.path().join("gitleaks.toml"))),
+            "a gitleaks config beside the policy"
+        );
         let read = EventKind::Access(notify::event::AccessKind::Any);
         assert!(!source.concerns(&ev(read, path)));
     }

@@ -160,3 +160,80 @@ fn eval_prints_the_decision() {
     assert_eq!(v["response"]["status"], 400);
     assert_eq!(v["outcome"]["decision"], "error");
 }
+
+#[test]
+fn check_loads_a_gitleaks_config_beside_the_policy() {
+    // The example: policy and gitleaks.toml side by side.
+    let o = promptgate(&["check", "--config", &repo("deploy/examples/gitleaks.yaml")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok (1 backend(s): anthropic)"));
+
+    // A rule that cannot run on a request: the load fails naming the YAML
+    // place, the TOML file and the rule.
+    let s = Setup::new();
+    s.write(
+        "leaks.toml",
+        "title = \"team rules\"\n\n[[rules]]\nid = \"env-file-secret\"\nregex = '''SECRET=([A-Za-z0-9]{16})'''\npath = '''\\.env$'''\n",
+    );
+    let policy = s.write(
+        "policy.yaml",
+        "backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n  policies:\n    ai:\n      promptGuard:\n        request:\n        - regex: {gitleaks: leaks.toml}\n",
+    );
+    let o = promptgate(&["check", "--config", &policy]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    for needle in [
+        policy.as_str(),
+        "request[0].regex.gitleaks",
+        "leaks.toml",
+        "rule `env-file-secret`",
+        "no file path",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in {err}");
+    }
+
+    // A TOML syntax error names the file and the line.
+    s.write("leaks.toml", "[[rules]]\nid = \"a\"\nregex = = 'x'\n");
+    let o = promptgate(&["check", "--config", &policy]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("leaks.toml") && err.contains("line 3"),
+        "{err}"
+    );
+
+    // Fixed: the same policy loads.
+    s.write(
+        "leaks.toml",
+        "[[rules]]\nid = \"env-file-secret\"\nregex = '''SECRET=([A-Za-z0-9]{16})'''\nkeywords = [\"secret=\"]\n",
+    );
+    let o = promptgate(&["check", "--config", &policy]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_masks_with_gitleaks_rule_ids() {
+    let s = Setup::new();
+    let body = s.write(
+        "body.json",
+        r#"{"model":"m","messages":[{"role":"user","content":"deploy with ghp_Kq3ZxP9mW2vR7tY5uB8nC4dF6gH1jL0sA2eQ please"}]}"#,
+    );
+    let o = promptgate(&[
+        "eval",
+        "--config",
+        &repo("deploy/examples/gitleaks.yaml"),
+        "--path",
+        "/v1/messages",
+        &body,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["outcome"]["decision"], "mask", "{v}");
+    assert_eq!(v["outcome"]["fired"][0]["rule"], "team-secrets");
+    let out = v.to_string();
+    assert!(out.contains("<GITHUB_PAT>"), "{out}");
+    assert!(
+        !out.contains("ghp_Kq3ZxP9mW2vR7tY5uB8nC4dF6gH1jL0sA2eQ"),
+        "{out}"
+    );
+}

@@ -24,6 +24,7 @@ mod ascii;
 pub mod builtins;
 mod compile;
 pub mod external;
+pub mod gitleaks;
 mod mask;
 pub mod normalize;
 pub mod placeholder;
@@ -138,14 +139,8 @@ impl GuardSet {
     pub fn empty() -> Self {
         GuardSet {
             rules: Vec::new(),
-            normalized: PatternSet {
-                set: regex::RegexSet::empty(),
-                patterns: Vec::new(),
-            },
-            raw: PatternSet {
-                set: regex::RegexSet::empty(),
-                patterns: Vec::new(),
-            },
+            normalized: PatternSet::empty(),
+            raw: PatternSet::empty(),
             kinds: KindSet::EMPTY,
             window: 0,
             fast: FastPath::default(),

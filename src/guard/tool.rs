@@ -123,6 +123,15 @@ fn pointer(field: &str) -> Result<String, String> {
 impl ToolGuard {
     /// Compiles `policies.ai.toolGuard`.
     pub fn compile(spec: ToolGuardSpec) -> Result<ToolGuard, ToolGuardError> {
+        ToolGuard::compile_in(spec, None)
+    }
+
+    /// [`Self::compile`] for a policy in folder `dir`, which the rules'
+    /// `regex.gitleaks` paths are relative to (none: they are refused).
+    pub fn compile_in(
+        spec: ToolGuardSpec,
+        dir: Option<&std::path::Path>,
+    ) -> Result<ToolGuard, ToolGuardError> {
         let ToolGuardSpec {
             deny,
             deny_message,
@@ -221,7 +230,7 @@ impl ToolGuard {
                 message: message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
             });
         }
-        let scanner = GuardSet::compile(&specs, true).map_err(
+        let scanner = GuardSet::compile_in(&specs, true, dir).map_err(
             |GuardSpecError {
                  index,
                  field,

@@ -76,13 +76,20 @@ impl Backend {
     }
 }
 
+/// Where the files a policy names are: mounted secrets, and the folder of
+/// the policy file (`regex.gitleaks` paths are relative to it).
+pub(super) struct Folders<'a> {
+    pub secrets: Option<&'a Path>,
+    pub policy: &'a Path,
+}
+
 pub(super) fn compile_backend(
     place: &str,
     name: String,
     matcher: Option<MatchSpec>,
     ai: AiSpec,
     policies: PoliciesSpec,
-    secrets_dir: Option<&Path>,
+    folders: &Folders<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Backend, PlaceErr> {
     let provider_place = join(place, "ai.provider");
@@ -139,25 +146,27 @@ pub(super) fn compile_backend(
         (p, message)
     };
     let external_guards = ExternalGuard::compile_all(&guards.request).map_err(guard_err)?;
-    let request_guards = GuardSet::compile(&guards.request, false).map_err(guard_err)?;
-    let response_guards = GuardSet::compile(&guards.response, true).map_err(
-        |GuardSpecError {
-             index,
-             field,
-             message,
-         }| {
-            let mut p = join(&guard_place, &format!("response[{index}]"));
-            if !field.is_empty() {
-                p = join(&p, &field);
-            }
-            (p, message)
-        },
-    )?;
+    let request_guards =
+        GuardSet::compile_in(&guards.request, false, Some(folders.policy)).map_err(guard_err)?;
+    let response_guards = GuardSet::compile_in(&guards.response, true, Some(folders.policy))
+        .map_err(
+            |GuardSpecError {
+                 index,
+                 field,
+                 message,
+             }| {
+                let mut p = join(&guard_place, &format!("response[{index}]"));
+                if !field.is_empty() {
+                    p = join(&p, &field);
+                }
+                (p, message)
+            },
+        )?;
 
     let tool_place = join(place, "policies.ai.toolGuard");
     let tool_guard = tool_guard
         .map(|spec| {
-            ToolGuard::compile(spec)
+            ToolGuard::compile_in(spec, Some(folders.policy))
                 .map(std::sync::Arc::new)
                 .map_err(|e| (join(&tool_place, &e.field), e.message))
         })
@@ -168,7 +177,7 @@ pub(super) fn compile_backend(
         Some(secret_ref) => Some(read_secret(
             &join(place, "policies.auth.secretRef"),
             &secret_ref,
-            secrets_dir,
+            folders.secrets,
             provider,
         )?),
     };

@@ -375,6 +375,9 @@ pub struct RegexSpec {
     /// Match `matches` on normalised text (default true; agentgateway
     /// matches raw text).
     pub normalize: Option<bool>,
+    /// A gitleaks config (TOML), relative to the policy file's folder: its
+    /// rules become detectors named by rule id (promptgate addition).
+    pub gitleaks: Option<PathBuf>,
 }
 
 /// An external guard over gRPC.

@@ -133,11 +133,24 @@ impl Policy {
             place: String::new(),
             message: format!("cannot read the file: {e}"),
         })?;
-        Policy::from_yaml(&src, &origin, opts)
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Policy::from_yaml_in(&src, &origin, dir, opts)
     }
 
-    /// Loads and compiles a policy from YAML text (one or more documents).
+    /// Loads and compiles a policy from YAML text (one or more documents);
+    /// files it names are relative to the current folder.
     pub fn from_yaml(src: &str, origin: &str, opts: &LoadOptions) -> Result<Policy, PolicyError> {
+        Policy::from_yaml_in(src, origin, Path::new(""), opts)
+    }
+
+    /// [`Self::from_yaml`] for a policy in folder `dir`: files it names
+    /// (`regex.gitleaks`) are relative to `dir`.
+    pub fn from_yaml_in(
+        src: &str,
+        origin: &str,
+        dir: &Path,
+        opts: &LoadOptions,
+    ) -> Result<Policy, PolicyError> {
         let err = |place: String, message: String| PolicyError {
             origin: origin.to_owned(),
             place,
@@ -307,7 +320,10 @@ impl Policy {
                 matcher,
                 ai,
                 policies,
-                secrets_dir.as_deref(),
+                &backend::Folders {
+                    secrets: secrets_dir.as_deref(),
+                    policy: dir,
+                },
                 &mut warnings,
             )
             .map_err(|(p, m)| err(p, m))?;

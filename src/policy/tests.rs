@@ -285,3 +285,61 @@ fn token_usage_is_read_per_backend() {
     assert_eq!(e.place, "backends[0].policies.ai.tokenUsage");
     assert!(e.message.contains("Streams"), "{e}");
 }
+
+/// A policy file in a folder with `rules/gitleaks.toml` beside it.
+fn gitleaks_policy(toml: &str, guard: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/gitleaks.toml"), toml).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "backends:\n- name: a\n  ai: {{provider: {{anthropic: {{}}}}}}\n  policies:\n    ai:\n      promptGuard:\n        request:\n        - regex: {{action: Mask, builtins: [Email]}}\n        - {guard}\n"
+        ),
+    )
+    .unwrap();
+    (dir, policy)
+}
+
+#[test]
+fn gitleaks_configs_are_read_beside_the_policy_file() {
+    let rules =
+        "[[rules]]\nid = \"acme-key\"\nregex = '''acme_[a-z0-9]{16}'''\nkeywords = [\"acme_\"]\n";
+    let (_dir, policy) = gitleaks_policy(rules, "regex: {gitleaks: rules/gitleaks.toml}");
+    // From another working folder: the path is the policy file's, not ours.
+    let p = Policy::from_file(&policy, &LoadOptions::default()).unwrap();
+    let guards = &p.backends[0].request_guards;
+    let body = r#"{"messages":[{"role":"user","content":"use acme_0123456789abcdef now"}]}"#;
+    let parsed = crate::provider::parse_request(Dialect::Anthropic, body, guards.kinds()).unwrap();
+    let scan = guards.scan(&parsed.segments, None);
+    assert_eq!(scan.masks.len(), 1);
+    assert_eq!(scan.masks[0].placeholder, "<ACME_KEY>");
+    assert_eq!(guards.rules()[scan.masks[0].rule].name, "request[1]");
+}
+
+#[test]
+fn gitleaks_errors_name_the_yaml_place_the_file_and_the_rule() {
+    let rules =
+        "[[rules]]\nid = \"acme-key\"\nregex = '''acme_[a-z0-9]{16}'''\npath = '''\\.env$'''\n";
+    let (_dir, policy) = gitleaks_policy(rules, "regex: {gitleaks: rules/gitleaks.toml}");
+    let e = Policy::from_file(&policy, &LoadOptions::default()).unwrap_err();
+    assert_eq!(
+        e.place,
+        "backends[0].policies.ai.promptGuard.request[1].regex.gitleaks"
+    );
+    assert!(e.message.contains("rules/gitleaks.toml"), "{}", e.message);
+    assert!(e.message.contains("rule `acme-key`"), "{}", e.message);
+    let (_dir, policy) = gitleaks_policy(rules, "regex: {gitleaks: rules/missing.toml}");
+    let e = Policy::from_file(&policy, &LoadOptions::default()).unwrap_err();
+    assert!(e.message.contains("missing.toml"), "{}", e.message);
+    assert!(e.message.contains("cannot read"), "{}", e.message);
+    // A typo next to `gitleaks` is still an unknown field.
+    let (_dir, policy) = gitleaks_policy(rules, "regex: {gitleak: rules/gitleaks.toml}");
+    let e = Policy::from_file(&policy, &LoadOptions::default()).unwrap_err();
+    assert!(
+        e.message.contains("unknown field `gitleak`"),
+        "{}",
+        e.message
+    );
+}

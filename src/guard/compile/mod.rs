@@ -7,7 +7,10 @@ pub mod fast_path;
 pub mod needs;
 pub mod patterns;
 
+use std::path::Path;
+
 use super::builtins::Builtin;
+use super::gitleaks;
 use super::scope::{Scope, Selector};
 use super::{
     Action, GuardRule, GuardSet, GuardSpecError, DEFAULT_MASK_PLACEHOLDER, DEFAULT_REJECT_MESSAGE,
@@ -52,6 +55,17 @@ impl GuardSet {
     /// Compiles `promptGuard.request` (`response = false`) or
     /// `promptGuard.response` entries of one backend.
     pub fn compile(specs: &[GuardSpec], response: bool) -> Result<GuardSet, GuardSpecError> {
+        GuardSet::compile_in(specs, response, None)
+    }
+
+    /// [`Self::compile`] for a policy in folder `dir`, which files the
+    /// guards name (`regex.gitleaks`) are relative to; with no folder such
+    /// guards are refused.
+    pub fn compile_in(
+        specs: &[GuardSpec],
+        response: bool,
+        dir: Option<&Path>,
+    ) -> Result<GuardSet, GuardSpecError> {
         let mut rules = Vec::with_capacity(specs.len());
         let (mut norm_src, mut norm_pat) = (Vec::new(), Vec::new());
         let (mut raw_src, mut raw_pat) = (Vec::new(), Vec::new());
@@ -134,10 +148,10 @@ impl GuardSet {
                     }
                 }
             }
-            if regex.matches.is_empty() && regex.builtins.is_empty() {
+            if regex.matches.is_empty() && regex.builtins.is_empty() && regex.gitleaks.is_none() {
                 return Err(fail(
                     "regex",
-                    "a regex guard needs `matches` or `builtins`".into(),
+                    "a regex guard needs `matches`, `builtins` or `gitleaks`".into(),
                 ));
             }
             let rule = rules.len();
@@ -202,6 +216,31 @@ impl GuardSet {
                     d.placeholder().to_owned(),
                     Check::Builtin(d),
                 ));
+            }
+            if let Some(file) = &regex.gitleaks {
+                let Some(dir) = dir else {
+                    return Err(fail(
+                        "regex.gitleaks",
+                        "a gitleaks config is read relative to a policy file's folder; here there is none"
+                            .into(),
+                    ));
+                };
+                // Raw text, as gitleaks reads it: lines, `\n` and `$` mean
+                // what the rules' authors meant (see `guard::gitleaks`).
+                for r in gitleaks::load(&dir.join(file))
+                    .map_err(|e| fail("regex.gitleaks", e.to_string()))?
+                {
+                    window = window.max(max_len_of(&r.source).unwrap_or(UNBOUNDED_WINDOW));
+                    let placeholder = r.placeholder();
+                    raw_src.push(r.source);
+                    raw_pat.push(Pattern {
+                        regex: r.regex,
+                        rule,
+                        placeholder,
+                        check: Check::Detector(r.detector),
+                        secret_group: r.secret_group,
+                    });
+                }
             }
             let response_spec = spec.response.as_ref();
             let status = response_spec

@@ -18,6 +18,26 @@ pub const REGEX_SIZE_LIMIT: usize = 10 << 20;
 /// or the whole match).
 pub trait Validate: Send + Sync + Debug {
     fn accepts(&self, whole: &str, secret: &str) -> bool;
+
+    /// [`Self::accepts`] with the text searched (`whole` and `secret` are
+    /// ranges of it), for detectors that read around a match (a gitleaks
+    /// allowlist on the match's line).
+    fn accepts_in(&self, text: &str, whole: Range<usize>, secret: Range<usize>) -> bool {
+        self.accepts(&text[whole], &text[secret])
+    }
+
+    /// Whether the detector looks at `text` at all (gitleaks keywords: a
+    /// rule runs only on text that holds one); asked once per text.
+    fn runs_on(&self, _text: &str) -> bool {
+        true
+    }
+
+    /// Whether [`Self::runs_on`] says no to most text, cheaply: the pattern
+    /// is then searched alone, after it, rather than in its view's regex set
+    /// (which would search every text for it).
+    fn selective(&self) -> bool {
+        false
+    }
 }
 
 /// What a pattern's candidates must pass.
@@ -28,7 +48,6 @@ pub enum Check {
     /// A builtin detector's validator (checksums, structure).
     Builtin(Builtin),
     /// Any other detector's validator.
-    #[allow(dead_code)] // until the secret pack and gitleaks rules land
     Detector(Arc<dyn Validate>),
 }
 
@@ -56,11 +75,11 @@ impl Pattern {
         }
     }
 
-    fn accepts(&self, whole: &str, secret: &str) -> bool {
+    fn accepts(&self, text: &str, whole: Range<usize>, secret: Range<usize>) -> bool {
         match &self.check {
             Check::None => true,
-            Check::Builtin(b) => b.validate(secret),
-            Check::Detector(v) => v.accepts(whole, secret),
+            Check::Builtin(b) => b.validate(&text[secret]),
+            Check::Detector(v) => v.accepts_in(text, whole, secret),
         }
     }
 
@@ -72,17 +91,22 @@ impl Pattern {
     /// Byte ranges in `text` of the secrets of accepted candidates, in
     /// order.
     pub fn findings<'a>(&'a self, text: &'a str) -> Box<dyn Iterator<Item = Range<usize>> + 'a> {
+        if let Check::Detector(v) = &self.check {
+            if !v.runs_on(text) {
+                return Box::new(std::iter::empty());
+            }
+        }
         match self.secret_group {
             None => Box::new(
                 self.regex
                     .find_iter(text)
-                    .filter(|m| self.accepts(m.as_str(), m.as_str()))
+                    .filter(|m| self.accepts(text, m.range(), m.range()))
                     .map(|m| m.range()),
             ),
             Some(g) => Box::new(self.regex.captures_iter(text).filter_map(move |c| {
                 let whole = c.get(0)?;
                 let secret = c.get(g)?;
-                (!secret.is_empty() && self.accepts(whole.as_str(), secret.as_str()))
+                (!secret.is_empty() && self.accepts(text, whole.range(), secret.range()))
                     .then(|| secret.range())
             })),
         }
@@ -92,34 +116,76 @@ impl Pattern {
 /// Patterns that run on one view of the text (normalised or raw).
 #[derive(Debug)]
 pub struct PatternSet {
+    /// The patterns that are not [`selective`](Validate::selective).
     pub set: RegexSet,
     pub patterns: Vec<Pattern>,
+    /// The pattern behind each of `set`'s regexes.
+    in_set: Vec<usize>,
+    /// Selective patterns: searched alone, where their detector runs.
+    alone: Vec<usize>,
 }
 
 impl PatternSet {
+    pub fn empty() -> PatternSet {
+        PatternSet {
+            set: RegexSet::empty(),
+            patterns: Vec::new(),
+            in_set: Vec::new(),
+            alone: Vec::new(),
+        }
+    }
+
     pub fn build(sources: &[String], patterns: Vec<Pattern>) -> Result<PatternSet, String> {
-        let set = RegexSetBuilder::new(sources)
-            .size_limit(REGEX_SIZE_LIMIT.saturating_mul(sources.len().max(1)))
+        let (alone, in_set): (Vec<usize>, Vec<usize>) = (0..patterns.len())
+            .partition(|&i| matches!(&patterns[i].check, Check::Detector(v) if v.selective()));
+        let set_sources: Vec<&String> = in_set.iter().filter_map(|&i| sources.get(i)).collect();
+        let set = RegexSetBuilder::new(set_sources)
+            .size_limit(REGEX_SIZE_LIMIT.saturating_mul(in_set.len().max(1)))
             // A roomy lazy-DFA cache: with many patterns a small one is
             // cleared over and over, and scanning crawls.
             .dfa_size_limit(64 << 20)
             .build()
             .map_err(|e| format!("the patterns do not compile together: {e}"))?;
-        Ok(PatternSet { set, patterns })
+        Ok(PatternSet {
+            set,
+            patterns,
+            in_set,
+            alone,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
-    /// Indices of the patterns that match `text`. Most text matches nothing:
-    /// a plain `is_match` (leftmost, with prefilters) answers that far
-    /// faster than the overlapping search that names every pattern.
+    /// Indices of the patterns that match `text`, in order. Most text
+    /// matches nothing: a plain `is_match` (leftmost, with prefilters)
+    /// answers that far faster than the overlapping search that names
+    /// every pattern. A selective pattern is searched only where its
+    /// detector runs.
     pub fn matching(&self, text: &str) -> Vec<usize> {
-        if !self.set.is_match(text) {
-            return Vec::new();
+        let mut out: Vec<usize> = if !self.in_set.is_empty() && self.set.is_match(text) {
+            self.set
+                .matches(text)
+                .into_iter()
+                .map(|k| self.in_set[k])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if self.alone.is_empty() {
+            return out;
         }
-        self.set.matches(text).into_iter().collect()
+        for &p in &self.alone {
+            let pat = &self.patterns[p];
+            if matches!(&pat.check, Check::Detector(v) if v.runs_on(text))
+                && pat.regex.is_match(text)
+            {
+                out.push(p);
+            }
+        }
+        out.sort_unstable();
+        out
     }
 }
 

@@ -211,20 +211,28 @@ impl GuardSet {
         if self.raw.is_empty() {
             return;
         }
+        let mut found: Vec<(Range<usize>, usize)> = Vec::new();
         for seg in unit {
             let literal = segments[seg].literal;
             let text = crate::provider::literal::decode(literal);
+            found.clear();
             for p in self.raw.matching(&text) {
                 let pat = &self.raw.patterns[p];
-                if !applies[pat.rule] {
-                    continue;
+                if applies[pat.rule] {
+                    found.extend(pat.findings(&text).map(|m| (m, p)));
                 }
-                for m in pat.findings(&text) {
-                    // Matches are on character boundaries of the decoded
-                    // text, so they map onto whole escapes.
-                    if let Some(range) = crate::provider::literal::raw_range(literal, m) {
-                        self.record(scan, pat.rule, seg, range, &pat.placeholder);
-                    }
+            }
+            // In text order, so one walk of the literal maps them all.
+            found.sort_by_key(|(m, p)| (m.start, m.end, *p));
+            let mut cursor = crate::provider::literal::Cursor::default();
+            for (m, p) in found.drain(..) {
+                let pat = &self.raw.patterns[p];
+                // Matches are on character boundaries of the decoded text,
+                // so they map onto whole escapes.
+                if let Some(range) =
+                    crate::provider::literal::raw_range_from(literal, m, &mut cursor)
+                {
+                    self.record(scan, pat.rule, seg, range, &pat.placeholder);
                 }
             }
         }

@@ -136,6 +136,81 @@ pub fn raw_range(content: &str, decoded: Range<usize>) -> Option<Range<usize>> {
     }
 }
 
+/// Where a walk of a literal's content stands: a raw offset and the
+/// decoded offset of the same character (see [`raw_range_from`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cursor {
+    raw: usize,
+    dec: usize,
+    /// Whether the content holds an escape, once looked at.
+    escapes: Option<bool>,
+}
+
+/// [`raw_range`] resuming the walk from `cursor`, which it leaves at the
+/// range's end: ranges asked in increasing order (the matches of one
+/// pattern) walk the literal once, not once each.
+pub fn raw_range_from(
+    content: &str,
+    decoded: Range<usize>,
+    cursor: &mut Cursor,
+) -> Option<Range<usize>> {
+    let escapes = *cursor
+        .escapes
+        .get_or_insert_with(|| memchr::memchr(b'\\', content.as_bytes()).is_some());
+    if !escapes {
+        return (decoded.end <= content.len()
+            && content.is_char_boundary(decoded.start)
+            && content.is_char_boundary(decoded.end))
+        .then_some(decoded);
+    }
+    if cursor.dec > decoded.start {
+        *cursor = Cursor {
+            escapes: Some(true),
+            ..Cursor::default()
+        };
+    }
+    let b = content.as_bytes();
+    let (mut raw, mut dec) = (cursor.raw, cursor.dec);
+    let mut start = None;
+    loop {
+        if start.is_none() && dec == decoded.start {
+            if !content.is_char_boundary(raw) {
+                return None;
+            }
+            start = Some(raw);
+        }
+        if dec == decoded.end {
+            if !content.is_char_boundary(raw) {
+                return None;
+            }
+            let range = start.map(|s| s..raw);
+            if range.is_some() {
+                (cursor.raw, cursor.dec) = (raw, dec);
+            }
+            return range;
+        }
+        if raw >= b.len() || dec > decoded.end {
+            return None;
+        }
+        // Bytes up to the next escape decode one to one: skip them at once.
+        let target = if start.is_none() {
+            decoded.start
+        } else {
+            decoded.end
+        };
+        let plain = memchr::memchr(b'\\', &b[raw..]).unwrap_or(b.len() - raw);
+        let step = plain.min(target.saturating_sub(dec));
+        if step > 0 {
+            raw += step;
+            dec += step;
+            continue;
+        }
+        let (c, next) = char_at(content, raw);
+        dec += c.len_utf8();
+        raw = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +246,17 @@ mod tests {
         assert_eq!(raw_range(lit, 3..4), None);
         assert_eq!(raw_range(lit, 5..7), Some(10..13));
         assert_eq!(raw_range("plain", 1..3), Some(1..3));
+        // Resumed walks answer the same, in order or not.
+        let mut cursor = Cursor::default();
+        for (range, want) in [
+            (0..1, Some(0..1)),
+            (2..4, Some(3..9)),
+            (3..4, None),
+            (5..7, Some(10..13)),
+            (0..5, Some(0..10)),
+        ] {
+            assert_eq!(raw_range_from(lit, range, &mut cursor), want);
+        }
     }
 
     proptest! {
@@ -193,6 +279,12 @@ mod tests {
             prop_assert!(validate(&all));
             prop_assert_eq!(decode(&all), s.as_str());
             prop_assert_eq!(raw_range(&all, 0..s.len()), Some(0..all.len()));
+            // Character by character, resumed: the same as from the start.
+            let mut cursor = Cursor::default();
+            for (i, ch) in s.char_indices() {
+                let r = i..i + ch.len_utf8();
+                prop_assert_eq!(raw_range_from(c, r.clone(), &mut cursor), raw_range(c, r));
+            }
         }
     }
 }
