@@ -231,7 +231,7 @@ fn eval_masks_with_gitleaks_rule_ids() {
     assert_eq!(v["outcome"]["decision"], "mask", "{v}");
     assert_eq!(v["outcome"]["fired"][0]["rule"], "team-secrets");
     let out = v.to_string();
-    assert!(out.contains("<GITHUB_PAT>"), "{out}");
+    assert!(out.contains("<GITHUB_PAT:"), "{out}");
     assert!(
         !out.contains("ghp_Kq3ZxP9mW2vR7tY5uB8nC4dF6gH1jL0sA2eQ"),
         "{out}"
