@@ -261,3 +261,55 @@ async fn the_audit_trail_names_the_caller_and_verifies() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("audit.jsonl:1:"), "{out}");
 }
+
+/// The issue's example through real Envoy: a contractor's token gets the
+/// stricter rule, a staff token does not.
+#[tokio::test]
+async fn contractors_get_the_stricter_rule_and_staff_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&key(7))).unwrap();
+    let yaml = format!(
+        r#"
+identity: {{jwt: {{user: sub, groups: groups}}, required: true}}
+backends:
+- name: anthropic
+  ai: {{provider: {{anthropic: {{}}}}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - when: '"contractors" in identity.groups'
+          regex: {{ action: Reject, builtins: [AwsAccessKey, PrivateKey] }}
+          response: {{ message: "Contractors may not send credentials to the model" }}
+"#
+    );
+    let gw = Gateway::launch(yaml.as_str())
+        .edit_envoy(move |cfg| support::envoy::insert_jwt_authn(cfg, &jwks_path, ISSUER))
+        .start();
+    let key_text = format!("deploy with AKIA{}", "Q3RT7WZX2PLM5VNB");
+    for (who, groups, want) in [("dana", "staff", 200), ("carol", "contractors", 403)] {
+        let t = token(&key(7), who, &[groups]);
+        let resp = client()
+            .post(gw.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {t}"))
+            .body(
+                json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
+                       "messages": [{"role": "user", "content": key_text}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, want, "{who}: {body}");
+        if want == 403 {
+            assert_eq!(
+                body["error"]["message"],
+                "Contractors may not send credentials to the model"
+            );
+        }
+    }
+}

@@ -66,6 +66,7 @@ pub(super) fn eval(args: EvalArgs) -> ExitCode {
         let head = RequestHead {
             claims: None,
             session: None,
+            headers: &[],
             method: &args.method,
             path: &args.path,
             authority: "",
@@ -148,6 +149,7 @@ fn eval_request(
     let head = RequestHead {
         claims: None,
         session: None,
+        headers: &[],
         method,
         path,
         authority: "",

@@ -208,7 +208,27 @@ fn inspect_request_body<'p, 'b>(
             );
         }
     };
-    let scan = guards.scan(&parsed.segments, parsed.latest_user_message);
+    let scan = if guards.has_conditions() {
+        // Rules whose `when:` does not hold for this request do not run.
+        let id = ctx.identity.as_deref();
+        let vars = crate::guard::condition::Vars::new(&crate::guard::condition::Facts {
+            user: id.and_then(|i| i.user.as_deref()),
+            groups: id.map_or(&[], |i| i.groups.as_slice()),
+            claims: id.map(|i| &i.claims),
+            path: &ctx.path,
+            model: parsed.model.as_deref(),
+            headers: &ctx.headers,
+            backend: &backend.name,
+        });
+        let active: Vec<bool> = guards
+            .rules()
+            .iter()
+            .map(|r| r.when.as_ref().is_none_or(|c| c.holds(&vars)))
+            .collect();
+        guards.scan_active(&parsed.segments, parsed.latest_user_message, &active)
+    } else {
+        guards.scan(&parsed.segments, parsed.latest_user_message)
+    };
     let mut inspection = Inspection {
         backend,
         ctx,

@@ -28,6 +28,9 @@ pub struct RequestHead<'a> {
     pub claims: Option<&'a Map<String, Value>>,
     /// The agent's session (`x-claude-code-session-id`).
     pub session: Option<&'a str>,
+    /// Every header (name, value), for `when:` conditions (`request.headers`);
+    /// empty when no condition of the policy could read it.
+    pub headers: &'a [(String, String)],
 }
 
 /// Header changes to apply to the request.
@@ -62,6 +65,10 @@ pub struct RequestCtx {
     pub identity: Option<Arc<Identity>>,
     /// Who asked, as the request's records show it.
     pub caller: Caller,
+    /// The normalised path (for `when:` conditions).
+    pub path: String,
+    /// The headers `when:` conditions read (empty when none can).
+    pub headers: Vec<(String, String)>,
 }
 
 impl RequestCtx {
@@ -224,6 +231,12 @@ pub fn request_headers(
             groups: outcome.groups,
             session: outcome.session.clone(),
         },
+        path: if backend.request_guards.has_conditions() {
+            path.clone().into_owned()
+        } else {
+            String::new()
+        },
+        headers: head.headers.to_vec(),
     };
 
     let mut inspect_body = route.inspects_request_body();

@@ -579,3 +579,81 @@ fn a_verified_caller_is_in_every_decision_and_an_unknown_one_gets_401() {
         "{e}"
     );
 }
+
+#[test]
+fn when_conditions_pick_the_rules_per_caller() {
+    let yaml = r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - when: '"contractors" in identity.groups'
+          regex: { action: Reject, builtins: [AwsAccessKey, PrivateKey] }
+          response: { message: "Contractors may not send credentials to the model" }
+        - name: opus-codename
+          when: 'request.model.startsWith("claude-opus") && request.headers["x-team"] == "red"'
+          regex: { action: Mask, matches: ["falcon"] }
+"#;
+    let p = Policy::from_yaml(yaml, "when.yaml", &LoadOptions::default()).unwrap();
+    let key = format!("AKIA{}", "Q3RT7WZX2PLM5VNB");
+    let decide = |groups: &[&str], model: &str, headers: &[(String, String)]| {
+        let claims: serde_json::Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"sub": "u", "groups": groups})).unwrap();
+        let h = RequestHead {
+            claims: Some(&claims),
+            headers,
+            ..head("/v1/messages")
+        };
+        let (ctx, _) = request_headers(&p, None, &h);
+        let body = serde_json::json!({"model": model, "messages": [
+            {"role": "user", "content": format!("key {key} for falcon")}]});
+        request_body(&p, &ctx.unwrap(), body.to_string().as_bytes())
+            .now_or_never()
+            .unwrap()
+    };
+    let BodyDecision::Reply(r) = decide(&["contractors"], "claude-sonnet-4-5", &[]) else {
+        panic!("a contractor's credential is rejected")
+    };
+    assert_eq!(r.status, 403);
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains("Contractors may not"));
+    let BodyDecision::Continue { replacement, .. } = decide(&["staff"], "claude-sonnet-4-5", &[])
+    else {
+        panic!("staff pass")
+    };
+    assert!(replacement.is_none(), "no rule applies to staff on sonnet");
+    let red = [("x-team".to_owned(), "red".to_owned())];
+    let BodyDecision::Continue { replacement, .. } = decide(&["staff"], "claude-opus-4-6", &red)
+    else {
+        panic!()
+    };
+    let body = String::from_utf8(replacement.unwrap()).unwrap();
+    assert!(
+        body.contains("<OPUS_CODENAME:") && !body.contains("falcon"),
+        "{body}"
+    );
+    // A condition on a response guard, or a bad one, fails at load.
+    for (bad, place) in [
+        (
+            "promptGuard: {response: [{when: 'true', regex: {matches: [x]}}]}",
+            "when",
+        ),
+        (
+            "promptGuard: {request: [{when: '\"x\" in idenity.groups', regex: {matches: [x]}}]}",
+            "when",
+        ),
+        (
+            "promptGuard: {request: [{when: 'identity.groups.', regex: {matches: [x]}}]}",
+            "when",
+        ),
+    ] {
+        let y = format!("backends: [{{name: a, ai: {{provider: {{anthropic: {{}}}}}}, policies: {{ai: {{{bad}}}}}}}]");
+        let e = Policy::from_yaml(&y, "bad.yaml", &LoadOptions::default()).unwrap_err();
+        assert!(e.place.ends_with(place), "{e}");
+    }
+}

@@ -28,7 +28,7 @@ pub(super) fn response_status(h: &HttpHeaders) -> u16 {
         .unwrap_or(0)
 }
 
-fn header_str(hv: &HeaderValue) -> &str {
+pub(super) fn header_str(hv: &HeaderValue) -> &str {
     if hv.raw_value.is_empty() {
         hv.value.as_str()
     } else {

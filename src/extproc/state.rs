@@ -239,7 +239,33 @@ impl StreamState {
             .identity
             .as_ref()
             .and_then(|s| super::claims::verified_claims(s, metadata));
+        // `when:` conditions may read the headers: only then are they copied.
+        let headers: Vec<(String, String)> = if self
+            .policy
+            .backends
+            .iter()
+            .any(|b| b.request_guards.has_conditions())
+        {
+            h.headers
+                .as_ref()
+                .map(|m| {
+                    m.headers
+                        .iter()
+                        .filter(|hv| !hv.key.starts_with(':'))
+                        .map(|hv| {
+                            (
+                                hv.key.to_ascii_lowercase(),
+                                super::mutation::header_str(hv).to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let head = RequestHead {
+            headers: &headers,
             claims: claims.as_ref(),
             session: get("x-claude-code-session-id"),
             method: get(":method").unwrap_or(""),

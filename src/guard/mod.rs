@@ -23,6 +23,7 @@
 mod ascii;
 pub mod builtins;
 mod compile;
+pub mod condition;
 pub mod external;
 pub mod gitleaks;
 mod mask;
@@ -79,6 +80,8 @@ pub struct GuardRule {
     pub message: String,
     /// A mask whose values are restored in the response.
     pub restore: bool,
+    /// `when:`: the rule runs only for requests where it holds.
+    pub when: Option<Arc<condition::Condition>>,
     scope: Scope,
 }
 
@@ -157,6 +160,11 @@ impl GuardSet {
     /// The key of placeholder tags.
     pub fn mask_key(&self) -> &MaskKey {
         &self.key
+    }
+
+    /// Whether a rule has a `when:` condition.
+    pub fn has_conditions(&self) -> bool {
+        self.rules.iter().any(|r| r.when.is_some())
     }
 
     /// Whether a mask of these guards may be restored in the response.

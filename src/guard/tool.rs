@@ -414,6 +414,7 @@ fn guard_spec(name: Option<String>, mut regex: RegexSpec) -> GuardSpec {
     GuardSpec {
         name,
         restore: None,
+        when: None,
         regex: Some(regex),
         response: None,
         scope: None,

@@ -324,6 +324,9 @@ pub struct GuardSpec {
     /// repeats their placeholders in its answer (default true; request
     /// guards only, a promptgate addition).
     pub restore: Option<bool>,
+    /// A CEL condition: the guard runs only for requests where it holds
+    /// (a promptgate addition).
+    pub when: Option<String>,
     pub regex: Option<RegexSpec>,
     pub response: Option<RejectResponseSpec>,
     /// Which parts of a request the guard reads (request guards only).

@@ -135,6 +135,18 @@ impl GuardSet {
                 ));
             }
             let restore = !response && action == Action::Mask && spec.restore != Some(false);
+            let when = match &spec.when {
+                Some(_) if response => {
+                    return Err(fail(
+                        "when",
+                        "`when` conditions apply to request guards for now".into(),
+                    ))
+                }
+                Some(src) => {
+                    Some(super::condition::Condition::compile(src).map_err(|m| fail("when", m))?)
+                }
+                None => None,
+            };
             let mut scope = scope;
             if restore && spec.scope.is_none() {
                 // Restored values come back in the assistant's history
@@ -263,6 +275,7 @@ impl GuardSet {
                     .and_then(|r| r.message.clone())
                     .unwrap_or_else(|| DEFAULT_REJECT_MESSAGE.to_owned()),
                 restore,
+                when,
                 scope,
             });
         }

@@ -67,12 +67,33 @@ impl GuardSet {
         self.scan_with(segments, latest_user, true)
     }
 
+    /// [`Self::scan`] with only the rules `active` marks (by rule index):
+    /// those whose `when:` holds for this request.
+    pub fn scan_active(
+        &self,
+        segments: &[TextSegment<'_>],
+        latest_user: Option<u32>,
+        active: &[bool],
+    ) -> Scan {
+        self.scan_rules(segments, latest_user, true, Some(active))
+    }
+
     /// [`Self::scan`] with the gated fast path on or off (the reference).
     pub(super) fn scan_with(
         &self,
         segments: &[TextSegment<'_>],
         latest_user: Option<u32>,
         gated: bool,
+    ) -> Scan {
+        self.scan_rules(segments, latest_user, gated, None)
+    }
+
+    fn scan_rules(
+        &self,
+        segments: &[TextSegment<'_>],
+        latest_user: Option<u32>,
+        gated: bool,
+        active: Option<&[bool]>,
     ) -> Scan {
         let mut scan = Scan::default();
         if self.rules.is_empty() {
@@ -85,7 +106,11 @@ impl GuardSet {
             let applies: Vec<bool> = self
                 .rules
                 .iter()
-                .map(|r| r.scope.selects(first.kind, &first.location, latest_user))
+                .enumerate()
+                .map(|(i, r)| {
+                    active.is_none_or(|a| a.get(i).copied().unwrap_or(true))
+                        && r.scope.selects(first.kind, &first.location, latest_user)
+                })
                 .collect();
             if applies.iter().any(|a| *a) {
                 if !gated || self.fast.gated.is_empty() {

@@ -1,0 +1,187 @@
+//! `when:` conditions: a CEL expression over who is asking and what is
+//! asked, compiled at load (cel-rust), evaluated per request. A guard
+//! whose condition does not hold does not run for that request.
+//!
+//! Variables: `identity` (`user`: string or null, `groups`: list of
+//! strings, `claims`: the verified claims), `request` (`path`, `model`,
+//! `headers`: lower-case names), `backend` (`name`). A syntax error, or a
+//! variable other than these, is a load error with its place. An
+//! evaluation error (a claim the token does not carry, a type mismatch)
+//! counts as holding: the guard runs — the stricter side — and it is
+//! logged; write `has(identity.claims.dept) && …` to mean "absent is no".
+
+use std::sync::Arc;
+
+use cel::{Context, ExecutionError, Program, Value};
+
+/// A compiled `when:`.
+pub struct Condition {
+    source: String,
+    program: Program,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Condition").field(&self.source).finish()
+    }
+}
+
+/// The variables of one request, built once and shared by every condition.
+pub struct Vars {
+    identity: Value,
+    request: Value,
+    backend: Value,
+}
+
+/// What a request offers its conditions.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Facts<'a> {
+    pub user: Option<&'a str>,
+    pub groups: &'a [String],
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub path: &'a str,
+    pub model: Option<&'a str>,
+    pub headers: &'a [(String, String)],
+    pub backend: &'a str,
+}
+
+impl Vars {
+    pub fn new(f: &Facts<'_>) -> Vars {
+        let to = |v: serde_json::Value| cel::to_value(v).unwrap_or(Value::Null);
+        let headers: serde_json::Map<String, serde_json::Value> = f
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into()))
+            .collect();
+        Vars {
+            identity: to(serde_json::json!({
+                "user": f.user,
+                "groups": f.groups,
+                "claims": f.claims.cloned().unwrap_or_default(),
+            })),
+            request: to(serde_json::json!({
+                "path": f.path,
+                "model": f.model.unwrap_or(""),
+                "headers": headers,
+            })),
+            backend: to(serde_json::json!({ "name": f.backend })),
+        }
+    }
+}
+
+const VARIABLES: [&str; 3] = ["identity", "request", "backend"];
+
+impl Condition {
+    /// Compiles `source`; the error says what is wrong (the caller adds
+    /// the place).
+    pub fn compile(source: &str) -> Result<Arc<Condition>, String> {
+        let program =
+            Program::compile(source).map_err(|e| format!("`{source}` is not valid CEL: {e}"))?;
+        let cond = Condition {
+            source: source.to_owned(),
+            program,
+        };
+        // A variable other than ours is an error now, not a surprise on a
+        // request: evaluate against an empty request.
+        let empty = Vars::new(&Facts::default());
+        if let Err(ExecutionError::UndeclaredReference(name)) = cond.eval(&empty) {
+            if !VARIABLES.contains(&name.as_str()) {
+                return Err(format!(
+                    "`{source}`: unknown variable `{name}` (conditions read identity, request and backend)"
+                ));
+            }
+        }
+        Ok(Arc::new(cond))
+    }
+
+    fn eval(&self, vars: &Vars) -> Result<Value, ExecutionError> {
+        let mut ctx = Context::default();
+        ctx.add_variable_from_value("identity", vars.identity.clone());
+        ctx.add_variable_from_value("request", vars.request.clone());
+        ctx.add_variable_from_value("backend", vars.backend.clone());
+        self.program.execute(&ctx)
+    }
+
+    /// Whether the condition holds for this request (an error holds).
+    pub fn holds(&self, vars: &Vars) -> bool {
+        match self.eval(vars) {
+            Ok(Value::Bool(b)) => b,
+            Ok(other) => {
+                tracing::warn!(condition = %self.source, value = ?other, "a `when:` condition gave no boolean; the guard runs");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(condition = %self.source, error = %e, "a `when:` condition failed; the guard runs");
+                true
+            }
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(
+        groups: &'a [String],
+        claims: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> Facts<'a> {
+        Facts {
+            user: Some("carol"),
+            groups,
+            claims: Some(claims),
+            path: "/v1/messages",
+            model: Some("claude-sonnet-4-5"),
+            headers: &[],
+            backend: "anthropic",
+        }
+    }
+
+    #[test]
+    fn conditions_read_identity_request_and_backend() {
+        let contractors = vec!["contractors".to_owned()];
+        let staff = vec!["staff".to_owned()];
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"dept": "eng", "level": 3})).unwrap();
+        let c = Condition::compile(r#""contractors" in identity.groups"#).unwrap();
+        assert!(c.holds(&Vars::new(&facts(&contractors, &claims))));
+        assert!(!c.holds(&Vars::new(&facts(&staff, &claims))));
+        assert!(
+            !c.holds(&Vars::new(&Facts::default())),
+            "no identity: not a contractor"
+        );
+        for (src, want) in [
+            (
+                r#"identity.user == "carol" && backend.name == "anthropic""#,
+                true,
+            ),
+            (r#"request.model.startsWith("claude-opus")"#, false),
+            (r#"identity.claims.level >= 3"#, true),
+            (
+                r#"has(identity.claims.region) && identity.claims.region == "eu""#,
+                false,
+            ),
+            (r#"request.path == "/v1/messages""#, true),
+        ] {
+            let c = Condition::compile(src).unwrap();
+            assert_eq!(c.holds(&Vars::new(&facts(&staff, &claims))), want, "{src}");
+        }
+        // A missing claim is an error: the guard runs.
+        let c = Condition::compile(r#"identity.claims.region == "eu""#).unwrap();
+        assert!(c.holds(&Vars::new(&facts(&staff, &claims))));
+    }
+
+    #[test]
+    fn bad_conditions_fail_at_load() {
+        let e = Condition::compile(r#""contractors" in identity.groups &&"#).unwrap_err();
+        assert!(e.contains("not valid CEL"), "{e}");
+        let e = Condition::compile(r#""x" in idenity.groups"#).unwrap_err();
+        assert!(e.contains("unknown variable `idenity`"), "{e}");
+        // Comprehension variables are fine.
+        Condition::compile(r#"identity.groups.exists(g, g.startsWith("team-"))"#).unwrap();
+    }
+}
