@@ -269,22 +269,20 @@ async fn contractors_get_the_stricter_rule_and_staff_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, jwks(&key(7))).unwrap();
-    let yaml = format!(
-        r#"
-identity: {{jwt: {{user: sub, groups: groups}}, required: true}}
+    let yaml = r#"
+identity: {jwt: {user: sub, groups: groups}, required: true}
 backends:
 - name: anthropic
-  ai: {{provider: {{anthropic: {{}}}}}}
+  ai: {provider: {anthropic: {}}}
   policies:
     ai:
       promptGuard:
         request:
         - when: '"contractors" in identity.groups'
-          regex: {{ action: Reject, builtins: [AwsAccessKey, PrivateKey] }}
-          response: {{ message: "Contractors may not send credentials to the model" }}
-"#
-    );
-    let gw = Gateway::launch(yaml.as_str())
+          regex: { action: Reject, builtins: [AwsAccessKey, PrivateKey] }
+          response: { message: "Contractors may not send credentials to the model" }
+"#;
+    let gw = Gateway::launch(yaml)
         .edit_envoy(move |cfg| support::envoy::insert_jwt_authn(cfg, &jwks_path, ISSUER))
         .start();
     let key_text = format!("deploy with AKIA{}", "Q3RT7WZX2PLM5VNB");
