@@ -28,7 +28,6 @@ pub enum Check {
     /// A builtin detector's validator (checksums, structure).
     Builtin(Builtin),
     /// Any other detector's validator.
-    #[allow(dead_code)] // until the secret pack and gitleaks rules land
     Detector(Arc<dyn Validate>),
 }
 
@@ -62,11 +61,6 @@ impl Pattern {
             Check::Builtin(b) => b.validate(secret),
             Check::Detector(v) => v.accepts(whole, secret),
         }
-    }
-
-    /// Whether this pattern runs the same detector as `other` would.
-    pub fn same_detector(&self, builtin: Builtin) -> bool {
-        matches!(self.check, Check::Builtin(b) if b == builtin)
     }
 
     /// Byte ranges in `text` of the secrets of accepted candidates, in
