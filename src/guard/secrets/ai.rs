@@ -3,7 +3,7 @@
 //! `AnthropicApiKey`, `OpenAiApiKey` and `GoogleApiKey` builtins, which
 //! `Secrets` enables with this pack.
 
-use super::{assign, rule, wb, Check, SecretRule};
+use super::{assign, rule, validate, wb, Check, SecretRule};
 
 pub const RULES: &[SecretRule] = &[
     rule!(
@@ -190,25 +190,22 @@ pub const RULES: &[SecretRule] = &[
         DeepSeekApiKey,
         DEEPSEEK_API_KEY,
         ["deepseek"],
-        assign!(
+        concat!(
             "(?i:deepseek_api_key|deepseek_key)",
-            "sk-[a-f0-9]{32}(?:[A-Za-z0-9]*)"
+            r#"["']? ?(?::=|=>|=|:) ?["']?sk-([A-Za-z0-9]+)"#
         ),
         Some(1),
-        Check::Sized(35, 10),
+        Check::Shape(32, validate::hex, 10),
         70,
-        "DEEPSEEK_API_KEY=[[sk-{h:32}]]"
+        "DEEPSEEK_API_KEY=sk-[[{h:32}]]"
     ),
     rule!(
         DeepgramApiKey,
         DEEPGRAM_API_KEY,
         ["deepgram"],
-        assign!(
-            "(?i:deepgram_api_key|deepgram_key)",
-            "[a-f0-9]{40}(?:[A-Za-z0-9]*)"
-        ),
+        assign!("(?i:deepgram_api_key|deepgram_key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(40, 10),
+        Check::Shape(40, validate::hex, 10),
         70,
         "DEEPGRAM_API_KEY=[[{h:40}]]"
     ),
@@ -218,10 +215,10 @@ pub const RULES: &[SecretRule] = &[
         ["assemblyai"],
         assign!(
             "(?i:assemblyai_api_key|assembly_ai_api_key|assemblyai_key)",
-            "[a-f0-9]{32}(?:[A-Za-z0-9]*)"
+            "[A-Za-z0-9]+"
         ),
         Some(1),
-        Check::Sized(32, 10),
+        Check::Shape(32, validate::hex, 10),
         70,
         "ASSEMBLYAI_API_KEY=[[{h:32}]]"
     ),
@@ -239,12 +236,9 @@ pub const RULES: &[SecretRule] = &[
         WeightsAndBiasesApiKey,
         WANDB_API_KEY,
         ["wandb"],
-        assign!(
-            "(?i:wandb_api_key|wandb_key)",
-            "[a-f0-9]{40}(?:[A-Za-z0-9]*)"
-        ),
+        assign!("(?i:wandb_api_key|wandb_key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(40, 10),
+        Check::Shape(40, validate::hex, 10),
         70,
         "WANDB_API_KEY=[[{h:40}]]"
     ),

@@ -1,7 +1,7 @@
 //! Cloud providers: AWS, GCP, Azure, DigitalOcean, Alibaba, IBM, Tencent
 //! and the hosting, database and edge platforms.
 
-use super::{assign, rule, wb, Check, SecretRule};
+use super::{assign, rule, validate, wb, Check, SecretRule};
 
 pub const RULES: &[SecretRule] = &[
     // AWS: the secret access key has no prefix (40 base64 characters), so
@@ -151,9 +151,9 @@ pub const RULES: &[SecretRule] = &[
         AzureOpenAiApiKey,
         AZURE_OPENAI_KEY,
         ["azure_openai"],
-        assign!("(?i:azure_openai_api_key|azure_openai_key|azureopenaikey)", "[a-f0-9]{32}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:azure_openai_api_key|azure_openai_key|azureopenaikey)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(32, 10),
+        Check::Shape(32, validate::hex, 10),
         80,
         "AZURE_OPENAI_API_KEY=[[{h:32}]]"
     ),
@@ -222,9 +222,9 @@ pub const RULES: &[SecretRule] = &[
         IbmCosHmacSecret,
         IBM_COS_HMAC_SECRET,
         ["cos_hmac_keys"],
-        r#"(?i:cos_hmac_keys)"? ?: ?\{ ?"access_key_id" ?: ?"[a-f0-9]{32}" ?, ?"secret_access_key" ?: ?"([a-f0-9]{48})""#,
+        r#"(?i:cos_hmac_keys)"? ?: ?\{ ?"access_key_id" ?: ?"[A-Za-z0-9]+" ?, ?"secret_access_key" ?: ?"([A-Za-z0-9]+)""#,
         Some(1),
-        Check::Random(12),
+        Check::Shape(48, validate::hex, 12),
         160,
         r#""cos_hmac_keys": {"access_key_id": "{h:32}", "secret_access_key": "[[{h:48}]]"}"#
     ),
@@ -242,9 +242,9 @@ pub const RULES: &[SecretRule] = &[
         ScalewaySecretKey,
         SCALEWAY_SECRET_KEY,
         ["scw_secret_key"],
-        assign!("(?i:scw_secret_key)", "[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"),
+        assign!("(?i:scw_secret_key)", "[A-Za-z0-9-]+"),
         Some(1),
-        Check::Random(10),
+        Check::Shape(36, validate::hex_or_dash, 10),
         80,
         "SCW_SECRET_KEY=[[{h:8}-{h:4}-{h:4}-{h:4}-{h:12}]]"
     ),
@@ -252,9 +252,9 @@ pub const RULES: &[SecretRule] = &[
         LinodeApiToken,
         LINODE_TOKEN,
         ["linode"],
-        assign!("(?i:linode_token|linode_api_token|linode_cli_token)", "[a-f0-9]{64}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:linode_token|linode_api_token|linode_cli_token)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(64, 12),
+        Check::Shape(64, validate::hex, 12),
         100,
         "LINODE_TOKEN=[[{h:64}]]"
     ),
@@ -262,9 +262,9 @@ pub const RULES: &[SecretRule] = &[
         VultrApiKey,
         VULTR_API_KEY,
         ["vultr"],
-        assign!("(?i:vultr_api_key|vultr_key)", "[A-Z0-9]{36}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:vultr_api_key|vultr_key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(36, 14),
+        Check::Shape(36, validate::upper_alnum, 14),
         70,
         "VULTR_API_KEY=[[{U:36}]]"
     ),
@@ -312,9 +312,9 @@ pub const RULES: &[SecretRule] = &[
         CloudflareGlobalApiKey,
         CLOUDFLARE_GLOBAL_API_KEY,
         ["cloudflare_api_key", "cf_api_key", "x-auth-key"],
-        assign!("(?i:cloudflare_api_key|cf_api_key|cloudflare_global_api_key|x-auth-key)", "[a-f0-9]{37}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:cloudflare_api_key|cf_api_key|cloudflare_global_api_key|x-auth-key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(37, 10),
+        Check::Shape(37, validate::hex, 10),
         80,
         "CF_API_KEY=[[{h:37}]]"
     ),

@@ -7,7 +7,7 @@
 //! `MII` + two length characters; the third character's low bits are the
 //! next byte's high ones, hence `[AQgw]`), then the version.
 
-use super::{assign, rule, wb, Check, SecretRule};
+use super::{assign, rule, validate, wb, Check, SecretRule};
 
 /// Continuation lines of 64 base64 characters, as PEM bodies wrap (the
 /// newlines arrive as single spaces), then padding.
@@ -151,10 +151,10 @@ pub const RULES: &[SecretRule] = &[
         ["private_key", "privatekey", "priv_key", "signing_key"],
         concat!(
             "(?i:private_key|privatekey|priv_key|signing_key|eth_private_key|wallet_key)",
-            r#"["']? ?(?::=|=>|=|:) ?["']?(?:0x)?([a-fA-F0-9]{64}[A-Za-z0-9]*)"#
+            r#"["']? ?(?::=|=>|=|:) ?["']?(?:0x)?([A-Za-z0-9]+)"#
         ),
         Some(1),
-        Check::Sized(64, 10),
+        Check::Shape(64, validate::hex_any_case, 10),
         110,
         "PRIVATE_KEY=0x[[{h:64}]]"
     ),

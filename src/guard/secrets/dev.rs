@@ -3,7 +3,7 @@
 //! infrastructure tools (Vault, Terraform, Pulumi) and deploy platforms
 //! (Heroku, Vercel, Netlify), CI and artifact stores.
 
-use super::{assign, rule, wb, Check, SecretRule};
+use super::{assign, rule, validate, wb, Check, SecretRule};
 
 pub const RULES: &[SecretRule] = &[
     // GitHub classic tokens: prefix, 30 random base62 characters and the
@@ -399,10 +399,10 @@ pub const RULES: &[SecretRule] = &[
         ["heroku"],
         assign!(
             "(?i:heroku_api_key|heroku_api_token|heroku_token|heroku_oauth_token)",
-            "[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"
+            "[A-Za-z0-9-]+"
         ),
         Some(1),
-        Check::Random(10),
+        Check::Shape(36, validate::hex_or_dash, 10),
         80,
         "HEROKU_API_KEY=[[{h:8}-{h:4}-{h:4}-{h:4}-{h:12}]]"
     ),
@@ -457,7 +457,7 @@ pub const RULES: &[SecretRule] = &[
         SourcegraphAccessToken,
         SOURCEGRAPH_TOKEN,
         ["sgp_"],
-        concat!(wb!(), r"sgp_(?:[a-f0-9]{16}_)?[a-f0-9]{40}", wb!()),
+        concat!(wb!(), r"sgp_[a-f0-9_]{40,57}", wb!()),
         None,
         Check::Random(10),
         61,

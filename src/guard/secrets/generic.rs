@@ -83,7 +83,7 @@ pub const RULES: &[SecretRule] = &[
         SECRET,
         ["<password>", "<secret>", "<token>", "<apikey>", "<api_key>"],
         concat!(
-            "<(?i:password|passwd|secret|token|apikey|api_key|client_secret|clientsecret|access_token|accesstoken)>",
+            "(?i:<password>|<passwd>|<secret>|<token>|<apikey>|<api_key>|<client_secret>|<clientsecret>|<access_token>|<accesstoken>)",
             "(",
             value!(8, 300),
             ")</"
@@ -113,7 +113,7 @@ pub const RULES: &[SecretRule] = &[
         SECRET,
         ["--password", "--passwd", "--token", "--api-key", "--apikey", "--secret", "--client-secret", "--auth-token", "--access-token"],
         concat!(
-            "--(?i:password|passwd|token|api-key|apikey|secret|client-secret|auth-token|access-token)",
+            "(?i:--password|--passwd|--token|--api-key|--apikey|--secret|--client-secret|--auth-token|--access-token)",
             r#"(?:=| )["']?("#,
             value!(8, 300),
             ")"

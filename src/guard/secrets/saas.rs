@@ -1,7 +1,7 @@
 //! SaaS: payments, messaging, collaboration, observability, identity, and
 //! webhook URLs that carry their own secret.
 
-use super::{assign, rule, wb, Check, SecretRule};
+use super::{assign, rule, validate, wb, Check, SecretRule};
 
 pub const RULES: &[SecretRule] = &[
     rule!(
@@ -48,9 +48,9 @@ pub const RULES: &[SecretRule] = &[
         TwilioAuthToken,
         TWILIO_AUTH_TOKEN,
         ["twilio_auth_token", "twilio_token"],
-        assign!("(?i:twilio_auth_token|twilio_token|twilioauthtoken)", "[a-f0-9]{32}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:twilio_auth_token|twilio_token|twilioauthtoken)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(32, 10),
+        Check::Shape(32, validate::hex, 10),
         70,
         "TWILIO_AUTH_TOKEN=[[{h:32}]]"
     ),
@@ -78,9 +78,9 @@ pub const RULES: &[SecretRule] = &[
         MailgunWebhookSigningKey,
         MAILGUN_SIGNING_KEY,
         ["mailgun"],
-        assign!("(?i:mailgun_signing_key|mailgun_webhook_signing_key|mailgun_api_key)", "[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}"),
+        assign!("(?i:mailgun_signing_key|mailgun_webhook_signing_key|mailgun_api_key)", "[A-Za-z0-9-]+"),
         Some(1),
-        Check::Random(10),
+        Check::Shape(50, validate::hex_or_dash, 10),
         100,
         "MAILGUN_API_KEY=[[{h:32}-{h:8}-{h:8}]]"
     ),
@@ -324,9 +324,9 @@ pub const RULES: &[SecretRule] = &[
         DatadogApiKey,
         DATADOG_API_KEY,
         ["dd_api_key", "datadog_api_key"],
-        assign!("(?i:dd_api_key|datadog_api_key|dd-api-key)", "[a-f0-9]{32}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:dd_api_key|datadog_api_key|dd-api-key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(32, 10),
+        Check::Shape(32, validate::hex, 10),
         60,
         "DD_API_KEY=[[{h:32}]]"
     ),
@@ -334,9 +334,9 @@ pub const RULES: &[SecretRule] = &[
         DatadogAppKey,
         DATADOG_APP_KEY,
         ["dd_app_key", "datadog_app_key", "dd-application-key"],
-        assign!("(?i:dd_app_key|datadog_app_key|dd_application_key|datadog_application_key|dd-application-key)", "[a-f0-9]{40}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:dd_app_key|datadog_app_key|dd_application_key|datadog_application_key|dd-application-key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(40, 10),
+        Check::Shape(40, validate::hex, 10),
         80,
         "DD_APP_KEY: [[{h:40}]]"
     ),
@@ -554,9 +554,9 @@ pub const RULES: &[SecretRule] = &[
         PlaidSecret,
         PLAID_SECRET,
         ["plaid_secret"],
-        assign!("(?i:plaid_secret|plaid_secret_key)", "[a-f0-9]{30}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:plaid_secret|plaid_secret_key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(30, 10),
+        Check::Shape(30, validate::hex, 10),
         60,
         "PLAID_SECRET=[[{h:30}]]"
     ),
@@ -764,9 +764,9 @@ pub const RULES: &[SecretRule] = &[
         AlgoliaAdminKey,
         ALGOLIA_ADMIN_KEY,
         ["algolia"],
-        assign!("(?i:algolia_admin_key|algolia_api_key|algolia_admin_api_key|algolia_write_key)", "[a-f0-9]{32}(?:[A-Za-z0-9]*)"),
+        assign!("(?i:algolia_admin_key|algolia_api_key|algolia_admin_api_key|algolia_write_key)", "[A-Za-z0-9]+"),
         Some(1),
-        Check::Sized(32, 10),
+        Check::Shape(32, validate::hex, 10),
         70,
         "ALGOLIA_ADMIN_KEY=[[{h:32}]]"
     ),
@@ -844,9 +844,9 @@ pub const RULES: &[SecretRule] = &[
         SnykApiToken,
         SNYK_TOKEN,
         ["snyk_token", "snyk_api_token"],
-        assign!("(?i:snyk_token|snyk_api_token|snyk_auth_token)", "[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"),
+        assign!("(?i:snyk_token|snyk_api_token|snyk_auth_token)", "[A-Za-z0-9-]+"),
         Some(1),
-        Check::Random(10),
+        Check::Shape(36, validate::hex_or_dash, 10),
         70,
         "SNYK_TOKEN=[[{h:8}-{h:4}-{h:4}-{h:4}-{h:12}]]"
     ),

@@ -14,6 +14,12 @@ pub enum Check {
     /// [`Check::Random`] of exactly this many bytes (patterns absorb a
     /// longer run, so a longer token is rejected whole, not cut).
     Sized(u16, u8),
+    /// A keyword rule's value: exactly this many bytes, each one the
+    /// charset's, at least this many distinct. The pattern's value is a
+    /// loose `[A-Za-z0-9]+`: a fixed-length run of hex in the pattern would
+    /// become the prefilter's gate in place of the keyword, and every hash
+    /// in a lock file would be a hit.
+    Shape(u16, fn(u8) -> bool, u8),
     /// A value of a generic assignment (`password=…`, `token: …`): long
     /// enough, random enough (Shannon entropy floor in bits per byte), not
     /// code, not a path or a URL, not a word the key repeats.
@@ -40,6 +46,11 @@ impl Check {
         match self {
             Check::Random(n) => random(secret, n.into()),
             Check::Sized(len, n) => secret.len() == usize::from(len) && random(secret, n.into()),
+            Check::Shape(len, chars, n) => {
+                secret.len() == usize::from(len)
+                    && secret.bytes().all(chars)
+                    && random(secret, n.into())
+            }
             Check::Generic(floor) => generic_value(secret, floor),
             Check::Crc32Base62 => crc32_base62_valid(secret),
             Check::Password => password(whole, secret),
@@ -362,4 +373,21 @@ pub fn crc32_base62_valid(token: &str) -> bool {
     }
     let (random, check) = body.split_at(30);
     base62_6(crc32(random.as_bytes())) == check.as_bytes() && distinct(random) >= 10
+}
+
+/// Charsets of [`Check::Shape`].
+pub fn hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+pub fn hex_or_dash(b: u8) -> bool {
+    hex(b) || b == b'-'
+}
+
+pub fn upper_alnum(b: u8) -> bool {
+    b.is_ascii_digit() || b.is_ascii_uppercase()
+}
+
+pub fn hex_any_case(b: u8) -> bool {
+    b.is_ascii_hexdigit()
 }
