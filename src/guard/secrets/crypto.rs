@@ -24,7 +24,7 @@ pub const RULES: &[SecretRule] = &[
         ["putty-user-key-file-"],
         concat!(
             r"PuTTY-User-Key-File-[23]: [a-z0-9-]{7,24} Encryption: [a-z0-9-]{4,16} ",
-            r"[ -~]{0,6000}?Private-Lines: [0-9]{1,3} ([A-Za-z0-9+/= ]{40,8000}?) ",
+            r"[A-Za-z0-9_.~+/=!@#%^&*?:$ -]{0,6000}?Private-Lines: [0-9]{1,3} ([A-Za-z0-9+/= ]{40,8000}?) ",
             r"Private-(?:MAC|Hash): [0-9a-f]{40,64}"
         ),
         Some(1),

@@ -11,7 +11,7 @@ pub const RULES: &[SecretRule] = &[
         NetrcPassword,
         NETRC_PASSWORD,
         ["machine"],
-        r"machine [A-Za-z0-9._-]{1,253}(?: login [!-~]{1,128})? password ([!-~]{1,256})",
+        r#"machine [A-Za-z0-9._-]{1,253}(?: login [A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,128})? password ([A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,256})"#,
         Some(1),
         Check::Password,
         660,
@@ -62,8 +62,8 @@ pub const RULES: &[SecretRule] = &[
         PYPI_PASSWORD,
         ["username"],
         concat!(
-            r"\[[A-Za-z0-9_-]{1,32}\] (?:repository ?[=:] ?[!-~]{1,256} )?",
-            r#"username ?[=:] ?[!-~]{1,128} password ?[=:] ?["']?([A-Za-z0-9_.~+/=!@#%^&*?$-]{3,256})"#
+            r#"\[[A-Za-z0-9_-]{1,32}\] (?:repository ?[=:] ?[A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,256} )?"#,
+            r#"username ?[=:] ?[A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,128} password ?[=:] ?["']?([A-Za-z0-9_.~+/=!@#%^&*?$-]{3,256})"#
         ),
         Some(1),
         Check::Password,
@@ -75,7 +75,7 @@ pub const RULES: &[SecretRule] = &[
         KUBERNETES_SECRET,
         ["kind: secret"],
         concat!(
-            r"kind: Secret (?:[!-~]+ ){0,40}?data: [A-Za-z0-9_.-]{1,253}: ",
+            r#"kind: Secret (?:[A-Za-z0-9_.~+/=!@#%^&*?:$"'-]+ ){0,40}?data: [A-Za-z0-9_.-]{1,253}: "#,
             r"((?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?",
             r"(?: [A-Za-z0-9_.-]{1,253}: (?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?){0,64})"
         ),
@@ -103,7 +103,7 @@ pub const RULES: &[SecretRule] = &[
         KubernetesSecretStringData,
         KUBERNETES_SECRET,
         ["stringdata:"],
-        r"stringData: [A-Za-z0-9_.-]{1,253}: ([!-~]{1,512}(?: [A-Za-z0-9_.-]{1,253}: [!-~]{1,512}){0,32})",
+        r#"stringData: [A-Za-z0-9_.-]{1,253}: ([A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,512}(?: [A-Za-z0-9_.-]{1,253}: [A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,512}){0,32})"#,
         Some(1),
         Check::Password,
         20000,
@@ -133,7 +133,7 @@ pub const RULES: &[SecretRule] = &[
         DockerLoginPassword,
         PASSWORD,
         ["docker login"],
-        r#"docker login (?:[!-~]+ ){0,8}?(?:-p|--password) ["']?([A-Za-z0-9_.~+/=!@#%^&*?:-]{3,256})"#,
+        r#"docker login (?:[A-Za-z0-9_.~+/=!@#%^&*?:$"'-]+ ){0,8}?(?:-p|--password) ["']?([A-Za-z0-9_.~+/=!@#%^&*?:-]{3,256})"#,
         Some(1),
         Check::Password,
         2600,
@@ -143,7 +143,7 @@ pub const RULES: &[SecretRule] = &[
         MysqlCliPassword,
         DATABASE_PASSWORD,
         ["mysql"],
-        r#"mysql(?:dump|admin)? (?:[!-~]+ ){0,8}?(?:-p|--password=)["']?([A-Za-z0-9_.~+/=!@#%^&*?:-]{3,128})"#,
+        r#"mysql(?:dump|admin)? (?:[A-Za-z0-9_.~+/=!@#%^&*?:$"'-]+ ){0,8}?(?:-p|--password=)["']?([A-Za-z0-9_.~+/=!@#%^&*?:-]{3,128})"#,
         Some(1),
         Check::Password,
         2500,

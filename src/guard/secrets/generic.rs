@@ -161,7 +161,7 @@ pub const RULES: &[SecretRule] = &[
         PASSWORD,
         ["curl"],
         concat!(
-            r"curl (?:[!-~]+ ){0,16}?(?:-u|--user) ",
+            r#"curl (?:[A-Za-z0-9_.~+/=!@#%^&*?:$"'-]+ ){0,16}?(?:-u|--user) "#,
             r#"["']?[A-Za-z0-9._@+-]{1,64}:([A-Za-z0-9_.~+/=!@#%^&*?:-]{3,128})"#
         ),
         Some(1),

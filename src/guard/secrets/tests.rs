@@ -753,77 +753,51 @@ fn hashes_uuids_integrity_strings_and_base64_data_give_no_findings() {
     assert_no_findings(set, "hashes and uuids", &misc);
 }
 
+/// The table of families in `FAMILIES.md`, generated from the pack:
+/// `PROMPTGATE_BLESS=1 cargo test --lib secrets` rewrites it.
 #[test]
-#[ignore]
-fn diag_gate_hits() {
-    let sources: Vec<String> = PACK.iter().map(|r| r.pattern.to_owned()).collect();
-    let fast = FastPath::build(&sources).unwrap();
-    let searcher = fast.searcher.as_ref().unwrap();
-    let mut counts = vec![0usize; PACK.len()];
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut text = String::new();
-    for f in [
-        "README.md",
-        "src/policy/mod.rs",
-        "src/provider/stream.rs",
-        "src/decision/mod.rs",
-        "src/extproc/mod.rs",
-        "deploy/envoy/envoy.yaml",
-        "tests/fixtures/claude_code_first_turn.json",
-    ] {
-        text.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
-    }
-    let mut hits = Vec::new();
-    searcher.find(text.as_bytes(), &mut hits);
-    for h in &hits {
-        counts[h.group as usize] += 1;
-        let n = PACK[h.group as usize].name;
-        if (n == "GenericCliSecretFlag" || n == "SourcegraphAccessToken" || n == "TwilioAuthToken")
-            && counts[h.group as usize] < 4
-        {
-            let p = h.pos as usize;
-            eprintln!(
-                "{n}: {:?}",
-                String::from_utf8_lossy(
-                    &text.as_bytes()[p.saturating_sub(10)..(p + 30).min(text.len())]
-                )
-            );
-        }
-    }
-    let mut v: Vec<(usize, &str)> = counts
-        .iter()
-        .zip(PACK.iter())
-        .map(|(c, r)| (*c, r.name))
-        .collect();
-    v.sort();
-    v.reverse();
-    eprintln!(
-        "text {} bytes, {} hits, {} atoms",
-        text.len(),
-        hits.len(),
-        searcher.atoms.len()
+fn the_families_table_is_current() {
+    let mut doc = String::from(
+        "# The secret pack\n\nGenerated from `src/guard/secrets/` by `the_families_table_is_current` \
+         (`PROMPTGATE_BLESS=1 cargo test --lib secrets` rewrites it). Enable all with \
+         `builtins: [Secrets]`, or a rule by its name. The placeholder is `<KIND>`.\n",
     );
-    for (c, n) in v.iter().take(30) {
-        eprintln!("{c:6} {n}");
-    }
-    for (i, r) in PACK.iter().enumerate() {
-        let hir = regex_syntax::ParserBuilder::new()
-            .build()
-            .parse(r.pattern)
-            .unwrap();
-        let a = crate::guard::compile::atoms::analyze(&hir);
-        let atoms: Vec<String> = a
-            .gate
-            .unwrap()
-            .iter()
-            .map(|at| {
-                at.literal()
-                    .map(|l| String::from_utf8(l).unwrap())
-                    .unwrap_or_else(|| format!("<{} classes>", at.classes.len()))
-            })
-            .collect();
-        if counts[i] > 20 || atoms.iter().any(|a| a.starts_with('<')) {
-            eprintln!("{} ({}): {:?}", r.name, counts[i], atoms);
+    let groups = [
+        ("Cloud", cloud::RULES),
+        ("SaaS", saas::RULES),
+        ("Developer platforms", dev::RULES),
+        ("AI", ai::RULES),
+        ("Key material", crypto::RULES),
+        ("Generic", generic::RULES),
+        ("Credential files and commands", files::RULES),
+    ];
+    for (title, rules) in groups {
+        doc.push_str(&format!(
+            "\n## {title} ({})\n\n| name | kind | keywords |\n|---|---|---|\n",
+            rules.len()
+        ));
+        for r in rules {
+            doc.push_str(&format!(
+                "| `{}` | `{}` | {} |\n",
+                r.name,
+                r.kind,
+                r.keywords
+                    .iter()
+                    .map(|k| format!("`{}`", k.replace('|', "\\|")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
         }
     }
+    doc.push_str(&format!("\n{} families in all.\n", PACK.len()));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/guard/secrets/FAMILIES.md");
+    if std::env::var_os("PROMPTGATE_BLESS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == doc,
+        "FAMILIES.md is stale: PROMPTGATE_BLESS=1 cargo test --lib secrets"
+    );
 }
