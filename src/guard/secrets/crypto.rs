@@ -39,7 +39,7 @@ pub const RULES: &[SecretRule] = &[
         concat!(wb!(), r"MII[A-Za-z0-9+/]{2}[AQgw]IBAzCC[A-Za-z0-9+/]{200}", b64_body!()),
         None,
         Check::KeyMaterial(200),
-        65536,
+        16384,
         "[[MIIKYQIBAzCCCicGCSqGSIb3DQEHAaCCChgEggoUMIIKEDCCBMcGCSqGSIb3DQEHBqCCBLgwggS0{b:260}]]"
     ),
     rule!(

@@ -81,7 +81,7 @@ pub const RULES: &[SecretRule] = &[
         ),
         Some(1),
         Check::Base64Values,
-        65536,
+        16384,
         "apiVersion: v1 kind: Secret metadata: name: db type: Opaque data: password: [[{b64:18} username: {b64:6}]]"
     ),
     rule!(
@@ -96,7 +96,7 @@ pub const RULES: &[SecretRule] = &[
         ),
         Some(1),
         Check::Base64Values,
-        65536,
+        16384,
         "apiVersion: v1 data: token: [[{b64:30} ca.crt: {b64:60}]] kind: Secret metadata: name: sa-token"
     ),
     rule!(
@@ -106,7 +106,7 @@ pub const RULES: &[SecretRule] = &[
         r#"stringData: [A-Za-z0-9_.-]{1,253}: ([A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,512}(?: [A-Za-z0-9_.-]{1,253}: [A-Za-z0-9_.~+/=!@#%^&*?:$"'-]{1,512}){0,32})"#,
         Some(1),
         Check::Password,
-        20000,
+        16384,
         "kind: Secret stringData: password: [[{a:20} api-token: {a:32}]]"
     ),
     rule!(

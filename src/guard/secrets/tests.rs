@@ -457,8 +457,11 @@ fn groups_expand_and_a_detector_enabled_twice_compiles_once() {
         n("[{regex: {builtins: [Secrets, StripeSecretKey, GitHubToken, Secrets]}}]"),
         secrets
     );
-    assert_eq!(n("[{regex: {builtins: [Pii]}}]"), 5);
-    assert_eq!(n("[{regex: {builtins: [Pii, Email, CreditCard]}}]"), 5);
+    let pii =
+        crate::guard::builtins::Builtin::ALL.len() - crate::guard::compile::SECRET_BUILTINS.len();
+    assert!(pii >= 5);
+    assert_eq!(n("[{regex: {builtins: [Pii]}}]"), pii);
+    assert_eq!(n("[{regex: {builtins: [Pii, Email, CreditCard]}}]"), pii);
     assert_eq!(
         n("[{regex: {builtins: [StripeSecretKey, DatabaseUrlPassword]}}]"),
         2
@@ -468,9 +471,13 @@ fn groups_expand_and_a_detector_enabled_twice_compiles_once() {
         n("[{regex: {builtins: [StripeSecretKey]}}, {regex: {builtins: [StripeSecretKey]}}]"),
         2
     );
+    // No pack rule holds back more of a stream than the `PrivateKey`
+    // builtin already does.
     let set = compile("[{regex: {builtins: [Secrets]}}]");
     let longest = PACK.iter().map(|r| r.max_len).max().unwrap();
-    assert_eq!(set.window(), longest * 4 + 16);
+    let pem = crate::guard::builtins::Builtin::PrivateKey.max_match_len();
+    assert!(longest <= pem);
+    assert_eq!(set.window(), pem * 4 + 16);
 }
 
 #[test]
