@@ -808,3 +808,73 @@ fn the_families_table_is_current() {
         "FAMILIES.md is stale: PROMPTGATE_BLESS=1 cargo test --lib secrets"
     );
 }
+
+/// Text made of pieces the pack's patterns and validators care about,
+/// cut and joined anyhow (prefixes, keywords, operators, quotes, base64,
+/// non-ASCII).
+fn piece_soup() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let pieces = prop::sample::select(vec![
+        "sk_live_",
+        "ghp_",
+        "npm_",
+        "glpat-",
+        "xoxb-",
+        "password",
+        "token",
+        "secret",
+        "api_key",
+        "=",
+        ": ",
+        "\"",
+        "'",
+        "${",
+        "}",
+        "<",
+        ">",
+        "://",
+        "@",
+        ":",
+        "machine ",
+        " login ",
+        " password ",
+        "kind: Secret ",
+        "data: ",
+        "stringData: ",
+        "Authorization: Basic ",
+        "Bearer ",
+        "MIIKYQIBAzCC",
+        "-----BEGIN PRIVATE KEY-----",
+        "\\n",
+        "AAAA",
+        "Zm9vOmJhcg==",
+        "0123456789abcdef",
+        "Q~",
+        "é",
+        "\u{200b}",
+        "ｓｋ",
+        " ",
+        "x",
+        "7",
+        "/",
+        "+",
+        "EXAMPLE",
+    ]);
+    prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// No input makes a rule, its validator or a scan panic.
+    #[test]
+    fn no_input_panics(text in piece_soup(), cut in 0usize..64) {
+        for rule in PACK.iter() {
+            let re = rule.regex();
+            let _ = rule.find(&re, &text).count();
+            let at = text.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(text.len());
+            let _ = rule.accepts(&text, &text[at..]);
+            let _ = rule.check.accepts(&text[..at], &text[at..]);
+        }
+        let _ = scan_text(secrets_set(), &text);
+    }
+}
