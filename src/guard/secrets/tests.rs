@@ -878,3 +878,35 @@ proptest::proptest! {
         let _ = scan_text(secrets_set(), &text);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// With the pack, the gated scan (literal atoms in the automaton, the
+    /// rest in fingerprint passes, regions) finds exactly what the full
+    /// scan of every pattern over whole units finds, escapes included.
+    #[test]
+    fn the_gated_scan_of_the_pack_finds_what_the_full_scan_finds(
+        parts in proptest::collection::vec((0usize..1000, 0u8..3, piece_soup()), 1..6),
+        escape_all in proptest::bool::ANY,
+    ) {
+        let mut text = String::new();
+        for (i, fill, soup) in &parts {
+            let fill = [Fill::Random, Fill::Filler, Fill::Short][usize::from(*fill)];
+            let (example, _) = expand(PACK[i % PACK.len()].example, *i as u64, fill);
+            text.push_str(soup);
+            text.push(' ');
+            text.push_str(&example);
+            text.push('\n');
+        }
+        let mut body = user(&text);
+        if escape_all {
+            // Every non-ASCII character and every `_` as a \u escape.
+            body = body.replace('_', "\\u005f").replace('é', "\\u00e9");
+        }
+        let set = secrets_set();
+        let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
+        let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
+        let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
+        proptest::prop_assert_eq!(gated, full, "body: {}", body);
+    }
+}
