@@ -11,7 +11,7 @@
 //!
 //! The stages, each its own module:
 //! * `compile`: guard specs → rules, patterns (custom regexes and
-//!   [`builtins`]), and for requests each pattern's gate atoms and needs;
+//!   [`builtins`] and the [`secrets`] pack), and for requests each pattern's gate atoms and needs;
 //! * `prefilter`: the gate atoms found in raw literal bytes (fingerprint
 //!   passes over ASCII classes, Teddy-style), and suspect characters;
 //! * `scan`: regions around hits, the [normalisation](normalize) join,
@@ -32,6 +32,7 @@ pub mod placeholder;
 mod prefilter;
 mod scan;
 mod scope;
+pub mod secrets;
 pub mod tool;
 mod vector;
 

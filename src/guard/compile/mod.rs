@@ -12,6 +12,7 @@ use std::path::Path;
 use super::builtins::Builtin;
 use super::gitleaks;
 use super::scope::{Scope, Selector};
+use super::secrets::{self, SecretRule, PACK};
 use super::{
     Action, GuardRule, GuardSet, GuardSpecError, DEFAULT_MASK_PLACEHOLDER, DEFAULT_REJECT_MESSAGE,
     DEFAULT_REJECT_STATUS,
@@ -49,6 +50,93 @@ fn placeholder_for(name: Option<&str>) -> String {
             format!("<{upper}>")
         }
     }
+}
+
+/// A detector a name in `regex.builtins` stands for.
+#[derive(Debug, Clone, Copy)]
+pub enum Detector {
+    Builtin(Builtin),
+    /// A secret builtin enabled through the `Secrets` group: it leaves
+    /// placeholders and documentation keys alone like the pack does
+    /// (`AKIAIOSFODNN7EXAMPLE`); by its own name it is unchanged.
+    PackBuiltin(Builtin),
+    Secret(&'static SecretRule),
+}
+
+impl Detector {
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Builtin(b) | Detector::PackBuiltin(b) => b.name(),
+            Detector::Secret(r) => r.name,
+        }
+    }
+
+    /// Longest match the detector accepts, in bytes.
+    pub fn max_match_len(self) -> usize {
+        match self {
+            Detector::Builtin(b) | Detector::PackBuiltin(b) => b.max_match_len(),
+            Detector::Secret(r) => r.max_len,
+        }
+    }
+}
+
+/// The builtins that find credentials: with the pack, the `Secrets`
+/// group. Every other builtin finds personal data and is in the `Pii`
+/// group, so a PII builtin added to [`Builtin::ALL`] joins `Pii` by
+/// itself: this list is the one place that splits them.
+pub const SECRET_BUILTINS: &[Builtin] = &[
+    Builtin::AwsAccessKey,
+    Builtin::PrivateKey,
+    Builtin::GitHubToken,
+    Builtin::AnthropicApiKey,
+    Builtin::OpenAiApiKey,
+    Builtin::SlackToken,
+    Builtin::GoogleApiKey,
+    Builtin::Jwt,
+];
+
+/// Group names of `regex.builtins`.
+pub const GROUPS: &[&str] = &["Secrets", "Pii"];
+
+/// What a name of `regex.builtins` enables: a group (`Secrets`: the secret
+/// builtins and the whole pack; `Pii`: every other builtin), one builtin,
+/// or one rule of the secret pack. Exact names.
+pub fn detectors(name: &str) -> Option<Vec<Detector>> {
+    match name {
+        "Secrets" => Some(
+            SECRET_BUILTINS
+                .iter()
+                .map(|&b| Detector::PackBuiltin(b))
+                .chain(PACK.iter().map(|&r| Detector::Secret(r)))
+                .collect(),
+        ),
+        "Pii" => Some(
+            Builtin::ALL
+                .iter()
+                .filter(|b| !SECRET_BUILTINS.contains(b))
+                .map(|&b| Detector::Builtin(b))
+                .collect(),
+        ),
+        _ => Builtin::from_name(name)
+            .map(Detector::Builtin)
+            .or_else(|| secrets::lookup(name).map(Detector::Secret))
+            .map(|d| vec![d]),
+    }
+}
+
+/// The error for an unknown name: the groups, the builtins, and how many
+/// pack rules there are (named in the README).
+fn unknown_builtin(name: &str) -> String {
+    let builtins: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
+    format!(
+        "unknown builtin detector `{name}`; known: the groups {} ({} detectors) and {} ({}), the builtins {}, and {} secret-pack rules by name (e.g. StripeSecretKey, GitLabPersonalAccessToken, DatabaseUrlPassword)",
+        GROUPS[0],
+        SECRET_BUILTINS.len() + PACK.len(),
+        GROUPS[1],
+        Builtin::ALL.len() - SECRET_BUILTINS.len(),
+        builtins.join(", "),
+        PACK.len()
+    )
 }
 
 impl GuardSet {
@@ -202,32 +290,46 @@ impl GuardSet {
                     raw_pat.push(p);
                 }
             }
+            let mut enabled = std::collections::HashSet::new();
             for (j, name) in regex.builtins.iter().enumerate() {
                 let field = format!("regex.builtins[{j}]");
-                let d = Builtin::from_name(name).ok_or_else(|| {
-                    let known: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
-                    fail(
-                        &field,
-                        format!(
-                            "unknown builtin detector `{name}`; known: {}",
-                            known.join(", ")
-                        ),
-                    )
-                })?;
-                if norm_pat
-                    .iter()
-                    .any(|p: &Pattern| p.rule == rule && p.same_detector(d))
-                {
-                    continue;
+                let detectors =
+                    detectors(name).ok_or_else(|| fail(&field, unknown_builtin(name)))?;
+                for d in detectors {
+                    // A detector enabled twice (`[Secrets, StripeSecretKey]`)
+                    // is compiled once.
+                    if !enabled.insert(d.name()) {
+                        continue;
+                    }
+                    window = window.max(d.max_match_len().saturating_mul(4) + 16);
+                    match d {
+                        Detector::Builtin(b) | Detector::PackBuiltin(b) => {
+                            let check = match d {
+                                Detector::PackBuiltin(_) => {
+                                    Check::Detector(secrets::builtin_validator(b))
+                                }
+                                _ => Check::Builtin(b),
+                            };
+                            norm_src.push(b.pattern().to_owned());
+                            norm_pat.push(Pattern::whole(
+                                b.regex(),
+                                rule,
+                                b.placeholder().to_owned(),
+                                check,
+                            ));
+                        }
+                        Detector::Secret(r) => {
+                            norm_src.push(r.pattern.to_owned());
+                            norm_pat.push(Pattern {
+                                regex: r.regex(),
+                                rule,
+                                placeholder: r.placeholder(),
+                                check: Check::Detector(r.validator()),
+                                secret_group: r.group,
+                            });
+                        }
+                    }
                 }
-                window = window.max(d.max_match_len().saturating_mul(4) + 16);
-                norm_src.push(d.pattern().to_owned());
-                norm_pat.push(Pattern::whole(
-                    d.regex(),
-                    rule,
-                    d.placeholder().to_owned(),
-                    Check::Builtin(d),
-                ));
             }
             if let Some(file) = &regex.gitleaks {
                 let Some(dir) = dir else {

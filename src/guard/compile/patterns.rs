@@ -83,11 +83,6 @@ impl Pattern {
         }
     }
 
-    /// Whether this pattern runs the same detector as `other` would.
-    pub fn same_detector(&self, builtin: Builtin) -> bool {
-        matches!(self.check, Check::Builtin(b) if b == builtin)
-    }
-
     /// Byte ranges in `text` of the secrets of accepted candidates, in
     /// order.
     pub fn findings<'a>(&'a self, text: &'a str) -> Box<dyn Iterator<Item = Range<usize>> + 'a> {

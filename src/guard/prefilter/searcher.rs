@@ -61,6 +61,12 @@ pub struct Searcher {
     pub(crate) atoms: Vec<ClassAtom>,
     /// The atoms' fingerprint passes.
     pub(super) passes: Vec<Pass>,
+    /// With many literal atoms (a secret pack's prefixes and keywords):
+    /// those atoms in one Aho-Corasick automaton, up to ASCII case, and
+    /// per automaton pattern the atom it stands for. Fingerprint passes
+    /// cost a pass over the text per 24 fingerprints; the automaton one
+    /// pass for any number of literals.
+    literals: Option<(aho_corasick::AhoCorasick, Vec<usize>)>,
     /// The instruction set of the passes, chosen at construction.
     pub isa: Isa,
 }
@@ -69,6 +75,14 @@ pub struct Searcher {
 /// with other atoms where it can be (forty patterns `project codenameNN`
 /// share `codename`).
 const LITERAL_WINDOW: usize = 8;
+
+/// Literal atoms from which on they go to one automaton rather than to
+/// fingerprint passes. Below it (the builtins and a few dozen custom
+/// literals) the passes stay as they were measured; with the secret pack
+/// (~250 literal atoms) the automaton took the 1 MB bench decision from
+/// 54.0 M to 52.7 M instructions and ~10 to ~8.7 ms (see
+/// `guard::secrets`).
+const MANY_LITERALS: usize = 48;
 
 /// Longest class sequence checked: more positions cost little once the
 /// fingerprint matched, and prune hits (a JWT needs ten token bytes, not
@@ -205,10 +219,43 @@ impl Searcher {
                 }
             }
         }
+        // Many literal atoms: one automaton for them, passes for the rest.
+        let literal_of = |m: &ClassAtom| -> Option<Vec<u8>> {
+            m.classes
+                .iter()
+                .map(|&c| class_list[c].single_folded())
+                .collect()
+        };
+        let literal_atoms: Vec<(usize, Vec<u8>)> = class_atoms
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| literal_of(m).map(|l| (i, l)))
+            .collect();
+        let literals = (literal_atoms.len() >= MANY_LITERALS)
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    // Its DFA: the default (an NFA) took half again as
+                    // many instructions per decision.
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .build(literal_atoms.iter().map(|(_, l)| l))
+                    .ok()
+                    .map(|ac| {
+                        (
+                            ac,
+                            literal_atoms.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                        )
+                    })
+            })
+            .flatten();
+        let in_passes: Vec<usize> = (0..class_atoms.len())
+            .filter(|i| literals.as_ref().is_none_or(|(_, lit)| !lit.contains(i)))
+            .collect();
         // Atoms with the same fingerprint share a bucket; eight buckets a
         // pass.
-        let fingerprints: Vec<[Ascii; FINGERPRINT]> = class_atoms
+        let fingerprints: Vec<[Ascii; FINGERPRINT]> = in_passes
             .iter()
+            .map(|&i| &class_atoms[i])
             .map(|m| {
                 std::array::from_fn(|k| {
                     m.classes
@@ -217,17 +264,32 @@ impl Searcher {
                 })
             })
             .collect();
-        let passes = fingerprints::passes(&fingerprints);
+        let mut passes = fingerprints::passes(&fingerprints);
+        for pass in &mut passes {
+            for bucket in &mut pass.buckets {
+                for m in bucket.iter_mut() {
+                    *m = in_passes[*m];
+                }
+            }
+        }
         Searcher {
             classes: class_list.into_iter().map(ClassTable::new).collect(),
             atoms: class_atoms,
             passes,
+            literals,
             isa: Isa::detect(),
         }
     }
 
     /// Appends the hits in `raw` (a literal's content) to `out`, unordered.
     pub fn find(&self, raw: &[u8], out: &mut Vec<Hit>) {
+        if let Some((ac, atoms)) = &self.literals {
+            for m in ac.find_overlapping_iter(raw) {
+                for &(ws, group) in &self.atoms[atoms[m.pattern().as_usize()]].wanted {
+                    Self::push(raw, m.start(), ws, group, out);
+                }
+            }
+        }
         for pass in &self.passes {
             self.isa.fingerprints(&pass.tables, raw, |at, bits| {
                 self.check(pass, raw, at, bits, out)
