@@ -140,100 +140,159 @@ fn upstream_bodies(gw: &Gateway) -> Vec<String> {
         .collect()
 }
 
+/// Eleven kinds of secret in one `.env`, built from pieces at run time.
+fn pack_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", format!("AKIA{}", "Q3RT7WZX2PLM5VNB")),
+        ("AWS_SECRET_ACCESS_KEY", format!("{}/{}", "wK7pQ2rX9tL4mZ8vB3nC6yH1", "dF5gJ0sA2eR7uI4oP9w")),
+        ("STRIPE_SECRET_KEY", format!("sk_live_{}", "51Hq8ZxLm2Np7Rt1Vw6Ys3Kd9Fb4Gc0Je5Ua8Ii2Oo7Pl3Qr6St1Uv9Wx4Yz0Ab5Cd8Ef2Gh7Ij3Kl6Mn1Op4Qr9St0Uv5Wx")),
+        ("GITHUB_TOKEN", format!("ghp_{}", "R8f2Kq9ZtW3xLm7Np4Vb6Hc1Jd5Gs0Ya2Ue8")),
+        ("GITLAB_TOKEN", format!("glpat-{}", "Xq7Lp9Zr2Wn4Kd8Tb6Vm")),
+        ("SLACK_BOT_TOKEN", format!("xoxb-{}-{}-{}", "294501773412", "2945017734128", "Tq9Lm2Xw7Zp4Vn8Kr3HbY6cD")),
+        ("SENDGRID_API_KEY", format!("SG.{}.{}", "Xk9pQ2rL7tW4mZ8vB3nC6y", "H1dF5gJ0sA2eR7uI4oP9wK3xM6qT8zV1bN5cL2hY7jG")),
+        ("DATABASE_URL", format!("postgres://app:{}@db.internal:5432/app", "Wn4Kd8Tb6Vm2Xq7Lp9Zr")),
+        ("DB_PASSWORD", format!("{}", "h7Rq2Zx9Lm4Wp8Kt3N")),
+        ("HF_TOKEN", format!("hf_{}", "QxLmZpWnKdTbVmRsYcHjGfDsAqWeRtYuIoPl")),
+        ("ANTHROPIC_API_KEY", format!("sk-ant-api03-{}", "Zq7Xw2Lp9Vn4Mk8Jr3Ht6Bd1Fs5Gc0Ya_Ue-Io7Pl2")),
+    ]
+}
+
+fn secrets_gateway() -> Gateway {
+    Gateway::launch(
+        Policy::new().mask_key_env(MASK_KEY_VAR).backend(
+            Backend::anthropic("anthropic")
+                .request_guard(Guard::builtins(["Secrets"]).name("secrets").mask()),
+        ),
+    )
+    .env(MASK_KEY_VAR, MASK_KEY)
+    .start()
+}
+
+/// The tagged placeholders in `text`, in order.
+fn placeholders_in(text: &str) -> Vec<String> {
+    regex::Regex::new(r"<[A-Z0-9_]+:[0-9a-f]{6}>")
+        .unwrap()
+        .find_iter(text)
+        .map(|m| m.as_str().to_owned())
+        .collect()
+}
+
+fn turn(history: Vec<Value>) -> Value {
+    json!({"model": "claude-sonnet-4-5", "max_tokens": 256, "stream": true, "messages": history})
+}
+
 #[tokio::test]
-async fn masks_are_stable_and_come_back_in_a_split_tool_call() {
-    let gw = gateway();
-    let secrets = secrets();
-    let wanted: Vec<String> = secrets
-        .iter()
-        .map(|(base, _, value)| placeholder(base, value))
-        .collect();
-    // The model rewrites the file, repeating three placeholders, in
-    // 5-byte `input_json_delta` fragments (every placeholder is cut).
+async fn a_dot_env_is_masked_stably_and_comes_back_in_a_split_tool_call() {
+    let gw = secrets_gateway();
+    let env = pack_env();
+    let env_file: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let read = vec![
+        json!({"role": "user", "content": "Add DEBUG=1 to .env"}),
+        json!({"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/app/.env"}}]}),
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": env_file}]}),
+    ];
+
+    // Turn 1: every value reaches the upstream as a placeholder of its own.
+    gw.upstream().script(Scripted::Text("Reading it.".into()));
+    let resp = post(&gw, &turn(read.clone())).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await.unwrap();
+    let sent = upstream_bodies(&gw)[0].clone();
+    for (name, value) in &env {
+        assert!(
+            !sent.contains(value.as_str()),
+            "{name} reached the upstream"
+        );
+    }
+    let v: Value = serde_json::from_str(&sent).unwrap();
+    let masked_env = v["messages"][2]["content"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tags = placeholders_in(&masked_env);
+    assert_eq!(
+        tags.len(),
+        env.len(),
+        "one placeholder per value: {masked_env}"
+    );
+    let distinct: std::collections::HashSet<&String> = tags.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        env.len(),
+        "different values, different tags"
+    );
+
+    // Turn 2: the model rewrites the file repeating three placeholders, in
+    // 5-byte `input_json_delta` fragments (each placeholder is cut).
     let rewritten = format!(
-        "AWS_ACCESS_KEY_ID={}\nGITHUB_TOKEN={}\nOPS_EMAIL={}\nDEBUG=1\n",
-        wanted[0], wanted[1], wanted[4]
+        "AWS_SECRET_ACCESS_KEY={}\nSTRIPE_SECRET_KEY={}\nDB_PASSWORD={}\nDEBUG=1\n",
+        tags[1], tags[2], tags[8]
     );
     gw.upstream()
         .script(Scripted::Sse(support::anthropic_tool_turn(
-            &format!("I'll keep {} and add DEBUG.", wanted[0]),
+            &format!("Keeping {} as it is.", tags[0]),
             &[(
                 "Write",
                 json!({"file_path": "/app/.env", "content": rewritten}),
             )],
             5,
         )));
-    let turn1 = json!({
-        "model": "claude-sonnet-4-5", "max_tokens": 256, "stream": true,
-        "messages": [
-            {"role": "user", "content": "Add DEBUG=1 to .env"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/app/.env"}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": env_file()}]}
-        ]
-    });
-    let resp = post(&gw, &turn1).send().await.unwrap();
+    let resp = post(&gw, &turn(read.clone())).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let body = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
-
-    // The upstream got every secret as its placeholder, none in clear.
-    let sent = &upstream_bodies(&gw)[0];
-    for ((_, _, value), p) in secrets.iter().zip(&wanted) {
-        assert!(
-            !sent.contains(value.as_str()),
-            "{value} reached the upstream"
-        );
-        assert!(sent.contains(p.as_str()), "{p} missing upstream: {sent}");
-    }
-    // The client got the real values back: text and the split tool input.
+    // The same placeholders on the next turn (the history is masked the
+    // same way, so the provider's prompt cache keeps hitting).
+    let sent2 = upstream_bodies(&gw)[1].clone();
+    assert_eq!(sent2, sent, "the same request masks byte for byte the same");
+    // The client got the values back.
     let blocks = assemble(&body);
     assert_eq!(
         blocks[0],
-        Value::String(format!("I'll keep {} and add DEBUG.", secrets[0].2))
+        Value::String(format!("Keeping {} as it is.", env[0].1))
     );
-    let written = blocks[1]["content"].as_str().unwrap();
     assert_eq!(
-        written,
+        blocks[1]["content"],
         format!(
-            "AWS_ACCESS_KEY_ID={}\nGITHUB_TOKEN={}\nOPS_EMAIL={}\nDEBUG=1\n",
-            secrets[0].2, secrets[1].2, secrets[4].2
+            "AWS_SECRET_ACCESS_KEY={}\nSTRIPE_SECRET_KEY={}\nDB_PASSWORD={}\nDEBUG=1\n",
+            env[1].1, env[2].1, env[8].1
         )
     );
-    assert!(!body.contains(&wanted[0]) && !body.contains(&wanted[1]));
+    for t in &tags {
+        assert!(!body.contains(t.as_str()), "{t} reached the client");
+    }
 
-    // Turn 2: the history now holds the real values in the assistant's
+    // Turn 3: the history now holds the real values in the assistant's
     // text and tool input; the upstream sees the same placeholders again.
     gw.upstream().script(Scripted::Text("Done.".into()));
-    let turn2 = json!({
-        "model": "claude-sonnet-4-5", "max_tokens": 256, "stream": true,
-        "messages": [
-            turn1["messages"][0], turn1["messages"][1], turn1["messages"][2],
-            {"role": "assistant", "content": [
-                {"type": "text", "text": blocks[0]},
-                {"type": "tool_use", "id": "t2", "name": "Write", "input": blocks[1]}
-            ]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "File written"}]}
-        ]
-    });
-    let resp = post(&gw, &turn2).send().await.unwrap();
+    let mut history = read.clone();
+    history.push(json!({"role": "assistant", "content": [
+        {"type": "text", "text": blocks[0]},
+        {"type": "tool_use", "id": "t2", "name": "Write", "input": blocks[1]}
+    ]}));
+    history.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "File written"}]}));
+    let resp = post(&gw, &turn(history)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let _ = resp.bytes().await.unwrap();
-    let sent2 = &upstream_bodies(&gw)[1];
-    for ((_, _, value), p) in secrets.iter().zip(&wanted) {
+    let sent3 = upstream_bodies(&gw)[2].clone();
+    for (name, value) in &env {
         assert!(
-            !sent2.contains(value.as_str()),
-            "{value} reached the upstream on turn 2"
+            !sent3.contains(value.as_str()),
+            "{name} reached the upstream on turn 3"
         );
-        assert!(sent2.contains(p.as_str()), "{p} changed on turn 2");
     }
-    let v: Value = serde_json::from_str(sent2).unwrap();
+    let v3: Value = serde_json::from_str(&sent3).unwrap();
     assert_eq!(
-        v["messages"][3]["content"][1]["input"]["content"], rewritten,
-        "the tool input in the history is masked to what the model wrote"
+        v3["messages"][2], v["messages"][2],
+        "the tool result masks as before"
     );
-    // The history up to turn 1's answer is byte-identical to turn 1's, so
-    // the provider's prompt cache keeps hitting.
-    let v1: Value = serde_json::from_str(sent).unwrap();
-    assert_eq!(v["messages"][2], v1["messages"][2]);
+    assert_eq!(
+        v3["messages"][3]["content"][1]["input"]["content"], rewritten,
+        "the restored tool input is masked back to what the model wrote"
+    );
+    assert_eq!(
+        v3["messages"][3]["content"][0]["text"],
+        format!("Keeping {} as it is.", tags[0])
+    );
 }
 
 #[tokio::test]

@@ -211,9 +211,11 @@ fn the_embedded_default_loads() {
             "the default rejects nothing"
         );
     }
-    // Secrets in a tool result are masked; nothing is rejected.
+    // Secrets in a tool result are masked; nothing is rejected; the AWS
+    // docs' example key is left alone.
+    let key = format!("AKIA{}", "Q3RT7WZX2PLM5VNB");
     let body = serde_json::json!({"messages": [{"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "t", "content": "key AKIAZ5EXAMPLEKEY7QW2 card 4242 4242 4242 4242 credit card"}
+        {"type": "tool_result", "tool_use_id": "t", "content": format!("key {key} card 4242 4242 4242 4242 credit card, docs AKIAIOSFODNN7EXAMPLE")}
     ]}]})
     .to_string();
     let b = &p.backends[0];
@@ -226,6 +228,44 @@ fn the_embedded_default_loads() {
     assert!(scan.reject.is_none());
     let placeholders: Vec<&str> = scan.masks.iter().map(|m| m.placeholder.as_str()).collect();
     assert_eq!(placeholders, ["<AWS_ACCESS_KEY>", "<CREDIT_CARD>"]);
+}
+
+/// The default policy on real Claude Code traffic (its system prompt, 24
+/// tool descriptions, a tool-result turn of source code) masks nothing.
+#[test]
+fn the_embedded_default_leaves_real_claude_code_traffic_alone() {
+    let p = Policy::embedded_default(&LoadOptions::default()).unwrap();
+    let b = &p.backends[0];
+    for (name, body) in [
+        (
+            "first turn",
+            include_str!("../../tests/fixtures/claude_code_first_turn.json"),
+        ),
+        (
+            "tool result turn",
+            include_str!("../../tests/fixtures/claude_code_tool_result_turn.json"),
+        ),
+    ] {
+        let parsed =
+            crate::provider::parse_request(Dialect::Anthropic, body, b.request_guards.kinds())
+                .unwrap();
+        let scan = b
+            .request_guards
+            .scan(&parsed.segments, parsed.latest_user_message);
+        let found: Vec<String> = scan
+            .masks
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} at {}: {:?}",
+                    m.placeholder,
+                    parsed.segments[m.segment].location,
+                    &parsed.segments[m.segment].literal[m.range.clone()]
+                )
+            })
+            .collect();
+        assert!(found.is_empty(), "{name}: {found:#?}");
+    }
 }
 
 #[test]
