@@ -35,8 +35,11 @@ fn put(m: &mut Map<String, Value>, k: &str, v: Option<&str>) {
 
 /// A request decision's entry; `None` for a plain allow unless `allows`.
 pub fn request(outcome: &Outcome, ids: Ids<'_>, allows: bool) -> Option<Value> {
-    let plain_allow = outcome.decision == Verdict::Allow && outcome.masked == 0;
-    if plain_allow && outcome.tools_removed == 0 && !allows {
+    let plain_allow = outcome.decision == Verdict::Allow
+        && outcome.masked == 0
+        && outcome.tools_removed == 0
+        && outcome.audited == 0;
+    if plain_allow && !allows {
         return None;
     }
     let mut m = base(ids, "request");
@@ -62,6 +65,9 @@ pub fn request(outcome: &Outcome, ids: Ids<'_>, allows: bool) -> Option<Value> {
     }
     if outcome.tools_removed > 0 {
         m.insert("tools_removed".into(), outcome.tools_removed.into());
+    }
+    if outcome.audited > 0 {
+        m.insert("audited".into(), outcome.audited.into());
     }
     if !outcome.fired.is_empty() {
         let fired: Vec<Value> = outcome

@@ -91,6 +91,9 @@ pub struct Outcome {
     /// Guards that fired (first [`MAX_FIRED`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fired: Vec<Fired>,
+    /// Findings of guards in `Audit` (shadow) mode.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub audited: usize,
     /// Who asked, as telemetry shows it (the user, or its keyed hash).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,

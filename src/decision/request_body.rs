@@ -386,6 +386,17 @@ impl Inspection<'_, '_> {
             .take(MAX_FIRED)
             .map(|f| self.fired(&self.rule_name(f), Action::Mask, f.segment))
             .collect();
+        // Shadow (`Audit`) guards: what they would have done, recorded;
+        // nothing changes.
+        let audits = std::mem::take(&mut self.scan.audits);
+        outcome.audited = audits.len();
+        let room = MAX_FIRED.saturating_sub(outcome.fired.len());
+        outcome.fired.extend(
+            audits
+                .iter()
+                .take(room)
+                .map(|f| self.fired(&self.rule_name(f), Action::Audit, f.segment)),
+        );
         outcome.model_effective = self
             .backend
             .model

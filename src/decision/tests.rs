@@ -657,3 +657,39 @@ backends:
         assert!(e.place.ends_with(place), "{e}");
     }
 }
+
+#[test]
+fn a_shadow_guard_records_what_it_would_do_and_changes_nothing() {
+    let yaml = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - name: would-reject
+          regex: { action: Audit, matches: ["drop table"] }
+"#;
+    let p = Policy::from_yaml(yaml, "audit.yaml", &LoadOptions::default()).unwrap();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"please drop table users"}]}"#;
+    let BodyDecision::Continue {
+        replacement,
+        outcome,
+        ..
+    } = body_of(&p, "/v1/messages", body)
+    else {
+        panic!("a shadow guard never rejects")
+    };
+    assert!(replacement.is_none(), "nothing changes");
+    assert_eq!(outcome.decision, Verdict::Allow);
+    assert_eq!(outcome.audited, 1);
+    assert_eq!(outcome.fired.len(), 1);
+    assert_eq!(outcome.fired[0].rule, "would-reject");
+    assert_eq!(outcome.fired[0].action, crate::guard::Action::Audit);
+    assert_eq!(outcome.fired[0].location, "messages[0].content");
+    // Response guards do not take it yet: refused at load, never ignored.
+    let bad = yaml.replace("request:", "response:");
+    let e = Policy::from_yaml(&bad, "audit.yaml", &LoadOptions::default()).unwrap_err();
+    assert!(e.message.contains("Audit"), "{e}");
+}

@@ -60,6 +60,8 @@ pub const DEFAULT_MASK_PLACEHOLDER: &str = "<masked>";
 pub enum Action {
     Reject,
     Mask,
+    /// Shadow mode: found and recorded, nothing changed.
+    Audit,
 }
 
 impl Action {
@@ -67,6 +69,7 @@ impl Action {
         match self {
             Action::Reject => "reject",
             Action::Mask => "mask",
+            Action::Audit => "audit",
         }
     }
 }
@@ -136,6 +139,8 @@ pub struct Scan {
     pub reject: Option<Finding>,
     /// Every masking finding (possibly overlapping), in body order.
     pub masks: Vec<Finding>,
+    /// Findings of guards in `Audit` mode: recorded, never acted on.
+    pub audits: Vec<Finding>,
 }
 
 impl GuardSet {

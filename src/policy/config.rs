@@ -407,6 +407,9 @@ pub enum FailureModeSpec {
 pub enum ActionSpec {
     Reject,
     Mask,
+    /// Shadow mode: evaluated and recorded ("would …"), traffic passes
+    /// unchanged (a promptgate addition).
+    Audit,
 }
 
 #[derive(Debug, Default, Deserialize)]

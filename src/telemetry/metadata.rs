@@ -81,6 +81,9 @@ pub fn decision_metadata(outcome: &Outcome) -> Struct {
     if outcome.tools_removed > 0 {
         f.num("tools_removed", Some(outcome.tools_removed as u64));
     }
+    if outcome.audited > 0 {
+        f.num("audited", Some(outcome.audited as u64));
+    }
     // Who asked, for Envoy's access log.
     f.str("user", outcome.user.as_deref());
     f.str("session", outcome.session.as_deref());

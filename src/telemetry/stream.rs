@@ -212,6 +212,20 @@ impl StreamTelemetry {
                 })
                 .inc();
         }
+        // Shadow guards: what they would have done, counted by rule.
+        for f in outcome
+            .fired
+            .iter()
+            .filter(|f| f.action == crate::guard::Action::Audit)
+        {
+            m.guard_matches
+                .get_or_create(&GuardLabels {
+                    backend: backend.clone(),
+                    rule: f.rule.clone(),
+                    action: "audit",
+                })
+                .inc();
+        }
         if outcome.segments_scanned > 0 || outcome.rule.is_some() {
             let phase = if outcome
                 .location

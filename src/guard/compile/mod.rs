@@ -215,6 +215,13 @@ impl GuardSet {
             let action = match regex.action.unwrap_or(ActionSpec::Mask) {
                 ActionSpec::Reject => Action::Reject,
                 ActionSpec::Mask => Action::Mask,
+                ActionSpec::Audit if response => {
+                    return Err(fail(
+                        "regex.action",
+                        "`Audit` (shadow mode) runs on request guards and tool rules for now; a response guard in it would be ignored, so it does not load".into(),
+                    ))
+                }
+                ActionSpec::Audit => Action::Audit,
             };
             if spec.restore.is_some() && (response || action != Action::Mask) {
                 return Err(fail(

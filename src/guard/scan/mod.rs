@@ -151,6 +151,7 @@ impl GuardSet {
                 }
             }
             Action::Mask => scan.masks.push(finding),
+            Action::Audit => scan.audits.push(finding),
         }
     }
 

@@ -64,7 +64,12 @@ impl crate::provider::stream::TextScanner for GuardSet {
         use crate::provider::stream::{MatchAction, ScanMatch};
         // (range, the rule that acts: the first reject, else the first).
         let mut merged: Vec<(std::ops::Range<usize>, TextMatch)> = Vec::new();
-        for m in self.scan_text(text) {
+        // Shadow rules change nothing (response guards refuse them at load).
+        for m in self
+            .scan_text(text)
+            .into_iter()
+            .filter(|m| self.rules[m.rule].action != Action::Audit)
+        {
             match merged.last_mut() {
                 Some((range, first)) if m.range.start < range.end => {
                     range.end = range.end.max(m.range.end);
@@ -86,7 +91,7 @@ impl crate::provider::stream::TextScanner for GuardSet {
                         rule: rule.name.clone(),
                         message: rule.message.clone(),
                     },
-                    Action::Mask => MatchAction::Mask {
+                    Action::Mask | Action::Audit => MatchAction::Mask {
                         placeholder: self.key.placeholder(&m.placeholder, &text[range.clone()]),
                     },
                 };
