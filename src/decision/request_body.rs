@@ -62,7 +62,7 @@ enum Inspected<'p, 'b> {
     /// Decided already (nothing to inspect, bad input, a local reject).
     Done(BodyDecision),
     /// Local guards passed; external guards may still speak.
-    Pending(Inspection<'p, 'b>),
+    Pending(Box<Inspection<'p, 'b>>),
 }
 
 /// Decides on the whole request body: the only entry for it. Decodes a
@@ -249,7 +249,7 @@ fn inspect_request_body<'p, 'b>(
             &rule.message,
         )));
     }
-    Inspected::Pending(inspection)
+    Inspected::Pending(Box::new(inspection))
 }
 
 impl Inspection<'_, '_> {
