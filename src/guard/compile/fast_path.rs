@@ -9,6 +9,7 @@ use super::needs::{self, Need};
 use super::patterns::REGEX_SIZE_LIMIT;
 use crate::guard::ascii::Ascii;
 use crate::guard::normalize;
+use crate::guard::prefilter::digits::{self, DigitGate, NumberShape};
 use crate::guard::prefilter::{self, Searcher};
 use crate::guard::scan::region::Boundaries;
 
@@ -24,6 +25,9 @@ pub struct FastPath {
     pub needs: Vec<Vec<Need>>,
     /// Finds every gated pattern's atoms (group = pattern index).
     pub searcher: Option<Searcher>,
+    /// The number detectors' gate: digit clusters of their shapes
+    /// (see [`digits`]) instead of atoms.
+    pub digits: DigitGate,
     /// Every byte some gate's atoms can hold: a suspect character matters
     /// only if it produces one, and the stretch around it out to other
     /// bytes holds every atom it takes part in.
@@ -36,7 +40,9 @@ pub struct FastPath {
 }
 
 impl FastPath {
-    pub fn build(sources: &[String]) -> Result<FastPath, String> {
+    /// `numbers`: per pattern, its number shape when it is a number
+    /// detector (gated by digit clusters, not atoms).
+    pub fn build(sources: &[String], numbers: &[Option<NumberShape>]) -> Result<FastPath, String> {
         let mut fast = FastPath::default();
         let mut atoms = Vec::new();
         let mut ungated = (Vec::new(), Vec::new());
@@ -47,6 +53,12 @@ impl FastPath {
                     .map_or_else(|| vec![Need::default()], needs::needs),
             );
             let analysis = hir.map(|hir| atoms::analyze(&hir)).filter(|a| a.local);
+            if let (Some(shape), Some(a)) = (numbers.get(i).copied().flatten(), &analysis) {
+                fast.gate_bytes.0 |= digits::gate_bytes().0;
+                fast.digits.patterns.push((i as u32, shape));
+                fast.gated.push(Some(Boundaries::new(a.alphabet)));
+                continue;
+            }
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
                     for a in &g {
@@ -63,7 +75,7 @@ impl FastPath {
             }
         }
         fast.gate_boundaries = Boundaries::new(fast.gate_bytes);
-        if !atoms.is_empty() {
+        if !atoms.is_empty() || !fast.digits.is_empty() {
             fast.searcher = Some(Searcher::new(&atoms));
             // Build the suspect-character table now, not on a request.
             prefilter::suspect_char('\u{100}');

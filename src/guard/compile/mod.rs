@@ -8,6 +8,7 @@ pub mod needs;
 pub mod patterns;
 
 use super::builtins::Builtin;
+use super::prefilter::digits::NumberShape;
 use super::scope::{Scope, Selector};
 use super::{
     Action, GuardRule, GuardSet, GuardSpecError, DEFAULT_MASK_PLACEHOLDER, DEFAULT_REJECT_MESSAGE,
@@ -217,7 +218,14 @@ impl GuardSet {
         let fast = if response {
             FastPath::default()
         } else {
-            FastPath::build(&norm_src).map_err(whole)?
+            let numbers: Vec<_> = norm_pat
+                .iter()
+                .map(|p| match p.check {
+                    Check::Builtin(b) if p.secret_group.is_none() => NumberShape::of(b),
+                    _ => None,
+                })
+                .collect();
+            FastPath::build(&norm_src, &numbers).map_err(whole)?
         };
         Ok(GuardSet {
             fast,

@@ -160,7 +160,8 @@ impl GuardSet {
     /// Every gate hit in a unit as (segment, raw offset, pattern), in order
     /// (packed by [`pack_hit`]: integers sort faster than tuples).
     ///
-    /// The raw bytes are searched as they are. A suspect character (an
+    /// The raw bytes are searched as they are, for atoms and for the number
+    /// detectors' digit clusters (see [`prefilter::digits`]). A suspect character (an
     /// escape, a character NFKC changes) may make an atom the raw bytes do
     /// not show, so the stretch around it, out to bytes no atom holds, is
     /// normalised and searched as well; its hits map back onto the raw
@@ -184,6 +185,9 @@ impl GuardSet {
             hits.clear();
             suspects.clear();
             searcher.find(literal.as_bytes(), &mut hits);
+            self.fast
+                .digits
+                .find(searcher.isa, literal.as_bytes(), &mut hits);
             out.extend(hits.iter().map(|h| pack_hit(seg, h.pos, h.group)));
             let ascii = prefilter::suspects(searcher.isa, literal, &mut suspects);
             // No suspect: no DEL, no `\b` or `\u` escape (see [`plain_text`]).
@@ -203,6 +207,9 @@ impl GuardSet {
                 let text = Joined::new(segments, &stretches);
                 hits.clear();
                 searcher.find(text.text().as_bytes(), &mut hits);
+                self.fast
+                    .digits
+                    .find(searcher.isa, text.text().as_bytes(), &mut hits);
                 for h in &hits {
                     let (s, pos) = text.origin(segments, h.pos as usize);
                     out.push(pack_hit(s, pos as u32, h.group));

@@ -172,3 +172,48 @@ unsafe fn suspect_masks<V: Vector>(p: *const u8) -> (u32, u32) {
         (ascii.movemask(), v.movemask())
     }
 }
+
+/// The first ASCII digit at or after `from` in the whole 32-byte steps of
+/// `b` from there (see [`super::Isa::next_digit`]): `Ok(index)`, or
+/// `Err(where the steps end)` when they hold none.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available and enabled in the caller.
+#[inline(always)]
+pub unsafe fn next_digit<V: Vector>(b: &[u8], from: usize) -> Result<usize, usize> {
+    // Digits are the bytes whose high nibble is 3 and low nibble 0-9.
+    const HIGH: [u8; 32] = {
+        let mut t = [0u8; 32];
+        t[3] = 0xff;
+        t[16 + 3] = 0xff;
+        t
+    };
+    const LOW: [u8; 32] = {
+        let mut t = [0u8; 32];
+        let mut i = 0;
+        while i < 10 {
+            t[i] = 0xff;
+            t[16 + i] = 0xff;
+            i += 1;
+        }
+        t
+    };
+    // SAFETY (all blocks below): the caller guarantees `V`'s instructions.
+    let (high, low) = unsafe { (V::load(HIGH.as_ptr()), V::load(LOW.as_ptr())) };
+    let mut at = from;
+    while at + 32 <= b.len() {
+        // SAFETY: 32 bytes from `at` are inside `b`.
+        let mask = unsafe {
+            let v = V::load(b.as_ptr().add(at));
+            high.lookup(v.high_nibbles())
+                .and(low.lookup(v.low_nibbles()))
+                .movemask()
+        };
+        if mask != 0 {
+            return Ok(at + mask.trailing_zeros() as usize);
+        }
+        at += 32;
+    }
+    Err(at)
+}

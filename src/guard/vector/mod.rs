@@ -4,7 +4,8 @@
 //! * [`Vector`]: the few operations on a 32-byte register the kernels use;
 //! * [`kernels`]: the kernels, written once over any [`Vector`]: which
 //!   positions may start a fingerprint (nibble tables, Teddy-style), and
-//!   where escapes, DEL and non-ASCII bytes are;
+//!   where escapes, DEL and non-ASCII bytes are; where the next ASCII
+//!   digit is (the digit gate's skip);
 //! * `x86_64/avx2.rs`: [`Vector`] for `__m256i` and the kernels compiled
 //!   with AVX2 enabled, behind a token that proves AVX2 was detected;
 //! * [`scalar`]: the byte-at-a-time fallback with exact tables, on every
@@ -103,6 +104,29 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.suspect_blocks(raw, &mut found),
         }
+    }
+
+    /// The first ASCII digit of `raw` at or after `from`, if any.
+    #[inline]
+    pub fn next_digit(self, raw: &[u8], from: usize) -> Option<usize> {
+        let rest = match self {
+            Isa::Scalar => from,
+            #[cfg(test)]
+            // SAFETY: plain lanes need no instruction set.
+            Isa::Lanes => match unsafe { kernels::next_digit::<scalar::Lanes>(raw, from) } {
+                Ok(at) => return Some(at),
+                Err(rest) => rest,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(avx2) => match avx2.next_digit(raw, from) {
+                Ok(at) => return Some(at),
+                Err(rest) => rest,
+            },
+        };
+        raw.get(rest..)?
+            .iter()
+            .position(u8::is_ascii_digit)
+            .map(|k| rest + k)
     }
 
     /// Every instruction set this CPU runs, the slowest first (tests).

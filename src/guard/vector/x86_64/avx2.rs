@@ -34,6 +34,22 @@ impl Avx2 {
         // SAFETY: the token proves AVX2.
         unsafe { suspect_blocks(raw, found) }
     }
+
+    /// [`kernels::next_digit`] with AVX2.
+    #[inline]
+    pub fn next_digit(self, raw: &[u8], from: usize) -> Result<usize, usize> {
+        // SAFETY: the token proves AVX2.
+        unsafe { next_digit(raw, from) }
+    }
+}
+
+/// # Safety
+///
+/// The CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn next_digit(raw: &[u8], from: usize) -> Result<usize, usize> {
+    // SAFETY: AVX2 is enabled here, and the caller guarantees the CPU has it.
+    unsafe { kernels::next_digit::<__m256i>(raw, from) }
 }
 
 /// # Safety

@@ -1,0 +1,183 @@
+//! The digit gate: the gate of the number detectors (credit cards, SSNs,
+//! Canadian SINs, phone numbers).
+//!
+//! Their atoms are runs of digits (`[0-9]{4}`), which on digit-dense text
+//! (logs, CI output, lockfiles, `git log`) occur at nearly every position:
+//! each such hit cost a region, its normalisation and four regex searches,
+//! and the four detectors alone held service logs to ~27 MB/s. Instead, one
+//! pass over the bytes reads *digit clusters*: runs of ASCII digits joined
+//! by short separators, and only where a cluster's digit groups can start a
+//! candidate the detector accepts (its group lengths: 4-4-4-4, 3-2-4, 13 to
+//! 19 bare digits, ...) is there a hit, at the start of that group.
+//!
+//! Why no accepted candidate is missed: every candidate a number detector
+//! accepts holds digit groups (maximal runs of ASCII digits) joined by at
+//! most two separators from ` .-()` in normalised text (`(415) 555-2671`:
+//! `) `), and those groups have one of the detector's shapes (see
+//! [`NumberShape::starts`]). In plain text (see the
+//! [prefilter](super) guarantee) the same groups are in the raw bytes, the
+//! separators too, and the space may be any run of white space (raw
+//! spaces, `\n`, `\t`, `\r` escapes, or non-ASCII white space, all read as
+//! white space here: any byte at or above 0x80 is, which only joins more).
+//! So the cluster that holds the candidate's groups offers the shape, and
+//! the hit at the start of its first group lies inside the candidate,
+//! hence inside the region the scanner verifies. Text a suspect character
+//! changes is read again after normalisation (the caller runs the gate on
+//! each suspect stretch, whose bytes the gate's bytes, [`gate_bytes`],
+//! keep together).
+
+use super::searcher::Hit;
+use crate::guard::ascii::Ascii;
+use crate::guard::builtins::Builtin;
+use crate::guard::vector::Isa;
+
+/// The digit-group shapes one number detector accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberShape {
+    CreditCard,
+    Ssn,
+    CaSin,
+    PhoneNumber,
+}
+
+/// Separators (other than white space) a candidate may hold between two
+/// digit groups, at most [`MAX_SEPARATORS`] of them in a row.
+const SEPARATORS: &[u8] = b".-()";
+const MAX_SEPARATORS: usize = 2;
+
+/// Every byte a cluster may hold (digits, separators, the space): the
+/// bytes a suspect stretch must not be cut at.
+pub fn gate_bytes() -> Ascii {
+    b"0123456789 .-()+"
+        .iter()
+        .fold(Ascii::default(), |a, &b| a.with(b))
+}
+
+impl NumberShape {
+    /// The shape of a builtin, when it is a number detector.
+    pub fn of(b: Builtin) -> Option<NumberShape> {
+        match b {
+            Builtin::CreditCard => Some(NumberShape::CreditCard),
+            Builtin::Ssn => Some(NumberShape::Ssn),
+            Builtin::CaSin => Some(NumberShape::CaSin),
+            Builtin::PhoneNumber => Some(NumberShape::PhoneNumber),
+            _ => None,
+        }
+    }
+
+    /// Whether digit groups of these lengths (a cluster's, from one of its
+    /// groups on; `plus`: a `+` right before the first) can start a
+    /// candidate the detector accepts. Over-approximates the validators:
+    /// a candidate's groups always pass.
+    pub fn starts(self, lens: &[u32], plus: bool) -> bool {
+        let at = |k: usize| lens.get(k).copied().unwrap_or(0);
+        match self {
+            // 13-19 bare digits; 4-4-4-(1..4), 4-6-4, 4-6-5 and 4-5-6
+            // grouped.
+            NumberShape::CreditCard => {
+                (13..=19).contains(&at(0))
+                    || (at(0) == 4
+                        && ((at(1) == 4 && at(2) == 4 && (1..=4).contains(&at(3)))
+                            || (at(1) == 6 && (at(2) == 4 || at(2) == 5))
+                            || (at(1) == 5 && at(2) == 6)))
+            }
+            NumberShape::Ssn => at(0) == 3 && at(1) == 2 && at(2) == 4,
+            NumberShape::CaSin => at(0) == 3 && at(1) == 3 && at(2) == 3,
+            // After a `+`: 8 to 15 digits in all (E.164); otherwise a
+            // North American number: 3-3-4 or 3-7 (after an optional 1,
+            // whose own group is not needed).
+            NumberShape::PhoneNumber => {
+                (plus && lens.iter().take(8).sum::<u32>() >= 8)
+                    || (at(0) == 3 && (at(1) == 7 || (at(1) == 3 && at(2) == 4)))
+            }
+        }
+    }
+}
+
+/// The number detectors of a request's guards and their pattern indices.
+#[derive(Debug, Default)]
+pub struct DigitGate {
+    /// (pattern index, its shape).
+    pub patterns: Vec<(u32, NumberShape)>,
+}
+
+/// Longest run of groups a shape looks at (4-4-4-4, 1-3-3-4).
+const WINDOW: usize = 8;
+
+impl DigitGate {
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Appends the hits in `raw` (a literal's content, or normalised text)
+    /// to `out`, in order of position: for each cluster group that starts
+    /// a shape of some pattern, a hit at the group's first digit.
+    pub fn find(&self, isa: Isa, raw: &[u8], out: &mut Vec<Hit>) {
+        if self.patterns.is_empty() {
+            return;
+        }
+        let mut groups: Vec<(u32, u32)> = Vec::new();
+        let mut lens: Vec<u32> = Vec::new();
+        let mut at = 0;
+        while let Some(first) = isa.next_digit(raw, at) {
+            let plus = first > 0 && raw[first - 1] == b'+';
+            groups.clear();
+            let (end, digits) = cluster(raw, first, &mut groups);
+            at = end;
+            // Every shape holds eight digits at least (a `+` number), nine
+            // without a `+`, thirteen when bare (most clusters of logs:
+            // `12:`, `=200`, `2026-12-05`, `33.123456`, start none).
+            if digits < 8 || (!plus && (digits < 9 || (groups.len() == 1 && digits < 13))) {
+                continue;
+            }
+            lens.clear();
+            lens.extend(groups.iter().map(|g| g.1));
+            for k in 0..groups.len() {
+                let window = &lens[k..(k + WINDOW).min(lens.len())];
+                for &(pattern, shape) in &self.patterns {
+                    if shape.starts(window, plus && k == 0) {
+                        out.push(Hit {
+                            pos: groups[k].0,
+                            group: pattern,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads the cluster whose first digit is at `first`: its groups (start,
+/// length) into `groups`; returns where the cluster ends and how many
+/// digits it holds.
+fn cluster(raw: &[u8], first: usize, groups: &mut Vec<(u32, u32)>) -> (usize, u32) {
+    let mut at = first;
+    let mut digits = 0;
+    loop {
+        let start = at;
+        while at < raw.len() && raw[at].is_ascii_digit() {
+            at += 1;
+        }
+        digits += (at - start) as u32;
+        groups.push((start as u32, (at - start) as u32));
+        // The gap: white space of any kind, and at most two separators.
+        let mut next = at;
+        let mut separators = 0;
+        loop {
+            match raw.get(next) {
+                Some(b' ' | b'\t' | b'\n' | b'\r' | 0x80..=0xff) => next += 1,
+                Some(b'\\') if matches!(raw.get(next + 1), Some(b'n' | b't' | b'r')) => next += 2,
+                Some(b) if SEPARATORS.contains(b) && separators < MAX_SEPARATORS => {
+                    separators += 1;
+                    next += 1;
+                }
+                _ => break,
+            }
+        }
+        if next > at && raw.get(next).is_some_and(u8::is_ascii_digit) {
+            at = next;
+        } else {
+            return (at, digits);
+        }
+    }
+}
