@@ -29,7 +29,7 @@
 use super::searcher::Hit;
 use crate::guard::ascii::Ascii;
 use crate::guard::builtins::Builtin;
-use crate::guard::vector::Isa;
+use crate::guard::vector::{number_class, Isa};
 
 /// The digit-group shapes one number detector accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,28 +112,118 @@ impl DigitGate {
     /// Appends the hits in `raw` (a literal's content, or normalised text)
     /// to `out`, in order of position: for each cluster group that starts
     /// a shape of some pattern, a hit at the group's first digit.
+    ///
+    /// Two levels: bit masks of 64 bytes at a time (digits, and bytes a
+    /// cluster may hold, [`number_class`]) find the stretches of cluster
+    /// bytes with enough digits for any shape; only those are read byte by
+    /// byte into clusters. Digit-dense text has a stretch every few bytes
+    /// and few with nine digits: the byte loop, with its branches, runs on
+    /// little of it.
     pub fn find(&self, isa: Isa, raw: &[u8], out: &mut Vec<Hit>) {
         if self.patterns.is_empty() {
             return;
         }
-        let mut groups: Vec<(u32, u32)> = Vec::new();
-        let mut lens: Vec<u32> = Vec::new();
-        let mut at = 0;
-        while let Some(first) = isa.next_digit(raw, at) {
+        let mut scratch = Scratch::default();
+        // The stretch open at the end of the last block: (start, digits).
+        let mut open: Option<(usize, u32)> = None;
+        // Only stretches that hold digits are followed: from each digit,
+        // out to the bytes around it that are no cluster bytes.
+        let mut block = |at: usize, digits: u64, class: u64, width: u32| {
+            let run = |s: u32| {
+                let len = (!(class >> s)).trailing_zeros().min(width - s);
+                let mask = if len == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << len) - 1) << s
+                };
+                (len, mask)
+            };
+            let mut rest = digits;
+            if let Some((start, n)) = open.take() {
+                if class & 1 == 0 {
+                    self.stretch(isa, raw, start, at, n, &mut scratch, out);
+                } else {
+                    let (len, mask) = run(0);
+                    let n = n + (digits & mask).count_ones();
+                    rest &= !mask;
+                    if len == width {
+                        open = Some((start, n));
+                        return;
+                    }
+                    self.stretch(isa, raw, start, at + len as usize, n, &mut scratch, out);
+                }
+            }
+            while rest != 0 {
+                let p = rest.trailing_zeros();
+                let below = !class & ((1u64 << p) - 1);
+                let s = 64 - below.leading_zeros();
+                let (len, mask) = run(s);
+                let n = (digits & mask).count_ones();
+                rest &= !mask;
+                if s + len == width {
+                    open = Some((at + s as usize, n));
+                } else {
+                    let end = at + (s + len) as usize;
+                    self.stretch(isa, raw, at + s as usize, end, n, &mut scratch, out);
+                }
+            }
+        };
+        let blocks = isa.number_blocks(raw, |at, d, c| block(at, d, c, 64));
+        for (k, chunk) in raw[blocks..].chunks(64).enumerate() {
+            let (mut d, mut c) = (0u64, 0u64);
+            for (i, &b) in chunk.iter().enumerate() {
+                d |= u64::from(b.is_ascii_digit()) << i;
+                c |= u64::from(number_class(b)) << i;
+            }
+            block(blocks + 64 * k, d, c, chunk.len() as u32);
+        }
+        if let Some((start, n)) = open {
+            self.stretch(isa, raw, start, raw.len(), n, &mut scratch, out);
+        }
+    }
+
+    /// The clusters of a stretch `start..end` of cluster bytes holding `n`
+    /// digits (a cluster never leaves its stretch: every byte it holds is
+    /// a cluster byte; the stretch may begin later than its cluster bytes
+    /// do, but not after its first digit): read when the digits are enough
+    /// for some shape.
+    #[allow(clippy::too_many_arguments)]
+    fn stretch(
+        &self,
+        isa: Isa,
+        raw: &[u8],
+        start: usize,
+        end: usize,
+        n: u32,
+        scratch: &mut Scratch,
+        out: &mut Vec<Hit>,
+    ) {
+        let text = &raw[..end];
+        // Eight digits are enough only after a `+` (before the first).
+        if n < 8
+            || (n == 8
+                && isa
+                    .next_digit(text, start)
+                    .is_none_or(|f| f == 0 || raw[f - 1] != b'+'))
+        {
+            return;
+        }
+        let mut at = start;
+        while let Some(first) = isa.next_digit(text, at) {
             let plus = first > 0 && raw[first - 1] == b'+';
-            groups.clear();
-            let (end, digits) = cluster(raw, first, &mut groups);
-            at = end;
+            scratch.groups.clear();
+            let (cluster_end, digits) = cluster(text, first, &mut scratch.groups);
+            at = cluster_end;
             // Every shape holds eight digits at least (a `+` number), nine
-            // without a `+`, thirteen when bare (most clusters of logs:
-            // `12:`, `=200`, `2026-12-05`, `33.123456`, start none).
+            // without a `+`, thirteen when bare.
+            let groups = &scratch.groups;
             if digits < 8 || (!plus && (digits < 9 || (groups.len() == 1 && digits < 13))) {
                 continue;
             }
-            lens.clear();
-            lens.extend(groups.iter().map(|g| g.1));
+            scratch.lens.clear();
+            scratch.lens.extend(groups.iter().map(|g| g.1));
             for k in 0..groups.len() {
-                let window = &lens[k..(k + WINDOW).min(lens.len())];
+                let window = &scratch.lens[k..(k + WINDOW).min(groups.len())];
                 for &(pattern, shape) in &self.patterns {
                     if shape.starts(window, plus && k == 0) {
                         out.push(Hit {
@@ -145,6 +235,13 @@ impl DigitGate {
             }
         }
     }
+}
+
+/// Buffers reused across the clusters of one text.
+#[derive(Default)]
+struct Scratch {
+    groups: Vec<(u32, u32)>,
+    lens: Vec<u32>,
 }
 
 /// Reads the cluster whose first digit is at `first`: its groups (start,

@@ -49,6 +49,31 @@ impl FingerprintTables {
     }
 }
 
+/// Whether a digit cluster may hold byte `b` (see `prefilter/digits.rs`):
+/// ASCII digits, white space (`\t`, `\n`, `\r`, the space), the
+/// separators `.-()`, a backslash and the `n`, `t`, `r` of an escape, and
+/// every non-ASCII byte. The kernels' nibble tables hold the same class.
+#[inline]
+pub fn number_class(b: u8) -> bool {
+    matches!(
+        b,
+        b'0'..=b'9'
+            | b'\t'
+            | b'\n'
+            | b'\r'
+            | b' '
+            | b'('
+            | b')'
+            | b'-'
+            | b'.'
+            | b'\\'
+            | b'n'
+            | b't'
+            | b'r'
+            | 0x80..=0xff
+    )
+}
+
 /// The instruction set the kernels run with, chosen once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
@@ -103,6 +128,23 @@ impl Isa {
             Isa::Lanes => unsafe { kernels::suspect_blocks::<scalar::Lanes>(raw, &mut found) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.suspect_blocks(raw, &mut found),
+        }
+    }
+
+    /// Calls `found(at, digits, cluster)` for every whole 64-byte block of
+    /// `raw` (none when the kernels do not run), in order: bit `i` of
+    /// `digits` is set when byte `at + i` is an ASCII digit, of `cluster`
+    /// when it is a byte a digit cluster may hold ([`number_class`]).
+    /// Returns where the blocks end.
+    #[inline]
+    pub fn number_blocks(self, raw: &[u8], mut found: impl FnMut(usize, u64, u64)) -> usize {
+        match self {
+            Isa::Scalar => 0,
+            #[cfg(test)]
+            // SAFETY: plain lanes need no instruction set.
+            Isa::Lanes => unsafe { kernels::number_blocks::<scalar::Lanes>(raw, &mut found) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(avx2) => avx2.number_blocks(raw, &mut found),
         }
     }
 
