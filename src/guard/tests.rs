@@ -425,6 +425,7 @@ fn build_differential_set() -> GuardSet {
     - 'secret.*sauce'
     - '^start here'
     - 'patient id \d+'
+    - '\b\d{{3}}-\d{{7}}\b'
 - name: blocked
   regex: {{action: Reject, matches: ['pine apple', 'k[a-z]lvin']}}
 "#,
@@ -505,6 +506,28 @@ const PIECES: &[&str] = &[
     "99",
     "word",
     "\u{7f}",
+    // Digit clusters: number shapes, their near misses, separators and
+    // white space of every kind between groups, digits NFKC changes or
+    // keeps (Arabic-Indic digits match `\d`).
+    "(415) 555-2671",
+    "1-800-555-0199",
+    "+1 415 555 2671",
+    "+33 1 23 45 67 89",
+    "+",
+    "10.42.17.203",
+    "2026-12-05T12:16:07.123Z",
+    "130 692 544",
+    "3782 822463 10005",
+    "4111",
+    " 1111",
+    "-1111",
+    "555",
+    "2671",
+    "\u{a0}",
+    "\u{2192}",
+    "345-1234567",
+    "\u{663}\u{664}\u{665}-\u{661}\u{662}\u{663}\u{664}\u{665}\u{666}\u{667}",
+    "\u{663}",
 ];
 
 fn piece_text() -> impl Strategy<Value = String> {

@@ -168,6 +168,31 @@ pub fn ascii_part(c: &Class) -> Ascii {
     set
 }
 
+/// `hir` with every class cut down to its ASCII members: what it matches
+/// in text that is all ASCII. A gate of it is a gate of `hir` there.
+pub fn ascii_restricted(hir: &Hir) -> Hir {
+    use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange, Repetition};
+    match hir.kind() {
+        HirKind::Class(c) => {
+            let set = ascii_part(c);
+            let ranges = set
+                .bytes()
+                .map(|b| ClassUnicodeRange::new(char::from(b), char::from(b)));
+            Hir::class(Class::Unicode(ClassUnicode::new(ranges)))
+        }
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(ascii_restricted(&r.sub)),
+        }),
+        HirKind::Capture(c) => ascii_restricted(&c.sub),
+        HirKind::Concat(xs) => Hir::concat(xs.iter().map(ascii_restricted).collect()),
+        HirKind::Alternation(xs) => Hir::alternation(xs.iter().map(ascii_restricted).collect()),
+        _ => hir.clone(),
+    }
+}
+
 /// The class as a set of ASCII bytes, when nothing outside ASCII can match
 /// it in normalised text: its non-ASCII members (few) all normalise to
 /// something else (the Kelvin sign and long s that case folding adds).

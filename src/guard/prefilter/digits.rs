@@ -24,7 +24,9 @@
 //! hence inside the region the scanner verifies. Text a suspect character
 //! changes is read again after normalisation (the caller runs the gate on
 //! each suspect stretch, whose bytes the gate's bytes, [`gate_bytes`],
-//! keep together).
+//! keep together); for this gate every `\u` escape is a suspect, whatever
+//! it stands for, since its hex digits are digits in the raw bytes only
+//! (`\u00e94111 1111 1111 1111` is `é4111 1111 1111 1111`).
 
 use super::searcher::Hit;
 use crate::guard::ascii::Ascii;
@@ -139,6 +141,17 @@ impl DigitGate {
                 (len, mask)
             };
             let mut rest = digits;
+            if open.is_none() && digits.count_ones() < 8 {
+                // No stretch that ends in this block holds eight digits;
+                // one that runs on into the next block may.
+                if class >> (width - 1) & 1 == 1 {
+                    let below = !class & ((1u64 << (width - 1)) - 1);
+                    let s = 64 - below.leading_zeros();
+                    let (_, mask) = run(s);
+                    open = Some((at + s as usize, (digits & mask).count_ones()));
+                }
+                return;
+            }
             if let Some((start, n)) = open.take() {
                 if class & 1 == 0 {
                     self.stretch(isa, raw, start, at, n, &mut scratch, out);
@@ -182,12 +195,10 @@ impl DigitGate {
         }
     }
 
-    /// The clusters of a stretch `start..end` of cluster bytes holding `n`
-    /// digits (a cluster never leaves its stretch: every byte it holds is
-    /// a cluster byte; the stretch may begin later than its cluster bytes
-    /// do, but not after its first digit): read when the digits are enough
-    /// for some shape.
+    /// [`Self::read_stretch`] when `n` may be enough (most stretches of
+    /// digit-dense text hold a few digits: they cost a comparison).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn stretch(
         &self,
         isa: Isa,
@@ -198,16 +209,29 @@ impl DigitGate {
         scratch: &mut Scratch,
         out: &mut Vec<Hit>,
     ) {
-        let text = &raw[..end];
-        // Eight digits are enough only after a `+` (before the first).
-        if n < 8
-            || (n == 8
-                && isa
-                    .next_digit(text, start)
-                    .is_none_or(|f| f == 0 || raw[f - 1] != b'+'))
-        {
-            return;
+        // Eight digits are enough only after a `+`, which is no cluster
+        // byte: right before the stretch, which then starts with a digit.
+        let plus = || start > 0 && raw[start - 1] == b'+' && raw[start].is_ascii_digit();
+        if n >= 9 || (n == 8 && plus()) {
+            self.read_stretch(isa, raw, start, end, scratch, out);
         }
+    }
+
+    /// The clusters of a stretch `start..end` of cluster bytes (a cluster
+    /// never leaves its stretch: every byte it holds is a cluster byte; the
+    /// stretch may begin later than its cluster bytes do, but not after
+    /// its first digit).
+    #[inline(never)]
+    fn read_stretch(
+        &self,
+        isa: Isa,
+        raw: &[u8],
+        start: usize,
+        end: usize,
+        scratch: &mut Scratch,
+        out: &mut Vec<Hit>,
+    ) {
+        let text = &raw[..end];
         let mut at = start;
         while let Some(first) = isa.next_digit(text, at) {
             let plus = first > 0 && raw[first - 1] == b'+';
@@ -223,6 +247,10 @@ impl DigitGate {
             scratch.lens.clear();
             scratch.lens.extend(groups.iter().map(|g| g.1));
             for k in 0..groups.len() {
+                // Every shape but a `+` number starts with three digits.
+                if scratch.lens[k] < 3 && !(plus && k == 0) {
+                    continue;
+                }
                 let window = &scratch.lens[k..(k + WINDOW).min(groups.len())];
                 for &(pattern, shape) in &self.patterns {
                     if shape.starts(window, plus && k == 0) {
@@ -234,6 +262,15 @@ impl DigitGate {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl DigitGate {
+    /// [`Self::find`] without the bit masks: every cluster of `raw` read
+    /// byte by byte (the reference the tests hold `find` to).
+    pub fn find_bytewise(&self, raw: &[u8], out: &mut Vec<Hit>) {
+        self.read_stretch(Isa::Scalar, raw, 0, raw.len(), &mut Scratch::default(), out);
     }
 }
 
