@@ -528,6 +528,20 @@ const PIECES: &[&str] = &[
     "345-1234567",
     "\u{663}\u{664}\u{665}-\u{661}\u{662}\u{663}\u{664}\u{665}\u{666}\u{667}",
     "\u{663}",
+    // The newer shapes: dotted SSNs, UATP cards, extensions, bare numbers
+    // after a phone word, spelled-out e-mail addresses.
+    "123.45.6789",
+    "1354 12345 678911",
+    "415-555-2671 x123",
+    " ext. 12",
+    "#9",
+    "phone: ",
+    "Tel",
+    "4155552671",
+    "jane [at] example [dot] com",
+    "(at)",
+    " {dot} ",
+    "org",
 ];
 
 fn piece_text() -> impl Strategy<Value = String> {
@@ -642,4 +656,35 @@ fn an_escape_that_normalises_long_is_not_skipped_as_short() {
     let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
     assert!(full.reject.is_some());
     assert_eq!(gated, full);
+}
+
+#[test]
+fn new_pii_shapes_mask_what_they_should() {
+    let set = compile("[{name: pii, regex: {action: Mask, builtins: [Ssn, PhoneNumber, Email]}}]")
+        .unwrap();
+    for (text, expected) in [
+        ("ssn 123.45.6789 ok", "ssn <SSN> ok"),
+        ("call 415-555-2671 ext. 12 now", "call <PHONE_NUMBER> now"),
+        // The phone word stays; the number goes.
+        (
+            "phone: 4155552671\nid: 4155552671",
+            "phone: <PHONE_NUMBER>\nid: 4155552671",
+        ),
+        (
+            "mail jane [at] example [dot] com now",
+            "mail <EMAIL_ADDRESS> now",
+        ),
+        (
+            "look (at) this. meet [at] noon",
+            "look (at) this. meet [at] noon",
+        ),
+    ] {
+        let body = user(text);
+        let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
+        let s = set.scan(&parsed.segments, None);
+        let full = set.scan_with(&parsed.segments, None, false);
+        assert_eq!(s, full, "{text}");
+        let refs: Vec<&Finding> = s.masks.iter().collect();
+        assert_eq!(masked(&parsed.segments[0], &refs), expected, "{text}");
+    }
 }

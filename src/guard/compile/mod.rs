@@ -17,7 +17,7 @@ use super::{
 use crate::policy::config::{ActionSpec, GuardSpec};
 use crate::provider::KindSet;
 use fast_path::FastPath;
-use patterns::{ascii_word_boundaries, Check, Pattern, PatternSet, REGEX_SIZE_LIMIT};
+use patterns::{ascii_word_boundaries, Check, InContext, Pattern, PatternSet, REGEX_SIZE_LIMIT};
 
 /// Hold-back window for a pattern with no upper bound on its length.
 pub(super) const UNBOUNDED_WINDOW: usize = 1024;
@@ -183,6 +183,16 @@ impl GuardSet {
                     d.placeholder().to_owned(),
                     Check::Builtin(d),
                 ));
+                if let Some(context) = d.context_pattern() {
+                    norm_src.push(context.to_owned());
+                    norm_pat.push(Pattern {
+                        regex: regex::Regex::new(context).expect("builtin patterns compile"),
+                        rule,
+                        placeholder: d.placeholder().to_owned(),
+                        check: Check::Detector(std::sync::Arc::new(InContext(d))),
+                        secret_group: Some(1),
+                    });
+                }
             }
             let response_spec = spec.response.as_ref();
             let status = response_spec

@@ -28,8 +28,18 @@ pub enum Check {
     /// A builtin detector's validator (checksums, structure).
     Builtin(Builtin),
     /// Any other detector's validator.
-    #[allow(dead_code)] // until the secret pack and gitleaks rules land
     Detector(Arc<dyn Validate>),
+}
+
+/// The validator of a builtin's context pattern (see
+/// [`Builtin::context_pattern`]): its secret group is the candidate.
+#[derive(Debug)]
+pub struct InContext(pub Builtin);
+
+impl Validate for InContext {
+    fn accepts(&self, _whole: &str, secret: &str) -> bool {
+        self.0.validate_in_context(secret)
+    }
 }
 
 #[derive(Debug)]
