@@ -605,8 +605,11 @@ fn main() {
             let base_s = *base.get_or_insert(m);
             let above = if s.name == "none" {
                 "-".to_owned()
+            } else if m <= base_s {
+                // Within the noise of the baseline.
+                "noise".to_owned()
             } else {
-                format!("{:.0}", mb / (m - base_s).max(1e-9))
+                format!("{:.0}", mb / (m - base_s))
             };
             println!(
                 "{:<10} {:<13} {:>9.2} {:>10.0} {:>10} {:>8}",

@@ -22,6 +22,16 @@
 //!   so this costs little: a card followed by a space and a CVV is still
 //!   found, but `415 555 2671 24` (space-separated numbers run on) is judged
 //!   as one number and rejected.
+//! * A candidate that alone would be noise may need context before it: a
+//!   bare ten-digit phone number counts only after a phone word. That is a
+//!   second pattern, [`Builtin::context_pattern`], the one kind of pattern
+//!   with a capture group (group 1, the candidate, validated by
+//!   [`Builtin::validate_in_context`] and the only part masked).
+//! * The number detectors (cards, SSNs, SINs, phone numbers) are gated by
+//!   the shapes of their digit groups (`guard/prefilter/digits.rs`), not by
+//!   their patterns' atoms: a new digit layout here needs its shape there
+//!   (the tests of `guard::tests` compare the gated scan with the full
+//!   one and catch a missing shape).
 //! * [`Builtin::max_match_len`] bounds every candidate `validate` accepts
 //!   (validators reject anything longer), so it can size stream hold-back
 //!   windows. All patterns match ASCII only, so bytes equal characters.
@@ -157,15 +167,17 @@ const PHONE_NUMBER: &str = concat!(
 /// Ten bare digits are ids and counters everywhere (epoch seconds, order
 /// numbers), so a bare North American number is taken only right after a
 /// phone word: the word (`phone`, `tel`, `mobile`, `cell`, `fax`, `call`,
-/// `sms`, optionally with `number`/`no`), at most four characters that are
-/// no letter or digit (`phone: `, `tel:`, `"mobile": "`, `Fax #`), then
+/// `sms`, optionally with `number`/`no`), at most four of ` :=#."'([-`
+/// (`phone: `, `tel:`, `"mobile": "`, `Fax #`, `phone (`), then
 /// ten digits (or eleven with a leading 1). Capture group 1 is the number:
 /// only it is validated and masked, the word stays.
+// A word boundary before each word (not before the group), so that each
+// word's gate atom asks for one (`Patel`, `hotel` and `RefCell` are no
+// phone words).
 const PHONE_IN_CONTEXT: &str = concat!(
-    wb!(),
-    "(?i:telephone|cellphone|phone|mobile|cell|tel|fax|call|sms)",
+    r"(?i:(?-u:\b)telephone|(?-u:\b)cellphone|(?-u:\b)phone|(?-u:\b)mobile|(?-u:\b)cell|(?-u:\b)tel|(?-u:\b)fax|(?-u:\b)call|(?-u:\b)sms)",
     "(?:[ _-]?(?i:number|num|no))?",
-    "[^0-9A-Za-z]{0,4}",
+    r#"[ :=#."'(\[-]{0,4}"#,
     "(1?[2-9][0-9]{9})",
     wb!()
 );

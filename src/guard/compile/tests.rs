@@ -263,3 +263,16 @@ fn every_builtin_has_a_local_gate() {
     assert_eq!(set.fast.digits.patterns.len(), 4);
     assert!(set.fast.gated.iter().all(Option::is_some));
 }
+
+#[test]
+fn the_phone_words_are_gated_at_word_starts() {
+    use crate::guard::builtins::Builtin;
+    let a = gate_of(Builtin::PhoneNumber.context_pattern().unwrap());
+    let gate = a.gate.expect("a gate");
+    assert!(!gate.is_empty());
+    // Every atom is a word asked for at a word start, none of digits.
+    for atom in &gate {
+        assert!(atom.word_start, "{atom:?}");
+        assert!(atom.literal().is_some(), "{atom:?}");
+    }
+}

@@ -140,7 +140,16 @@ impl DigitGate {
                 };
                 (len, mask)
             };
-            let mut rest = digits;
+            // Interior stretches shorter than eight bytes hold fewer than
+            // eight digits: only the long ones, and the one the block ends
+            // in (it may run on), are followed. Hex text (hashes, UUIDs) is
+            // full of short runs of digits between letters.
+            let long = {
+                let a = class & (class >> 1);
+                let b = a & (a >> 2);
+                b & (b >> 4)
+            };
+            let mut rest = long | (class & (1u64 << (width - 1)));
             if open.is_none() && digits.count_ones() < 8 {
                 // No stretch that ends in this block holds eight digits;
                 // one that runs on into the next block may.
