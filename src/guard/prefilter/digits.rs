@@ -28,6 +28,21 @@
 //! it stands for, since its hex digits are digits in the raw bytes only
 //! (`\u00e94111 1111 1111 1111` is `é4111 1111 1111 1111`).
 
+//!
+//! # Figures
+//!
+//! `cargo bench --bench content_kinds` (about 4.2 MB bodies, MB/s of the
+//! whole decision, medians, loaded 2-core machine), 13 builtins, before
+//! this gate → after: service logs 27 → 369, CI output 37 → 429,
+//! lockfiles 113 → 730, `git log` 45 → 412, source 540 → 783. The four
+//! number detectors alone on service logs (`numbers` row): 528 MB/s.
+//! Callgrind, service logs, 1 MB: the scan was ~280 M instructions, the
+//! whole decision is now 22.6 M (8.9 M without guards), of which this gate
+//! ~3–9 M depending on the kind (hex-dense `git log` least since only
+//! stretches of eight cluster bytes or more are followed, CI output most:
+//! dates after `)\n` make nine-digit stretches that are read byte by byte).
+//! See the README's performance section for every row.
+
 use super::searcher::Hit;
 use crate::guard::ascii::Ascii;
 use crate::guard::builtins::Builtin;

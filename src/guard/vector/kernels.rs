@@ -255,10 +255,7 @@ const fn number_table(low: bool) -> [u8; 32] {
     // Non-ASCII bytes: any low nibble, high nibbles 8-f.
     let mut n = 0;
     while n < 16 {
-        if low {
-            t[n] |= 0x20;
-            t[16 + n] |= 0x20;
-        } else if n >= 8 {
+        if low || n >= 8 {
             t[n] |= 0x20;
             t[16 + n] |= 0x20;
         }
