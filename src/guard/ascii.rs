@@ -38,16 +38,20 @@ impl Ascii {
     }
 }
 
-/// Rough chance that a byte of prompt or code text is in the class (white
-/// space and lower-case letters are common, digits and capitals less so,
-/// most punctuation rare).
+/// Rough chance that a byte of prompt, code or tool-output text is in the
+/// class (white space and lower-case letters are common, digits and
+/// capitals less so, most punctuation rare).
 pub fn probability(c: Ascii) -> f64 {
     c.bytes()
         .map(|b| match b {
             b' ' => 0.3,
             b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' => 0.05,
             b'a'..=b'z' => 0.015,
-            b'0'..=b'9' => 0.01,
+            // Digits are rare in prose and code but make up a third of
+            // logs, CI output and lockfiles: a fingerprint of four digits
+            // fires everywhere there, one with a letter or a punctuation
+            // byte beside them far less.
+            b'0'..=b'9' => 0.02,
             b'A'..=b'Z' => 0.006,
             b'.' | b',' | b'_' | b'(' | b')' | b'-' | b'=' | b':' | b';' => 0.01,
             _ => 0.001,

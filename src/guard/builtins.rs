@@ -22,6 +22,16 @@
 //!   so this costs little: a card followed by a space and a CVV is still
 //!   found, but `415 555 2671 24` (space-separated numbers run on) is judged
 //!   as one number and rejected.
+//! * A candidate that alone would be noise may need context before it: a
+//!   bare ten-digit phone number counts only after a phone word. That is a
+//!   second pattern, [`Builtin::context_pattern`], the one kind of pattern
+//!   with a capture group (group 1, the candidate, validated by
+//!   [`Builtin::validate_in_context`] and the only part masked).
+//! * The number detectors (cards, SSNs, SINs, phone numbers) are gated by
+//!   the shapes of their digit groups (`guard/prefilter/digits.rs`), not by
+//!   their patterns' atoms: a new digit layout here needs its shape there
+//!   (the tests of `guard::tests` compare the gated scan with the full
+//!   one and catch a missing shape).
 //! * [`Builtin::max_match_len`] bounds every candidate `validate` accepts
 //!   (validators reject anything longer), so it can size stream hold-back
 //!   windows. All patterns match ASCII only, so bytes equal characters.
@@ -63,23 +73,26 @@ const CREDIT_CARD: &str = concat!(
     // 13-19 bare digits; the boundaries keep it off longer digit runs,
     // and a decimal point with digits on either side is absorbed, so the
     // fraction of `0.6011111111111117` is judged as the whole float.
-    r"(?:[0-9]+\.)*[2-6][0-9]{12,18}(?:\.[0-9]+)*",
-    // Dash groups 4-4-4-(1..4), Amex 4-6-5, Diners 4-6-4; groups dashed
+    r"(?:[0-9]+\.)*[1-6][0-9]{12,18}(?:\.[0-9]+)*",
+    // Dash groups 4-4-4-(1..4), Amex 4-6-5, Diners 4-6-4, UATP 4-5-6; groups dashed
     // onto either end (digits, or alphanumerics ending / starting with a
     // digit on the side they touch, like `v10-`) are absorbed so the whole
     // token is judged.
-    "|(?:[0-9A-Za-z]*[0-9]-)*[2-6][0-9]{3}-(?:[0-9]{4}-[0-9]{4}-[0-9]{1,4}|[0-9]{6}-[0-9]{4,5})(?:-[0-9][0-9A-Za-z]*)*",
+    "|(?:[0-9A-Za-z]*[0-9]-)*[1-6][0-9]{3}-(?:[0-9]{4}-[0-9]{4}-[0-9]{1,4}|[0-9]{6}-[0-9]{4,5}|[0-9]{5}-[0-9]{6})(?:-[0-9][0-9A-Za-z]*)*",
     // The same with spaces; nothing absorbed, so `4111 1111 1111 1111 123`
     // (card, then CVV) still finds the card.
-    "|[2-6][0-9]{3} (?:[0-9]{4} [0-9]{4} [0-9]{1,4}|[0-9]{6} [0-9]{4,5})",
+    "|[1-6][0-9]{3} (?:[0-9]{4} [0-9]{4} [0-9]{1,4}|[0-9]{6} [0-9]{4,5}|[0-9]{5} [0-9]{6})",
     ")",
     wb!()
 );
 
+// Dashes, spaces or dots (`123.45.6789`), one kind throughout; dotted
+// groups run on (`1.123.45.6789`, versions) are absorbed and rejected.
 const SSN: &str = concat!(
     wb!(),
     "(?:",
     "(?:[0-9A-Za-z]*[0-9]-)*[0-9]{3}-[0-9]{2}-[0-9]{4}(?:-[0-9][0-9A-Za-z]*)*",
+    r"|(?:[0-9A-Za-z]*[0-9]\.)*[0-9]{3}\.[0-9]{2}\.[0-9]{4}(?:\.[0-9][0-9A-Za-z]*)*",
     "|(?:[0-9A-Za-z]*[0-9] )*[0-9]{3} [0-9]{2} [0-9]{4}(?: [0-9][0-9A-Za-z]*)*",
     ")",
     wb!()
@@ -95,21 +108,41 @@ const CA_SIN: &str = concat!(
 );
 
 // Leftmost-first matching starts the local part as far left as its
-// character class allows, so no left guard is needed.
+// character class allows, so no left guard is needed. The second form is
+// an address spelled out to dodge scrapers: `name [at] example [dot] com`,
+// `(at)`/`(dot)`, `{at}`/`{dot}`, any case, with or without a space on
+// either side; only the bracketed words count (`name at example dot com`
+// is prose as often as not), and the whole spelling is the candidate.
 const EMAIL: &str = concat!(
+    "(?:",
     r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*",
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}",
+    "|",
+    r"[A-Za-z0-9_%+-]+(?:(?:\.| ?[\[({](?i:dot)[\])}] ?)[A-Za-z0-9_%+-]+)*",
+    r" ?[\[({](?i:at)[\])}] ?",
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.| ?[\[({](?i:dot)[\])}] ?))+[A-Za-z]{2,}",
+    ")",
     wb!()
 );
+
+/// An extension after a North American number, part of the candidate:
+/// ` x123`, ` ext. 123`, ` ext 12345`, `, extension 12`, ` #123`.
+macro_rules! ext {
+    () => {
+        r"(?:,? ?(?:[xX]|(?i:ext)\.?|(?i:extension)|#) ?[0-9]{1,6})?"
+    };
+}
 
 const PHONE_NUMBER: &str = concat!(
     "(?:",
     // +1, NANP: +1 415 555 2671, +1 (415) 555-2671, +14155552671.
     r"\+1[ .-]?(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[2-9][0-9]{2}[ .-]?[0-9]{4}",
+    ext!(),
     // (415) 555-2671, 1 (415) 555 2671.
     "|(?:",
     wb!(),
     r"1[ .-]?)?\([2-9][0-9]{2}\)[ .-]?[2-9][0-9]{2}[ .-]?[0-9]{4}",
+    ext!(),
     // 415-555-2671, 415.555.2671, 415 555 2671 (one separator throughout,
     // optional leading 1); number groups joined on with the same separator
     // (as for cards) are absorbed, so versions and longer numbers are
@@ -121,12 +154,31 @@ const PHONE_NUMBER: &str = concat!(
     r"|(?:[0-9A-Za-z]*[0-9]\.)*[2-9][0-9]{2}\.[2-9][0-9]{2}\.[0-9]{4}(?:\.[0-9][0-9A-Za-z]*)*",
     "|(?:[0-9A-Za-z]*[0-9] )*[2-9][0-9]{2} [2-9][0-9]{2} [0-9]{4}(?: [0-9][0-9A-Za-z]*)*",
     ")",
+    ext!(),
     // E.164 without separators: +442079460958.
     r"|\+[2-9][0-9]{10,14}",
     // International with separators after the country code:
     // +44 20 7946 0958, +44 (0)20 7946 0958, +81-3-1234-5678.
     r"|\+[2-9][0-9]{0,2}(?:[ .-]?\([0-9]{1,4}\) ?[0-9]{1,12}(?:[ .-][0-9]{1,12})*|(?:[ .-][0-9]{1,12})+)",
     ")",
+    wb!()
+);
+
+/// Ten bare digits are ids and counters everywhere (epoch seconds, order
+/// numbers), so a bare North American number is taken only right after a
+/// phone word: the word (`phone`, `tel`, `mobile`, `cell`, `fax`, `call`,
+/// `sms`, optionally with `number`/`no`), at most four of ` :=#."'([-`
+/// (`phone: `, `tel:`, `"mobile": "`, `Fax #`, `phone (`), then
+/// ten digits (or eleven with a leading 1). Capture group 1 is the number:
+/// only it is validated and masked, the word stays.
+// A word boundary before each word (not before the group), so that each
+// word's gate atom asks for one (`Patel`, `hotel` and `RefCell` are no
+// phone words).
+const PHONE_IN_CONTEXT: &str = concat!(
+    r"(?i:(?-u:\b)telephone|(?-u:\b)cellphone|(?-u:\b)phone|(?-u:\b)mobile|(?-u:\b)cell|(?-u:\b)tel|(?-u:\b)fax|(?-u:\b)call|(?-u:\b)sms)",
+    "(?:[ _-]?(?i:number|num|no))?",
+    r#"[ :=#."'(\[-]{0,4}"#,
+    "(1?[2-9][0-9]{9})",
     wb!()
 );
 
@@ -263,6 +315,26 @@ impl Builtin {
         }
     }
 
+    /// A second pattern of the detector whose capture group 1 is the
+    /// candidate (validated by [`Builtin::validate_in_context`], the only
+    /// part masked): context that must precede a candidate that alone
+    /// would be noise. Only [`Builtin::PhoneNumber`] has one (bare ten
+    /// digits after a phone word).
+    pub fn context_pattern(self) -> Option<&'static str> {
+        match self {
+            Builtin::PhoneNumber => Some(PHONE_IN_CONTEXT),
+            _ => None,
+        }
+    }
+
+    /// Validates group 1 of a match of [`Builtin::context_pattern`].
+    pub fn validate_in_context(self, candidate: &str) -> bool {
+        match self {
+            Builtin::PhoneNumber => valid_phone_in_context(candidate),
+            _ => false,
+        }
+    }
+
     /// Validates a candidate found by [`Builtin::pattern`]. Self-contained:
     /// it re-checks the whole format, so it may be given any string.
     pub fn validate(self, candidate: &str) -> bool {
@@ -293,9 +365,10 @@ impl Builtin {
             // 19 bare digits; grouped forms are at most 4-4-4-4 (19 bytes).
             Builtin::CreditCard => 19,
             Builtin::Ssn | Builtin::CaSin => 11,
-            // RFC 5321 path limit.
-            Builtin::Email => 254,
-            Builtin::PhoneNumber => 32,
+            // RFC 5321 path limit, spelled out (`[dot]`) a little longer.
+            Builtin::Email => 512,
+            // The number, then an extension (`, extension 123456`).
+            Builtin::PhoneNumber => 56,
             Builtin::AwsAccessKey => 20,
             // RSA 8192-bit PKCS#8 is ~6.5 KB; PGP blocks with subkeys more.
             Builtin::PrivateKey => 16384,
@@ -371,9 +444,15 @@ fn valid_credit_card(c: &str) -> bool {
     let Some((groups, sep)) = digit_groups(c, b" -") else {
         return false;
     };
+    let uatp = c.starts_with('1');
     if sep.is_some() {
         let lens = group_lens(&groups);
-        let shaped = matches!(lens.as_slice(), [4, 4, 4, 1..=4] | [4, 6, 4] | [4, 6, 5]);
+        // UATP (airline) cards are grouped 4-5-6, and only they are.
+        let shaped = match lens.as_slice() {
+            [4, 5, 6] => uatp,
+            [4, 4, 4, 1..=4] | [4, 6, 4] | [4, 6, 5] => !uatp,
+            _ => false,
+        };
         if !shaped {
             return false;
         }
@@ -385,11 +464,12 @@ fn valid_credit_card(c: &str) -> bool {
 }
 
 /// Issuer prefixes (IIN ranges) and the lengths those networks issue:
-/// Visa 4 (13, 16), Mastercard 51-55 and 2221-2720 (16), Amex 34/37 (15),
+/// UATP 1 (15: airline travel cards), Visa 4 (13, 16), Mastercard 51-55
+/// and 2221-2720 (16), Amex 34/37 (15),
 /// Diners 30/36/38/39 (14-16), JCB 3528-3589 (16), Maestro 50/56-59 and
 /// Discover/RuPay/Maestro 6 (13-16), UnionPay 62 (16-19). Other leading
-/// digits (1 airlines, 7 petroleum, 8 telecom, 9 national, 0) are not
-/// payment cards, which also keeps 13-digit millisecond timestamps out.
+/// digits (7 petroleum, 8 telecom, 9 national, 0) are not payment cards;
+/// a 1 only at 15 digits keeps 13-digit millisecond timestamps out.
 ///
 /// 17-19 digits are accepted for UnionPay only: the 19-digit Visa, JCB and
 /// Maestro numbers that exist are rare, while 17-19-digit integers are
@@ -403,6 +483,7 @@ fn card_prefix_fits_length(d: &[u8]) -> bool {
             .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'))
     };
     match d[0] {
+        b'1' => n == 15,
         b'4' => matches!(n, 13 | 16),
         b'2' => n == 16 && (2221..=2720).contains(&num(4)),
         b'3' => match num(2) {
@@ -421,11 +502,11 @@ fn card_prefix_fits_length(d: &[u8]) -> bool {
     }
 }
 
-/// US SSN: `123-45-6789` or `123 45 6789`. Nine bare digits are NOT
-/// accepted: too many order numbers, ids and timestamps have nine digits
-/// and an SSN has no checksum to tell them apart.
+/// US SSN: `123-45-6789`, `123 45 6789` or `123.45.6789`. Nine bare
+/// digits are NOT accepted: too many order numbers, ids and timestamps
+/// have nine digits and an SSN has no checksum to tell them apart.
 fn valid_ssn(c: &str) -> bool {
-    let Some((groups, Some(_))) = digit_groups(c, b" -") else {
+    let Some((groups, Some(_))) = digit_groups(c, b" -.") else {
         return false;
     };
     let [area, group, serial] = groups.as_slice() else {
@@ -465,7 +546,41 @@ fn valid_ca_sin(c: &str) -> bool {
     first != b'0' && first != b'8' && luhn_valid(c)
 }
 
+/// `name [at] example [dot] com` (and `(at)`, `{at}`, any case, spaces
+/// around the brackets or not) as the address it spells, when it spells
+/// one: the `at` is bracketed and nothing else is in brackets.
+fn deobfuscate(c: &str) -> Option<String> {
+    let mut out = String::with_capacity(c.len());
+    let mut ats = 0;
+    let mut rest = c;
+    while let Some(open) = rest.find(['[', '(', '{']) {
+        let close = match rest.as_bytes()[open] {
+            b'[' => ']',
+            b'(' => ')',
+            _ => '}',
+        };
+        let inner_end = rest[open + 1..].find(close)? + open + 1;
+        let word = &rest[open + 1..inner_end];
+        let sym = if word.eq_ignore_ascii_case("at") {
+            ats += 1;
+            '@'
+        } else if word.eq_ignore_ascii_case("dot") {
+            '.'
+        } else {
+            return None;
+        };
+        out.push_str(rest[..open].trim_end_matches(' '));
+        out.push(sym);
+        rest = rest[inner_end + 1..].trim_start_matches(' ');
+    }
+    out.push_str(rest);
+    (ats == 1 && !out.contains(' ')).then_some(out)
+}
+
 fn valid_email(c: &str) -> bool {
+    if !c.contains('@') {
+        return deobfuscate(c).is_some_and(|plain| plain.contains('@') && valid_email(&plain));
+    }
     let Some((local, domain)) = c.split_once('@') else {
         return false;
     };
@@ -513,12 +628,36 @@ fn valid_email(c: &str) -> bool {
     !(scale && image)
 }
 
+/// The number without its extension (` x123`, ` ext. 123`, `, extension
+/// 12`, ` #123`: a marker, then one to six digits), or `None` when what
+/// follows the number is not an extension.
+fn strip_extension(c: &str) -> Option<&str> {
+    let Some(at) = c.find(|ch: char| ch == ',' || ch == '#' || ch.is_ascii_alphabetic()) else {
+        return Some(c);
+    };
+    let (number, ext) = c.split_at(at);
+    let ext = ext.strip_prefix(',').unwrap_or(ext).trim_start_matches(' ');
+    let lower = ext.to_ascii_lowercase();
+    let digits = ["extension", "ext.", "ext", "x", "#"]
+        .iter()
+        .find_map(|m| lower.strip_prefix(m))?
+        .trim_start_matches(' ');
+    let ok = (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| number.trim_end_matches([' ', ',']))
+}
+
 fn valid_phone(c: &str) -> bool {
+    let Some(number) = strip_extension(c) else {
+        return false;
+    };
+    // Extensions are taken after North American numbers only.
+    let extended = number.len() != c.len();
+    let c = number;
     if let Some(rest) = c.strip_prefix("+1") {
         return valid_nanp(rest, true);
     }
     if let Some(rest) = c.strip_prefix('+') {
-        return valid_international(rest);
+        return !extended && valid_international(rest);
     }
     valid_nanp(c, false)
 }
@@ -595,6 +734,17 @@ fn valid_nanp(s: &str, plus_one: bool) -> bool {
         && !n11(&d[0..3])
         && (b'2'..=b'9').contains(&d[3])
         && !n11(&d[3..6])
+}
+
+/// Group 1 of [`PHONE_IN_CONTEXT`]: ten digits of a North American
+/// number (or eleven with a leading 1), checked as if written `+1`.
+fn valid_phone_in_context(c: &str) -> bool {
+    let ten = match c.len() {
+        11 => c.strip_prefix('1'),
+        10 => Some(c),
+        _ => None,
+    };
+    ten.is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()) && valid_nanp(t, true))
 }
 
 /// International (E.164) numbers after the `+`: 8 to 15 digits, a country

@@ -460,6 +460,7 @@ fn build_differential_set() -> GuardSet {
     - 'secret.*sauce'
     - '^start here'
     - 'patient id \d+'
+    - '\b\d{{3}}-\d{{7}}\b'
 - name: blocked
   regex: {{action: Reject, matches: ['pine apple', 'k[a-z]lvin']}}
 "#,
@@ -540,6 +541,42 @@ const PIECES: &[&str] = &[
     "99",
     "word",
     "\u{7f}",
+    // Digit clusters: number shapes, their near misses, separators and
+    // white space of every kind between groups, digits NFKC changes or
+    // keeps (Arabic-Indic digits match `\d`).
+    "(415) 555-2671",
+    "1-800-555-0199",
+    "+1 415 555 2671",
+    "+33 1 23 45 67 89",
+    "+",
+    "10.42.17.203",
+    "2026-12-05T12:16:07.123Z",
+    "130 692 544",
+    "3782 822463 10005",
+    "4111",
+    " 1111",
+    "-1111",
+    "555",
+    "2671",
+    "\u{a0}",
+    "\u{2192}",
+    "345-1234567",
+    "\u{663}\u{664}\u{665}-\u{661}\u{662}\u{663}\u{664}\u{665}\u{666}\u{667}",
+    "\u{663}",
+    // The newer shapes: dotted SSNs, UATP cards, extensions, bare numbers
+    // after a phone word, spelled-out e-mail addresses.
+    "123.45.6789",
+    "1354 12345 678911",
+    "415-555-2671 x123",
+    " ext. 12",
+    "#9",
+    "phone: ",
+    "Tel",
+    "4155552671",
+    "jane [at] example [dot] com",
+    "(at)",
+    " {dot} ",
+    "org",
 ];
 
 fn piece_text() -> impl Strategy<Value = String> {
@@ -654,4 +691,35 @@ fn an_escape_that_normalises_long_is_not_skipped_as_short() {
     let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
     assert!(full.reject.is_some());
     assert_eq!(gated, full);
+}
+
+#[test]
+fn new_pii_shapes_mask_what_they_should() {
+    let set = compile("[{name: pii, regex: {action: Mask, builtins: [Ssn, PhoneNumber, Email]}}]")
+        .unwrap();
+    for (text, expected) in [
+        ("ssn 123.45.6789 ok", "ssn <SSN> ok"),
+        ("call 415-555-2671 ext. 12 now", "call <PHONE_NUMBER> now"),
+        // The phone word stays; the number goes.
+        (
+            "phone: 4155552671\nid: 4155552671",
+            "phone: <PHONE_NUMBER>\nid: 4155552671",
+        ),
+        (
+            "mail jane [at] example [dot] com now",
+            "mail <EMAIL_ADDRESS> now",
+        ),
+        (
+            "look (at) this. meet [at] noon",
+            "look (at) this. meet [at] noon",
+        ),
+    ] {
+        let body = user(text);
+        let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
+        let s = set.scan(&parsed.segments, None);
+        let full = set.scan_with(&parsed.segments, None, false);
+        assert_eq!(s, full, "{text}");
+        let refs: Vec<&Finding> = s.masks.iter().collect();
+        assert_eq!(masked(&parsed.segments[0], &refs), expected, "{text}");
+    }
 }

@@ -994,3 +994,210 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ssns_with_dots() {
+    let b = Builtin::Ssn;
+    assert_detects(b, "123.45.6789");
+    assert_detects(b, "536.22.8726");
+    assert_finds(b, "SSN 536 22 8726, born 1980", "536 22 8726");
+    for text in [
+        "000.12.3456",
+        "666.12.3456",
+        "900.12.3456",
+        "123.00.4567",
+        "123.45.0000",
+        "078.05.1120",
+        "123.45-6789",      // mixed separators
+        "1.123.45.6789",    // a longer dotted token
+        "123.45.6789.1",    // a longer dotted token
+        "v123.45.6789",     // glued to a word
+        "123.456.7890",     // 3-3-4
+        "10.42.17.203",     // an IPv4 address
+        "2025.12.05",       // a date
+        "0.123.45.6789e-3", // a float run on
+    ] {
+        assert_none(b, text);
+    }
+}
+
+#[test]
+fn uatp_cards() {
+    let b = Builtin::CreditCard;
+    let uatp = with_check_digit("13541234567891");
+    assert_eq!(uatp.len(), 15);
+    assert_detects(b, &uatp);
+    let grouped = format!("{} {} {}", &uatp[..4], &uatp[4..9], &uatp[9..]);
+    assert_detects(b, &grouped);
+    let dashed = grouped.replace(' ', "-");
+    assert_detects(b, &dashed);
+    assert_finds(b, &format!("UATP card: {grouped}, exp 12/29"), &grouped);
+    let mut wrong = uatp.clone().into_bytes();
+    wrong[14] = if wrong[14] == b'9' {
+        b'0'
+    } else {
+        wrong[14] + 1
+    };
+    let wrong = String::from_utf8(wrong).unwrap();
+    // A Luhn-valid 16-digit and 13-digit number starting with 1, and the
+    // 4-5-6 grouping on a number that is no UATP card.
+    let sixteen = with_check_digit("135412345678912");
+    let visa = with_check_digit("411111111111111");
+    for text in [
+        wrong.as_str(),
+        &format!("{} {} {}", &wrong[..4], &wrong[4..9], &wrong[9..]),
+        &sixteen,
+        "1700000000000",
+        &format!("{} {} {}", &visa[..4], &visa[4..9], &visa[9..]),
+        // UATP is grouped 4-5-6, not like Amex.
+        &format!("{} {} {}", &uatp[..4], &uatp[4..10], &uatp[10..]),
+    ] {
+        assert_none(b, text);
+    }
+}
+
+#[test]
+fn phone_numbers_with_extensions() {
+    let b = Builtin::PhoneNumber;
+    for phone in [
+        "415-555-2671 x123",
+        "415-555-2671 X9",
+        "415-555-2671 ext. 123",
+        "415-555-2671 ext 12345",
+        "415.555.2671 Ext.42",
+        "(415) 555-2671 #123",
+        "415 555 2671, extension 7",
+        "+1 415 555 2671 x12",
+        "1-800-555-0199 ext 4",
+    ] {
+        assert_detects(b, phone);
+    }
+    // The extension is part of the match; what is not one is left out.
+    assert_finds(b, "call 415-555-2671 x123 now", "415-555-2671 x123");
+    assert_finds(b, "call 415-555-2671 x now", "415-555-2671");
+    assert_finds(b, "call 415-555-2671 extra", "415-555-2671");
+    assert_finds(b, "415-555-2671 x1234567", "415-555-2671");
+    assert_finds(b, "415-555-2671#anchor", "415-555-2671");
+    for (candidate, ok) in [
+        ("415-555-2671 x", false),
+        ("415-555-2671 x1234567", false),
+        ("415-555-2671 y123", false),
+        ("411-555-2671 x12", false),
+        ("+44 20 7946 0958 x12", false),
+    ] {
+        assert_eq!(b.validate(candidate), ok, "{candidate}");
+    }
+}
+
+/// Validated numbers of the phone detector's context form.
+fn found_in_context(text: &str) -> Vec<String> {
+    let b = Builtin::PhoneNumber;
+    let re = Regex::new(b.context_pattern().unwrap()).unwrap();
+    re.captures_iter(text)
+        .filter_map(|c| c.get(1))
+        .filter(|m| b.validate_in_context(m.as_str()))
+        .map(|m| m.as_str().to_owned())
+        .collect()
+}
+
+#[test]
+fn bare_phone_numbers_only_after_a_phone_word() {
+    for (text, number) in [
+        ("phone: 4155552671", "4155552671"),
+        ("Tel:4155552671", "4155552671"),
+        ("\"mobile\": \"4155552671\"", "4155552671"),
+        ("Fax # 14155552671", "14155552671"),
+        ("cell 4155552671.", "4155552671"),
+        ("phone_number=4155552671", "4155552671"),
+        ("Telephone: 4155552671", "4155552671"),
+        ("PHONE NO. 4155552671", "4155552671"),
+    ] {
+        assert_eq!(found_in_context(text), [number], "{text}");
+    }
+    for text in [
+        "id: 4155552671",
+        "callback 4155552671",
+        "phone: 1234567890",     // area code 123
+        "phone: 4115552671",     // N11 area code
+        "phone: 41555526710",    // eleven digits, no leading 1
+        "call 4155552671234",    // a longer number
+        "phone: the 4155552671", // a word between
+        "ts=1733400000 tel",
+        "telemetry 4155552671",
+    ] {
+        assert_eq!(found_in_context(text), Vec::<String>::new(), "{text}");
+    }
+    // Alone, ten digits are no phone number.
+    assert_none(Builtin::PhoneNumber, "phone: 4155552671");
+}
+
+#[test]
+fn obfuscated_emails() {
+    let b = Builtin::Email;
+    for email in [
+        "jane.doe [at] example [dot] com",
+        "jane.doe[at]example[dot]com",
+        "jane (at) example (dot) co (dot) uk",
+        "jane{at}example{dot}org",
+        "JANE [AT] EXAMPLE [DOT] COM",
+        "first [dot] last [at] mail [dot] example [dot] org",
+        "ops (at) example.com",
+    ] {
+        assert_detects(b, email);
+    }
+    assert_finds(
+        b,
+        "write to jane [at] example [dot] com today",
+        "jane [at] example [dot] com",
+    );
+    for text in [
+        "meet me [at] the station",
+        "look (at) this",
+        "jane at example dot com",
+        "foo [at] bar",
+        "x [at] y [dot] z",
+        "jane [at] [at] example [dot] com",
+        "jane [at] example [dot] 123",
+        "git [at] github [dot] com",
+        "logo [at] 2x [dot] png",
+    ] {
+        assert_none(b, text);
+    }
+}
+
+#[test]
+fn digit_dense_tool_output_trips_no_number_detector() {
+    // Lines of service logs, CI output, lockfiles and `git log` as a coding
+    // agent reads them: timestamps, ids, UUIDs, hashes, IPs, versions.
+    let text = r#"2026-12-05T12:16:07.123456Z INFO  [order-svc] request_id=7f3a9c2e-1b4d-4e8f-9a6b-3c2d1e0f9a8b method=GET path=/api/v1/orders/1837293 status=200 latency_ms=12.345 client_ip=10.42.17.203 bytes=18273
+{"ts":"2026-12-05T12:16:07.123Z","level":"info","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","order_id":412345678901,"duration_us":1234567,"pod":"api-7d9f8b6c5-x2k4p"}
+10.0.3.17 - - [05/Dec/2026:12:16:07 +0000] "GET /static/app.3f9a1c2e.js?v=1733400000 HTTP/1.1" 200 51234 "-" "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.6778.204"
+Dec  5 12:16:07 node-3 kernel: [1234567.123456] eth0: 4155552 packets 123 dropped, pid 28731 uid 1000
+2026-12-05T12:16:07.1234567Z #12 sha256:07f5c31f8f3d8dd7a61a5e13744269438f4ec65dd3602081cc37d1b4ad5ac1f6 45.18MB / 270.7MB 30.8s
+2026-12-05T12:16:08.0000000Z test result: ok. 929 passed; 0 failed; 9 ignored; finished in 59.39s
+   Compiling serde v1.0.210
+npm warn deprecated inflight@1.0.6: use lru-cache@10.4.3 instead (job 95657425 run 9774576442, attempt 3)
+      "integrity": "sha512-7D8dDk3W0XwJ5sHn2rPqE1q9fP0R5mJb2vXbT4dYQn7u3aLp0kGm8cWz1oS6eHr9iUt3yVb5nQx4lKz2pTs8w==",
+checksum = "a3f5c9e1d27b48f60e5a91c3b7d2f84e16c0a9b5d3e7f2c84a6b1e9d0c3f5a72"
+commit 4f1c2e3d5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d
+Date:   Thu Dec 5 12:16:07 2026 +0000
+    fix: bound the retry window (#18273)
+ src/retry.rs | 12 ++++++------
+ 3 files changed, 1024 insertions(+), 512 deletions(-)
+uuid 550e8400-e29b-41d4-a716-446655440000, span 00f067aa0ba902b7, epoch_ms 1733400967123
+order 2025-1234-5678-9012 build 20251205.3 v2.14.1-rc.3 port 8443 0x7ffd5e8a1c40"#;
+    let numbers = [
+        Builtin::CreditCard,
+        Builtin::Ssn,
+        Builtin::PhoneNumber,
+        Builtin::CaSin,
+    ];
+    for line in text.lines() {
+        let hits: Vec<_> = scan_all(line)
+            .into_iter()
+            .filter(|(b, _)| numbers.contains(b))
+            .collect();
+        assert_eq!(hits, [], "{line}");
+        assert_eq!(found_in_context(line), Vec::<String>::new(), "{line}");
+    }
+}

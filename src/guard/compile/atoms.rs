@@ -168,6 +168,31 @@ pub fn ascii_part(c: &Class) -> Ascii {
     set
 }
 
+/// `hir` with every class cut down to its ASCII members: what it matches
+/// in text that is all ASCII. A gate of it is a gate of `hir` there.
+pub fn ascii_restricted(hir: &Hir) -> Hir {
+    use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange, Repetition};
+    match hir.kind() {
+        HirKind::Class(c) => {
+            let set = ascii_part(c);
+            let ranges = set
+                .bytes()
+                .map(|b| ClassUnicodeRange::new(char::from(b), char::from(b)));
+            Hir::class(Class::Unicode(ClassUnicode::new(ranges)))
+        }
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(ascii_restricted(&r.sub)),
+        }),
+        HirKind::Capture(c) => ascii_restricted(&c.sub),
+        HirKind::Concat(xs) => Hir::concat(xs.iter().map(ascii_restricted).collect()),
+        HirKind::Alternation(xs) => Hir::alternation(xs.iter().map(ascii_restricted).collect()),
+        _ => hir.clone(),
+    }
+}
+
 /// The class as a set of ASCII bytes, when nothing outside ASCII can match
 /// it in normalised text: its non-ASCII members (few) all normalise to
 /// something else (the Kelvin sign and long s that case folding adds).
@@ -345,6 +370,45 @@ fn prune(gate: Gate) -> Gate {
     kept
 }
 
+/// The gate of an alternation of fixed branches that follows a word
+/// boundary: each branch's best piece, asked for at a word start.
+fn branches_at_word_start(hir: &Hir) -> Option<Gate> {
+    let HirKind::Alternation(xs) = hir.kind() else {
+        return None;
+    };
+    let mut gate = Vec::new();
+    for x in xs {
+        let (classes, _) = fixed(x)?;
+        gate.push(best_piece(&classes, true)?);
+    }
+    gate.sort_by_key(|a| a.classes.len());
+    gate.dedup();
+    Some(prune(gate))
+}
+
+/// Whether every atom of the gate is digits only.
+fn digits_only(g: &Gate) -> bool {
+    const DIGITS: u128 = 0x3ff << b'0';
+    g.iter()
+        .all(|a| a.classes.iter().all(|c| c.0 & !DIGITS == 0))
+}
+
+/// The rarest of a concatenation's gates; but a gate of digits alone only
+/// when no other is selective. Runs of digits are rare in prose and code
+/// and everywhere in logs, lockfiles and CI output (ids, epoch seconds,
+/// timestamps): `phone: 4155552671` is found by `phone`, not by ten
+/// digits.
+fn rarest(options: Vec<Gate>) -> Option<Gate> {
+    let other = options
+        .iter()
+        .any(|g| !digits_only(g) && gate_probability(g) <= MAX_GATE_PROBABILITY);
+    options.into_iter().min_by(|a, b| {
+        let key = |g: &Gate| (other && digits_only(g), gate_probability(g));
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    })
+}
+
 /// A gate of `hir`: atoms one of which every match contains.
 fn required(hir: &Hir) -> Option<Gate> {
     if let Some((classes, w)) = fixed(hir) {
@@ -420,15 +484,18 @@ fn required(hir: &Hir) -> Option<Gate> {
                         continue;
                     }
                 }
+                // A word boundary right before an alternation of fixed
+                // branches (`\b(?:phone|tel|...)`) is before each branch.
+                let word_before = run.is_empty() && run_word;
                 flush(&mut run, &mut run_word, &mut options);
-                if let Some(g) = required(x) {
+                if let Some(g) = word_before.then(|| branches_at_word_start(x)).flatten() {
+                    options.push(g);
+                } else if let Some(g) = required(x) {
                     options.push(g);
                 }
             }
             flush(&mut run, &mut run_word, &mut options);
-            options
-                .into_iter()
-                .min_by(|a, b| gate_probability(a).total_cmp(&gate_probability(b)))
+            rarest(options)
         }
         _ => None,
     }

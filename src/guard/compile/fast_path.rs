@@ -9,6 +9,7 @@ use super::needs::{self, Need};
 use super::patterns::REGEX_SIZE_LIMIT;
 use crate::guard::ascii::Ascii;
 use crate::guard::normalize;
+use crate::guard::prefilter::digits::{self, DigitGate, NumberShape};
 use crate::guard::prefilter::{self, Searcher};
 use crate::guard::scan::region::Boundaries;
 
@@ -24,6 +25,9 @@ pub struct FastPath {
     pub needs: Vec<Vec<Need>>,
     /// Finds every gated pattern's atoms (group = pattern index).
     pub searcher: Option<Searcher>,
+    /// The number detectors' gate: digit clusters of their shapes
+    /// (see [`digits`]) instead of atoms.
+    pub digits: DigitGate,
     /// Every byte some gate's atoms can hold: a suspect character matters
     /// only if it produces one, and the stretch around it out to other
     /// bytes holds every atom it takes part in.
@@ -33,20 +37,55 @@ pub struct FastPath {
     /// Patterns with no gate, scanned over whole units: their set and
     /// their indices among the normalised patterns.
     pub ungated: Option<(RegexSet, Vec<usize>)>,
+    /// Per normalised pattern: its gate holds only in units of plain text
+    /// (it was read off the ASCII part of its classes, see
+    /// [`atoms::ascii_restricted`]).
+    pub plain_only: Vec<bool>,
+    /// The patterns of [`Self::plain_only`] gates, scanned over whole units
+    /// that are not plain text: their set and indices.
+    pub plain_fallback: Option<(RegexSet, Vec<usize>)>,
 }
 
 impl FastPath {
-    pub fn build(sources: &[String]) -> Result<FastPath, String> {
+    /// `numbers`: per pattern, its number shape when it is a number
+    /// detector (gated by digit clusters, not atoms).
+    pub fn build(sources: &[String], numbers: &[Option<NumberShape>]) -> Result<FastPath, String> {
         let mut fast = FastPath::default();
         let mut atoms = Vec::new();
         let mut ungated = (Vec::new(), Vec::new());
+        let mut fallback = (Vec::new(), Vec::new());
         for (i, src) in sources.iter().enumerate() {
             let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok();
             fast.needs.push(
                 hir.as_ref()
                     .map_or_else(|| vec![Need::default()], needs::needs),
             );
-            let analysis = hir.map(|hir| atoms::analyze(&hir)).filter(|a| a.local);
+            let mut analysis = hir.as_ref().map(atoms::analyze).filter(|a| a.local);
+            let mut plain_only = false;
+            if analysis.as_ref().is_some_and(|a| a.gate.is_none()) {
+                // No gate over every character the classes hold (`\d`
+                // holds Arabic-Indic digits, which normalisation keeps):
+                // over their ASCII part there may be one, valid in units of
+                // plain text, where normalised text is ASCII.
+                let ascii = hir
+                    .as_ref()
+                    .map(|h| atoms::analyze(&atoms::ascii_restricted(h)));
+                if let Some(a) = ascii.filter(|a| a.local && a.gate.is_some()) {
+                    analysis = Some(a);
+                    plain_only = true;
+                }
+            }
+            fast.plain_only.push(plain_only);
+            if plain_only {
+                fallback.0.push(src.clone());
+                fallback.1.push(i);
+            }
+            if let (Some(shape), Some(a)) = (numbers.get(i).copied().flatten(), &analysis) {
+                fast.gate_bytes.0 |= digits::gate_bytes().0;
+                fast.digits.patterns.push((i as u32, shape));
+                fast.gated.push(Some(Boundaries::new(a.alphabet)));
+                continue;
+            }
             match analysis.and_then(|a| a.gate.map(|g| (a.alphabet, g))) {
                 Some((alphabet, g)) => {
                     for a in &g {
@@ -63,21 +102,30 @@ impl FastPath {
             }
         }
         fast.gate_boundaries = Boundaries::new(fast.gate_bytes);
-        if !atoms.is_empty() {
+        if !atoms.is_empty() || !fast.digits.is_empty() {
             fast.searcher = Some(Searcher::new(&atoms));
             // Build the suspect-character table now, not on a request.
             prefilter::suspect_char('\u{100}');
             normalize::kept_as_is('\u{100}');
             normalize::is_format('\u{100}');
         }
-        if !ungated.1.is_empty() {
-            let set = RegexSetBuilder::new(&ungated.0)
-                .size_limit(REGEX_SIZE_LIMIT.saturating_mul(ungated.0.len()))
-                .dfa_size_limit(64 << 20)
-                .build()
-                .map_err(|e| format!("the patterns do not compile together: {e}"))?;
-            fast.ungated = Some((set, ungated.1));
-        }
+        fast.ungated = whole_unit_set(ungated)?;
+        fast.plain_fallback = whole_unit_set(fallback)?;
         Ok(fast)
     }
+}
+
+/// The set of patterns scanned over whole units, and their indices.
+fn whole_unit_set(
+    (sources, index): (Vec<String>, Vec<usize>),
+) -> Result<Option<(RegexSet, Vec<usize>)>, String> {
+    if index.is_empty() {
+        return Ok(None);
+    }
+    let set = RegexSetBuilder::new(&sources)
+        .size_limit(REGEX_SIZE_LIMIT.saturating_mul(sources.len()))
+        .dfa_size_limit(64 << 20)
+        .build()
+        .map_err(|e| format!("the patterns do not compile together: {e}"))?;
+    Ok(Some((set, index)))
 }

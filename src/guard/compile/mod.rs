@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::builtins::Builtin;
 use super::gitleaks;
+use super::prefilter::digits::NumberShape;
 use super::scope::{Scope, Selector};
 use super::secrets::{self, SecretRule, PACK};
 use super::{
@@ -20,7 +21,7 @@ use super::{
 use crate::policy::config::{ActionSpec, GuardSpec};
 use crate::provider::KindSet;
 use fast_path::FastPath;
-use patterns::{ascii_word_boundaries, Check, Pattern, PatternSet, REGEX_SIZE_LIMIT};
+use patterns::{ascii_word_boundaries, Check, InContext, Pattern, PatternSet, REGEX_SIZE_LIMIT};
 
 /// Hold-back window for a pattern with no upper bound on its length.
 pub(super) const UNBOUNDED_WINDOW: usize = 1024;
@@ -324,6 +325,17 @@ impl GuardSet {
                                 b.placeholder().to_owned(),
                                 check,
                             ));
+                            if let Some(context) = b.context_pattern() {
+                                norm_src.push(context.to_owned());
+                                norm_pat.push(Pattern {
+                                    regex: regex::Regex::new(context)
+                                        .expect("builtin patterns compile"),
+                                    rule,
+                                    placeholder: b.placeholder().to_owned(),
+                                    check: Check::Detector(std::sync::Arc::new(InContext(b))),
+                                    secret_group: Some(1),
+                                });
+                            }
                         }
                         Detector::Secret(r) => {
                             norm_src.push(r.pattern.to_owned());
@@ -399,7 +411,14 @@ impl GuardSet {
         let fast = if response {
             FastPath::default()
         } else {
-            FastPath::build(&norm_src).map_err(whole)?
+            let numbers: Vec<_> = norm_pat
+                .iter()
+                .map(|p| match p.check {
+                    Check::Builtin(b) if p.secret_group.is_none() => NumberShape::of(b),
+                    _ => None,
+                })
+                .collect();
+            FastPath::build(&norm_src, &numbers).map_err(whole)?
         };
         Ok(GuardSet {
             fast,

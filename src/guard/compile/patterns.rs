@@ -51,6 +51,17 @@ pub enum Check {
     Detector(Arc<dyn Validate>),
 }
 
+/// The validator of a builtin's context pattern (see
+/// [`Builtin::context_pattern`]): its secret group is the candidate.
+#[derive(Debug)]
+pub struct InContext(pub Builtin);
+
+impl Validate for InContext {
+    fn accepts(&self, _whole: &str, secret: &str) -> bool {
+        self.0.validate_in_context(secret)
+    }
+}
+
 #[derive(Debug)]
 pub struct Pattern {
     pub regex: Regex,

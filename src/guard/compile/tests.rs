@@ -243,9 +243,36 @@ fn branches_of_one_length_carry_a_stretch_on() {
 
 #[test]
 fn every_builtin_has_a_local_gate() {
+    use crate::guard::prefilter::digits::NumberShape;
     for b in crate::guard::builtins::Builtin::ALL {
         let a = gate_of(b.pattern());
         assert!(a.local, "{b:?}");
-        assert!(a.gate.is_some(), "{b:?} has no gate");
+        // The number detectors are gated by digit clusters, the others by
+        // atoms.
+        let numbers = NumberShape::of(*b).is_some();
+        assert!(numbers || a.gate.is_some(), "{b:?} has no gate");
+    }
+    let set = crate::guard::GuardSet::compile(
+        &serde_yaml::from_str::<Vec<crate::policy::config::GuardSpec>>(
+            "[{regex: {builtins: [CreditCard, Ssn, PhoneNumber, CaSin, Email]}}]",
+        )
+        .unwrap(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(set.fast.digits.patterns.len(), 4);
+    assert!(set.fast.gated.iter().all(Option::is_some));
+}
+
+#[test]
+fn the_phone_words_are_gated_at_word_starts() {
+    use crate::guard::builtins::Builtin;
+    let a = gate_of(Builtin::PhoneNumber.context_pattern().unwrap());
+    let gate = a.gate.expect("a gate");
+    assert!(!gate.is_empty());
+    // Every atom is a word asked for at a word start, none of digits.
+    for atom in &gate {
+        assert!(atom.word_start, "{atom:?}");
+        assert!(atom.literal().is_some(), "{atom:?}");
     }
 }

@@ -3,6 +3,7 @@ use super::suspects::*;
 use crate::guard::ascii::Ascii;
 use crate::guard::compile::atoms::{analyze, Analysis, Atom};
 use crate::guard::vector::Isa;
+use proptest::strategy::Strategy as _;
 
 fn gate_of(pattern: &str) -> Analysis {
     analyze(&regex_syntax::parse(pattern).unwrap())
@@ -276,5 +277,68 @@ proptest::proptest! {
         }
         want.sort();
         proptest::prop_assert_eq!(found, want);
+    }
+}
+
+fn digit_gate() -> super::digits::DigitGate {
+    use super::digits::NumberShape;
+    super::digits::DigitGate {
+        patterns: vec![
+            (0, NumberShape::CreditCard),
+            (1, NumberShape::Ssn),
+            (2, NumberShape::CaSin),
+            (3, NumberShape::PhoneNumber),
+        ],
+    }
+}
+
+#[test]
+fn the_digit_gate_hits_where_number_shapes_start() {
+    let gate = digit_gate();
+    let hits = |text: &str| {
+        let mut out = Vec::new();
+        gate.find(Isa::detect(), text.as_bytes(), &mut out);
+        out.iter()
+            .map(|h| (h.pos as usize, h.group))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hits("card 4111 1111 1111 1111."), [(5, 0)]);
+    assert_eq!(hits("ssn 123-45-6789"), [(4, 1)]);
+    assert_eq!(hits("sin 130 692 544"), [(4, 2)]);
+    assert_eq!(hits("call (415)\\n 555-2671"), [(6, 3)]);
+    assert_eq!(hits("+33 1 23 45 67"), [(1, 3)]);
+    // Bare: thirteen digits or more for cards.
+    assert_eq!(hits("id 4111111111111111;"), [(3, 0)]);
+    // Digit-dense text without a shape: dates, times, IPs, versions, ids.
+    for text in [
+        "2026-12-05T12:16:07.123456Z",
+        "10.42.17.203 - - [05/Dec/2026:12:16:07 +0000]",
+        "v1.2.3 build 20251001 pid 123456789012",
+        "sha256:07f5c31f8f3d8dd7a61a5e13744269438f4ec65dd3602081cc37d1b4ad5ac1f6",
+        "+1234567",
+    ] {
+        assert_eq!(hits(text), [], "{text}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_digit_gate_bit_masks_lose_no_cluster(
+        text in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "0", "1", "4", "5", "9", "12", "123", "4111", "555", " ", "  ", ".", "-", "(",
+                ")", "+", "\\n", "\\t", "\\\\", "n", "x", "#", ":", "é", "\u{a0}", "\u{2192}",
+            ]),
+            0..200,
+        ).prop_map(|v| v.concat())
+    ) {
+        let gate = digit_gate();
+        let mut bytewise = Vec::new();
+        gate.find_bytewise(text.as_bytes(), &mut bytewise);
+        for isa in Isa::all() {
+            let mut found = Vec::new();
+            gate.find(isa, text.as_bytes(), &mut found);
+            proptest::prop_assert_eq!(&found, &bytewise, "{:?}", isa);
+        }
     }
 }

@@ -84,6 +84,24 @@ impl GuardSet {
         if let Some(searcher) = &self.fast.searcher {
             let mut plain_segments = Vec::new();
             let hits = self.gate_hits(searcher, segments, &unit, &mut plain_segments);
+            // Gates of the ASCII part of a pattern's classes hold only in
+            // plain text: elsewhere those patterns read the whole unit.
+            let unit_plain = plain_segments.iter().all(|p| *p);
+            if let (false, Some((set, index))) = (unit_plain, &self.fast.plain_fallback) {
+                if index
+                    .iter()
+                    .any(|&p| applies[self.normalized.patterns[p].rule])
+                {
+                    let whole = whole_unit(segments, &unit);
+                    self.match_stretches(
+                        segments,
+                        &whole,
+                        Which::Ungated(set, index),
+                        applies,
+                        &mut found,
+                    );
+                }
+            }
             // Last region searched per pattern.
             let mut done: Vec<Option<Region>> = vec![None; self.normalized.patterns.len()];
             let mut stretches = Vec::new();
@@ -91,7 +109,9 @@ impl GuardSet {
                 let Some(boundaries) = &self.fast.gated[p] else {
                     continue;
                 };
-                if !applies[self.normalized.patterns[p].rule] {
+                if !applies[self.normalized.patterns[p].rule]
+                    || (!unit_plain && self.fast.plain_only[p])
+                {
                     continue;
                 }
                 if done[p].is_some_and(|r| r.contains(seg, pos)) {
@@ -160,7 +180,8 @@ impl GuardSet {
     /// Every gate hit in a unit as (segment, raw offset, pattern), in order
     /// (packed by [`pack_hit`]: integers sort faster than tuples).
     ///
-    /// The raw bytes are searched as they are. A suspect character (an
+    /// The raw bytes are searched as they are, for atoms and for the number
+    /// detectors' digit clusters (see [`prefilter::digits`]). A suspect character (an
     /// escape, a character NFKC changes) may make an atom the raw bytes do
     /// not show, so the stretch around it, out to bytes no atom holds, is
     /// normalised and searched as well; its hits map back onto the raw
@@ -184,6 +205,9 @@ impl GuardSet {
             hits.clear();
             suspects.clear();
             searcher.find(literal.as_bytes(), &mut hits);
+            self.fast
+                .digits
+                .find(searcher.isa, literal.as_bytes(), &mut hits);
             out.extend(hits.iter().map(|h| pack_hit(seg, h.pos, h.group)));
             let ascii = prefilter::suspects(searcher.isa, literal, &mut suspects);
             // No suspect: no DEL, no `\b` or `\u` escape (see [`plain_text`]).
@@ -194,7 +218,12 @@ impl GuardSet {
                     continue;
                 }
                 let (c, _) = crate::provider::literal::char_at(literal, q);
-                if prefilter::produces(c).0 & self.fast.gate_bytes.0 == 0 {
+                // A `\u` escape's hex digits are digits in the raw bytes
+                // and not in normalised text (`\u00e94111 1111 ...`), so
+                // for the digit gate every such escape counts, whatever it
+                // stands for.
+                let digit_escape = !self.fast.digits.is_empty() && literal.as_bytes()[q] == b'\\';
+                if prefilter::produces(c).0 & self.fast.gate_bytes.0 == 0 && !digit_escape {
                     continue;
                 }
                 let region = region_around(segments, unit, seg, q, &self.fast.gate_boundaries);
@@ -203,6 +232,9 @@ impl GuardSet {
                 let text = Joined::new(segments, &stretches);
                 hits.clear();
                 searcher.find(text.text().as_bytes(), &mut hits);
+                self.fast
+                    .digits
+                    .find(searcher.isa, text.text().as_bytes(), &mut hits);
                 for h in &hits {
                     let (s, pos) = text.origin(segments, h.pos as usize);
                     out.push(pack_hit(s, pos as u32, h.group));

@@ -434,7 +434,7 @@ fn scan_text(set: &GuardSet, text: &str) -> (Vec<(String, String)>, String) {
 #[test]
 fn every_pack_rule_is_gated() {
     let sources: Vec<String> = PACK.iter().map(|r| r.pattern.to_owned()).collect();
-    let fast = FastPath::build(&sources).unwrap();
+    let fast = FastPath::build(&sources, &vec![None; sources.len()]).unwrap();
     let ungated: Vec<&str> = fast
         .gated
         .iter()
@@ -465,8 +465,17 @@ fn groups_expand_and_a_detector_enabled_twice_compiles_once() {
     let pii =
         crate::guard::builtins::Builtin::ALL.len() - crate::guard::compile::SECRET_BUILTINS.len();
     assert!(pii >= 5);
-    assert_eq!(n("[{regex: {builtins: [Pii]}}]"), pii);
-    assert_eq!(n("[{regex: {builtins: [Pii, Email, CreditCard]}}]"), pii);
+    // A detector with a context pattern (a phone word before ten digits)
+    // compiles to two patterns.
+    let contexts = crate::guard::builtins::Builtin::ALL
+        .iter()
+        .filter(|b| b.context_pattern().is_some())
+        .count();
+    assert_eq!(n("[{regex: {builtins: [Pii]}}]"), pii + contexts);
+    assert_eq!(
+        n("[{regex: {builtins: [Pii, Email, CreditCard]}}]"),
+        pii + contexts
+    );
     assert_eq!(
         n("[{regex: {builtins: [StripeSecretKey, DatabaseUrlPassword]}}]"),
         2

@@ -172,3 +172,148 @@ unsafe fn suspect_masks<V: Vector>(p: *const u8) -> (u32, u32) {
         (ascii.movemask(), v.movemask())
     }
 }
+
+/// The first ASCII digit at or after `from` in the whole 32-byte steps of
+/// `b` from there (see [`super::Isa::next_digit`]): `Ok(index)`, or
+/// `Err(where the steps end)` when they hold none.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available and enabled in the caller.
+#[inline(always)]
+pub unsafe fn next_digit<V: Vector>(b: &[u8], from: usize) -> Result<usize, usize> {
+    // Digits are the bytes whose high nibble is 3 and low nibble 0-9.
+    const HIGH: [u8; 32] = {
+        let mut t = [0u8; 32];
+        t[3] = 0xff;
+        t[16 + 3] = 0xff;
+        t
+    };
+    const LOW: [u8; 32] = {
+        let mut t = [0u8; 32];
+        let mut i = 0;
+        while i < 10 {
+            t[i] = 0xff;
+            t[16 + i] = 0xff;
+            i += 1;
+        }
+        t
+    };
+    // SAFETY (all blocks below): the caller guarantees `V`'s instructions.
+    let (high, low) = unsafe { (V::load(HIGH.as_ptr()), V::load(LOW.as_ptr())) };
+    let mut at = from;
+    while at + 32 <= b.len() {
+        // SAFETY: 32 bytes from `at` are inside `b`.
+        let mask = unsafe {
+            let v = V::load(b.as_ptr().add(at));
+            high.lookup(v.high_nibbles())
+                .and(low.lookup(v.low_nibbles()))
+                .movemask()
+        };
+        if mask != 0 {
+            return Ok(at + mask.trailing_zeros() as usize);
+        }
+        at += 32;
+    }
+    Err(at)
+}
+
+/// Bucket bits by low and high nibble of the bytes a digit cluster may
+/// hold (see [`super::number_class`]): ASCII digits set the top bit (so a
+/// `movemask` of the lookups is the digit mask), every other cluster byte
+/// some lower bit.
+pub const NUMBER_LOW: [u8; 32] = number_table(true);
+pub const NUMBER_HIGH: [u8; 32] = number_table(false);
+
+const fn number_table(low: bool) -> [u8; 32] {
+    // (high nibble, low nibbles, bucket bit)
+    const CLASSES: &[(u8, &[u8], u8)] = &[
+        (0x0, &[0x9, 0xa, 0xd], 0x01),
+        (0x2, &[0x0, 0x8, 0x9, 0xd, 0xe], 0x02),
+        (0x3, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0x80),
+        (0x5, &[0xc], 0x04),
+        (0x6, &[0xe], 0x08),
+        (0x7, &[0x2, 0x4], 0x10),
+    ];
+    let mut t = [0u8; 32];
+    let mut c = 0;
+    while c < CLASSES.len() {
+        let (high, lows, bit) = CLASSES[c];
+        if low {
+            let mut k = 0;
+            while k < lows.len() {
+                t[lows[k] as usize] |= bit;
+                t[16 + lows[k] as usize] |= bit;
+                k += 1;
+            }
+        } else {
+            t[high as usize] |= bit;
+            t[16 + high as usize] |= bit;
+        }
+        c += 1;
+    }
+    // Non-ASCII bytes: any low nibble, high nibbles 8-f.
+    let mut n = 0;
+    while n < 16 {
+        if low || n >= 8 {
+            t[n] |= 0x20;
+            t[16 + n] |= 0x20;
+        }
+        n += 1;
+    }
+    t
+}
+
+/// Calls `found(at, digits, cluster)` for the whole 64-byte blocks of `b`
+/// (see [`super::Isa::number_blocks`]); returns where the blocks end.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available and enabled in the caller.
+#[inline(always)]
+pub unsafe fn number_blocks<V: Vector>(b: &[u8], found: &mut impl FnMut(usize, u64, u64)) -> usize {
+    // SAFETY (all blocks below): the caller guarantees `V`'s instructions.
+    let (low, high, zero) = unsafe {
+        (
+            V::load(NUMBER_LOW.as_ptr()),
+            V::load(NUMBER_HIGH.as_ptr()),
+            V::splat(0),
+        )
+    };
+    let mut at = 0;
+    while at + 64 <= b.len() {
+        // SAFETY: at + 64 <= len: the 64 bytes from `at` are inside `b`.
+        let ((d0, c0), (d1, c1)) = unsafe {
+            let p = b.as_ptr().add(at);
+            (
+                number_masks(low, high, zero, p),
+                number_masks(low, high, zero, p.add(32)),
+            )
+        };
+        found(
+            at,
+            u64::from(d0) | (u64::from(d1) << 32),
+            u64::from(c0) | (u64::from(c1) << 32),
+        );
+        at += 64;
+    }
+    at
+}
+
+/// For the 32 bytes from `p`: the digits and the cluster bytes, as bit
+/// masks (see [`NUMBER_LOW`]).
+///
+/// # Safety
+///
+/// `V`'s instruction set is available, and 32 bytes from `p` are readable.
+#[inline(always)]
+unsafe fn number_masks<V: Vector>(low: V, high: V, zero: V, p: *const u8) -> (u32, u32) {
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        let v = V::load(p);
+        let m = low
+            .lookup(v.low_nibbles())
+            .and(high.lookup(v.high_nibbles()));
+        (m.movemask(), !m.eq(zero).movemask())
+    }
+}

@@ -4,7 +4,8 @@
 //! * [`Vector`]: the few operations on a 32-byte register the kernels use;
 //! * [`kernels`]: the kernels, written once over any [`Vector`]: which
 //!   positions may start a fingerprint (nibble tables, Teddy-style), and
-//!   where escapes, DEL and non-ASCII bytes are;
+//!   where escapes, DEL and non-ASCII bytes are; where the next ASCII
+//!   digit is (the digit gate's skip);
 //! * `x86_64/avx2.rs`: [`Vector`] for `__m256i` and the kernels compiled
 //!   with AVX2 enabled, behind a token that proves AVX2 was detected;
 //! * [`scalar`]: the byte-at-a-time fallback with exact tables, on every
@@ -46,6 +47,31 @@ impl FingerprintTables {
             .enumerate()
             .fold(u8::MAX, |bits, (k, exact)| bits & exact[byte(at + k)])
     }
+}
+
+/// Whether a digit cluster may hold byte `b` (see `prefilter/digits.rs`):
+/// ASCII digits, white space (`\t`, `\n`, `\r`, the space), the
+/// separators `.-()`, a backslash and the `n`, `t`, `r` of an escape, and
+/// every non-ASCII byte. The kernels' nibble tables hold the same class.
+#[inline]
+pub fn number_class(b: u8) -> bool {
+    matches!(
+        b,
+        b'0'..=b'9'
+            | b'\t'
+            | b'\n'
+            | b'\r'
+            | b' '
+            | b'('
+            | b')'
+            | b'-'
+            | b'.'
+            | b'\\'
+            | b'n'
+            | b't'
+            | b'r'
+            | 0x80..=0xff
+    )
 }
 
 /// The instruction set the kernels run with, chosen once.
@@ -103,6 +129,46 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.suspect_blocks(raw, &mut found),
         }
+    }
+
+    /// Calls `found(at, digits, cluster)` for every whole 64-byte block of
+    /// `raw` (none when the kernels do not run), in order: bit `i` of
+    /// `digits` is set when byte `at + i` is an ASCII digit, of `cluster`
+    /// when it is a byte a digit cluster may hold ([`number_class`]).
+    /// Returns where the blocks end.
+    #[inline]
+    pub fn number_blocks(self, raw: &[u8], mut found: impl FnMut(usize, u64, u64)) -> usize {
+        match self {
+            Isa::Scalar => 0,
+            #[cfg(test)]
+            // SAFETY: plain lanes need no instruction set.
+            Isa::Lanes => unsafe { kernels::number_blocks::<scalar::Lanes>(raw, &mut found) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(avx2) => avx2.number_blocks(raw, &mut found),
+        }
+    }
+
+    /// The first ASCII digit of `raw` at or after `from`, if any.
+    #[inline]
+    pub fn next_digit(self, raw: &[u8], from: usize) -> Option<usize> {
+        let rest = match self {
+            Isa::Scalar => from,
+            #[cfg(test)]
+            // SAFETY: plain lanes need no instruction set.
+            Isa::Lanes => match unsafe { kernels::next_digit::<scalar::Lanes>(raw, from) } {
+                Ok(at) => return Some(at),
+                Err(rest) => rest,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(avx2) => match avx2.next_digit(raw, from) {
+                Ok(at) => return Some(at),
+                Err(rest) => rest,
+            },
+        };
+        raw.get(rest..)?
+            .iter()
+            .position(u8::is_ascii_digit)
+            .map(|k| rest + k)
     }
 
     /// Every instruction set this CPU runs, the slowest first (tests).

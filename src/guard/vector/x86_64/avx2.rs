@@ -34,6 +34,38 @@ impl Avx2 {
         // SAFETY: the token proves AVX2.
         unsafe { suspect_blocks(raw, found) }
     }
+
+    /// [`kernels::number_blocks`] with AVX2.
+    #[inline]
+    pub fn number_blocks(self, raw: &[u8], found: &mut impl FnMut(usize, u64, u64)) -> usize {
+        // SAFETY: the token proves AVX2.
+        unsafe { number_blocks(raw, found) }
+    }
+
+    /// [`kernels::next_digit`] with AVX2.
+    #[inline]
+    pub fn next_digit(self, raw: &[u8], from: usize) -> Result<usize, usize> {
+        // SAFETY: the token proves AVX2.
+        unsafe { next_digit(raw, from) }
+    }
+}
+
+/// # Safety
+///
+/// The CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn number_blocks(raw: &[u8], found: &mut impl FnMut(usize, u64, u64)) -> usize {
+    // SAFETY: AVX2 is enabled here, and the caller guarantees the CPU has it.
+    unsafe { kernels::number_blocks::<__m256i>(raw, found) }
+}
+
+/// # Safety
+///
+/// The CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn next_digit(raw: &[u8], from: usize) -> Result<usize, usize> {
+    // SAFETY: AVX2 is enabled here, and the caller guarantees the CPU has it.
+    unsafe { kernels::next_digit::<__m256i>(raw, from) }
 }
 
 /// # Safety
