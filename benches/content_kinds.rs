@@ -52,6 +52,14 @@ const POLICIES: &[(&str, &str)] = &[
         "13 + 50 org",
         "{name: builtins, regex: {action: Mask, builtins: [BUILTINS]}}, ORG",
     ),
+    (
+        "Secrets, Pii",
+        "{name: all, regex: {action: Mask, builtins: [Secrets, Pii]}}",
+    ),
+    (
+        "Secrets, Pii + 50 org",
+        "{name: all, regex: {action: Mask, builtins: [Secrets, Pii]}}, ORG",
+    ),
 ];
 
 /// Organisation patterns of the kind a security team writes: ticket and
