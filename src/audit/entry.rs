@@ -33,6 +33,14 @@ fn put(m: &mut Map<String, Value>, k: &str, v: Option<&str>) {
     }
 }
 
+/// Who asked and where, from the request's outcome.
+fn who(m: &mut Map<String, Value>, o: &Outcome) {
+    put(m, "user", o.user.as_deref());
+    put(m, "session", o.session.as_deref());
+    put(m, "backend", o.backend.as_deref());
+    put(m, "route", o.route);
+}
+
 /// A request decision's entry; `None` for a plain allow unless `allows`.
 pub fn request(outcome: &Outcome, ids: Ids<'_>, allows: bool) -> Option<Value> {
     let plain_allow = outcome.decision == Verdict::Allow
@@ -43,10 +51,7 @@ pub fn request(outcome: &Outcome, ids: Ids<'_>, allows: bool) -> Option<Value> {
         return None;
     }
     let mut m = base(ids, "request");
-    put(&mut m, "user", outcome.user.as_deref());
-    put(&mut m, "session", outcome.session.as_deref());
-    put(&mut m, "backend", outcome.backend.as_deref());
-    put(&mut m, "route", outcome.route);
+    who(&mut m, outcome);
     put(
         &mut m,
         "model",
@@ -94,10 +99,7 @@ pub fn response(
     }
     let mut m = base(ids, "response");
     if let Some(o) = outcome {
-        put(&mut m, "user", o.user.as_deref());
-        put(&mut m, "session", o.session.as_deref());
-        put(&mut m, "backend", o.backend.as_deref());
-        put(&mut m, "route", o.route);
+        who(&mut m, o);
     }
     put(&mut m, "model", r.model.as_deref());
     m.insert("decision".into(), r.decision.as_str().into());
@@ -123,9 +125,7 @@ pub fn tool(t: &ToolDecision, outcome: Option<&Outcome>, ids: Ids<'_>) -> Option
     }
     let mut m = base(ids, "tool");
     if let Some(o) = outcome {
-        put(&mut m, "user", o.user.as_deref());
-        put(&mut m, "session", o.session.as_deref());
-        put(&mut m, "backend", o.backend.as_deref());
+        who(&mut m, o);
     }
     m.insert("tool".into(), t.tool.clone().into());
     m.insert("index".into(), t.index.into());

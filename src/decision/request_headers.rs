@@ -236,7 +236,11 @@ pub fn request_headers(
         } else {
             String::new()
         },
-        headers: head.headers.to_vec(),
+        headers: if backend.request_guards.has_conditions() {
+            head.headers.to_vec()
+        } else {
+            Vec::new()
+        },
     };
 
     let mut inspect_body = route.inspects_request_body();

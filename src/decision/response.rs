@@ -160,10 +160,7 @@ impl ResponseDecider {
     /// The scanner of response text: the response guards, and the
     /// request's placeholders when it has some.
     fn scanner(&self) -> Arc<dyn TextScanner + Send + Sync> {
-        let guards: Arc<dyn TextScanner + Send + Sync> = match &self.guards {
-            Some(g) => g.clone(),
-            None => Arc::new(NoScan),
-        };
+        let guards = self.guards_scanner();
         match &self.restore {
             Some(restore) => Arc::new(Restoring {
                 guards: Some(guards),
@@ -173,13 +170,18 @@ impl ResponseDecider {
         }
     }
 
-    /// An SSE stream's guard: response guards, tool judge, restore.
-    fn stream_guard(&self) -> StreamGuard {
-        let guards: Arc<dyn TextScanner + Send + Sync> = match &self.guards {
+    /// The response guards as a scanner (one that finds nothing without).
+    fn guards_scanner(&self) -> Arc<dyn TextScanner + Send + Sync> {
+        match &self.guards {
             Some(g) => g.clone(),
             None => Arc::new(NoScan),
-        };
-        let mut guard = StreamGuard::new(self.dialect, guards);
+        }
+    }
+
+    /// An SSE stream's guard: response guards, tool judge, restore (which
+    /// wraps the scanner itself).
+    fn stream_guard(&self) -> StreamGuard {
+        let mut guard = StreamGuard::new(self.dialect, self.guards_scanner());
         if let Some(tools) = &self.tools {
             guard = guard.with_tool_judge(tools.clone());
         }

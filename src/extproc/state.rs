@@ -240,12 +240,7 @@ impl StreamState {
             .as_ref()
             .and_then(|s| super::claims::verified_claims(s, metadata));
         // `when:` conditions may read the headers: only then are they copied.
-        let headers: Vec<(String, String)> = if self
-            .policy
-            .backends
-            .iter()
-            .any(|b| b.request_guards.has_conditions())
-        {
+        let headers: Vec<(String, String)> = if self.policy.has_conditions {
             h.headers
                 .as_ref()
                 .map(|m| {

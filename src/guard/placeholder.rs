@@ -117,6 +117,22 @@ impl MaskKey {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The bare placeholder of a rule named `name`: upper snake case in angle
+/// brackets (`card-numbers` → `<CARD_NUMBERS>`).
+pub fn bare(name: &str) -> String {
+    let upper: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("<{upper}>")
+}
+
 /// The kind named by a bare placeholder: `<CREDIT_CARD>` → `CREDIT_CARD`.
 pub fn kind_of(base: &str) -> &str {
     base.strip_prefix('<')

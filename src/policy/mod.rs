@@ -72,6 +72,9 @@ pub struct Policy {
     pub mask_key: Arc<crate::guard::MaskKey>,
     /// Where the caller's verified identity comes from (`identity`).
     pub identity: Option<IdentitySettings>,
+    /// Some guard has a `when:` condition (request headers are then copied
+    /// for conditions to read).
+    pub has_conditions: bool,
     /// The decision log (`audit`); opened once, by `serve`.
     pub audit: Option<crate::audit::AuditSettings>,
     /// Things worth telling the operator that are not errors.
@@ -347,7 +350,9 @@ impl Policy {
                 ));
             }
         }
+        let has_conditions = backends.iter().any(|b| b.request_guards.has_conditions());
         Ok(Policy {
+            has_conditions,
             origin: origin.to_owned(),
             listen,
             admin_listen,

@@ -108,10 +108,16 @@ impl Restore {
     /// `text` with this request's placeholders restored; `None` when it
     /// holds none.
     pub fn restore_text(&self, text: &str) -> Option<String> {
+        self.restore_counted(text).map(|(s, _)| s)
+    }
+
+    /// [`Self::restore_text`] with the number of placeholders restored.
+    fn restore_counted(&self, text: &str) -> Option<(String, usize)> {
         let found = self.find(text);
         if found.is_empty() {
             return None;
         }
+        let count = found.len();
         let mut out = String::with_capacity(text.len() + 64 * found.len());
         let mut at = 0;
         for (range, value) in found {
@@ -120,7 +126,7 @@ impl Restore {
             at = range.end;
         }
         out.push_str(&text[at..]);
-        Some(out)
+        Some((out, count))
     }
 
     /// A JSON text (a tool call's input) with the placeholders in its
@@ -156,9 +162,8 @@ impl Restore {
             // (`\u003c`, as some encoders do).
             if memchr::memchr(b'<', raw.as_bytes()).is_some() || raw.contains("\\u") {
                 if let Ok(decoded) = serde_json::from_str::<String>(raw) {
-                    let found = self.find(&decoded).len();
-                    if let Some(restored) = self.restore_text(&decoded) {
-                        count += found;
+                    if let Some((restored, n)) = self.restore_counted(&decoded) {
+                        count += n;
                         edits.push((start..end + 1, json_string(&restored)));
                     }
                 }

@@ -35,22 +35,10 @@ fn max_len_of(pattern: &str) -> Option<usize> {
 
 /// `<RULE_NAME>` for a named guard's custom patterns.
 fn placeholder_for(name: Option<&str>) -> String {
-    match name {
-        None => DEFAULT_MASK_PLACEHOLDER.to_owned(),
-        Some(n) => {
-            let upper: String = n
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("<{upper}>")
-        }
-    }
+    name.map_or_else(
+        || DEFAULT_MASK_PLACEHOLDER.to_owned(),
+        super::placeholder::bare,
+    )
 }
 
 /// A detector a name in `regex.builtins` stands for.

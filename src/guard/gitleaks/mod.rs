@@ -77,18 +77,7 @@ pub struct Rule {
 impl Rule {
     /// `<GENERIC_API_KEY>` for `generic-api-key`.
     pub fn placeholder(&self) -> String {
-        let upper: String = self
-            .id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("<{upper}>")
+        crate::guard::placeholder::bare(&self.id)
     }
 
     /// What kind of secret a finding of this rule is (its id).

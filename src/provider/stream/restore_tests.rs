@@ -133,7 +133,7 @@ fn text_and_a_split_tool_input_come_back_with_the_values() {
 }
 
 #[test]
-fn without_a_placeholder_the_stream_passes_byte_for_byte() {
+fn without_a_placeholder_the_client_sees_the_same_stream() {
     let input = bash("ls -la");
     let body = stream(
         "Nothing <masked> here.",
