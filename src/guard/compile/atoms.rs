@@ -4,7 +4,9 @@
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::guard::ascii::{probability, Ascii};
+use crate::guard::ascii::{probability, sequence_probability, Ascii};
+use crate::guard::prefilter::searcher::LITERAL_WINDOW;
+use crate::guard::vector::FINGERPRINT;
 
 /// Bytes an atom may not hold: white space, controls, `"`, `\`, `/`.
 fn forbidden(b: u8) -> bool {
@@ -32,6 +34,46 @@ impl Atom {
         }
     }
 
+    /// What searching for the atom costs, as the chance per byte that the
+    /// searcher stops to look (see [`Searcher`](crate::guard::prefilter::Searcher)):
+    /// an atom with a literal stretch of three bytes or more is searched
+    /// for by a window of that stretch (one automaton pass for any number
+    /// of them), any other by a fingerprint of [`FINGERPRINT`] classes,
+    /// whose candidates are checked one by one. Gates are ranked by this,
+    /// not by how rare the whole atom is: `[a-f0-9]{36}NRAL` is found by
+    /// `NRAL`, not by a fingerprint of four hex digits that stops at a
+    /// tenth of a log's bytes.
+    fn search_cost(&self) -> f64 {
+        let discount = if self.word_start { 0.1 } else { 1.0 };
+        let literal = |c: &Ascii| c.single_folded().is_some();
+        let mut best_literal: Option<f64> = None;
+        let mut start = 0;
+        for end in 0..=self.classes.len() {
+            if end < self.classes.len() && literal(&self.classes[end]) {
+                continue;
+            }
+            if end - start >= 3 {
+                let w = (end - start).min(LITERAL_WINDOW);
+                let p = self.classes[start..end]
+                    .windows(w)
+                    .map(sequence_probability)
+                    .fold(f64::MAX, f64::min);
+                best_literal = Some(best_literal.map_or(p, |b: f64| b.min(p)));
+            }
+            start = end + 1;
+        }
+        if let Some(p) = best_literal {
+            return p * discount;
+        }
+        let w = self.classes.len().min(FINGERPRINT);
+        self.classes
+            .windows(w.max(1))
+            .map(sequence_probability)
+            .fold(f64::MAX, f64::min)
+            .min(1.0)
+            * discount
+    }
+
     /// Every byte the atom can hold.
     pub fn bytes(&self) -> Ascii {
         self.classes
@@ -45,26 +87,22 @@ impl Atom {
         self.classes.iter().map(|c| c.single_folded()).collect()
     }
 
-    /// The rarest window of at most `max` classes (a part of a required
-    /// sequence is required too).
+    /// The window of at most `max` classes cheapest to search for, the
+    /// rarest of those (a part of a required sequence is required too).
     pub fn window(&self, max: usize) -> Atom {
         if self.classes.len() <= max {
             return self.clone();
         }
-        let mut best = (f64::MAX, 0);
-        for start in 0..=self.classes.len() - max {
-            let p: f64 = self.classes[start..start + max]
-                .iter()
-                .map(|c| probability(*c))
-                .product();
-            if p < best.0 {
-                best = (p, start);
-            }
-        }
-        Atom {
-            classes: self.classes[best.1..best.1 + max].to_vec(),
-            word_start: self.word_start && best.1 == 0,
-        }
+        let at = |start: usize| Atom {
+            classes: self.classes[start..start + max].to_vec(),
+            word_start: self.word_start && start == 0,
+        };
+        (0..=self.classes.len() - max)
+            .map(at)
+            .map(|a| ((a.search_cost(), a.probability()), a))
+            .min_by(|(ka, _), (kb, _)| ka.0.total_cmp(&kb.0).then(ka.1.total_cmp(&kb.1)))
+            .expect("a window")
+            .1
     }
 }
 
@@ -73,6 +111,23 @@ pub type Gate = Vec<Atom>;
 
 fn gate_probability(g: &Gate) -> f64 {
     g.iter().map(Atom::probability).sum()
+}
+
+/// What searching for a gate costs (see [`Atom::search_cost`]), the rarer
+/// whole gate first where costs tie.
+fn gate_cost(g: &Gate) -> (f64, f64) {
+    (g.iter().map(Atom::search_cost).sum(), gate_probability(g))
+}
+
+/// Selective gates (see [`MAX_GATE_PROBABILITY`]) before the others, then
+/// the cheapest to search for.
+fn by_cost(a: &Gate, b: &Gate) -> std::cmp::Ordering {
+    let unselective = |g: &Gate| gate_probability(g) > MAX_GATE_PROBABILITY;
+    let (ka, kb) = (gate_cost(a), gate_cost(b));
+    unselective(a)
+        .cmp(&unselective(b))
+        .then(ka.0.total_cmp(&kb.0))
+        .then(ka.1.total_cmp(&kb.1))
 }
 
 /// What the scanner needs to know about one pattern.
@@ -306,7 +361,7 @@ pub(super) fn merged_branches(hir: &Hir) -> Option<Vec<Ascii>> {
 /// Splits a stretch of classes into atoms at forbidden bytes (a class
 /// holding one is dropped) and keeps the rarest piece.
 fn best_piece(classes: &[Ascii], word_start: bool) -> Option<Atom> {
-    let mut best: Option<Atom> = None;
+    let mut best: Option<((bool, f64, f64), Atom)> = None;
     let mut start = 0;
     for end in 0..=classes.len() {
         let cut = end == classes.len() || classes[end].bytes().any(forbidden);
@@ -321,16 +376,24 @@ fn best_piece(classes: &[Ascii], word_start: bool) -> Option<Atom> {
                 classes: classes[start..end].to_vec(),
                 word_start: word_start && start == 0 && first_word,
             };
-            if best
-                .as_ref()
-                .is_none_or(|b| atom.probability() < b.probability())
-            {
-                best = Some(atom);
+            let key = (
+                atom.probability() > MAX_GATE_PROBABILITY,
+                atom.search_cost(),
+                atom.probability(),
+            );
+            if best.as_ref().is_none_or(|(k, _)| {
+                key.0
+                    .cmp(&k.0)
+                    .then(key.1.total_cmp(&k.1))
+                    .then(key.2.total_cmp(&k.2))
+                    .is_lt()
+            }) {
+                best = Some((key, atom));
             }
         }
         start = end + 1;
     }
-    best
+    best.map(|(_, a)| a)
 }
 
 /// Whether every occurrence of `outer` holds an occurrence of `inner`
@@ -403,9 +466,8 @@ fn rarest(options: Vec<Gate>) -> Option<Gate> {
         .iter()
         .any(|g| !digits_only(g) && gate_probability(g) <= MAX_GATE_PROBABILITY);
     options.into_iter().min_by(|a, b| {
-        let key = |g: &Gate| (other && digits_only(g), gate_probability(g));
-        let (ka, kb) = (key(a), key(b));
-        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+        let key = |g: &Gate| other && digits_only(g);
+        key(a).cmp(&key(b)).then_with(|| by_cost(a, b))
     })
 }
 
@@ -425,9 +487,7 @@ fn required(hir: &Hir) -> Option<Gate> {
                     options.push(vec![a]);
                 }
             }
-            options
-                .into_iter()
-                .min_by(|a, b| gate_probability(a).total_cmp(&gate_probability(b)))
+            options.into_iter().min_by(by_cost)
         }
         HirKind::Alternation(xs) => {
             let mut gate = Vec::new();

@@ -80,9 +80,14 @@ impl FastPath {
                 fallback.0.push(src.clone());
                 fallback.1.push(i);
             }
-            if let (Some(shape), Some(a)) = (numbers.get(i).copied().flatten(), &analysis) {
+            let shape = numbers
+                .get(i)
+                .copied()
+                .flatten()
+                .or_else(|| analysis.as_ref().and_then(digit_run));
+            if let (Some(shape), Some(a)) = (shape, &analysis) {
                 fast.gate_bytes.0 |= digits::gate_bytes().0;
-                fast.digits.patterns.push((i as u32, shape));
+                fast.digits.push(i as u32, shape);
                 fast.gated.push(Some(Boundaries::new(a.alphabet)));
                 continue;
             }
@@ -113,6 +118,19 @@ impl FastPath {
         fast.plain_fallback = whole_unit_set(fallback)?;
         Ok(fast)
     }
+}
+
+/// A gate of digit runs only, each [`digits::MIN_RUN`] digits or more,
+/// as the digit gate's shape (see [`NumberShape::Run`]).
+fn digit_run(a: &atoms::Analysis) -> Option<NumberShape> {
+    const DIGITS: u128 = 0x3ff << b'0';
+    let gate = a.gate.as_ref()?;
+    let digits_only = |atom: &atoms::Atom| atom.classes.iter().all(|c| c.0 & !DIGITS == 0);
+    if !gate.iter().all(digits_only) {
+        return None;
+    }
+    let n = gate.iter().map(|atom| atom.classes.len()).min()? as u32;
+    (n >= digits::MIN_RUN).then_some(NumberShape::Run(n))
 }
 
 /// The set of patterns scanned over whole units, and their indices.

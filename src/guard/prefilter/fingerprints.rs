@@ -1,7 +1,7 @@
 //! Fingerprint passes: the fingerprints of the searcher's class atoms
 //! spread over buckets, eight a pass, and each pass's tables.
 
-use crate::guard::ascii::{probability, Ascii};
+use crate::guard::ascii::{sequence_probability, Ascii};
 use crate::guard::vector::{FingerprintTables, FINGERPRINT};
 
 /// Class-sequence atoms found many at a time, the way Teddy finds
@@ -100,7 +100,7 @@ pub fn passes(fingerprints: &[[Ascii; FINGERPRINT]]) -> Vec<Pass> {
         })
     };
     let mut hulls: Vec<[Ascii; FINGERPRINT]> = groups.iter().map(|g| hull(g)).collect();
-    let odds = |h: &[Ascii; FINGERPRINT]| -> f64 { h.iter().map(|&c| probability(c)).product() };
+    let odds = |h: &[Ascii; FINGERPRINT]| -> f64 { sequence_probability(h) };
     while groups.len() > n_buckets {
         let mut best: Option<(f64, usize, usize)> = None;
         for i in 0..groups.len() {

@@ -4,7 +4,7 @@
 
 use super::fingerprints::{self, Pass};
 use super::{escaped, is_word};
-use crate::guard::ascii::{probability, Ascii};
+use crate::guard::ascii::{probability, sequence_probability, Ascii};
 use crate::guard::compile::atoms::{holds_atom, Atom};
 use crate::guard::vector::{Isa, FINGERPRINT};
 
@@ -62,11 +62,8 @@ pub struct Searcher {
     /// The atoms' fingerprint passes.
     pub(super) passes: Vec<Pass>,
     /// With many literal atoms (a secret pack's prefixes and keywords):
-    /// those atoms in one Aho-Corasick automaton, up to ASCII case, and
-    /// per automaton pattern the atom it stands for. Fingerprint passes
-    /// cost a pass over the text per 24 fingerprints; the automaton one
-    /// pass for any number of literals.
-    literals: Option<(aho_corasick::AhoCorasick, Vec<usize>)>,
+    /// those atoms in one Aho-Corasick automaton (see [`Literals`]).
+    literals: Option<Literals>,
     /// The instruction set of the passes, chosen at construction.
     pub isa: Isa,
 }
@@ -74,7 +71,7 @@ pub struct Searcher {
 /// Longest literal searched for: a window of an atom's literal, shared
 /// with other atoms where it can be (forty patterns `project codenameNN`
 /// share `codename`).
-const LITERAL_WINDOW: usize = 8;
+pub(crate) const LITERAL_WINDOW: usize = 8;
 
 /// Literal atoms from which on they go to one automaton rather than to
 /// fingerprint passes. Below it (the builtins and a few dozen custom
@@ -88,6 +85,94 @@ const MANY_LITERALS: usize = 48;
 /// fingerprint matched, and prune hits (a JWT needs ten token bytes, not
 /// four).
 const MASK_WINDOW: usize = 12;
+
+/// Many literal atoms, up to ASCII case, in one Aho-Corasick DFA, and per
+/// automaton pattern the atom it stands for. Fingerprint passes cost a pass
+/// over the text per 24 fingerprints; the automaton one pass for any
+/// number of literals.
+///
+/// The crate builds the automaton; the search loop is ours: every
+/// occurrence is needed (overlapping), and the crate's overlapping
+/// iterator took ~20 instructions a byte through its generic state
+/// handling, where a transition and a test for a special state are a few
+/// (callgrind, 1 MB service log, `[Secrets, Pii]`: see `guard::secrets`).
+#[derive(Debug)]
+struct Literals {
+    dfa: aho_corasick::dfa::DFA,
+    start: aho_corasick::automaton::StateID,
+    atoms: Vec<usize>,
+}
+
+impl Literals {
+    fn new(literal_atoms: &[(usize, Vec<u8>)]) -> Option<Literals> {
+        use aho_corasick::automaton::Automaton;
+        let dfa = aho_corasick::dfa::Builder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .start_kind(aho_corasick::StartKind::Unanchored)
+            .prefilter(false)
+            .build(literal_atoms.iter().map(|(_, l)| l))
+            .ok()?;
+        let start = dfa.start_state(aho_corasick::Anchored::No).ok()?;
+        Some(Literals {
+            dfa,
+            start,
+            atoms: literal_atoms.iter().map(|(i, _)| *i).collect(),
+        })
+    }
+
+    /// Calls `found(start, atom)` for every occurrence in `raw`, in no
+    /// particular order.
+    ///
+    /// A transition waits for the one before it (a load whose address is
+    /// the last state): one walk is bound by that latency, not by its
+    /// instructions. Longer texts are walked as two halves at once, the
+    /// second starting [`Automaton::max_pattern_len`] bytes early and
+    /// reporting only occurrences that end in its own half.
+    #[inline]
+    fn find(&self, raw: &[u8], mut found: impl FnMut(usize, usize)) {
+        use aho_corasick::automaton::Automaton;
+        let dfa = &self.dfa;
+        let overlap = dfa.max_pattern_len().saturating_sub(1);
+        let mid = raw.len() / 2;
+        let report = |sid, end: usize, found: &mut dyn FnMut(usize, usize)| {
+            for k in 0..dfa.match_len(sid) {
+                let pid = dfa.match_pattern(sid, k);
+                found(end - dfa.pattern_len(pid), self.atoms[pid.as_usize()]);
+            }
+        };
+        let (mut a, mut b) = (self.start, self.start);
+        let mut next = 0;
+        if raw.len() >= 4 * overlap.max(64) {
+            // Second walk: from `mid - overlap`; its first `overlap` bytes
+            // only bring it into the state it would have at `mid`.
+            let lead = mid - overlap;
+            for &x in &raw[lead..mid] {
+                b = dfa.next_state(aho_corasick::Anchored::No, b, x);
+            }
+            let (left, right) = (&raw[..mid], &raw[mid..]);
+            for (i, (&x, &y)) in left.iter().zip(right).enumerate() {
+                a = dfa.next_state(aho_corasick::Anchored::No, a, x);
+                b = dfa.next_state(aho_corasick::Anchored::No, b, y);
+                if dfa.is_special(a) && dfa.is_match(a) {
+                    report(a, i + 1, &mut found);
+                }
+                if dfa.is_special(b) && dfa.is_match(b) {
+                    report(b, mid + i + 1, &mut found);
+                }
+            }
+            // An odd length leaves the second walk one byte.
+            next = 2 * mid;
+            a = b;
+        }
+        for (i, &x) in raw.iter().enumerate().skip(next) {
+            a = dfa.next_state(aho_corasick::Anchored::No, a, x);
+            if dfa.is_special(a) && dfa.is_match(a) {
+                report(a, i + 1, &mut found);
+            }
+        }
+    }
+}
 
 impl Searcher {
     /// Every atom becomes a class sequence of at most [`MASK_WINDOW`]
@@ -195,21 +280,16 @@ impl Searcher {
                 None => {
                     // The rarest FINGERPRINT classes in a row (all of a
                     // shorter atom) are its fingerprint.
-                    let p = |c: usize| probability(class_list[c]);
+                    let p = |at: usize| {
+                        let window: Vec<Ascii> = classes[at..]
+                            .iter()
+                            .take(FINGERPRINT)
+                            .map(|&c| class_list[c])
+                            .collect();
+                        sequence_probability(&window)
+                    };
                     let fp = (0..=classes.len().saturating_sub(FINGERPRINT))
-                        .min_by(|&a, &b| {
-                            let pa: f64 = classes[a..]
-                                .iter()
-                                .take(FINGERPRINT)
-                                .map(|&c| p(c))
-                                .product();
-                            let pb: f64 = classes[b..]
-                                .iter()
-                                .take(FINGERPRINT)
-                                .map(|&c| p(c))
-                                .product();
-                            pa.total_cmp(&pb)
-                        })
+                        .min_by(|&a, &b| p(a).total_cmp(&p(b)))
                         .unwrap_or(0);
                     class_atoms.push(ClassAtom {
                         classes,
@@ -231,25 +311,13 @@ impl Searcher {
             .enumerate()
             .filter_map(|(i, m)| literal_of(m).map(|l| (i, l)))
             .collect();
+        // Its DFA: the crate's default (an NFA) took half again as many
+        // instructions per decision.
         let literals = (literal_atoms.len() >= MANY_LITERALS)
-            .then(|| {
-                aho_corasick::AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    // Its DFA: the default (an NFA) took half again as
-                    // many instructions per decision.
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(literal_atoms.iter().map(|(_, l)| l))
-                    .ok()
-                    .map(|ac| {
-                        (
-                            ac,
-                            literal_atoms.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-                        )
-                    })
-            })
+            .then(|| Literals::new(&literal_atoms))
             .flatten();
         let in_passes: Vec<usize> = (0..class_atoms.len())
-            .filter(|i| literals.as_ref().is_none_or(|(_, lit)| !lit.contains(i)))
+            .filter(|i| literals.as_ref().is_none_or(|l| !l.atoms.contains(i)))
             .collect();
         // Atoms with the same fingerprint share a bucket; eight buckets a
         // pass.
@@ -283,12 +351,12 @@ impl Searcher {
 
     /// Appends the hits in `raw` (a literal's content) to `out`, unordered.
     pub fn find(&self, raw: &[u8], out: &mut Vec<Hit>) {
-        if let Some((ac, atoms)) = &self.literals {
-            for m in ac.find_overlapping_iter(raw) {
-                for &(ws, group) in &self.atoms[atoms[m.pattern().as_usize()]].wanted {
-                    Self::push(raw, m.start(), ws, group, out);
+        if let Some(literals) = &self.literals {
+            literals.find(raw, |start, atom| {
+                for &(ws, group) in &self.atoms[atom].wanted {
+                    Self::push(raw, start, ws, group, out);
                 }
-            }
+            });
         }
         for pass in &self.passes {
             self.isa.fingerprints(&pass.tables, raw, |at, bits| {

@@ -282,14 +282,19 @@ proptest::proptest! {
 
 fn digit_gate() -> super::digits::DigitGate {
     use super::digits::NumberShape;
-    super::digits::DigitGate {
-        patterns: vec![
-            (0, NumberShape::CreditCard),
-            (1, NumberShape::Ssn),
-            (2, NumberShape::CaSin),
-            (3, NumberShape::PhoneNumber),
-        ],
+    let mut gate = super::digits::DigitGate::default();
+    for (i, shape) in [
+        NumberShape::CreditCard,
+        NumberShape::Ssn,
+        NumberShape::CaSin,
+        NumberShape::PhoneNumber,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        gate.push(i as u32, shape);
     }
+    gate
 }
 
 #[test]
@@ -321,6 +326,30 @@ fn the_digit_gate_hits_where_number_shapes_start() {
     }
 }
 
+#[test]
+fn a_digit_run_is_a_cluster_group_of_its_length() {
+    use super::digits::{DigitGate, NumberShape};
+    let mut gate = DigitGate::default();
+    gate.push(7, NumberShape::Run(13));
+    let hits = |gate: &DigitGate, text: &str| {
+        let mut out = Vec::new();
+        gate.find(Isa::detect(), text.as_bytes(), &mut out);
+        out.iter()
+            .map(|h| (h.pos as usize, h.group))
+            .collect::<Vec<_>>()
+    };
+    // Asana's `1/1204567890123:…`: the thirteen digits after the `/`.
+    assert_eq!(hits(&gate, "token 1/1204567890123:abc"), [(8, 7)]);
+    assert_eq!(hits(&gate, "x 12045678901234567 y"), [(2, 7)]);
+    // Twelve in a row, or thirteen split by a separator, are no run.
+    assert_eq!(hits(&gate, "order_id 120456789012 and 1204567 890123"), []);
+    // With the card shape too, a bare run of thirteen is read for both.
+    gate.push(0, NumberShape::CreditCard);
+    let mut found = hits(&gate, "n 4111111111111111;");
+    found.sort();
+    assert_eq!(found, [(2, 0), (2, 7)]);
+}
+
 proptest::proptest! {
     #[test]
     fn the_digit_gate_bit_masks_lose_no_cluster(
@@ -332,13 +361,68 @@ proptest::proptest! {
             0..200,
         ).prop_map(|v| v.concat())
     ) {
-        let gate = digit_gate();
-        let mut bytewise = Vec::new();
-        gate.find_bytewise(text.as_bytes(), &mut bytewise);
-        for isa in Isa::all() {
-            let mut found = Vec::new();
-            gate.find(isa, text.as_bytes(), &mut found);
-            proptest::prop_assert_eq!(&found, &bytewise, "{:?}", isa);
+        let mut with_run = digit_gate();
+        with_run.push(4, super::digits::NumberShape::Run(super::digits::MIN_RUN));
+        for gate in [digit_gate(), with_run] {
+            let mut bytewise = Vec::new();
+            gate.find_bytewise(text.as_bytes(), &mut bytewise);
+            for isa in Isa::all() {
+                let mut found = Vec::new();
+                gate.find(isa, text.as_bytes(), &mut found);
+                proptest::prop_assert_eq!(&found, &bytewise, "{:?}", isa);
+            }
         }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// With many literal atoms (the automaton's path), every occurrence of
+    /// each, overlapping ones too and in any ASCII case, is a hit; a
+    /// word-start atom only where no word byte comes before it.
+    #[test]
+    fn many_literal_atoms_are_found_exactly(
+        tokens in proptest::collection::vec(
+            proptest::sample::select(&[
+                "ab", "abc", "BcD", "key", "KEY", "token", "_", " ", "x", "9", "pat", "path", ".",
+            ][..]),
+            0..600,
+        ),
+    ) {
+        let raw = tokens.concat();
+        // Sixty literals, overlapping each other (`abc`, `bcd`, `cdab`...).
+        let letters = ["ab", "bc", "cd", "da", "ke", "ey", "to", "ok", "en", "pa"];
+        let mut words: Vec<String> = Vec::new();
+        for a in letters {
+            for b in letters.iter().take(6) {
+                words.push(format!("{a}{b}"));
+            }
+        }
+        let atoms: Vec<(Atom, u32)> = words
+            .iter()
+            .enumerate()
+            .map(|(g, w)| {
+                let pattern = if g % 2 == 0 { format!("(?i){w}") } else { format!(r"(?i)(?-u:\b){w}") };
+                (gate_of(&pattern).gate.unwrap()[0].clone(), g as u32)
+            })
+            .collect();
+        let s = Searcher::new(&atoms);
+        let mut found = Vec::new();
+        s.find(raw.as_bytes(), &mut found);
+        found.sort();
+        found.dedup();
+        let b = raw.as_bytes();
+        let mut want = Vec::new();
+        for (g, w) in words.iter().enumerate() {
+            let n = w.len();
+            for pos in 0..(b.len() + 1).saturating_sub(n) {
+                let word_ok = g % 2 == 0 || pos == 0 || !(b[pos - 1].is_ascii_alphanumeric() || b[pos - 1] == b'_');
+                if b[pos..pos + n].eq_ignore_ascii_case(w.as_bytes()) && word_ok {
+                    want.push(Hit { pos: pos as u32, group: g as u32 });
+                }
+            }
+        }
+        want.sort();
+        proptest::prop_assert_eq!(found, want);
     }
 }
