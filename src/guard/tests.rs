@@ -629,6 +629,25 @@ proptest! {
     }
 }
 
+#[test]
+fn a_number_across_two_text_blocks_is_gated_like_the_full_scan() {
+    // The unit joins its blocks with a space: `2671 4111 1111 1111` is a
+    // card there (found by proptest; the digit gate read each block alone).
+    let set = differential_set();
+    for blocks in [
+        vec!["(415) 555-2671", "4111 1111 1111 11111-800-555-0199"],
+        vec!["card 4111 1111", "1111", "1111\nnext"],
+        vec!["call (415) 555", "2671 today"],
+    ] {
+        let body = body_of("", &[blocks.iter().map(|s| s.to_string()).collect()]);
+        let parsed = parse_request(Dialect::Anthropic, &body, set.kinds()).unwrap();
+        let gated = set.scan_with(&parsed.segments, parsed.latest_user_message, true);
+        let full = set.scan_with(&parsed.segments, parsed.latest_user_message, false);
+        assert!(!full.masks.is_empty(), "{blocks:?}");
+        assert_eq!(gated, full, "{blocks:?}");
+    }
+}
+
 /// Writes every non-ASCII character (or every character) as a \u escape.
 struct AsciiFormatter {
     all: bool,

@@ -241,9 +241,114 @@ impl GuardSet {
                 }
             }
         }
+        if !self.fast.digits.is_empty() {
+            self.seam_digit_hits(searcher, segments, unit, &mut out);
+        }
         // A few sorted runs per literal (one per pass, one per suspect
         // stretch): a merging sort finds them.
         out.sort();
         out
     }
+
+    /// Digit-gate hits of clusters that cross the joins between a unit's
+    /// segments. The unit's text joins its literals with a space, which a
+    /// cluster may hold (`(415) 555-2671` in one text block and
+    /// `4111 1111 1111` in the next make a sixteen-digit card there), so
+    /// each join is read with the cluster bytes on both sides of it: the
+    /// tail of one literal, every following literal made of cluster bytes
+    /// only, and the head of the next. (Gate atoms hold no white space and
+    /// never cross a join.)
+    fn seam_digit_hits(
+        &self,
+        searcher: &Searcher,
+        segments: &[TextSegment<'_>],
+        unit: &Range<usize>,
+        out: &mut Vec<u128>,
+    ) {
+        let mut seam = String::new();
+        // (segment, raw offset in it, offset in `seam`) of each piece.
+        let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
+        let mut hits = Vec::new();
+        let mut k = unit.start;
+        while k + 1 < unit.end {
+            let lit = segments[k].literal;
+            let tail = cluster_suffix(lit.as_bytes());
+            if tail == lit.len() {
+                k += 1;
+                continue;
+            }
+            seam.clear();
+            pieces.clear();
+            pieces.push((k, tail, 0));
+            seam.push_str(&lit[tail..]);
+            let mut j = k + 1;
+            while j < unit.end {
+                let next = segments[j].literal;
+                let head = cluster_prefix(next.as_bytes());
+                seam.push(' ');
+                pieces.push((j, 0, seam.len()));
+                seam.push_str(&next[..head]);
+                if head < next.len() || j + 1 == unit.end {
+                    break;
+                }
+                j += 1;
+            }
+            hits.clear();
+            self.fast
+                .digits
+                .find(searcher.isa, seam.as_bytes(), &mut hits);
+            for h in &hits {
+                let at = h.pos as usize;
+                let p = pieces.partition_point(|&(_, _, o)| o <= at) - 1;
+                let (s, base, o) = pieces[p];
+                out.push(pack_hit(s, (base + at - o) as u32, h.group));
+            }
+            k = j;
+        }
+    }
+}
+
+/// A byte a digit cluster may hold, raw (see [`prefilter::digits`]):
+/// digits, separators, `+`, white space and non-ASCII bytes.
+fn cluster_byte(b: u8) -> bool {
+    b.is_ascii_digit() || b" .-()+\t\r\n".contains(&b) || b >= 0x80
+}
+
+/// Where the run of cluster bytes (and `\n`, `\t`, `\r` escapes) that
+/// ends `raw` starts.
+fn cluster_suffix(raw: &[u8]) -> usize {
+    let mut i = raw.len();
+    while i > 0 {
+        if cluster_byte(raw[i - 1]) {
+            i -= 1;
+        } else if i >= 2 && raw[i - 2] == b'\\' && matches!(raw[i - 1], b'n' | b't' | b'r') {
+            i -= 2;
+        } else {
+            break;
+        }
+    }
+    // Never start within a multi-byte character.
+    while i < raw.len() && (raw[i] & 0xc0) == 0x80 {
+        i += 1;
+    }
+    i
+}
+
+/// Where the run of cluster bytes (and escapes) that starts `raw` ends.
+fn cluster_prefix(raw: &[u8]) -> usize {
+    let mut i = 0;
+    while i < raw.len() {
+        if cluster_byte(raw[i]) {
+            i += 1;
+        } else if raw[i] == b'\\' && matches!(raw.get(i + 1), Some(b'n' | b't' | b'r')) {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    // Never end within a multi-byte character.
+    while i > 0 && i < raw.len() && (raw[i] & 0xc0) == 0x80 {
+        i -= 1;
+    }
+    i
 }
