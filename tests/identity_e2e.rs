@@ -262,6 +262,109 @@ async fn the_audit_trail_names_the_caller_and_verifies() {
     assert!(out.contains("audit.jsonl:1:"), "{out}");
 }
 
+/// With `audit.otlp: true` every chained line also reaches the OTLP
+/// collector as a log record whose body is the line exactly as in the file
+/// (so a collector-side copy verifies the same way), and the published head
+/// follows it.
+#[tokio::test]
+async fn audit_lines_and_heads_reach_the_otlp_collector() {
+    let receiver = support::otlp::OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let policy = Policy::new()
+        .audit_yaml(&format!(
+            "{{path: {}, headEvery: 100ms, otlp: true}}",
+            audit.display()
+        ))
+        .backend(
+            Backend::anthropic("anthropic")
+                .key("anthropic-secret", ORG_KEY)
+                .request_guard(
+                    support::Guard::regex(["project falcon"])
+                        .name("codename")
+                        .mask(),
+                ),
+        );
+    let gw = Gateway::launch(policy)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
+        .env("OTEL_BLRP_SCHEDULE_DELAY", "100")
+        .start();
+    for _ in 0..2 {
+        let resp = client()
+            .post(gw.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("x-api-key", "client-key")
+            .body(
+                json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
+                       "messages": [{"role": "user", "content": "about project falcon"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let attr = |r: &opentelemetry_proto::tonic::logs::v1::LogRecord, k: &str| {
+        r.attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.clone())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let file = std::fs::read_to_string(&audit).unwrap_or_default();
+        let lines: Vec<&str> = file.lines().collect();
+        let records = receiver.logs();
+        let bodies: Vec<String> = records
+            .iter()
+            .filter(|r| r.event_name == "promptgate.audit")
+            .filter_map(support::otlp::log_body)
+            .collect();
+        let heads = records
+            .iter()
+            .filter(|r| r.event_name == "promptgate.audit.head")
+            .filter(|r| {
+                matches!(
+                    attr(r, "audit.seq").and_then(|v| v.value),
+                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(2))
+                )
+            })
+            .count();
+        if lines.len() == 2 && bodies.len() == 2 && heads >= 1 {
+            assert_eq!(bodies, lines, "the records carry the file's lines");
+            for b in &bodies {
+                assert!(!b.contains("falcon"), "matched text in {b}");
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "file: {lines:?}; records: {records:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The collector's copy verifies as the file does.
+    let copy = dir.path().join("collector.jsonl");
+    let bodies: Vec<String> = receiver
+        .logs()
+        .iter()
+        .filter(|r| r.event_name == "promptgate.audit")
+        .filter_map(support::otlp::log_body)
+        .collect();
+    std::fs::write(&copy, bodies.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(support::promptgate_bin())
+        .args(["audit", "verify"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// The example through real Envoy: a contractor's token gets the
 /// stricter rule, a staff token does not.
 #[tokio::test]

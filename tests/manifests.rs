@@ -542,3 +542,78 @@ fn the_configmap_policy_loads_and_the_deployment_lines_up() {
     assert_eq!(svc["spec"]["ports"][0]["appProtocol"], "kubernetes.io/h2c");
     assert_eq!(svc["spec"]["ports"][0]["port"].as_u64(), Some(port));
 }
+
+/// The Envoy Gateway JWT SecurityPolicy guards the same route promptgate's
+/// EnvoyExtensionPolicy processes, the EnvoyExtensionPolicy forwards the
+/// namespace its jwt_authn filter writes, and promptgate's identity settings
+/// with the provider's issuer as key (where Envoy Gateway puts the payload)
+/// read the user and groups out of such metadata.
+#[test]
+fn the_security_policy_feeds_promptgate_identity() {
+    use envoy_types::pb::envoy::config::core::v3::Metadata;
+    use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
+    use promptgate::decision::identity::Identity;
+
+    let sp = doc_of_kind(
+        "deploy/kubernetes/envoy-gateway/securitypolicy.yaml",
+        "SecurityPolicy",
+    );
+    let eep = doc_of_kind(
+        "deploy/kubernetes/envoy-gateway/envoyextensionpolicy.yaml",
+        "EnvoyExtensionPolicy",
+    );
+    assert_eq!(sp["spec"]["targetRefs"], eep["spec"]["targetRefs"]);
+    let namespace = "envoy.filters.http.jwt_authn";
+    let forwarded = eep["spec"]["extProc"][0]["metadata"]["accessibleNamespaces"]
+        .as_sequence()
+        .expect("accessibleNamespaces");
+    assert!(forwarded.iter().any(|n| n.as_str() == Some(namespace)));
+    let issuer = sp["spec"]["jwt"]["providers"][0]["issuer"]
+        .as_str()
+        .expect("an issuer");
+
+    let yaml = format!(
+        "identity:\n  jwt: {{namespace: {namespace}, key: \"{issuer}\", user: sub, groups: groups}}\n  required: true\nbackends:\n- name: anthropic\n  ai: {{provider: {{anthropic: {{}}}}}}\n"
+    );
+    let policy = Policy::from_yaml(&yaml, "securitypolicy test", &LoadOptions::default())
+        .expect("policy loads");
+    let settings = policy.identity.as_ref().expect("identity settings");
+
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.into())),
+    };
+    let payload = Struct {
+        fields: [
+            ("sub".to_string(), string("alice@example.com")),
+            (
+                "groups".to_string(),
+                Value {
+                    kind: Some(Kind::ListValue(ListValue {
+                        values: vec![string("contractors")],
+                    })),
+                },
+            ),
+        ]
+        .into(),
+    };
+    let metadata = Metadata {
+        filter_metadata: [(
+            namespace.to_string(),
+            Struct {
+                fields: [(
+                    issuer.to_string(),
+                    Value {
+                        kind: Some(Kind::StructValue(payload)),
+                    },
+                )]
+                .into(),
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let claims = promptgate::extproc::claims::verified_claims(settings, Some(&metadata));
+    let who = Identity::from_claims(settings, claims);
+    assert_eq!(who.user.as_deref(), Some("alice@example.com"));
+    assert_eq!(who.groups, ["contractors"]);
+}

@@ -9,11 +9,14 @@
 //! and publishes the chain head (a log line and a metric) every
 //! `headEvery`, so a truncated tail shows against the last published head.
 //! A full queue drops the entry (a metric and a log line) or, with
-//! `onOverflow: FailClosed`, refuses the request. `promptgate audit verify`
+//! `onOverflow: FailClosed`, refuses the request. With `otlp: true` every
+//! line and head also goes to the OTLP collector as a log record
+//! ([`otlp`]). `promptgate audit verify`
 //! ([`verify`]) checks a chain across rotated files.
 
 pub mod chain;
 pub mod entry;
+pub mod otlp;
 pub mod verify;
 pub mod writer;
 
@@ -47,6 +50,8 @@ pub struct AuditSettings {
     pub overflow: Overflow,
     /// How often the chain head is published.
     pub head_every: Duration,
+    /// Lines and heads also go out as OTLP log records ([`otlp`]).
+    pub otlp: bool,
 }
 
 static LOG: OnceLock<AuditLog> = OnceLock::new();

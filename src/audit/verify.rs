@@ -106,6 +106,7 @@ mod tests {
             queue: 1000,
             overflow: Overflow::Drop,
             head_every: Duration::from_millis(50),
+            otlp: false,
         }
     }
 

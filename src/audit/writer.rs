@@ -42,9 +42,15 @@ impl AuditLog {
                 .map_err(|e| format!("audit: cannot create {}: {e}", dir.display()))?;
         }
         let file = append(&settings.path)?;
+        let otlp = if settings.otlp {
+            Some(super::otlp::OtlpSink::from_env()?)
+        } else {
+            None
+        };
         let (tx, rx) = sync_channel(settings.queue.max(1));
         let head = Arc::new(Mutex::new(head));
         let writer = Writer {
+            otlp,
             settings: settings.clone(),
             size: file.metadata().map(|m| m.len()).unwrap_or(0),
             file,
@@ -108,6 +114,7 @@ impl AuditLog {
 
 struct Writer {
     settings: AuditSettings,
+    otlp: Option<super::otlp::OtlpSink>,
     file: File,
     size: u64,
     head: Arc<Mutex<Head>>,
@@ -130,6 +137,9 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => self.publish(),
                 Err(RecvTimeoutError::Disconnected) => {
                     self.publish();
+                    if let Some(otlp) = &self.otlp {
+                        otlp.flush();
+                    }
                     return;
                 }
             }
@@ -148,6 +158,9 @@ impl Writer {
             return;
         }
         self.size += line.len() as u64;
+        if let Some(otlp) = &self.otlp {
+            otlp.line(line.trim_end_matches('\n'), &next);
+        }
         *self.head.lock().unwrap_or_else(|e| e.into_inner()) = next;
         crate::telemetry::metrics().audit_lines.inc();
         if self.size >= self.settings.max_bytes {
@@ -192,6 +205,9 @@ impl Writer {
             path = %self.settings.path.display(),
             "audit chain head"
         );
+        if let Some(otlp) = &self.otlp {
+            otlp.head(&head);
+        }
     }
 }
 

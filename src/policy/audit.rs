@@ -44,5 +44,6 @@ pub(super) fn compile(place: &str, spec: &AuditSpec) -> Result<AuditSettings, Pl
             _ => Overflow::Drop,
         },
         head_every,
+        otlp: spec.otlp.unwrap_or(false),
     })
 }

@@ -47,6 +47,9 @@ pub struct AuditSpec {
     pub on_overflow: Option<OverflowSpec>,
     /// How often the chain head is published (default 60s).
     pub head_every: Option<String>,
+    /// Also send every line and head as an OTLP log record to the
+    /// collector traces go to (default false).
+    pub otlp: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

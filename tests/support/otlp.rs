@@ -1,11 +1,17 @@
-//! A real OTLP/gRPC trace receiver (opentelemetry-proto's tonic service) on
-//! loopback, recording every span it is sent — by promptgate and by Envoy's
-//! OpenTelemetry tracer alike.
+//! A real OTLP/gRPC trace and log receiver (opentelemetry-proto's tonic
+//! services) on loopback, recording every span it is sent — by promptgate
+//! and by Envoy's OpenTelemetry tracer alike — and every log record.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -13,6 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// One received span with the `service.name` of its resource.
@@ -79,6 +86,31 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Clone, Default)]
 struct Collector {
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    logs: Arc<Mutex<Vec<LogRecord>>>,
+}
+
+#[tonic::async_trait]
+impl LogsService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let mut out = self.logs.lock().unwrap();
+        for rl in request.into_inner().resource_logs {
+            for sl in rl.scope_logs {
+                out.extend(sl.log_records);
+            }
+        }
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// A log record's body as text (a string body as it is).
+pub fn log_body(record: &LogRecord) -> Option<String> {
+    match record.body.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        other => Some(format!("{other:?}")),
+    }
 }
 
 #[tonic::async_trait]
@@ -138,7 +170,8 @@ impl OtlpReceiver {
                     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                     let _ = tonic::transport::Server::builder()
-                        .add_service(TraceServiceServer::new(c))
+                        .add_service(TraceServiceServer::new(c.clone()))
+                        .add_service(LogsServiceServer::new(c))
                         .serve_with_incoming_shutdown(incoming, async {
                             let _ = rx.await;
                         })
@@ -164,6 +197,11 @@ impl OtlpReceiver {
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.collector.spans.lock().unwrap().clone()
+    }
+
+    /// Every log record received so far.
+    pub fn logs(&self) -> Vec<LogRecord> {
+        self.collector.logs.lock().unwrap().clone()
     }
 
     /// Waits (up to `timeout`) until `pred` holds for the spans received.
