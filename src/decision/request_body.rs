@@ -210,26 +210,14 @@ fn inspect_request_body<'p, 'b>(
             );
         }
     };
-    let scan = if guards.has_conditions() {
-        // Rules whose `when:` does not hold for this request do not run.
-        let id = ctx.identity.as_deref();
-        let vars = crate::guard::condition::Vars::new(&crate::guard::condition::Facts {
-            user: id.and_then(|i| i.user.as_deref()),
-            groups: id.map_or(&[], |i| i.groups.as_slice()),
-            claims: id.map(|i| &i.claims),
-            path: &ctx.path,
-            model: parsed.model.as_deref(),
-            headers: &ctx.headers,
-            backend: &backend.name,
-        });
-        let active: Vec<bool> = guards
-            .rules()
-            .iter()
-            .map(|r| r.when.as_ref().is_none_or(|c| c.holds(&vars)))
-            .collect();
-        guards.scan_active(&parsed.segments, parsed.latest_user_message, &active)
-    } else {
-        guards.scan(&parsed.segments, parsed.latest_user_message)
+    // Rules whose `when:` does not hold for this request do not run.
+    let active = guards
+        .has_conditions()
+        .then(|| super::conditions::vars(ctx, &backend.name, parsed.model.as_deref()))
+        .and_then(|vars| guards.active(&vars));
+    let scan = match active {
+        Some(active) => guards.scan_active(&parsed.segments, parsed.latest_user_message, &active),
+        None => guards.scan(&parsed.segments, parsed.latest_user_message),
     };
     let mut inspection = Inspection {
         backend,

@@ -231,12 +231,12 @@ pub fn request_headers(
             groups: outcome.groups,
             session: outcome.session.clone(),
         },
-        path: if backend.request_guards.has_conditions() {
+        path: if backend.has_conditions() {
             path.clone().into_owned()
         } else {
             String::new()
         },
-        headers: if backend.request_guards.has_conditions() {
+        headers: if backend.has_conditions() {
             head.headers.to_vec()
         } else {
             Vec::new()

@@ -380,6 +380,10 @@ impl StreamState {
                 restore,
                 outcome,
             } => {
+                // The response side's `when:` conditions, with the model
+                // the body named: decided once for the whole response.
+                self.response
+                    .conditions(&ctx, outcome.model_requested.as_deref());
                 self.record(outcome);
                 if self.audit_refused {
                     return self.audit_refusal();
@@ -544,9 +548,11 @@ impl StreamState {
             response_masked = r.masked,
             tool_calls_blocked = r.tools_blocked,
             placeholders_restored = r.restored,
+            response_audited = r.audited,
             "response decision"
         );
         self.telemetry.on_restored(r.restored);
+        self.telemetry.on_response_audits(&r.audited_rules);
         if let Some(log) = audit::log() {
             let entry = audit::entry::response(&r, self.audited.as_ref(), self.ids(), log.allows());
             self.audit(entry);

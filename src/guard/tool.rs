@@ -72,6 +72,8 @@ struct ToolRule {
     scan_rule: Option<usize>,
     action: ToolAction,
     message: String,
+    /// `when:`: the rule applies only to requests where it holds.
+    when: Option<std::sync::Arc<super::condition::Condition>>,
 }
 
 /// A compiled `toolGuard`.
@@ -170,7 +172,11 @@ impl ToolGuard {
                 regex,
                 action,
                 response,
+                when,
             } = rule;
+            let when = when
+                .map(|src| super::condition::Condition::compile(&src).map_err(|m| fail("when", m)))
+                .transpose()?;
             if tools.is_empty() {
                 return Err(fail(
                     "tools",
@@ -228,6 +234,7 @@ impl ToolGuard {
                 scan_rule,
                 action,
                 message: message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
+                when,
             });
         }
         let scanner = GuardSet::compile_in(&specs, true, dir).map_err(
@@ -280,10 +287,31 @@ impl ToolGuard {
         }
     }
 
+    /// Whether a rule has a `when:` condition.
+    pub fn has_conditions(&self) -> bool {
+        self.rules.iter().any(|r| r.when.is_some())
+    }
+
+    /// Which rules apply to a request, by their `when:` (`None`: all do).
+    pub fn active(&self, vars: &super::condition::Vars) -> Option<std::sync::Arc<[bool]>> {
+        self.has_conditions().then(|| {
+            self.rules
+                .iter()
+                .map(|r| r.when.as_ref().is_none_or(|c| c.holds(vars)))
+                .collect()
+        })
+    }
+
     /// Decides on one complete call: `input` is its input as JSON text (an
     /// object; empty text counts as `{}`). An input that is not JSON is
     /// blocked: it cannot be read, so it cannot be allowed.
     pub fn decide(&self, tool: &str, input: &str) -> ToolVerdict {
+        self.decide_active(tool, input, None)
+    }
+
+    /// [`Self::decide`] with only the rules that apply to this request
+    /// (`active`: per rule; `None`: all). Denied tools stay denied.
+    pub fn decide_active(&self, tool: &str, input: &str, active: Option<&[bool]>) -> ToolVerdict {
         if self.denies(tool) {
             return ToolVerdict::Block {
                 rule: "toolGuard.deny".into(),
@@ -293,7 +321,11 @@ impl ToolGuard {
         let applicable: Vec<&ToolRule> = self
             .rules
             .iter()
-            .filter(|r| r.tools.is_match(tool))
+            .enumerate()
+            .filter(|(i, r)| {
+                active.is_none_or(|a| a.get(*i).copied().unwrap_or(true)) && r.tools.is_match(tool)
+            })
+            .map(|(_, r)| r)
             .collect();
         if applicable.is_empty() {
             return ToolVerdict::Allow;
@@ -371,6 +403,32 @@ impl ToolJudge for ToolGuard {
 
     fn denies(&self, tool: &str) -> bool {
         ToolGuard::denies(self, tool)
+    }
+}
+
+/// The tool guard of one request: only the rules whose `when:` held for
+/// it (decided once per request, see [`ToolGuard::active`]).
+pub struct ActiveTools {
+    pub guard: std::sync::Arc<ToolGuard>,
+    /// Per rule: whether it applies to this request.
+    pub active: std::sync::Arc<[bool]>,
+}
+
+impl ToolJudge for ActiveTools {
+    fn judge(&self, tool: &str, input: &str) -> ToolVerdict {
+        self.guard.decide_active(tool, input, Some(&self.active))
+    }
+
+    fn max_held_bytes(&self) -> usize {
+        self.guard.max_held_bytes
+    }
+
+    fn too_large(&self) -> ToolVerdict {
+        self.guard.too_large()
+    }
+
+    fn denies(&self, tool: &str) -> bool {
+        self.guard.denies(tool)
     }
 }
 

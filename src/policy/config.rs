@@ -260,6 +260,8 @@ pub struct ToolRuleSpec {
     /// Reject (default) or Audit.
     pub action: Option<ToolActionSpec>,
     pub response: Option<RejectResponseSpec>,
+    /// A CEL condition: the rule applies only to requests where it holds.
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

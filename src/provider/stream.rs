@@ -134,6 +134,8 @@ pub enum MatchAction {
     /// Put back the value a placeholder of the request stands for (see
     /// [`super::restore`]); never recorded (it is the client's own text).
     Restore { value: String },
+    /// A shadow (`Audit`) rule matched: recorded, the text passes as it is.
+    Audit { rule: String },
 }
 
 /// Where a text sits in the response (each dialect names its own).
@@ -157,8 +159,16 @@ impl fmt::Display for TextLocation {
 /// What a match did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fired {
-    Masked { placeholder: String },
-    Rejected { rule: String },
+    Masked {
+        placeholder: String,
+    },
+    Rejected {
+        rule: String,
+    },
+    /// A shadow rule's match: nothing changed.
+    Audited {
+        rule: String,
+    },
 }
 
 /// A match acted on, for telemetry. Never holds the matched text.
@@ -527,6 +537,7 @@ impl StreamGuard {
                 text: released,
                 cut,
                 masks,
+                audits,
                 restored,
             } => {
                 out.restored += restored;
@@ -541,6 +552,13 @@ impl StreamGuard {
                         location,
                         range: offset + range.start..offset + range.end,
                         fired: Fired::Masked { placeholder },
+                    }));
+                out.events
+                    .extend(audits.into_iter().map(|(range, rule)| EventInfo {
+                        event,
+                        location,
+                        range: offset + range.start..offset + range.end,
+                        fired: Fired::Audited { rule },
                     }));
                 Ok(Some(released))
             }

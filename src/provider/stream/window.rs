@@ -15,6 +15,8 @@ pub(crate) enum Step {
         /// Bytes of the scanned buffer consumed; the rest stays held.
         cut: usize,
         masks: Vec<(Range<usize>, String)>,
+        /// Shadow rules' matches released (rule names): the text is as it came.
+        audits: Vec<(Range<usize>, String)>,
         /// Placeholders of the request put back.
         restored: usize,
     },
@@ -44,6 +46,7 @@ pub(crate) fn release(
     let mut text = String::with_capacity(cut);
     let mut pos = 0;
     let mut masks = Vec::new();
+    let mut audits = Vec::new();
     let mut restored = 0;
     for m in matches {
         if !end && m.range.start >= cut {
@@ -71,6 +74,13 @@ pub(crate) fn release(
                 cut = cut.max(m.range.end);
                 restored += 1;
             }
+            MatchAction::Audit { rule } => {
+                // Released whole, unchanged, so it is recorded once.
+                text.push_str(&buf[pos..m.range.end]);
+                pos = m.range.end;
+                cut = cut.max(m.range.end);
+                audits.push((m.range, rule));
+            }
         }
     }
     text.push_str(&buf[pos..cut]);
@@ -78,6 +88,7 @@ pub(crate) fn release(
         text,
         cut,
         masks,
+        audits,
         restored,
     })
 }
