@@ -9,7 +9,7 @@
 //! message gets exactly one answer of the matching kind, and anything out of
 //! order ends the stream with a gRPC error status — never a panic.
 
-mod claims;
+pub(crate) mod claims;
 mod mutation;
 mod phase;
 mod state;

@@ -259,17 +259,7 @@ impl StreamState {
         } else {
             Vec::new()
         };
-        let head = RequestHead {
-            headers: &headers,
-            claims: claims.as_ref(),
-            session: get("x-claude-code-session-id"),
-            method: get(":method").unwrap_or(""),
-            path: get(":path").unwrap_or("/"),
-            authority: get(":authority").or_else(|| get("host")).unwrap_or(""),
-            content_encoding: get("content-encoding"),
-            has_anthropic_version: get("anthropic-version").is_some(),
-            end_of_stream: h.end_of_stream,
-        };
+        let head = RequestHead::from_headers(get, claims.as_ref(), &headers, h.end_of_stream);
         let (ctx, decision) = decision::request_headers(&self.policy, self.hint.as_deref(), &head);
         self.ctx = ctx;
         self.response = ResponseDecider::new(&self.policy, self.ctx.as_ref());
