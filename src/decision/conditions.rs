@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::guard::condition::{Facts, Vars};
-use crate::guard::tool::ToolGuard;
+use crate::guard::tool::{ToolActive, ToolGuard};
 use crate::guard::GuardSet;
 use crate::policy::Backend;
 
@@ -31,8 +31,8 @@ pub(super) fn vars(ctx: &RequestCtx, backend: &str, model: Option<&str>) -> Vars
 pub(super) struct ResponseRules {
     /// Per response guard.
     pub guards: Option<Arc<[bool]>>,
-    /// Per tool rule.
-    pub tools: Option<Arc<[bool]>>,
+    /// Per tool rule and `deny` entry.
+    pub tools: Option<Arc<ToolActive>>,
 }
 
 impl ResponseRules {

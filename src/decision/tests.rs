@@ -901,3 +901,89 @@ backends:
     let r = a.record.unwrap();
     assert_eq!((r.decision, r.audited), (Verdict::Allow, 1));
 }
+
+#[test]
+fn a_deny_entry_with_when_denies_its_callers_only() {
+    let yaml = r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      toolGuard:
+        deny:
+        - WebFetch
+        - tools: [Bash, "mcp__*"]
+          when: '"contractors" in identity.groups'
+"#;
+    let p = Policy::from_yaml(yaml, "deny.yaml", &LoadOptions::default()).unwrap();
+    let request = |groups: &[&str]| {
+        let claims: serde_json::Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"sub": "u", "groups": groups})).unwrap();
+        let h = RequestHead {
+            claims: Some(&claims),
+            ..head("/v1/messages")
+        };
+        let (ctx, _) = request_headers(&p, None, &h);
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {"name": "WebFetch", "description": "d", "input_schema": {"type": "object"}},
+            {"name": "Bash", "description": "d", "input_schema": {"type": "object"}},
+            {"name": "Read", "description": "d", "input_schema": {"type": "object"}}
+        ]});
+        let BodyDecision::Continue {
+            replacement,
+            outcome,
+            ..
+        } = request_body(&p, &ctx.unwrap(), body.to_string().as_bytes())
+            .now_or_never()
+            .unwrap()
+        else {
+            panic!()
+        };
+        let sent: Value = serde_json::from_slice(&replacement.unwrap()).unwrap();
+        let names: Vec<String> = sent["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        (names, outcome.tools_removed)
+    };
+    assert_eq!(request(&["contractors"]), (vec!["Read".to_owned()], 2));
+    assert_eq!(
+        request(&["staff"]),
+        (vec!["Bash".to_owned(), "Read".to_owned()], 1)
+    );
+    // The response side: a Bash call is blocked for a contractor only.
+    let stream = text_then_bash("ok", "ls");
+    let a = respond(&p, &["contractors"], "m", &stream);
+    assert_eq!(a.tools[0].verdict.rule(), Some("toolGuard.deny"), "{a:?}");
+    assert!(a.tools[0].verdict.is_blocked());
+    let a = respond(&p, &["staff"], "m", &stream);
+    assert!(!a.tools[0].verdict.is_blocked(), "{a:?}");
+
+    // Bad entries fail at load with their place.
+    for (bad, want) in [
+        (
+            "deny: [{tools: [Bash], when: 'identity.groups &&'}]",
+            "toolGuard.deny[0].when",
+        ),
+        (
+            "deny: [x, {tools: [], when: 'true'}]",
+            "toolGuard.deny[1].tools",
+        ),
+        (
+            "deny: [{tools: ['a['], when: 'true'}]",
+            "toolGuard.deny[0].tools[0]",
+        ),
+        ("deny: [{tools: [Bash]}]", "toolGuard.deny[0]"),
+        ("deny: [{tool: Bash, when: 'true'}]", "toolGuard.deny[0]"),
+        ("deny: [7]", "toolGuard.deny[0]"),
+    ] {
+        let y = format!("backends: [{{name: a, ai: {{provider: {{anthropic: {{}}}}}}, policies: {{ai: {{toolGuard: {{{bad}}}}}}}}}]");
+        let e = Policy::from_yaml(&y, "bad.yaml", &LoadOptions::default()).unwrap_err();
+        assert!(e.place.contains(want), "{bad}: {e}");
+    }
+}

@@ -22,11 +22,15 @@
 //! rules, and only when a rule for the call's tool has patterns.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use std::sync::Arc;
+
 use serde_json::Value;
 
+use super::condition::{Condition, Vars};
 use super::{GuardSet, GuardSpecError};
 use crate::policy::config::{
-    GuardSpec, RegexSpec, RejectResponseSpec, ToolActionSpec, ToolGuardSpec, ToolRuleSpec,
+    DenySpec, DenyWhenSpec, GuardSpec, RegexSpec, RejectResponseSpec, ToolActionSpec,
+    ToolGuardSpec, ToolRuleSpec,
 };
 use crate::provider::tool_call::ToolJudge;
 pub use crate::provider::tool_call::ToolVerdict;
@@ -73,35 +77,41 @@ struct ToolRule {
     action: ToolAction,
     message: String,
     /// `when:`: the rule applies only to requests where it holds.
-    when: Option<std::sync::Arc<super::condition::Condition>>,
+    when: Option<Arc<Condition>>,
 }
 
 /// A compiled `toolGuard`.
 #[derive(Debug)]
 pub struct ToolGuard {
     deny: GlobSet,
+    /// Per glob of `deny`: its entry's `when:`, if it has one.
+    deny_when: Vec<Option<Arc<Condition>>>,
     deny_message: String,
     rules: Vec<ToolRule>,
     scanner: GuardSet,
     max_held_bytes: usize,
 }
 
+/// One glob over tool names; an error names `field`.
+fn glob(field: &str, g: &str) -> Result<globset::Glob, ToolGuardError> {
+    let fail = |message: String| ToolGuardError {
+        field: field.to_owned(),
+        message,
+    };
+    if g.is_empty() {
+        return Err(fail("an empty glob names no tool".into()));
+    }
+    GlobBuilder::new(g)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| fail(format!("invalid glob: {e}")))
+}
+
 fn glob_set(field: &str, globs: &[String]) -> Result<GlobSet, ToolGuardError> {
     let mut set = GlobSetBuilder::new();
     for (i, g) in globs.iter().enumerate() {
-        let fail = |message: String| ToolGuardError {
-            field: format!("{field}[{i}]"),
-            message,
-        };
-        if g.is_empty() {
-            return Err(fail("an empty glob names no tool".into()));
-        }
-        let glob = GlobBuilder::new(g)
-            .literal_separator(false)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| fail(format!("invalid glob: {e}")))?;
-        set.add(glob);
+        set.add(glob(&format!("{field}[{i}]"), g)?);
     }
     set.build().map_err(|e| ToolGuardError {
         field: field.to_owned(),
@@ -140,7 +150,37 @@ impl ToolGuard {
             rules,
             max_held_bytes,
         } = spec;
-        let deny = glob_set("deny", &deny)?;
+        // Every glob of every entry, each with its entry's condition.
+        let mut deny_set = GlobSetBuilder::new();
+        let mut deny_when: Vec<Option<Arc<Condition>>> = Vec::new();
+        for (i, entry) in deny.into_iter().enumerate() {
+            match entry {
+                DenySpec::Glob(g) => {
+                    deny_set.add(glob(&format!("deny[{i}]"), &g)?);
+                    deny_when.push(None);
+                }
+                DenySpec::When(DenyWhenSpec { tools, when }) => {
+                    if tools.is_empty() {
+                        return Err(ToolGuardError {
+                            field: format!("deny[{i}].tools"),
+                            message: "a deny entry names the tools it denies".into(),
+                        });
+                    }
+                    let cond = Condition::compile(&when).map_err(|message| ToolGuardError {
+                        field: format!("deny[{i}].when"),
+                        message,
+                    })?;
+                    for (j, g) in tools.iter().enumerate() {
+                        deny_set.add(glob(&format!("deny[{i}].tools[{j}]"), g)?);
+                        deny_when.push(Some(cond.clone()));
+                    }
+                }
+            }
+        }
+        let deny = deny_set.build().map_err(|e| ToolGuardError {
+            field: "deny".into(),
+            message: format!("invalid globs: {e}"),
+        })?;
         let max_held_bytes = match max_held_bytes {
             None => DEFAULT_MAX_HELD_BYTES,
             Some(0) => {
@@ -175,7 +215,7 @@ impl ToolGuard {
                 when,
             } = rule;
             let when = when
-                .map(|src| super::condition::Condition::compile(&src).map_err(|m| fail("when", m)))
+                .map(|src| Condition::compile(&src).map_err(|m| fail("when", m)))
                 .transpose()?;
             if tools.is_empty() {
                 return Err(fail(
@@ -253,6 +293,7 @@ impl ToolGuard {
         )?;
         Ok(ToolGuard {
             deny,
+            deny_when,
             deny_message: deny_message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
             rules: compiled,
             scanner,
@@ -265,9 +306,28 @@ impl ToolGuard {
         !self.deny.is_empty()
     }
 
-    /// Whether `tool` is denied: never offered, never called.
+    /// Whether `tool` is denied: never offered, never called (conditional
+    /// entries count as holding).
     pub fn denies(&self, tool: &str) -> bool {
-        self.deny.is_match(tool)
+        self.denies_active(tool, None)
+    }
+
+    /// Whether `tool` is denied to a request whose conditions gave
+    /// `active` (`None`: every entry applies).
+    pub fn denies_active(&self, tool: &str, active: Option<&ToolActive>) -> bool {
+        match active {
+            None => self.deny.is_match(tool),
+            Some(a) => self
+                .deny
+                .matches(tool)
+                .into_iter()
+                .any(|i| a.deny.get(i).copied().unwrap_or(true)),
+        }
+    }
+
+    /// Whether a `deny` entry has a `when:` condition.
+    pub fn deny_has_conditions(&self) -> bool {
+        self.deny_when.iter().any(Option::is_some)
     }
 
     /// The largest tool input held while it streams.
@@ -287,18 +347,20 @@ impl ToolGuard {
         }
     }
 
-    /// Whether a rule has a `when:` condition.
+    /// Whether a rule or a `deny` entry has a `when:` condition.
     pub fn has_conditions(&self) -> bool {
-        self.rules.iter().any(|r| r.when.is_some())
+        self.rules.iter().any(|r| r.when.is_some()) || self.deny_has_conditions()
     }
 
-    /// Which rules apply to a request, by their `when:` (`None`: all do).
-    pub fn active(&self, vars: &super::condition::Vars) -> Option<std::sync::Arc<[bool]>> {
+    /// Which rules and `deny` entries apply to a request, by their `when:`
+    /// (`None`: all do).
+    pub fn active(&self, vars: &Vars) -> Option<Arc<ToolActive>> {
+        let holds = |w: Option<&Arc<Condition>>| w.is_none_or(|c| c.holds(vars));
         self.has_conditions().then(|| {
-            self.rules
-                .iter()
-                .map(|r| r.when.as_ref().is_none_or(|c| c.holds(vars)))
-                .collect()
+            Arc::new(ToolActive {
+                rules: self.rules.iter().map(|r| holds(r.when.as_ref())).collect(),
+                deny: self.deny_when.iter().map(|w| holds(w.as_ref())).collect(),
+            })
         })
     }
 
@@ -311,8 +373,13 @@ impl ToolGuard {
 
     /// [`Self::decide`] with only the rules that apply to this request
     /// (`active`: per rule; `None`: all). Denied tools stay denied.
-    pub fn decide_active(&self, tool: &str, input: &str, active: Option<&[bool]>) -> ToolVerdict {
-        if self.denies(tool) {
+    pub fn decide_active(
+        &self,
+        tool: &str,
+        input: &str,
+        active: Option<&ToolActive>,
+    ) -> ToolVerdict {
+        if self.denies_active(tool, active) {
             return ToolVerdict::Block {
                 rule: "toolGuard.deny".into(),
                 message: self.deny_message.clone(),
@@ -323,7 +390,8 @@ impl ToolGuard {
             .iter()
             .enumerate()
             .filter(|(i, r)| {
-                active.is_none_or(|a| a.get(*i).copied().unwrap_or(true)) && r.tools.is_match(tool)
+                active.is_none_or(|a| a.rules.get(*i).copied().unwrap_or(true))
+                    && r.tools.is_match(tool)
             })
             .map(|(_, r)| r)
             .collect();
@@ -406,12 +474,20 @@ impl ToolJudge for ToolGuard {
     }
 }
 
-/// The tool guard of one request: only the rules whose `when:` held for
-/// it (decided once per request, see [`ToolGuard::active`]).
+/// Which rules and `deny` entries of a tool guard apply to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolActive {
+    /// Per rule.
+    pub rules: Box<[bool]>,
+    /// Per glob of `deny` (an entry's globs share its condition).
+    pub deny: Box<[bool]>,
+}
+
+/// The tool guard of one request: only the rules and `deny` entries whose
+/// `when:` held for it (decided once per request, see [`ToolGuard::active`]).
 pub struct ActiveTools {
-    pub guard: std::sync::Arc<ToolGuard>,
-    /// Per rule: whether it applies to this request.
-    pub active: std::sync::Arc<[bool]>,
+    pub guard: Arc<ToolGuard>,
+    pub active: Arc<ToolActive>,
 }
 
 impl ToolJudge for ActiveTools {
@@ -428,7 +504,7 @@ impl ToolJudge for ActiveTools {
     }
 
     fn denies(&self, tool: &str) -> bool {
-        self.guard.denies(tool)
+        self.guard.denies_active(tool, Some(&self.active))
     }
 }
 
