@@ -467,3 +467,57 @@ fn eval_of_one_request_reads_headers_and_claims() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("NAME:VALUE"), "{}", stderr(&o));
 }
+
+#[test]
+fn eval_of_a_recorded_response_follows_the_callers_rules() {
+    let s = Setup::new();
+    let policy = s.write(
+        "p.yaml",
+        r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: would-mask-codename
+          regex: {action: Audit, matches: ["falcon"]}
+      toolGuard:
+        rules:
+        - name: contractors-no-bash
+          tools: [Bash]
+          when: '"contractors" in identity.groups'
+"#,
+    );
+    let answer = s.write(
+        "answer.json",
+        &serde_json::json!({"id": "m1", "type": "message", "role": "assistant", "model": "m",
+            "content": [{"type": "text", "text": "falcon: running it"},
+                        {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1}})
+        .to_string(),
+    );
+    let contractor = s.write("c.json", r#"{"sub": "c-1", "groups": ["contractors"]}"#);
+    let staff = s.write("s.json", r#"{"sub": "s-1", "groups": ["staff"]}"#);
+    for (claims, action) in [(&contractor, "reject"), (&staff, "allow")] {
+        let o = promptgate(&[
+            "eval",
+            "--config",
+            &policy,
+            "--path",
+            "/v1/messages",
+            "--claims",
+            claims,
+            "--response",
+            &answer,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r = &v["response_decision"];
+        assert_eq!(r["tools"][0]["action"], action, "{v}");
+        assert_eq!(r["audited"], 1, "{v}");
+        assert_eq!(r["audited_rules"][0], "would-mask-codename", "{v}");
+    }
+}

@@ -16,6 +16,13 @@
 //! order; the first that matches decides. Denied tools (`deny`) are blocked
 //! before any rule.
 //!
+//! # Conditions
+//! A rule, or a `deny` entry `{tools, when}`, with `when:` applies only to
+//! the requests where its condition holds: [`ToolGuard::active`] decides
+//! that once per request ([`ToolActive`]), and [`ActiveTools`] is the judge
+//! of that request's response. Without the flags every rule and entry
+//! applies (the stricter side).
+//!
 //! # Cost
 //! Every rule's patterns are compiled into one [`GuardSet`] (one rule each),
 //! so an input is scanned once per string value whatever the number of
