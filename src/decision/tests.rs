@@ -987,3 +987,84 @@ backends:
         assert!(e.place.contains(want), "{bad}: {e}");
     }
 }
+
+/// A shadow match is recorded once however the stream is cut, and never
+/// makes an acting guard release what it must mask.
+#[test]
+fn a_shadow_match_is_counted_once_and_never_weakens_a_mask() {
+    let yaml = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: shadow-z
+          regex: { action: Audit, matches: ["zz+"] }
+        - name: shadow-phrase
+          regex: { action: Audit, matches: ["deploy the build with"] }
+        - name: keys
+          regex: { action: Mask, matches: ["AKIA[0-9A-Z]{16}"] }
+"#;
+    let p = Policy::from_yaml(yaml, "audit.yaml", &LoadOptions::default()).unwrap();
+    let key = format!("AKIA{}", "Q3RT7WZX2PLM5VNB");
+    let text = format!(
+        "{} {} then deploy the build with{key} done",
+        "a".repeat(1500),
+        "z".repeat(5000)
+    );
+    let ev = |data: Value| {
+        format!(
+            "event: {}\ndata: {data}\n\n",
+            data["type"].as_str().unwrap()
+        )
+    };
+    let mut chunks = vec![
+        ev(
+            serde_json::json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+        ) + &ev(
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    // Deltas of 7 bytes, each its own chunk.
+    let bytes: Vec<char> = text.chars().collect();
+    for piece in bytes.chunks(7) {
+        let piece: String = piece.iter().collect();
+        chunks.push(ev(serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})));
+    }
+    chunks.push(ev(
+        serde_json::json!({"type": "content_block_stop", "index": 0}),
+    ));
+    chunks.push(ev(serde_json::json!({"type": "message_stop"})));
+    let (ctx, _) = request_headers(&p, None, &head("/v1/messages"));
+    let ctx = ctx.unwrap();
+    let mut decider = ResponseDecider::new(&p, Some(&ctx));
+    decider.headers(Some(&ctx), 200, Some("text/event-stream"), None, false);
+    let mut out = String::new();
+    let mut record = None;
+    for (i, c) in chunks.iter().enumerate() {
+        let a = decider.body(Some(&ctx), c.as_bytes(), i + 1 == chunks.len());
+        out.push_str(&forwarded(&a, c));
+        record = record.or(a.record);
+    }
+    let released: String = events(&out)
+        .iter()
+        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!released.contains(&key), "the key got out");
+    let tail = &released[released.len().saturating_sub(80)..];
+    assert!(
+        released.contains("<KEYS:"),
+        "{} {tail} {record:?}",
+        released.len()
+    );
+    assert!(
+        released.contains(&"z".repeat(5000)),
+        "shadow text unchanged"
+    );
+    let r = record.unwrap();
+    assert_eq!(r.masked, 1);
+    assert_eq!(r.audited_rules, ["shadow-z", "shadow-phrase"], "{r:?}");
+    assert_eq!(r.audited, 2);
+}

@@ -232,6 +232,9 @@ struct TextBlock {
     held: String,
     /// Bytes of the block's original text before `held`.
     offset: usize,
+    /// End (in the block's original text) of the last shadow match
+    /// recorded: one seen again from held text is not recorded twice.
+    audited_to: usize,
 }
 
 // ---------------------------------------------------------------------------
@@ -543,6 +546,19 @@ impl StreamGuard {
                 out.restored += restored;
                 block.offset += cut;
                 block.held = buf.split_off(cut);
+                let mut audited_to = block.audited_to;
+                let audits: Vec<(std::ops::Range<usize>, String)> = audits
+                    .into_iter()
+                    .filter_map(|(range, rule)| {
+                        let range = offset + range.start..offset + range.end;
+                        // A match that starts in text already recorded is
+                        // the same match seen again (or grown).
+                        let fresh = range.start >= audited_to;
+                        audited_to = audited_to.max(range.end);
+                        fresh.then_some((range, rule))
+                    })
+                    .collect();
+                block.audited_to = audited_to;
                 if end {
                     self.blocks.remove(&index);
                 }
@@ -557,7 +573,7 @@ impl StreamGuard {
                     .extend(audits.into_iter().map(|(range, rule)| EventInfo {
                         event,
                         location,
-                        range: offset + range.start..offset + range.end,
+                        range,
                         fired: Fired::Audited { rule },
                     }));
                 Ok(Some(released))
