@@ -237,3 +237,287 @@ fn eval_masks_with_gitleaks_rule_ids() {
         "{out}"
     );
 }
+
+/// The policy in force: a reject on card talk.
+const OLD_POLICY: &str = r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - name: no-card-talk
+          regex: {action: Reject, matches: ["credit card"]}
+"#;
+
+/// The change under review: AWS keys masked, contractors' codenames
+/// refused, the red team's codename masked, a shadow rule on SQL.
+const NEW_POLICY: &str = r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        request:
+        - name: no-card-talk
+          regex: {action: Reject, matches: ["credit card"]}
+        - name: aws-keys
+          regex: {action: Mask, builtins: [AwsAccessKey]}
+        - name: contractor-codenames
+          when: '"contractors" in identity.groups'
+          regex: {action: Reject, matches: ["falcon"]}
+        - name: red-codenames
+          when: '"x-team" in request.headers && request.headers["x-team"] == "red"'
+          regex: {action: Mask, matches: ["heron"]}
+        - name: would-stop-sql
+          regex: {action: Audit, matches: ["drop table"]}
+"#;
+
+fn user_body(text: &str) -> String {
+    serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The table's rows: (request, old, new, rule), header and summary apart.
+fn rows(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip(1)
+        .filter(|l| !l.contains(" requests, "))
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn eval_baseline_lists_exactly_the_changed_decisions_of_a_folder() {
+    let s = Setup::new();
+    let old = s.write("old.yaml", OLD_POLICY);
+    let new = s.write("new.yaml", NEW_POLICY);
+    let set = s.dir.path().join("recorded");
+    std::fs::create_dir(&set).unwrap();
+    let key = format!("AKIA{}", "Q3RT7WZX2PLM5VNB");
+    for (name, body) in [
+        ("a-hello.json", user_body("hello there")),
+        ("b-card.json", user_body("what is a credit card")),
+        ("c-key.json", user_body(&format!("deploy with {key}"))),
+        ("d-sql.json", user_body("please drop table users")),
+        ("e-falcon.json", user_body("project falcon status")),
+        ("f-junk.json", "{nope".to_owned()),
+    ] {
+        std::fs::write(set.join(name), body).unwrap();
+    }
+    let set = set.display().to_string();
+    let o = promptgate(&["eval", "--config", &new, "--baseline", &old, &set]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("REQUEST"), "{out}");
+    assert_eq!(
+        rows(&out),
+        [
+            ["c-key.json", "allow", "mask 1", "aws-keys"],
+            [
+                "d-sql.json",
+                "allow",
+                "allow audit=would-stop-sql",
+                "would-stop-sql"
+            ],
+        ],
+        "{out}"
+    );
+    assert!(out.contains("6 requests, 2 differ"), "{out}");
+
+    // A contractor's token on every request: the codename rule too.
+    let claims = s.write(
+        "claims.json",
+        r#"{"sub": "c-1", "groups": ["contractors"]}"#,
+    );
+    let o = promptgate(&[
+        "eval",
+        "--config",
+        &new,
+        "--baseline",
+        &old,
+        "--claims",
+        &claims,
+        &set,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(rows(&out).len(), 3, "{out}");
+    assert_eq!(
+        rows(&out)[2],
+        [
+            "e-falcon.json",
+            "allow",
+            "reject 403",
+            "contractor-codenames"
+        ],
+        "{out}"
+    );
+
+    // The same policy on both sides: nothing differs, exit 0.
+    let o = promptgate(&["eval", "--config", &old, "--baseline", &old, &set]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim_end().lines().count(), 1, "{}", stdout(&o));
+    assert!(stdout(&o).contains("6 requests, 0 differ"));
+}
+
+#[test]
+fn eval_baseline_replays_jsonl_with_headers_and_claims() {
+    let s = Setup::new();
+    let old = s.write("old.yaml", OLD_POLICY);
+    let new = s.write("new.yaml", NEW_POLICY);
+    let body =
+        |t: &str| serde_json::json!({"model": "m", "messages": [{"role": "user", "content": t}]});
+    let lines = [
+        serde_json::json!({"path": "/v1/messages", "claims": {"sub": "c-1", "groups": ["contractors"]}, "body": body("falcon plans")}),
+        serde_json::json!({"path": "/v1/messages", "claims": {"sub": "s-1", "groups": ["staff"]}, "body": body("falcon plans")}),
+        serde_json::json!({"path": "/v1/messages", "headers": {"X-Team": "red"}, "body": body("heron plans")}),
+        serde_json::json!({"path": "/v1/messages", "headers": {"x-team": "blue"}, "body": body("heron plans")}),
+        serde_json::json!({"path": "/v1/messages", "body": "{nope"}),
+    ];
+    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    text.push('\n');
+    let set = s.write("requests.jsonl", &text);
+    let o = promptgate(&["eval", "--config", &new, "--baseline", &old, &set]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        rows(&out),
+        [
+            [
+                "requests.jsonl:1",
+                "allow",
+                "reject 403",
+                "contractor-codenames"
+            ],
+            ["requests.jsonl:3", "allow", "mask 1", "red-codenames"],
+        ],
+        "{out}"
+    );
+    assert!(out.contains("5 requests, 2 differ"), "{out}");
+
+    // A malformed line is bad input: exit 2, the line named.
+    let bad = s.write(
+        "bad.jsonl",
+        &format!(
+            "{}\n{{\"path\": \"/v1/messages\", \"bdy\": {{}}}}\n",
+            lines[0]
+        ),
+    );
+    let o = promptgate(&["eval", "--config", &new, "--baseline", &old, &bad]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.jsonl:2"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let o = promptgate(&[
+        "eval",
+        "--config",
+        &new,
+        "--baseline",
+        "/no/such.yaml",
+        &set,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn eval_of_one_request_reads_headers_and_claims() {
+    let s = Setup::new();
+    let new = s.write("new.yaml", NEW_POLICY);
+    let body = s.write("body.json", &user_body("falcon and heron"));
+    let contractor = s.write("c.json", r#"{"sub": "c-1", "groups": ["contractors"]}"#);
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--config", &new, "--path", "/v1/messages"];
+        args.extend_from_slice(extra);
+        args.push(&body);
+        let o = promptgate(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let v = eval(&[]);
+    assert_eq!(v["outcome"]["decision"], "allow", "{v}");
+    let v = eval(&["--claims", &contractor]);
+    assert_eq!(v["outcome"]["rule"], "contractor-codenames", "{v}");
+    assert_eq!(v["outcome"]["user"], "c-1", "{v}");
+    let v = eval(&["--header", "X-Team: red"]);
+    assert_eq!(v["outcome"]["decision"], "mask", "{v}");
+    assert_eq!(v["outcome"]["rule"], "red-codenames", "{v}");
+    let o = promptgate(&[
+        "eval",
+        "--config",
+        &new,
+        "--path",
+        "/v1/messages",
+        "--header",
+        "nocolon",
+        &body,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("NAME:VALUE"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_of_a_recorded_response_follows_the_callers_rules() {
+    let s = Setup::new();
+    let policy = s.write(
+        "p.yaml",
+        r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: would-mask-codename
+          regex: {action: Audit, matches: ["falcon"]}
+      toolGuard:
+        rules:
+        - name: contractors-no-bash
+          tools: [Bash]
+          when: '"contractors" in identity.groups'
+"#,
+    );
+    let answer = s.write(
+        "answer.json",
+        &serde_json::json!({"id": "m1", "type": "message", "role": "assistant", "model": "m",
+            "content": [{"type": "text", "text": "falcon: running it"},
+                        {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1}})
+        .to_string(),
+    );
+    let contractor = s.write("c.json", r#"{"sub": "c-1", "groups": ["contractors"]}"#);
+    let staff = s.write("s.json", r#"{"sub": "s-1", "groups": ["staff"]}"#);
+    for (claims, action) in [(&contractor, "reject"), (&staff, "allow")] {
+        let o = promptgate(&[
+            "eval",
+            "--config",
+            &policy,
+            "--path",
+            "/v1/messages",
+            "--claims",
+            claims,
+            "--response",
+            &answer,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r = &v["response_decision"];
+        assert_eq!(r["tools"][0]["action"], action, "{v}");
+        assert_eq!(r["audited"], 1, "{v}");
+        assert_eq!(r["audited_rules"][0], "would-mask-codename", "{v}");
+    }
+}

@@ -414,3 +414,199 @@ backends:
         }
     }
 }
+
+/// The data of every SSE event of a body.
+fn sse_datas(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// The audit lines' entries once there are `n`.
+fn audit_entries(path: &std::path::Path, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n {
+            return text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()["entry"].clone())
+                .collect();
+        }
+        assert!(std::time::Instant::now() < deadline, "audit: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Response-side rules through real Envoy, per caller: a contractors-only
+/// tool rule blocks a streamed `Bash` call for a contractor's token and
+/// passes it for staff; a contractors-only response guard masks for the
+/// contractor only; shadow (`Audit`) rules — a tool rule and a response
+/// guard — let everything through unchanged and write what they would
+/// have done to the audit trail.
+#[tokio::test]
+async fn response_rules_follow_the_caller_and_shadow_rules_only_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&key(7))).unwrap();
+    let audit = dir.path().join("audit/audit.jsonl");
+    let contractors = r#""contractors" in identity.groups"#;
+    let policy = Policy::new()
+        .identity_yaml("{jwt: {user: sub, groups: groups}, required: true}")
+        .audit_yaml(&format!("{{path: {}, headEvery: 100ms}}", audit.display()))
+        .backend(
+            Backend::anthropic("anthropic")
+                .key("anthropic-secret", ORG_KEY)
+                .tool_guard(
+                    support::ToolGuard::new()
+                        .rule(
+                            support::ToolRule::tools(["Bash"])
+                                .name("contractors-no-bash")
+                                .when(contractors)
+                                .message("Contractors may not run shell commands"),
+                        )
+                        .rule(
+                            support::ToolRule::tools(["Write"])
+                                .name("would-block-write")
+                                .audit(),
+                        ),
+                )
+                .response_guard(
+                    support::Guard::regex(["project falcon"])
+                        .name("would-mask-codename")
+                        .audit(),
+                )
+                .response_guard(
+                    support::Guard::regex(["heron"])
+                        .name("contractor-heron")
+                        .when(contractors)
+                        .mask(),
+                ),
+        );
+    let gw = Gateway::launch(policy)
+        .edit_envoy(move |cfg| support::envoy::insert_jwt_authn(cfg, &jwks_path, ISSUER))
+        .start();
+    let mut lines_so_far = 0;
+    for (who, group) in [("carol", "contractors"), ("dana", "staff")] {
+        gw.upstream()
+            .script(support::Scripted::Sse(support::anthropic_tool_turn(
+                "About project falcon and heron.",
+                &[
+                    ("Bash", json!({"command": "ls -la"})),
+                    ("Write", json!({"file_path": "notes.txt", "content": "hi"})),
+                ],
+                6,
+            )));
+        let t = token(&key(7), who, &[group]);
+        let resp = client()
+            .post(gw.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {t}"))
+            .body(
+                json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+                       "messages": [{"role": "user", "content": "list the files"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{who}");
+        let body = resp.text().await.unwrap();
+        let events = sse_datas(&body);
+        let text: String = events
+            .iter()
+            .filter(|e| e["index"] == 0)
+            .filter_map(|e| e["delta"]["text"].as_str())
+            .collect();
+        let input = |index: u64| -> String {
+            events
+                .iter()
+                .filter(|e| e["index"] == index)
+                .filter_map(|e| e["delta"]["partial_json"].as_str())
+                .collect()
+        };
+        // The shadow guard changes nothing; the shadow tool rule neither.
+        assert!(text.contains("About project falcon"), "{who}: {text}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&input(2)).unwrap(),
+            json!({"file_path": "notes.txt", "content": "hi"}),
+            "{who}: {body}"
+        );
+        let bash_text: String = events
+            .iter()
+            .filter(|e| e["index"] == 1)
+            .filter_map(|e| e["delta"]["text"].as_str())
+            .collect();
+        if group == "contractors" {
+            assert!(!text.contains("heron"), "{who}: {text}");
+            assert_eq!(
+                bash_text, "Contractors may not run shell commands",
+                "{body}"
+            );
+            assert!(!body.contains("ls -la"), "{body}");
+        } else {
+            assert!(text.contains("and heron."), "{who}: {text}");
+            assert_eq!(
+                serde_json::from_str::<Value>(&input(1)).unwrap(),
+                json!({"command": "ls -la"}),
+                "{who}: {body}"
+            );
+        }
+        // Audit: a tool line per decided call (the block for the
+        // contractor, the shadow hit for both), and the response's line.
+        let want = lines_so_far + if group == "contractors" { 3 } else { 2 };
+        let entries = audit_entries(&audit, want);
+        let mine: Vec<&Value> = entries[lines_so_far..].iter().collect();
+        lines_so_far = want;
+        assert!(mine.iter().all(|e| e["user"] == who), "{mine:?}");
+        let tools: Vec<(&str, &str)> = mine
+            .iter()
+            .filter(|e| e["phase"] == "tool")
+            .map(|e| (e["rule"].as_str().unwrap(), e["action"].as_str().unwrap()))
+            .collect();
+        if group == "contractors" {
+            assert_eq!(
+                tools,
+                [
+                    ("contractors-no-bash", "reject"),
+                    ("would-block-write", "audit")
+                ]
+            );
+        } else {
+            assert_eq!(tools, [("would-block-write", "audit")]);
+        }
+        let response = mine.iter().find(|e| e["phase"] == "response").unwrap();
+        assert_eq!(response["audited"], 1, "{response}");
+        assert_eq!(
+            response["fired"],
+            json!([{"rule": "would-mask-codename", "action": "audit"}])
+        );
+        let decision = if group == "contractors" {
+            "mask"
+        } else {
+            "allow"
+        };
+        assert_eq!(response["decision"], decision, "{response}");
+        // Envoy's metadata: this caller's line carries the shadow hit.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let line = loop {
+            if let Some(v) = gw
+                .access_log_entries()
+                .into_iter()
+                .find(|v| v["promptgate"]["user"] == who && v["response_code"] == 200)
+            {
+                break v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", gw.access_log());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(line["promptgate"]["response_audited"], 1, "{line}");
+    }
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        !text.contains("falcon") && !text.contains("ls -la"),
+        "matched text in the audit: {text}"
+    );
+}

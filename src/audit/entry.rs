@@ -93,7 +93,8 @@ pub fn response(
     ids: Ids<'_>,
     allows: bool,
 ) -> Option<Value> {
-    let eventful = r.decision != Verdict::Allow || r.masked > 0 || r.tools_blocked > 0;
+    let eventful =
+        r.decision != Verdict::Allow || r.masked > 0 || r.tools_blocked > 0 || r.audited > 0;
     if !eventful && !allows {
         return None;
     }
@@ -109,10 +110,21 @@ pub fn response(
         ("masked", r.masked),
         ("tools_blocked", r.tools_blocked),
         ("restored", r.restored),
+        ("audited", r.audited),
     ] {
         if n > 0 {
             m.insert(k.into(), n.into());
         }
+    }
+    if !r.audited_rules.is_empty() {
+        // What shadow guards would have done: rule and action, like a
+        // request's `fired`.
+        let fired: Vec<Value> = r
+            .audited_rules
+            .iter()
+            .map(|rule| json!({"rule": rule, "action": "audit"}))
+            .collect();
+        m.insert("fired".into(), fired.into());
     }
     Some(Value::Object(m))
 }

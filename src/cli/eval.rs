@@ -1,5 +1,7 @@
-//! `promptgate eval`: the decision core on a recorded request and/or
-//! response, printed as JSON; the same entries the server calls.
+//! `promptgate eval`: the decision core on a recorded request (its path,
+//! headers and verified claims) and/or response, printed as JSON; the same
+//! entries the server calls. `--baseline` compares two policies over a
+//! recorded set ([`super::eval_baseline`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,18 +11,28 @@ use crate::decision::{
     self, BodyDecision, BodyMode, ChunkDecision, HeadersDecision, RequestCtx, RequestHead,
     ResponseDecider, ResponseHeadersDecision,
 };
+use crate::extproc::claims::recorded_claims;
 use crate::policy::Policy;
 
 /// What `eval` is asked.
 pub(super) struct EvalArgs {
     pub config: PathBuf,
     pub secrets_dir: Option<PathBuf>,
-    pub path: String,
+    pub path: Option<String>,
     pub backend: Option<String>,
     pub method: String,
+    /// `--header K:V`, as given.
+    pub headers: Vec<String>,
+    /// `--claims FILE`: the verified claims (a JSON object).
+    pub claims: Option<PathBuf>,
+    /// `--baseline OLD`: compare with this policy over a recorded set.
+    pub baseline: Option<PathBuf>,
     pub body: Option<PathBuf>,
     pub response: Option<PathBuf>,
 }
+
+/// The path a recorded request has when nothing names one.
+pub(super) const DEFAULT_PATH: &str = "/v1/messages";
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     if path.as_os_str() == "-" {
@@ -33,50 +45,144 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     }
 }
 
+/// A request as `eval` replays it: what the adapter would read of it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// What Envoy would send as `x-promptgate-backend`.
+    pub backend: Option<String>,
+    /// (lower-case name, value), pseudo-headers apart.
+    pub headers: Vec<(String, String)>,
+    /// The claims Envoy would have verified (a JSON object).
+    pub claims: Option<serde_json::Value>,
+    /// Empty: the request has no body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// Runs `f` with the request's head as the adapter builds it under
+    /// `policy`: its claims read through the policy's `identity` the way
+    /// Envoy's metadata is (none without `identity`, as in the server).
+    pub fn with_head<R>(&self, policy: &Policy, f: impl FnOnce(&RequestHead<'_>) -> R) -> R {
+        let claims = policy
+            .identity
+            .as_ref()
+            .zip(self.claims.as_ref())
+            .and_then(|(settings, c)| recorded_claims(settings, c));
+        let get = |name: &str| -> Option<&str> {
+            match name {
+                ":method" => Some(self.method.as_str()),
+                ":path" => Some(self.path.as_str()),
+                _ => self
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str()),
+            }
+        };
+        let head =
+            RequestHead::from_headers(get, claims.as_ref(), &self.headers, self.body.is_empty());
+        f(&head)
+    }
+}
+
+/// `K:V` as a header (name lower-cased, value trimmed).
+pub(super) fn parse_header(kv: &str) -> Result<(String, String), String> {
+    let (k, v) = kv
+        .split_once(':')
+        .ok_or_else(|| format!("`{kv}` is not a header: write NAME:VALUE"))?;
+    let k = k.trim();
+    if k.is_empty() || k.starts_with(':') || k.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!("`{kv}`: `{k}` is not a header name"));
+    }
+    Ok((k.to_ascii_lowercase(), v.trim().to_owned()))
+}
+
+/// The claims in `file`: a JSON object.
+pub(super) fn read_claims(file: &PathBuf) -> Result<serde_json::Value, String> {
+    let bytes = read(file)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+    if !v.is_object() {
+        return Err(format!(
+            "{}: the claims are a JSON object (a JWT payload)",
+            file.display()
+        ));
+    }
+    Ok(v)
+}
+
 pub(super) fn eval(args: EvalArgs) -> ExitCode {
-    let policy = match load(Some(&args.config), args.secrets_dir) {
+    if let Some(baseline) = &args.baseline {
+        return super::eval_baseline::run(&args, baseline);
+    }
+    let policy = match load(Some(&args.config), args.secrets_dir.clone()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("promptgate eval: {e}");
             return ExitCode::from(2);
         }
     };
-    let files = (
-        args.body.as_ref().map(read).transpose(),
-        args.response.as_ref().map(read).transpose(),
-    );
-    let (body, response) = match files {
-        (Ok(b), Ok(r)) => (b, r),
-        (Err(e), _) | (_, Err(e)) => {
+    let inputs = (|| -> Result<_, String> {
+        let headers = args
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let claims = args.claims.as_ref().map(read_claims).transpose()?;
+        let body = args.body.as_ref().map(read).transpose()?;
+        let response = args.response.as_ref().map(read).transpose()?;
+        let path = args
+            .path
+            .clone()
+            .ok_or("eval needs --path (the request path, e.g. /v1/messages)")?;
+        Ok((headers, claims, body, response, path))
+    })();
+    let (headers, claims, body, response, path) = match inputs {
+        Ok(x) => x,
+        Err(e) => {
             eprintln!("promptgate eval: {e}");
             return ExitCode::from(2);
         }
     };
-    let mut report = match &body {
-        Some(body) => eval_request(
-            &policy,
-            &args.path,
-            args.backend.as_deref(),
-            &args.method,
-            body,
-        ),
+    let mut request = Recorded {
+        method: args.method.clone(),
+        path,
+        backend: args.backend.clone(),
+        headers,
+        claims,
+        body: Vec::new(),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("promptgate eval: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut model = None;
+    let mut report = match body {
+        Some(body) => {
+            request.body = body;
+            let report = eval_request(&policy, &request, &rt);
+            model = report["outcome"]["model_requested"]
+                .as_str()
+                .map(str::to_owned);
+            report
+        }
         None => serde_json::json!({}),
     };
     if let Some(response) = response {
-        let head = RequestHead {
-            claims: None,
-            session: None,
-            headers: &[],
-            method: &args.method,
-            path: &args.path,
-            authority: "",
-            content_encoding: None,
-            has_anthropic_version: true,
-            end_of_stream: false,
-        };
-        let (ctx, _) = decision::request_headers(&policy, args.backend.as_deref(), &head);
+        // The response of this request: its headers, and the model its
+        // body named (for response-side `when:`).
+        let mut head_only = request.clone();
+        head_only.body = b"{}".to_vec();
+        let (ctx, _) = head_only.with_head(&policy, |head| {
+            decision::request_headers(&policy, request.backend.as_deref(), head)
+        });
         report["response_decision"] = match ctx {
-            Some(ctx) => eval_response(&policy, &ctx, &response),
+            Some(ctx) => eval_response(&policy, &ctx, model.as_deref(), &response),
             None => serde_json::json!({"read": false, "why": "no backend for this request"}),
         };
     }
@@ -87,9 +193,72 @@ pub(super) fn eval(args: EvalArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A runtime for the decision's future (external guards are awaited).
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime for external guards: {e}"))
+}
+
+/// What the server decides on a request: its headers, then its body when
+/// it reads it. The same entries the adapter calls.
+pub(super) enum Decided {
+    /// Answered at the headers, or the body's decision was a reply.
+    Reply(decision::Reply),
+    /// Forwarded: the header changes, and the body's decision when read.
+    Forwarded {
+        changes: decision::HeaderChanges,
+        outcome: decision::Outcome,
+        replacement: Option<Vec<u8>>,
+        inspected: bool,
+    },
+}
+
+pub(super) fn decide(policy: &Policy, request: &Recorded, rt: &tokio::runtime::Runtime) -> Decided {
+    let (ctx, headers) = request.with_head(policy, |head| {
+        decision::request_headers(policy, request.backend.as_deref(), head)
+    });
+    match headers {
+        HeadersDecision::Reply(reply) => Decided::Reply(reply),
+        HeadersDecision::Continue {
+            changes,
+            inspect_body,
+            outcome,
+        } => match (inspect_body, ctx) {
+            (true, Some(ctx)) => {
+                match rt.block_on(decision::request_body(policy, &ctx, &request.body)) {
+                    BodyDecision::Reply(reply) => Decided::Reply(reply),
+                    BodyDecision::Continue {
+                        replacement,
+                        outcome,
+                        ..
+                    } => Decided::Forwarded {
+                        changes,
+                        outcome,
+                        replacement,
+                        inspected: true,
+                    },
+                }
+            }
+            _ => Decided::Forwarded {
+                changes,
+                outcome,
+                replacement: None,
+                inspected: false,
+            },
+        },
+    }
+}
+
 /// What the response side decides on a recorded response: a JSON body or
 /// an SSE stream (told apart by its first byte), read whole.
-fn eval_response(policy: &Policy, ctx: &RequestCtx, response: &[u8]) -> serde_json::Value {
+fn eval_response(
+    policy: &Policy,
+    ctx: &RequestCtx,
+    model: Option<&str>,
+    response: &[u8],
+) -> serde_json::Value {
     let sse = response.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
     let content_type = if sse {
         "text/event-stream"
@@ -97,6 +266,7 @@ fn eval_response(policy: &Policy, ctx: &RequestCtx, response: &[u8]) -> serde_js
         "application/json"
     };
     let mut decider = ResponseDecider::new(policy, Some(ctx));
+    decider.conditions(ctx, model);
     match decider.headers(Some(ctx), 200, Some(content_type), None, false) {
         ResponseHeadersDecision::Refuse(reply) => return reply_json(*reply),
         ResponseHeadersDecision::Continue(BodyMode::Unchanged) => {
@@ -134,6 +304,8 @@ fn eval_response(policy: &Policy, ctx: &RequestCtx, response: &[u8]) -> serde_js
         "decision": answer.record.as_ref().map(|r| r.decision.as_str()),
         "rule": answer.record.as_ref().and_then(|r| r.rule.clone()),
         "masked": answer.record.as_ref().map_or(0, |r| r.masked),
+        "audited": answer.record.as_ref().map_or(0, |r| r.audited),
+        "audited_rules": answer.record.as_ref().map(|r| r.audited_rules.clone()).unwrap_or_default(),
         "tools": tools,
         "forwarded": {"changed": changed, "length": forwarded.len()},
     })
@@ -141,74 +313,39 @@ fn eval_response(policy: &Policy, ctx: &RequestCtx, response: &[u8]) -> serde_js
 
 fn eval_request(
     policy: &Policy,
-    path: &str,
-    backend: Option<&str>,
-    method: &str,
-    body: &[u8],
+    request: &Recorded,
+    rt: &tokio::runtime::Runtime,
 ) -> serde_json::Value {
-    let head = RequestHead {
-        claims: None,
-        session: None,
-        headers: &[],
-        method,
-        path,
-        authority: "",
-        content_encoding: None,
-        has_anthropic_version: true,
-        end_of_stream: body.is_empty(),
-    };
-    let (ctx, headers) = decision::request_headers(policy, backend, &head);
-    match headers {
-        HeadersDecision::Reply(reply) => reply_json(reply),
-        HeadersDecision::Continue {
+    match decide(policy, request, rt) {
+        Decided::Reply(reply) => reply_json(reply),
+        Decided::Forwarded {
             changes,
-            inspect_body,
             outcome,
+            replacement,
+            inspected,
         } => {
             let header_report = serde_json::json!({
                 "set": changes.set.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
                 "remove": changes.remove,
             });
-            match (inspect_body, ctx) {
-                (true, Some(ctx)) => match eval_body(policy, &ctx, body) {
-                    BodyDecision::Reply(reply) => reply_json(reply),
-                    BodyDecision::Continue {
-                        replacement,
-                        outcome,
-                        ..
-                    } => {
-                        let forwarded = replacement.as_deref().unwrap_or(body);
-                        serde_json::json!({
-                            "outcome": outcome,
-                            "headers": header_report,
-                            "forwarded_body": {
-                                "changed": replacement.is_some(),
-                                "length": forwarded.len(),
-                                "preview": preview(forwarded),
-                            },
-                        })
-                    }
-                },
-                _ => serde_json::json!({
+            let body = &request.body;
+            if !inspected {
+                return serde_json::json!({
                     "outcome": outcome,
                     "headers": header_report,
                     "forwarded_body": {"changed": false, "length": body.len(), "inspected": false},
-                }),
+                });
             }
-        }
-    }
-}
-
-/// The same entry the server calls (decoding, local and external guards).
-fn eval_body(policy: &Policy, ctx: &decision::RequestCtx, body: &[u8]) -> BodyDecision {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(decision::request_body(policy, ctx, body)),
-        Err(e) => {
-            eprintln!("promptgate eval: cannot start a runtime for external guards: {e}");
-            std::process::exit(2);
+            let forwarded = replacement.as_deref().unwrap_or(body);
+            serde_json::json!({
+                "outcome": outcome,
+                "headers": header_report,
+                "forwarded_body": {
+                    "changed": replacement.is_some(),
+                    "length": forwarded.len(),
+                    "preview": preview(forwarded),
+                },
+            })
         }
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod eval;
+mod eval_baseline;
 mod serve;
 
 use std::net::SocketAddr;
@@ -54,27 +55,45 @@ pub enum Command {
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
     },
-    /// Run the decision core on a recorded request body and print the decision as JSON.
+    /// Run the decision core on a recorded request body and print the decision as JSON;
+    /// with --baseline, compare two policies over a recorded set.
     Eval {
+        /// The policy to evaluate (with --baseline: the new one).
         #[arg(long)]
         config: PathBuf,
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
-        /// Request path, e.g. /v1/messages.
-        #[arg(long)]
-        path: String,
+        /// Request path, e.g. /v1/messages (with --baseline: of every
+        /// request that names none; default /v1/messages).
+        #[arg(long, required_unless_present_any = ["baseline"])]
+        path: Option<String>,
         /// Backend name (what Envoy sends as x-promptgate-backend).
         #[arg(long)]
         backend: Option<String>,
         /// HTTP method.
         #[arg(long, default_value = "POST")]
         method: String,
+        /// A request header, NAME:VALUE (repeatable): what `when:`
+        /// conditions read as request.headers.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// The verified claims of the caller (a JSON file holding the JWT
+        /// payload), read through the policy's `identity` as the server
+        /// reads Envoy's metadata.
+        #[arg(long, value_name = "FILE")]
+        claims: Option<PathBuf>,
+        /// The policy in force: every request of the set (a folder of
+        /// bodies or a JSONL file of {"path","headers","claims","body"})
+        /// is decided by both; the requests whose decision differs are
+        /// listed. Exit status 1 when any differ, 2 on bad input.
+        #[arg(long, value_name = "OLD")]
+        baseline: Option<PathBuf>,
         /// A recorded response (JSON body or SSE stream): prints what the
         /// response guards and tool guards decide on it.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "baseline")]
         response: Option<PathBuf>,
         /// The request body (JSON); `-` reads standard input. Optional with
-        /// `--response`.
+        /// `--response`. With --baseline: the folder or JSONL file.
         #[arg(required_unless_present = "response")]
         body: Option<PathBuf>,
     },
@@ -138,6 +157,9 @@ pub fn run() -> ExitCode {
             path,
             backend,
             method,
+            headers,
+            claims,
+            baseline,
             response,
             body,
         } => eval::eval(eval::EvalArgs {
@@ -146,6 +168,9 @@ pub fn run() -> ExitCode {
             path,
             backend,
             method,
+            headers,
+            claims,
+            baseline,
             body,
             response,
         }),

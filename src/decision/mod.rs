@@ -12,6 +12,7 @@
 //! [`ChunkDecision`]); nothing here knows of gRPC. The ext_proc adapter,
 //! the `eval` command and the benchmarks call these same entries.
 
+mod conditions;
 pub mod identity;
 mod outcome;
 mod request_body;

@@ -55,6 +55,8 @@ struct Inspection<'p, 'b> {
     /// Names of external guards whose findings joined `scan.masks`; their
     /// rule index is `local rule count + position here`.
     external_names: Vec<String>,
+    /// Which `toolGuard.deny` entries apply to this request (`None`: all).
+    tools_active: Option<Arc<crate::guard::tool::ToolActive>>,
 }
 
 /// The result of [`inspect_request_body`].
@@ -210,26 +212,22 @@ fn inspect_request_body<'p, 'b>(
             );
         }
     };
-    let scan = if guards.has_conditions() {
-        // Rules whose `when:` does not hold for this request do not run.
-        let id = ctx.identity.as_deref();
-        let vars = crate::guard::condition::Vars::new(&crate::guard::condition::Facts {
-            user: id.and_then(|i| i.user.as_deref()),
-            groups: id.map_or(&[], |i| i.groups.as_slice()),
-            claims: id.map(|i| &i.claims),
-            path: &ctx.path,
-            model: parsed.model.as_deref(),
-            headers: &ctx.headers,
-            backend: &backend.name,
-        });
-        let active: Vec<bool> = guards
-            .rules()
-            .iter()
-            .map(|r| r.when.as_ref().is_none_or(|c| c.holds(&vars)))
-            .collect();
-        guards.scan_active(&parsed.segments, parsed.latest_user_message, &active)
-    } else {
-        guards.scan(&parsed.segments, parsed.latest_user_message)
+    // Rules (and deny entries) whose `when:` does not hold for this
+    // request do not run; the variables are built once.
+    let conditional_deny = backend
+        .tool_guard
+        .as_ref()
+        .filter(|t| t.deny_has_conditions());
+    let vars = (guards.has_conditions() || conditional_deny.is_some())
+        .then(|| super::conditions::vars(ctx, &backend.name, parsed.model.as_deref()));
+    let active = vars.as_ref().and_then(|v| guards.active(v));
+    let tools_active = vars
+        .as_ref()
+        .zip(conditional_deny)
+        .and_then(|(v, t)| t.active(v));
+    let scan = match active {
+        Some(active) => guards.scan_active(&parsed.segments, parsed.latest_user_message, &active),
+        None => guards.scan(&parsed.segments, parsed.latest_user_message),
     };
     let mut inspection = Inspection {
         backend,
@@ -239,6 +237,7 @@ fn inspect_request_body<'p, 'b>(
         scan,
         outcome,
         external_names: Vec::new(),
+        tools_active,
     };
     inspection.outcome.model_requested = inspection.parsed.model.as_deref().map(str::to_owned);
     inspection.outcome.segments_scanned = inspection.parsed.segments.len();
@@ -364,7 +363,11 @@ impl Inspection<'_, '_> {
                 .parsed
                 .offered_tools
                 .iter()
-                .map(|o| o.name.as_deref().is_some_and(|n| t.denies(n)))
+                .map(|o| {
+                    o.name
+                        .as_deref()
+                        .is_some_and(|n| t.denies_active(n, self.tools_active.as_deref()))
+                })
                 .collect(),
             _ => Vec::new(),
         };

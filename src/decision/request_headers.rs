@@ -33,6 +33,30 @@ pub struct RequestHead<'a> {
     pub headers: &'a [(String, String)],
 }
 
+impl<'a> RequestHead<'a> {
+    /// The head of a request whose headers `get` looks up by lower-case
+    /// name (pseudo-headers `:method`, `:path`, `:authority` included): the
+    /// one reading of them, for the adapter and for `eval`.
+    pub fn from_headers(
+        get: impl Fn(&str) -> Option<&'a str>,
+        claims: Option<&'a Map<String, Value>>,
+        headers: &'a [(String, String)],
+        end_of_stream: bool,
+    ) -> RequestHead<'a> {
+        RequestHead {
+            headers,
+            claims,
+            session: get("x-claude-code-session-id"),
+            method: get(":method").unwrap_or(""),
+            path: get(":path").unwrap_or("/"),
+            authority: get(":authority").or_else(|| get("host")).unwrap_or(""),
+            content_encoding: get("content-encoding"),
+            has_anthropic_version: get("anthropic-version").is_some(),
+            end_of_stream,
+        }
+    }
+}
+
 /// Header changes to apply to the request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeaderChanges {
@@ -231,12 +255,12 @@ pub fn request_headers(
             groups: outcome.groups,
             session: outcome.session.clone(),
         },
-        path: if backend.request_guards.has_conditions() {
+        path: if backend.has_conditions() {
             path.clone().into_owned()
         } else {
             String::new()
         },
-        headers: if backend.request_guards.has_conditions() {
+        headers: if backend.has_conditions() {
             head.headers.to_vec()
         } else {
             Vec::new()

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::guard::tool::ToolGuard;
-use crate::guard::GuardSet;
+use crate::guard::tool::{ActiveTools, ToolGuard};
+use crate::guard::{ActiveGuards, GuardSet};
 use crate::policy::Policy;
 use crate::provider::restore::{Restore, Restoring};
 use crate::provider::stream::TextScanner;
@@ -19,7 +19,8 @@ use crate::provider::tool_call::{PassJudge, ToolDecision, ToolJudge};
 use crate::provider::tool_json::guard_json_tools;
 use crate::provider::{Dialect, ErrorKind, Usage};
 
-use super::outcome::{gateway_error, refusal, Reply, Verdict};
+use super::conditions::ResponseRules;
+use super::outcome::{gateway_error, refusal, Reply, Verdict, MAX_FIRED};
 use super::request_body::MAX_BODY_BYTES;
 use super::request_headers::{RequestCtx, ResponseRead};
 use super::usage_read::{NoScan, UsageRead};
@@ -74,6 +75,11 @@ pub struct ResponseRecord {
     pub tools_blocked: usize,
     /// Placeholders of the request put back (text and tool inputs).
     pub restored: usize,
+    /// Matches of shadow (`Audit`) response guards: recorded, nothing
+    /// changed.
+    pub audited: usize,
+    /// Their rules, one per match (at most [`MAX_FIRED`]).
+    pub audited_rules: Vec<String>,
 }
 
 /// The answer to one response body chunk.
@@ -118,6 +124,13 @@ pub struct ResponseDecider {
     /// What the request's masks stand for (see [`Self::restore`]).
     restore: Option<Arc<Restore>>,
     restored: usize,
+    /// Which response guards and tool rules run for this request.
+    rules: ResponseRules,
+    /// The backend, while its rules' `when:` conditions are still to be
+    /// evaluated (see [`Self::conditions`]).
+    pending_conditions: Option<String>,
+    audited: usize,
+    audited_rules: Vec<String>,
 }
 
 impl ResponseDecider {
@@ -125,7 +138,15 @@ impl ResponseDecider {
     /// read). A usage read starts at once: its headers are skipped.
     pub fn new(policy: &Policy, ctx: Option<&RequestCtx>) -> ResponseDecider {
         let read = ctx.map_or(ResponseRead::Skip, |c| c.response);
+        let pending_conditions = ctx
+            .map(|c| &policy.backends[c.backend])
+            .filter(|b| ResponseRules::conditional(b))
+            .map(|b| b.name.clone());
         ResponseDecider {
+            rules: ResponseRules::default(),
+            pending_conditions,
+            audited: 0,
+            audited_rules: Vec::new(),
             dialect: ctx.map_or(Dialect::Anthropic, |c| c.dialect),
             guards: ctx.map(|c| policy.backends[c.backend].response_guards.clone()),
             tools: ctx.and_then(|c| policy.backends[c.backend].tool_guard.clone()),
@@ -141,6 +162,22 @@ impl ResponseDecider {
             tools_blocked: 0,
             restore: None,
             restored: 0,
+        }
+    }
+
+    /// Evaluates the `when:` conditions of the response guards and tool
+    /// rules, once per request: with the model the request body named
+    /// (called after the body's decision), else at the response headers
+    /// without one.
+    pub fn conditions(&mut self, ctx: &RequestCtx, model: Option<&str>) {
+        if let Some(backend) = self.pending_conditions.take() {
+            self.rules = ResponseRules::of(
+                ctx,
+                &backend,
+                self.guards.as_deref(),
+                self.tools.as_deref(),
+                model,
+            );
         }
     }
 
@@ -172,18 +209,34 @@ impl ResponseDecider {
 
     /// The response guards as a scanner (one that finds nothing without).
     fn guards_scanner(&self) -> Arc<dyn TextScanner + Send + Sync> {
-        match &self.guards {
-            Some(g) => g.clone(),
-            None => Arc::new(NoScan),
+        match (&self.guards, &self.rules.guards) {
+            (Some(g), Some(active)) => Arc::new(ActiveGuards {
+                guards: g.clone(),
+                active: active.clone(),
+            }),
+            (Some(g), None) => g.clone(),
+            (None, _) => Arc::new(NoScan),
         }
+    }
+
+    /// The tool judge of this request: the tool guard's rules that apply.
+    fn tool_judge(&self) -> Option<Arc<dyn ToolJudge>> {
+        let tools = self.tools.as_ref()?;
+        Some(match &self.rules.tools {
+            Some(active) => Arc::new(ActiveTools {
+                guard: tools.clone(),
+                active: active.clone(),
+            }),
+            None => tools.clone(),
+        })
     }
 
     /// An SSE stream's guard: response guards, tool judge, restore (which
     /// wraps the scanner itself).
     fn stream_guard(&self) -> StreamGuard {
         let mut guard = StreamGuard::new(self.dialect, self.guards_scanner());
-        if let Some(tools) = &self.tools {
-            guard = guard.with_tool_judge(tools.clone());
+        if let Some(judge) = self.tool_judge() {
+            guard = guard.with_tool_judge(judge);
         }
         if let Some(restore) = &self.restore {
             guard = guard.with_restore(restore.clone());
@@ -218,6 +271,10 @@ impl ResponseDecider {
         content_encoding: Option<&str>,
         end_of_stream: bool,
     ) -> ResponseHeadersDecision {
+        if let Some(ctx) = ctx {
+            // A request whose body named no model (none was read).
+            self.conditions(ctx, None);
+        }
         self.state = State::Skip;
         if !self.read.is_read() || end_of_stream || !(200..300).contains(&status) {
             return ResponseHeadersDecision::Continue(BodyMode::Unchanged);
@@ -464,7 +521,8 @@ impl ResponseDecider {
         original: &[u8],
         mut outcome: JsonOutcome,
     ) -> Result<(JsonOutcome, Vec<ToolDecision>), StreamError> {
-        let judge: &dyn ToolJudge = match (&self.tools, &self.restore) {
+        let own = self.tool_judge();
+        let judge: &dyn ToolJudge = match (&own, &self.restore) {
             (Some(judge), _) => judge.as_ref(),
             (None, Some(_)) => &PassJudge,
             (None, None) => return Ok((outcome, Vec::new())),
@@ -494,6 +552,19 @@ impl ResponseDecider {
 
     /// Accumulates what response guards did.
     fn note(&mut self, events: &[EventInfo], rejected: Option<&Rejection>) {
+        // Shadow rules: recorded, they decide nothing.
+        for e in events {
+            if let StreamFired::Audited { rule } = &e.fired {
+                self.audited += 1;
+                if self.audited_rules.len() < MAX_FIRED {
+                    self.audited_rules.push(rule.clone());
+                }
+            }
+        }
+        let events: Vec<&EventInfo> = events
+            .iter()
+            .filter(|e| !matches!(e.fired, StreamFired::Audited { .. }))
+            .collect();
         let masked = events
             .iter()
             .filter(|e| matches!(e.fired, StreamFired::Masked { .. }))
@@ -517,7 +588,7 @@ impl ResponseDecider {
             if self.rule.is_none() {
                 self.rule = events.first().map(|e| match &e.fired {
                     StreamFired::Masked { placeholder } => placeholder.clone(),
-                    StreamFired::Rejected { rule } => rule.clone(),
+                    StreamFired::Rejected { rule } | StreamFired::Audited { rule } => rule.clone(),
                 });
             }
         }
@@ -534,7 +605,10 @@ impl ResponseDecider {
             model,
             tools_blocked: self.tools_blocked,
             restored: self.restored,
+            audited: self.audited,
+            audited_rules: std::mem::take(&mut self.audited_rules),
         };
+        self.audited = 0;
         self.tools_blocked = 0;
         self.restored = 0;
         self.decision = Verdict::Allow;

@@ -637,11 +637,15 @@ backends:
         body.contains("<OPUS_CODENAME:") && !body.contains("falcon"),
         "{body}"
     );
-    // A condition on a response guard, or a bad one, fails at load.
+    // A bad condition fails at load, with its place, on any guard or rule.
     for (bad, place) in [
         (
-            "promptGuard: {response: [{when: 'true', regex: {matches: [x]}}]}",
-            "when",
+            "promptGuard: {response: [{when: 'identity.groups &&', regex: {matches: [x]}}]}",
+            "response[0].when",
+        ),
+        (
+            "toolGuard: {rules: [{tools: [Bash], when: 'idenity.user == \"x\"'}]}",
+            "toolGuard.rules[0].when",
         ),
         (
             "promptGuard: {request: [{when: '\"x\" in idenity.groups', regex: {matches: [x]}}]}",
@@ -688,8 +692,379 @@ backends:
     assert_eq!(outcome.fired[0].rule, "would-reject");
     assert_eq!(outcome.fired[0].action, crate::guard::Action::Audit);
     assert_eq!(outcome.fired[0].location, "messages[0].content");
-    // Response guards do not take it yet: refused at load, never ignored.
-    let bad = yaml.replace("request:", "response:");
-    let e = Policy::from_yaml(&bad, "audit.yaml", &LoadOptions::default()).unwrap_err();
-    assert!(e.message.contains("Audit"), "{e}");
+}
+
+/// An Anthropic stream: one text block, then one `Bash` call.
+fn text_then_bash(text: &str, command: &str) -> String {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let input = serde_json::json!({ "command": command }).to_string();
+    [
+        ev("message_start", serde_json::json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x", "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+        ev("content_block_start", serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+        ev("content_block_delta", serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})),
+        ev("content_block_stop", serde_json::json!({"type": "content_block_stop", "index": 0})),
+        ev("content_block_start", serde_json::json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}})),
+        ev("content_block_delta", serde_json::json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": input}})),
+        ev("content_block_stop", serde_json::json!({"type": "content_block_stop", "index": 1})),
+        ev("message_delta", serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})),
+        ev("message_stop", serde_json::json!({"type": "message_stop"})),
+    ]
+    .concat()
+}
+
+/// The response side of one request by a caller in `groups`: the stream
+/// pushed whole, its answer.
+fn respond(p: &Policy, groups: &[&str], model: &str, stream: &str) -> ChunkAnswer {
+    let claims: serde_json::Map<String, Value> =
+        serde_json::from_value(serde_json::json!({"sub": "u", "groups": groups})).unwrap();
+    let h = RequestHead {
+        claims: Some(&claims),
+        ..head("/v1/messages")
+    };
+    let (ctx, _) = request_headers(p, None, &h);
+    let ctx = ctx.unwrap();
+    let mut decider = ResponseDecider::new(p, Some(&ctx));
+    decider.conditions(&ctx, Some(model));
+    let mode = decider.headers(Some(&ctx), 200, Some("text/event-stream"), None, false);
+    assert_eq!(
+        mode,
+        ResponseHeadersDecision::Continue(BodyMode::Streamed),
+        "guarded"
+    );
+    decider.body(Some(&ctx), stream.as_bytes(), true)
+}
+
+/// The events of a stream as JSON values (the engine re-emits a text
+/// event it held back with its own key order).
+fn events(stream: &str) -> Vec<Value> {
+    stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+fn forwarded(answer: &ChunkAnswer, input: &str) -> String {
+    match &answer.decision {
+        ChunkDecision::Pass => input.to_owned(),
+        ChunkDecision::Replace { body, .. } => String::from_utf8(body.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn response_guards_and_tool_rules_follow_when_per_caller() {
+    let yaml = r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: contractor-codenames
+          when: '"contractors" in identity.groups'
+          regex: { action: Mask, matches: ["falcon"] }
+        - name: opus-only
+          when: 'request.model.startsWith("claude-opus")'
+          regex: { action: Mask, matches: ["heron"] }
+      toolGuard:
+        rules:
+        - name: contractors-no-bash
+          tools: [Bash]
+          when: '"contractors" in identity.groups'
+          response: { message: "Contractors may not run shell commands" }
+"#;
+    let p = Policy::from_yaml(yaml, "when.yaml", &LoadOptions::default()).unwrap();
+    assert!(p.has_conditions);
+    let stream = text_then_bash("project falcon and heron", "ls -la");
+
+    // A contractor on sonnet: the codename masked, the call blocked.
+    let a = respond(&p, &["contractors"], "claude-sonnet-4-5", &stream);
+    let out = forwarded(&a, &stream);
+    assert!(!out.contains("falcon") && out.contains("heron"), "{out}");
+    assert!(
+        out.contains("Contractors may not run shell commands"),
+        "{out}"
+    );
+    assert!(!out.contains("ls -la"), "{out}");
+    assert_eq!(a.tools.len(), 1);
+    assert_eq!(a.tools[0].verdict.rule(), Some("contractors-no-bash"));
+    assert!(a.tools[0].verdict.is_blocked());
+    let r = a.record.unwrap();
+    assert_eq!(
+        (r.decision, r.masked, r.tools_blocked),
+        (Verdict::Mask, 1, 1)
+    );
+
+    // Staff on opus: only the model's rule runs; the call passes.
+    let a = respond(&p, &["staff"], "claude-opus-4-6", &stream);
+    let out = forwarded(&a, &stream);
+    assert!(out.contains("falcon") && !out.contains("heron"), "{out}");
+    assert!(out.contains("ls -la"), "{out}");
+    assert!(a.tools.iter().all(|t| !t.verdict.is_blocked()), "{a:?}");
+    let r = a.record.unwrap();
+    assert_eq!((r.masked, r.tools_blocked), (1, 0));
+
+    // Staff on sonnet: nothing applies, the stream is as it came.
+    let a = respond(&p, &["staff"], "claude-sonnet-4-5", &stream);
+    assert_eq!(events(&forwarded(&a, &stream)), events(&stream));
+    assert_eq!(a.record.unwrap().decision, Verdict::Allow);
+
+    // No model named (no body read): evaluated at the response headers.
+    let claims: serde_json::Map<String, Value> =
+        serde_json::from_value(serde_json::json!({"sub": "u", "groups": ["contractors"]})).unwrap();
+    let (ctx, _) = request_headers(
+        &p,
+        None,
+        &RequestHead {
+            claims: Some(&claims),
+            ..head("/v1/messages")
+        },
+    );
+    let ctx = ctx.unwrap();
+    let mut decider = ResponseDecider::new(&p, Some(&ctx));
+    decider.headers(Some(&ctx), 200, Some("text/event-stream"), None, false);
+    let a = decider.body(Some(&ctx), stream.as_bytes(), true);
+    assert!(a.tools[0].verdict.is_blocked(), "{a:?}");
+}
+
+#[test]
+fn shadow_response_guards_and_tool_rules_record_and_change_nothing() {
+    let yaml = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: would-reject-drop
+          regex: { action: Audit, matches: ["drop table"] }
+        - name: masks-secret
+          regex: { action: Mask, matches: ["hunter2"] }
+      toolGuard:
+        rules:
+        - name: would-block-rm
+          tools: [Bash]
+          action: Audit
+          regex: { matches: ["rm -rf"] }
+"#;
+    let p = Policy::from_yaml(yaml, "audit.yaml", &LoadOptions::default()).unwrap();
+    let stream = text_then_bash("then drop table users; drop table orders", "rm -rf /tmp/x");
+    let a = respond(&p, &[], "m", &stream);
+    assert_eq!(
+        events(&forwarded(&a, &stream)),
+        events(&stream),
+        "nothing changes"
+    );
+    let r = a.record.clone().unwrap();
+    assert_eq!(r.decision, Verdict::Allow);
+    assert_eq!((r.masked, r.tools_blocked, r.audited), (0, 0, 2));
+    assert_eq!(r.audited_rules, ["would-reject-drop", "would-reject-drop"]);
+    assert_eq!(r.rule, None, "a shadow rule decides nothing");
+    assert_eq!(a.tools.len(), 1);
+    assert_eq!(
+        a.tools[0].verdict,
+        crate::provider::tool_call::ToolVerdict::Audit {
+            rule: "would-block-rm".into()
+        }
+    );
+    // Beside an acting rule, the acting rule acts.
+    let stream = text_then_bash("drop table hunter2 now", "ls");
+    let a = respond(&p, &[], "m", &stream);
+    let out = forwarded(&a, &stream);
+    assert!(
+        !out.contains("hunter2") && out.contains("drop table"),
+        "{out}"
+    );
+    let r = a.record.unwrap();
+    assert_eq!((r.decision, r.masked, r.audited), (Verdict::Mask, 1, 1));
+    assert_eq!(
+        r.rule.as_deref().map(|x| x.starts_with("<MASKS_SECRET")),
+        Some(true),
+        "{r:?}"
+    );
+
+    // A whole JSON body: the same.
+    let body = serde_json::json!({"id": "m1", "type": "message", "role": "assistant", "model": "m",
+        "content": [{"type": "text", "text": "drop table users"}],
+        "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}})
+    .to_string();
+    let (ctx, _) = request_headers(&p, None, &head("/v1/messages"));
+    let ctx = ctx.unwrap();
+    let mut decider = ResponseDecider::new(&p, Some(&ctx));
+    decider.headers(Some(&ctx), 200, Some("application/json"), None, false);
+    let a = decider.body(Some(&ctx), body.as_bytes(), true);
+    assert_eq!(a.decision, ChunkDecision::Pass);
+    let r = a.record.unwrap();
+    assert_eq!((r.decision, r.audited), (Verdict::Allow, 1));
+}
+
+#[test]
+fn a_deny_entry_with_when_denies_its_callers_only() {
+    let yaml = r#"
+identity: {jwt: {}}
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      toolGuard:
+        deny:
+        - WebFetch
+        - tools: [Bash, "mcp__*"]
+          when: '"contractors" in identity.groups'
+"#;
+    let p = Policy::from_yaml(yaml, "deny.yaml", &LoadOptions::default()).unwrap();
+    let request = |groups: &[&str]| {
+        let claims: serde_json::Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"sub": "u", "groups": groups})).unwrap();
+        let h = RequestHead {
+            claims: Some(&claims),
+            ..head("/v1/messages")
+        };
+        let (ctx, _) = request_headers(&p, None, &h);
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {"name": "WebFetch", "description": "d", "input_schema": {"type": "object"}},
+            {"name": "Bash", "description": "d", "input_schema": {"type": "object"}},
+            {"name": "Read", "description": "d", "input_schema": {"type": "object"}}
+        ]});
+        let BodyDecision::Continue {
+            replacement,
+            outcome,
+            ..
+        } = request_body(&p, &ctx.unwrap(), body.to_string().as_bytes())
+            .now_or_never()
+            .unwrap()
+        else {
+            panic!()
+        };
+        let sent: Value = serde_json::from_slice(&replacement.unwrap()).unwrap();
+        let names: Vec<String> = sent["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        (names, outcome.tools_removed)
+    };
+    assert_eq!(request(&["contractors"]), (vec!["Read".to_owned()], 2));
+    assert_eq!(
+        request(&["staff"]),
+        (vec!["Bash".to_owned(), "Read".to_owned()], 1)
+    );
+    // The response side: a Bash call is blocked for a contractor only.
+    let stream = text_then_bash("ok", "ls");
+    let a = respond(&p, &["contractors"], "m", &stream);
+    assert_eq!(a.tools[0].verdict.rule(), Some("toolGuard.deny"), "{a:?}");
+    assert!(a.tools[0].verdict.is_blocked());
+    let a = respond(&p, &["staff"], "m", &stream);
+    assert!(!a.tools[0].verdict.is_blocked(), "{a:?}");
+
+    // Bad entries fail at load with their place.
+    for (bad, want) in [
+        (
+            "deny: [{tools: [Bash], when: 'identity.groups &&'}]",
+            "toolGuard.deny[0].when",
+        ),
+        (
+            "deny: [x, {tools: [], when: 'true'}]",
+            "toolGuard.deny[1].tools",
+        ),
+        (
+            "deny: [{tools: ['a['], when: 'true'}]",
+            "toolGuard.deny[0].tools[0]",
+        ),
+        ("deny: [{tools: [Bash]}]", "toolGuard.deny[0]"),
+        ("deny: [{tool: Bash, when: 'true'}]", "toolGuard.deny[0]"),
+        ("deny: [7]", "toolGuard.deny[0]"),
+    ] {
+        let y = format!("backends: [{{name: a, ai: {{provider: {{anthropic: {{}}}}}}, policies: {{ai: {{toolGuard: {{{bad}}}}}}}}}]");
+        let e = Policy::from_yaml(&y, "bad.yaml", &LoadOptions::default()).unwrap_err();
+        assert!(e.place.contains(want), "{bad}: {e}");
+    }
+}
+
+/// A shadow match is recorded once however the stream is cut, and never
+/// makes an acting guard release what it must mask.
+#[test]
+fn a_shadow_match_is_counted_once_and_never_weakens_a_mask() {
+    let yaml = r#"
+backends:
+- name: anthropic
+  ai: {provider: {anthropic: {}}}
+  policies:
+    ai:
+      promptGuard:
+        response:
+        - name: shadow-z
+          regex: { action: Audit, matches: ["zz+"] }
+        - name: shadow-phrase
+          regex: { action: Audit, matches: ["deploy the build with"] }
+        - name: keys
+          regex: { action: Mask, matches: ["AKIA[0-9A-Z]{16}"] }
+"#;
+    let p = Policy::from_yaml(yaml, "audit.yaml", &LoadOptions::default()).unwrap();
+    let key = format!("AKIA{}", "Q3RT7WZX2PLM5VNB");
+    let text = format!(
+        "{} {} then deploy the build with{key} done",
+        "a".repeat(1500),
+        "z".repeat(5000)
+    );
+    let ev = |data: Value| {
+        format!(
+            "event: {}\ndata: {data}\n\n",
+            data["type"].as_str().unwrap()
+        )
+    };
+    let mut chunks = vec![
+        ev(
+            serde_json::json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+        ) + &ev(
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    // Deltas of 7 bytes, each its own chunk.
+    let bytes: Vec<char> = text.chars().collect();
+    for piece in bytes.chunks(7) {
+        let piece: String = piece.iter().collect();
+        chunks.push(ev(serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})));
+    }
+    chunks.push(ev(
+        serde_json::json!({"type": "content_block_stop", "index": 0}),
+    ));
+    chunks.push(ev(serde_json::json!({"type": "message_stop"})));
+    let (ctx, _) = request_headers(&p, None, &head("/v1/messages"));
+    let ctx = ctx.unwrap();
+    let mut decider = ResponseDecider::new(&p, Some(&ctx));
+    decider.headers(Some(&ctx), 200, Some("text/event-stream"), None, false);
+    let mut out = String::new();
+    let mut record = None;
+    for (i, c) in chunks.iter().enumerate() {
+        let a = decider.body(Some(&ctx), c.as_bytes(), i + 1 == chunks.len());
+        out.push_str(&forwarded(&a, c));
+        record = record.or(a.record);
+    }
+    let released: String = events(&out)
+        .iter()
+        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!released.contains(&key), "the key got out");
+    let tail = &released[released.len().saturating_sub(80)..];
+    assert!(
+        released.contains("<KEYS:"),
+        "{} {tail} {record:?}",
+        released.len()
+    );
+    assert!(
+        released.contains(&"z".repeat(5000)),
+        "shadow text unchanged"
+    );
+    let r = record.unwrap();
+    assert_eq!(r.masked, 1);
+    assert_eq!(r.audited_rules, ["shadow-z", "shadow-phrase"], "{r:?}");
+    assert_eq!(r.audited, 2);
 }

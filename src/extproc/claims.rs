@@ -24,6 +24,62 @@ pub fn verified_claims(
     }
 }
 
+/// The claims of a recorded request (`eval`): `claims` as Envoy's JWT
+/// filter forwards them (metadata under the configured namespace and key,
+/// numbers as doubles) and read back by [`verified_claims`], so a replayed
+/// request sees the claims the server would.
+pub fn recorded_claims(settings: &IdentitySettings, claims: &Json) -> Option<Map<String, Json>> {
+    let payload = Value {
+        kind: Some(proto(claims, 0)),
+    };
+    let metadata = Metadata {
+        filter_metadata: [(
+            settings.namespace.clone(),
+            Struct {
+                fields: [(settings.key.clone(), payload)].into_iter().collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Metadata::default()
+    };
+    verified_claims(settings, Some(&metadata))
+}
+
+/// JSON as a protobuf value, the way Envoy writes a JWT payload.
+fn proto(v: &Json, depth: usize) -> Kind {
+    if depth > MAX_DEPTH {
+        return Kind::NullValue(0);
+    }
+    match v {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(b) => Kind::BoolValue(*b),
+        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Json::String(s) => Kind::StringValue(s.clone()),
+        Json::Array(items) => Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
+            values: items
+                .iter()
+                .map(|x| Value {
+                    kind: Some(proto(x, depth + 1)),
+                })
+                .collect(),
+        }),
+        Json::Object(m) => Kind::StructValue(Struct {
+            fields: m
+                .iter()
+                .map(|(k, x)| {
+                    (
+                        k.clone(),
+                        Value {
+                            kind: Some(proto(x, depth + 1)),
+                        },
+                    )
+                })
+                .collect(),
+        }),
+    }
+}
+
 fn object(s: &Struct, depth: usize) -> Map<String, Json> {
     s.fields
         .iter()
@@ -125,5 +181,18 @@ mod tests {
             ..Metadata::default()
         };
         assert!(verified_claims(&settings(), Some(&flat)).is_none());
+    }
+
+    #[test]
+    fn recorded_claims_read_as_forwarded_ones() {
+        let claims = serde_json::json!({"sub": "alice", "exp": 1735689600.0, "score": 0.5,
+            "groups": ["staff"], "org": {"dept": "eng"}});
+        assert_eq!(
+            serde_json::Value::Object(recorded_claims(&settings(), &claims).unwrap()),
+            serde_json::json!({"sub": "alice", "exp": 1735689600, "score": 0.5,
+                "groups": ["staff"], "org": {"dept": "eng"}})
+        );
+        // Not an object: no claims, as Envoy's metadata would carry none.
+        assert!(recorded_claims(&settings(), &serde_json::json!(["x"])).is_none());
     }
 }

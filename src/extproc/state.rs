@@ -259,17 +259,7 @@ impl StreamState {
         } else {
             Vec::new()
         };
-        let head = RequestHead {
-            headers: &headers,
-            claims: claims.as_ref(),
-            session: get("x-claude-code-session-id"),
-            method: get(":method").unwrap_or(""),
-            path: get(":path").unwrap_or("/"),
-            authority: get(":authority").or_else(|| get("host")).unwrap_or(""),
-            content_encoding: get("content-encoding"),
-            has_anthropic_version: get("anthropic-version").is_some(),
-            end_of_stream: h.end_of_stream,
-        };
+        let head = RequestHead::from_headers(get, claims.as_ref(), &headers, h.end_of_stream);
         let (ctx, decision) = decision::request_headers(&self.policy, self.hint.as_deref(), &head);
         self.ctx = ctx;
         self.response = ResponseDecider::new(&self.policy, self.ctx.as_ref());
@@ -380,6 +370,10 @@ impl StreamState {
                 restore,
                 outcome,
             } => {
+                // The response side's `when:` conditions, with the model
+                // the body named: decided once for the whole response.
+                self.response
+                    .conditions(&ctx, outcome.model_requested.as_deref());
                 self.record(outcome);
                 if self.audit_refused {
                     return self.audit_refusal();
@@ -544,9 +538,11 @@ impl StreamState {
             response_masked = r.masked,
             tool_calls_blocked = r.tools_blocked,
             placeholders_restored = r.restored,
+            response_audited = r.audited,
             "response decision"
         );
         self.telemetry.on_restored(r.restored);
+        self.telemetry.on_response_audits(&r.audited_rules);
         if let Some(log) = audit::log() {
             let entry = audit::entry::response(&r, self.audited.as_ref(), self.ids(), log.allows());
             self.audit(entry);

@@ -45,7 +45,7 @@ use compile::patterns::PatternSet;
 
 pub use mask::mask_literal;
 pub use placeholder::MaskKey;
-pub use scan::TextMatch;
+pub use scan::{ActiveGuards, TextMatch};
 pub use scope::Scope;
 
 /// agentgateway's default rejection message.

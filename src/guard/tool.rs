@@ -16,17 +16,28 @@
 //! order; the first that matches decides. Denied tools (`deny`) are blocked
 //! before any rule.
 //!
+//! # Conditions
+//! A rule, or a `deny` entry `{tools, when}`, with `when:` applies only to
+//! the requests where its condition holds: [`ToolGuard::active`] decides
+//! that once per request ([`ToolActive`]), and [`ActiveTools`] is the judge
+//! of that request's response. Without the flags every rule and entry
+//! applies (the stricter side).
+//!
 //! # Cost
 //! Every rule's patterns are compiled into one [`GuardSet`] (one rule each),
 //! so an input is scanned once per string value whatever the number of
 //! rules, and only when a rule for the call's tool has patterns.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use std::sync::Arc;
+
 use serde_json::Value;
 
+use super::condition::{Condition, Vars};
 use super::{GuardSet, GuardSpecError};
 use crate::policy::config::{
-    GuardSpec, RegexSpec, RejectResponseSpec, ToolActionSpec, ToolGuardSpec, ToolRuleSpec,
+    DenySpec, DenyWhenSpec, GuardSpec, RegexSpec, RejectResponseSpec, ToolActionSpec,
+    ToolGuardSpec, ToolRuleSpec,
 };
 use crate::provider::tool_call::ToolJudge;
 pub use crate::provider::tool_call::ToolVerdict;
@@ -72,34 +83,42 @@ struct ToolRule {
     scan_rule: Option<usize>,
     action: ToolAction,
     message: String,
+    /// `when:`: the rule applies only to requests where it holds.
+    when: Option<Arc<Condition>>,
 }
 
 /// A compiled `toolGuard`.
 #[derive(Debug)]
 pub struct ToolGuard {
     deny: GlobSet,
+    /// Per glob of `deny`: its entry's `when:`, if it has one.
+    deny_when: Vec<Option<Arc<Condition>>>,
     deny_message: String,
     rules: Vec<ToolRule>,
     scanner: GuardSet,
     max_held_bytes: usize,
 }
 
+/// One glob over tool names; an error names `field`.
+fn glob(field: &str, g: &str) -> Result<globset::Glob, ToolGuardError> {
+    let fail = |message: String| ToolGuardError {
+        field: field.to_owned(),
+        message,
+    };
+    if g.is_empty() {
+        return Err(fail("an empty glob names no tool".into()));
+    }
+    GlobBuilder::new(g)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| fail(format!("invalid glob: {e}")))
+}
+
 fn glob_set(field: &str, globs: &[String]) -> Result<GlobSet, ToolGuardError> {
     let mut set = GlobSetBuilder::new();
     for (i, g) in globs.iter().enumerate() {
-        let fail = |message: String| ToolGuardError {
-            field: format!("{field}[{i}]"),
-            message,
-        };
-        if g.is_empty() {
-            return Err(fail("an empty glob names no tool".into()));
-        }
-        let glob = GlobBuilder::new(g)
-            .literal_separator(false)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| fail(format!("invalid glob: {e}")))?;
-        set.add(glob);
+        set.add(glob(&format!("{field}[{i}]"), g)?);
     }
     set.build().map_err(|e| ToolGuardError {
         field: field.to_owned(),
@@ -138,7 +157,37 @@ impl ToolGuard {
             rules,
             max_held_bytes,
         } = spec;
-        let deny = glob_set("deny", &deny)?;
+        // Every glob of every entry, each with its entry's condition.
+        let mut deny_set = GlobSetBuilder::new();
+        let mut deny_when: Vec<Option<Arc<Condition>>> = Vec::new();
+        for (i, entry) in deny.into_iter().enumerate() {
+            match entry {
+                DenySpec::Glob(g) => {
+                    deny_set.add(glob(&format!("deny[{i}]"), &g)?);
+                    deny_when.push(None);
+                }
+                DenySpec::When(DenyWhenSpec { tools, when }) => {
+                    if tools.is_empty() {
+                        return Err(ToolGuardError {
+                            field: format!("deny[{i}].tools"),
+                            message: "a deny entry names the tools it denies".into(),
+                        });
+                    }
+                    let cond = Condition::compile(&when).map_err(|message| ToolGuardError {
+                        field: format!("deny[{i}].when"),
+                        message,
+                    })?;
+                    for (j, g) in tools.iter().enumerate() {
+                        deny_set.add(glob(&format!("deny[{i}].tools[{j}]"), g)?);
+                        deny_when.push(Some(cond.clone()));
+                    }
+                }
+            }
+        }
+        let deny = deny_set.build().map_err(|e| ToolGuardError {
+            field: "deny".into(),
+            message: format!("invalid globs: {e}"),
+        })?;
         let max_held_bytes = match max_held_bytes {
             None => DEFAULT_MAX_HELD_BYTES,
             Some(0) => {
@@ -170,7 +219,11 @@ impl ToolGuard {
                 regex,
                 action,
                 response,
+                when,
             } = rule;
+            let when = when
+                .map(|src| Condition::compile(&src).map_err(|m| fail("when", m)))
+                .transpose()?;
             if tools.is_empty() {
                 return Err(fail(
                     "tools",
@@ -228,6 +281,7 @@ impl ToolGuard {
                 scan_rule,
                 action,
                 message: message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
+                when,
             });
         }
         let scanner = GuardSet::compile_in(&specs, true, dir).map_err(
@@ -246,6 +300,7 @@ impl ToolGuard {
         )?;
         Ok(ToolGuard {
             deny,
+            deny_when,
             deny_message: deny_message.unwrap_or_else(|| DEFAULT_TOOL_MESSAGE.to_owned()),
             rules: compiled,
             scanner,
@@ -258,9 +313,28 @@ impl ToolGuard {
         !self.deny.is_empty()
     }
 
-    /// Whether `tool` is denied: never offered, never called.
+    /// Whether `tool` is denied: never offered, never called (conditional
+    /// entries count as holding).
     pub fn denies(&self, tool: &str) -> bool {
-        self.deny.is_match(tool)
+        self.denies_active(tool, None)
+    }
+
+    /// Whether `tool` is denied to a request whose conditions gave
+    /// `active` (`None`: every entry applies).
+    pub fn denies_active(&self, tool: &str, active: Option<&ToolActive>) -> bool {
+        match active {
+            None => self.deny.is_match(tool),
+            Some(a) => self
+                .deny
+                .matches(tool)
+                .into_iter()
+                .any(|i| a.deny.get(i).copied().unwrap_or(true)),
+        }
+    }
+
+    /// Whether a `deny` entry has a `when:` condition.
+    pub fn deny_has_conditions(&self) -> bool {
+        self.deny_when.iter().any(Option::is_some)
     }
 
     /// The largest tool input held while it streams.
@@ -280,11 +354,39 @@ impl ToolGuard {
         }
     }
 
+    /// Whether a rule or a `deny` entry has a `when:` condition.
+    pub fn has_conditions(&self) -> bool {
+        self.rules.iter().any(|r| r.when.is_some()) || self.deny_has_conditions()
+    }
+
+    /// Which rules and `deny` entries apply to a request, by their `when:`
+    /// (`None`: all do).
+    pub fn active(&self, vars: &Vars) -> Option<Arc<ToolActive>> {
+        let holds = |w: Option<&Arc<Condition>>| w.is_none_or(|c| c.holds(vars));
+        self.has_conditions().then(|| {
+            Arc::new(ToolActive {
+                rules: self.rules.iter().map(|r| holds(r.when.as_ref())).collect(),
+                deny: self.deny_when.iter().map(|w| holds(w.as_ref())).collect(),
+            })
+        })
+    }
+
     /// Decides on one complete call: `input` is its input as JSON text (an
     /// object; empty text counts as `{}`). An input that is not JSON is
     /// blocked: it cannot be read, so it cannot be allowed.
     pub fn decide(&self, tool: &str, input: &str) -> ToolVerdict {
-        if self.denies(tool) {
+        self.decide_active(tool, input, None)
+    }
+
+    /// [`Self::decide`] with only the rules that apply to this request
+    /// (`active`: per rule; `None`: all). Denied tools stay denied.
+    pub fn decide_active(
+        &self,
+        tool: &str,
+        input: &str,
+        active: Option<&ToolActive>,
+    ) -> ToolVerdict {
+        if self.denies_active(tool, active) {
             return ToolVerdict::Block {
                 rule: "toolGuard.deny".into(),
                 message: self.deny_message.clone(),
@@ -293,7 +395,12 @@ impl ToolGuard {
         let applicable: Vec<&ToolRule> = self
             .rules
             .iter()
-            .filter(|r| r.tools.is_match(tool))
+            .enumerate()
+            .filter(|(i, r)| {
+                active.is_none_or(|a| a.rules.get(*i).copied().unwrap_or(true))
+                    && r.tools.is_match(tool)
+            })
+            .map(|(_, r)| r)
             .collect();
         if applicable.is_empty() {
             return ToolVerdict::Allow;
@@ -371,6 +478,40 @@ impl ToolJudge for ToolGuard {
 
     fn denies(&self, tool: &str) -> bool {
         ToolGuard::denies(self, tool)
+    }
+}
+
+/// Which rules and `deny` entries of a tool guard apply to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolActive {
+    /// Per rule.
+    pub rules: Box<[bool]>,
+    /// Per glob of `deny` (an entry's globs share its condition).
+    pub deny: Box<[bool]>,
+}
+
+/// The tool guard of one request: only the rules and `deny` entries whose
+/// `when:` held for it (decided once per request, see [`ToolGuard::active`]).
+pub struct ActiveTools {
+    pub guard: Arc<ToolGuard>,
+    pub active: Arc<ToolActive>,
+}
+
+impl ToolJudge for ActiveTools {
+    fn judge(&self, tool: &str, input: &str) -> ToolVerdict {
+        self.guard.decide_active(tool, input, Some(&self.active))
+    }
+
+    fn max_held_bytes(&self) -> usize {
+        self.guard.max_held_bytes
+    }
+
+    fn too_large(&self) -> ToolVerdict {
+        self.guard.too_large()
+    }
+
+    fn denies(&self, tool: &str) -> bool {
+        self.guard.denies_active(tool, Some(&self.active))
     }
 }
 

@@ -69,6 +69,14 @@ impl Backend {
         }
     }
 
+    /// Whether a guard or tool rule of this backend has a `when:`
+    /// condition (the request's path and headers are then kept for it).
+    pub fn has_conditions(&self) -> bool {
+        self.request_guards.has_conditions()
+            || self.response_guards.has_conditions()
+            || self.tool_guard.as_ref().is_some_and(|t| t.has_conditions())
+    }
+
     /// Whether a mask of this backend's request guards (local or
     /// external) is restored in the response.
     pub fn restores(&self) -> bool {

@@ -233,9 +233,11 @@ pub struct AiPolicySpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ToolGuardSpec {
     /// Globs over tool names: removed from the tools a request offers, and
-    /// every call of them in a response blocked.
+    /// every call of them in a response blocked. An entry may be
+    /// `{tools: [globs], when: condition}`: denied only to the requests
+    /// where the condition holds.
     #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: Vec<DenySpec>,
     /// The message a blocked call of a denied tool is replaced by.
     pub deny_message: Option<String>,
     /// Applied in order to each call; the first that matches decides.
@@ -244,6 +246,47 @@ pub struct ToolGuardSpec {
     /// The largest tool input held while it streams (default 1 MiB); a
     /// larger one is blocked.
     pub max_held_bytes: Option<u64>,
+}
+
+/// One `toolGuard.deny` entry: a glob, or globs under a condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenySpec {
+    Glob(String),
+    When(DenyWhenSpec),
+}
+
+/// `{tools: [globs], when: condition}` in `toolGuard.deny`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DenyWhenSpec {
+    pub tools: Vec<String>,
+    pub when: String,
+}
+
+impl<'de> Deserialize<'de> for DenySpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DenySpec, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DenySpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a tool glob, or {tools: [globs], when: condition}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DenySpec, E> {
+                Ok(DenySpec::Glob(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DenySpec, A::Error> {
+                DenyWhenSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(DenySpec::When)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl From<&str> for DenySpec {
+    fn from(glob: &str) -> DenySpec {
+        DenySpec::Glob(glob.to_owned())
+    }
 }
 
 /// One tool rule.
@@ -263,6 +306,8 @@ pub struct ToolRuleSpec {
     /// Reject (default) or Audit.
     pub action: Option<ToolActionSpec>,
     pub response: Option<RejectResponseSpec>,
+    /// A CEL condition: the rule applies only to requests where it holds.
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

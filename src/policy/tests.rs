@@ -383,3 +383,35 @@ fn gitleaks_errors_name_the_yaml_place_the_file_and_the_rule() {
         e.message
     );
 }
+
+#[test]
+fn conditions_and_shadow_mode_load_on_every_guard_and_backend_has_conditions() {
+    let base = |ai: &str| {
+        format!("backends: [{{name: a, ai: {{provider: {{anthropic: {{}}}}}}, policies: {{ai: {ai}}}}}]")
+    };
+    // None: no headers are kept for conditions.
+    let p = load(&base(
+        "{promptGuard: {response: [{regex: {action: Audit, matches: [x]}}]}}",
+    ))
+    .unwrap();
+    assert!(!p.has_conditions);
+    for conditional in [
+        "{promptGuard: {request: [{when: 'true', regex: {matches: [x]}}]}}",
+        "{promptGuard: {response: [{when: 'true', regex: {action: Audit, matches: [x]}}]}}",
+        "{toolGuard: {rules: [{tools: [Bash], when: 'true', action: Audit}]}}",
+        "{toolGuard: {deny: [WebFetch, {tools: [Bash], when: 'true'}]}}",
+    ] {
+        let p = load(&base(conditional)).unwrap_or_else(|e| panic!("{conditional}: {e}"));
+        assert!(p.has_conditions, "{conditional}");
+        assert!(p.backends[0].has_conditions(), "{conditional}");
+    }
+    let e = load(&base("{toolGuard: {deny: [{tools: [Bash], when: 'x.y'}]}}")).unwrap_err();
+    assert!(e.place.ends_with("toolGuard.deny[0].when"), "{e}");
+    assert!(e.message.contains("unknown variable `x`"), "{e}");
+    let e = load(&base("{toolGuard: {deny: [[Bash]]}}")).unwrap_err();
+    assert!(
+        e.message
+            .contains("a tool glob, or {tools: [globs], when: condition}"),
+        "{e}"
+    );
+}

@@ -62,9 +62,18 @@ pub fn guard_json_body(
             Step::Release {
                 text: masked,
                 masks,
+                audits,
                 restored,
                 ..
             } => {
+                outcome
+                    .events
+                    .extend(audits.into_iter().map(|(range, rule)| EventInfo {
+                        event: None,
+                        location,
+                        range,
+                        fired: Fired::Audited { rule },
+                    }));
                 if masks.is_empty() && restored == 0 {
                     continue;
                 }

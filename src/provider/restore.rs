@@ -200,7 +200,7 @@ impl TextScanner for Restoring {
     }
 
     fn scan(&self, text: &str) -> Vec<ScanMatch> {
-        let guarded = self
+        let mut guarded = self
             .guards
             .as_ref()
             .map(|g| g.scan(text))
@@ -209,6 +209,21 @@ impl TextScanner for Restoring {
         if restored.is_empty() {
             return guarded;
         }
+        // A shadow (`Audit`) match changes nothing, so it never keeps a
+        // placeholder from being restored: it is kept only where no
+        // placeholder is.
+        let shadow: Vec<ScanMatch> = if guarded
+            .iter()
+            .any(|m| matches!(m.action, MatchAction::Audit { .. }))
+        {
+            let (shadow, acting) = guarded
+                .into_iter()
+                .partition(|m| matches!(m.action, MatchAction::Audit { .. }));
+            guarded = acting;
+            shadow
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::with_capacity(guarded.len() + restored.len());
         let mut g = guarded.into_iter().peekable();
         for (range, value) in restored {
@@ -227,6 +242,17 @@ impl TextScanner for Restoring {
             });
         }
         out.extend(g);
+        if !shadow.is_empty() {
+            let free: Vec<ScanMatch> = shadow
+                .into_iter()
+                .filter(|m| {
+                    !out.iter()
+                        .any(|o| o.range.start < m.range.end && m.range.start < o.range.end)
+                })
+                .collect();
+            out.extend(free);
+            out.sort_by_key(|m| m.range.start);
+        }
         out
     }
 }
@@ -285,6 +311,40 @@ mod tests {
         ] {
             let _ = r.restore_json(junk);
         }
+    }
+
+    /// Guard matches as given.
+    struct Fixed(Vec<ScanMatch>);
+
+    impl TextScanner for Fixed {
+        fn window(&self) -> usize {
+            0
+        }
+        fn scan(&self, _: &str) -> Vec<ScanMatch> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn a_shadow_match_never_keeps_a_placeholder_from_coming_back() {
+        let text = "key <AWS_SECRET_KEY:3f9a1c> and drop table x";
+        let audit = |range: std::ops::Range<usize>| ScanMatch {
+            range,
+            action: MatchAction::Audit {
+                rule: "shadow".into(),
+            },
+        };
+        // One shadow match over the placeholder, one elsewhere.
+        let guards = Fixed(vec![audit(0..10), audit(32..42)]);
+        let scanner = Restoring {
+            guards: Some(Arc::new(guards)),
+            restore: Arc::new(restore()),
+        };
+        let found = scanner.scan(text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].range, 4..27);
+        assert!(matches!(found[0].action, MatchAction::Restore { .. }));
+        assert_eq!(found[1], audit(32..42));
     }
 
     #[test]

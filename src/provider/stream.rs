@@ -134,6 +134,8 @@ pub enum MatchAction {
     /// Put back the value a placeholder of the request stands for (see
     /// [`super::restore`]); never recorded (it is the client's own text).
     Restore { value: String },
+    /// A shadow (`Audit`) rule matched: recorded, the text passes as it is.
+    Audit { rule: String },
 }
 
 /// Where a text sits in the response (each dialect names its own).
@@ -157,8 +159,16 @@ impl fmt::Display for TextLocation {
 /// What a match did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fired {
-    Masked { placeholder: String },
-    Rejected { rule: String },
+    Masked {
+        placeholder: String,
+    },
+    Rejected {
+        rule: String,
+    },
+    /// A shadow rule's match: nothing changed.
+    Audited {
+        rule: String,
+    },
 }
 
 /// A match acted on, for telemetry. Never holds the matched text.
@@ -222,6 +232,9 @@ struct TextBlock {
     held: String,
     /// Bytes of the block's original text before `held`.
     offset: usize,
+    /// End (in the block's original text) of the last shadow match
+    /// recorded: one seen again from held text is not recorded twice.
+    audited_to: usize,
 }
 
 // ---------------------------------------------------------------------------
@@ -527,11 +540,25 @@ impl StreamGuard {
                 text: released,
                 cut,
                 masks,
+                audits,
                 restored,
             } => {
                 out.restored += restored;
                 block.offset += cut;
                 block.held = buf.split_off(cut);
+                let mut audited_to = block.audited_to;
+                let audits: Vec<(std::ops::Range<usize>, String)> = audits
+                    .into_iter()
+                    .filter_map(|(range, rule)| {
+                        let range = offset + range.start..offset + range.end;
+                        // A match that starts in text already recorded is
+                        // the same match seen again (or grown).
+                        let fresh = range.start >= audited_to;
+                        audited_to = audited_to.max(range.end);
+                        fresh.then_some((range, rule))
+                    })
+                    .collect();
+                block.audited_to = audited_to;
                 if end {
                     self.blocks.remove(&index);
                 }
@@ -541,6 +568,13 @@ impl StreamGuard {
                         location,
                         range: offset + range.start..offset + range.end,
                         fired: Fired::Masked { placeholder },
+                    }));
+                out.events
+                    .extend(audits.into_iter().map(|(range, rule)| EventInfo {
+                        event,
+                        location,
+                        range,
+                        fired: Fired::Audited { rule },
                     }));
                 Ok(Some(released))
             }

@@ -117,6 +117,9 @@ pub fn response_metadata(r: &ResponseRecord) -> Struct {
     if r.restored > 0 {
         f.num("placeholders_restored", Some(r.restored as u64));
     }
+    if r.audited > 0 {
+        f.num("response_audited", Some(r.audited as u64));
+    }
     f.str("response_rule", r.rule.as_deref());
     f.str("response_location", r.location.as_deref());
     f.into_namespace()

@@ -377,6 +377,29 @@ impl StreamTelemetry {
             .inc();
     }
 
+    /// Shadow (`Audit`) response guards' matches: what they would have
+    /// done, counted by rule like the request's.
+    pub fn on_response_audits(&mut self, rules: &[String]) {
+        if rules.is_empty() {
+            return;
+        }
+        let m = metrics();
+        let backend = self
+            .decided
+            .as_ref()
+            .map(|d| d.backend.clone())
+            .unwrap_or_default();
+        for rule in rules {
+            m.guard_matches
+                .get_or_create(&GuardLabels {
+                    backend: backend.clone(),
+                    rule: rule.clone(),
+                    action: "audit",
+                })
+                .inc();
+        }
+    }
+
     /// Placeholders of the request's masks restored in its response.
     pub fn on_restored(&mut self, count: usize) {
         if count == 0 {

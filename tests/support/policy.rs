@@ -296,6 +296,8 @@ pub struct ToolRule {
     action: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<ToolResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -318,7 +320,14 @@ impl ToolRule {
             regex: None,
             action: None,
             response: None,
+            when: None,
         }
+    }
+
+    /// `when:`: a CEL condition on who is asking and what.
+    pub fn when(mut self, condition: &str) -> ToolRule {
+        self.when = Some(condition.to_owned());
+        self
     }
 
     pub fn name(mut self, name: &str) -> ToolRule {
@@ -528,6 +537,8 @@ pub struct Guard {
     #[serde(skip_serializing_if = "Option::is_none")]
     restore: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     regex: Option<Regex>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<RejectResponse>,
@@ -556,6 +567,7 @@ struct Regex {
 enum Action {
     Reject,
     Mask,
+    Audit,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -670,6 +682,18 @@ impl Guard {
     /// `action: Reject`
     pub fn reject(mut self) -> Guard {
         self.regex_mut().action = Some(Action::Reject);
+        self
+    }
+
+    /// `action: Audit` (shadow mode)
+    pub fn audit(mut self) -> Guard {
+        self.regex_mut().action = Some(Action::Audit);
+        self
+    }
+
+    /// `when:`: a CEL condition on who is asking and what.
+    pub fn when(mut self, condition: &str) -> Guard {
+        self.when = Some(condition.to_owned());
         self
     }
 

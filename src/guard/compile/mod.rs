@@ -204,12 +204,6 @@ impl GuardSet {
             let action = match regex.action.unwrap_or(ActionSpec::Mask) {
                 ActionSpec::Reject => Action::Reject,
                 ActionSpec::Mask => Action::Mask,
-                ActionSpec::Audit if response => {
-                    return Err(fail(
-                        "regex.action",
-                        "`Audit` (shadow mode) runs on request guards and tool rules for now; a response guard in it would be ignored, so it does not load".into(),
-                    ))
-                }
                 ActionSpec::Audit => Action::Audit,
             };
             if spec.restore.is_some() && (response || action != Action::Mask) {
@@ -220,12 +214,6 @@ impl GuardSet {
             }
             let restore = !response && action == Action::Mask && spec.restore != Some(false);
             let when = match &spec.when {
-                Some(_) if response => {
-                    return Err(fail(
-                        "when",
-                        "`when` conditions apply to request guards for now".into(),
-                    ))
-                }
                 Some(src) => {
                     Some(super::condition::Condition::compile(src).map_err(|m| fail("when", m))?)
                 }

@@ -15,7 +15,7 @@ use super::{Action, Finding, GuardSet, Scan};
 use crate::provider::{Location, PartKind, TextSegment};
 use joined::Joined;
 
-pub use text::TextMatch;
+pub use text::{ActiveGuards, TextMatch};
 
 /// Every literal of a unit, whole.
 fn whole_unit(segments: &[TextSegment<'_>], unit: &Range<usize>) -> Vec<(usize, Range<usize>)> {

@@ -82,6 +82,7 @@ fn single_shot(text: &str) -> (String, bool) {
         match m.action {
             MatchAction::Mask { placeholder } => out.push_str(&placeholder),
             MatchAction::Restore { value } => out.push_str(&value),
+            MatchAction::Audit { .. } => out.push_str(&text[m.range.clone()]),
             MatchAction::Reject { .. } => return (out, true),
         }
         pos = m.range.end;

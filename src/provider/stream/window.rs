@@ -15,6 +15,9 @@ pub(crate) enum Step {
         /// Bytes of the scanned buffer consumed; the rest stays held.
         cut: usize,
         masks: Vec<(Range<usize>, String)>,
+        /// Shadow rules' matches that start before the cut (rule names):
+        /// the text is as it came.
+        audits: Vec<(Range<usize>, String)>,
         /// Placeholders of the request put back.
         restored: usize,
     },
@@ -44,6 +47,7 @@ pub(crate) fn release(
     let mut text = String::with_capacity(cut);
     let mut pos = 0;
     let mut masks = Vec::new();
+    let mut audits = Vec::new();
     let mut restored = 0;
     for m in matches {
         if !end && m.range.start >= cut {
@@ -71,6 +75,13 @@ pub(crate) fn release(
                 cut = cut.max(m.range.end);
                 restored += 1;
             }
+            MatchAction::Audit { rule } => {
+                // Recorded; the text and the cut stay as they are: a
+                // shadow match never releases text an acting match not yet
+                // complete may need (the stream guard records a match seen
+                // again from held text once).
+                audits.push((m.range, rule));
+            }
         }
     }
     text.push_str(&buf[pos..cut]);
@@ -78,6 +89,7 @@ pub(crate) fn release(
         text,
         cut,
         masks,
+        audits,
         restored,
     })
 }
@@ -113,4 +125,65 @@ pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Matches as given.
+    struct Fixed(Vec<ScanMatch>);
+
+    impl TextScanner for Fixed {
+        fn window(&self) -> usize {
+            0
+        }
+        fn scan(&self, _: &str) -> Vec<ScanMatch> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn a_shadow_match_across_the_cut_releases_nothing_past_it() {
+        let buf = "0123456789abcdefghij";
+        let audit = ScanMatch {
+            range: 8..14,
+            action: MatchAction::Audit {
+                rule: "shadow".into(),
+            },
+        };
+        // Window 10: the cut is at 10; the shadow match runs to 14.
+        let Step::Release {
+            text,
+            cut,
+            masks,
+            audits,
+            ..
+        } = release(&Fixed(vec![audit.clone()]), 10, buf, false).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((text.as_str(), cut), ("0123456789", 10));
+        assert!(masks.is_empty());
+        assert_eq!(audits, [(8..14, "shadow".to_owned())]);
+        // A mask there would take its whole match (it is replaced).
+        let mask = ScanMatch {
+            range: 8..14,
+            action: MatchAction::Mask {
+                placeholder: "<X>".into(),
+            },
+        };
+        let Step::Release { text, cut, .. } = release(&Fixed(vec![mask]), 10, buf, false).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((text.as_str(), cut), ("01234567<X>", 14));
+        // At the end everything goes, as it came.
+        let Step::Release { text, audits, .. } =
+            release(&Fixed(vec![audit]), 10, buf, true).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((text.as_str(), audits.len()), (buf, 1));
+    }
 }
