@@ -532,3 +532,61 @@ async fn tls_settings_in_the_policy_serve_mutual_tls() {
     assert_eq!(last, Ok(1));
     assert!(plain.is_err(), "{plain:?}");
 }
+
+/// The README's way: `scripts/make-certs.sh` (openssl) makes a CA,
+/// promptgate's certificate and Envoy's; Envoy with them routes through
+/// promptgate over mutual TLS.
+#[tokio::test]
+async fn certificates_from_make_certs_sh_work_end_to_end() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().join("pki");
+    let out = Command::new(support::repo_root().join("scripts/make-certs.sh"))
+        .arg(&dir)
+        .output()
+        .expect("run scripts/make-certs.sh (needs openssl)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = |name: &str| path(&dir.join(name));
+    let gw = Gateway::launch(policy())
+        .args(&[
+            "--tls-cert",
+            &f("promptgate.crt"),
+            "--tls-key",
+            &f("promptgate.key"),
+            "--client-ca",
+            &f("ca.crt"),
+        ])
+        .edit_envoy({
+            let dir = dir.clone();
+            move |cfg| {
+                insert_promptgate_mtls(
+                    cfg,
+                    &PromptgateTls {
+                        client_cert: &dir.join("envoy.crt"),
+                        client_key: &dir.join("envoy.key"),
+                        server_ca: &dir.join("ca.crt"),
+                    },
+                )
+            }
+        })
+        .start();
+    gw.wait_healthy(1, Duration::from_secs(10));
+    let resp = client()
+        .post(gw.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .header("x-api-key", "sk-client")
+        .body(r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", gw.logs());
+    assert_eq!(
+        gw.upstream().requests()[0].header("x-api-key"),
+        Some(SECRET)
+    );
+    assert_eq!(refused_handshakes(&gw), 0);
+}
