@@ -590,3 +590,41 @@ async fn certificates_from_make_certs_sh_work_end_to_end() {
     );
     assert_eq!(refused_handshakes(&gw), 0);
 }
+
+/// The drain works the same over TLS: on SIGTERM health turns NOT_SERVING
+/// (asked over mutual TLS), then the listener closes and the process exits 0.
+// Multi-threaded: the clients' connections must close on the server's
+// GOAWAY while this test blocks in `wait_exit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_tls_port() {
+    let ca = TestCa::new("promptgate test CA");
+    let certs = tempfile::tempdir().unwrap();
+    let files = ca.write_server_files(certs.path());
+    let mut args = files.args();
+    args.extend(["--drain-grace".into(), "1s".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut gw = Gateway::launch(policy())
+        .without_envoy()
+        .args(&args)
+        .start();
+    let port = gw.promptgate_port();
+    let envoy = ca.client("envoy");
+    assert_eq!(tls_health(port, &ca, Some(&envoy)).await, Ok(1));
+    gw.signal(0, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // NOT_SERVING = 2
+        if tls_health(port, &ca, Some(&envoy)).await == Ok(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never NOT_SERVING\n{}",
+            gw.promptgate_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = gw.wait_exit(0, Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{}", gw.promptgate_log());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
