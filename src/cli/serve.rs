@@ -96,7 +96,9 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
                 tracing::warn!(
                     %addr,
                     "ext_proc is served without TLS on a non-loopback address: whoever reaches \
-                     it receives the provider keys; set `tls` or --tls-cert/--tls-key/--client-ca"
+                     the port receives the provider keys in its answers; serve it over mutual TLS \
+                     (`tls`, or --tls-cert/--tls-key/--client-ca) unless a mesh's mutual TLS \
+                     guards it"
                 );
             }
             None

@@ -405,9 +405,9 @@ fn tls_files_are_read_relative_to_the_policy_and_checked() {
     assert_eq!(load(B).unwrap().tls, None);
 
     // The same in the Kubernetes form.
-    let p = load(&format!(
-        "apiVersion: promptgate.dev/v1alpha1\nkind: PromptgateSettings\nspec:\n  tls: {{certFile: c, keyFile: k, clientCaFile: ca}}\n---\napiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: a}}\nspec:\n  ai: {{provider: {{anthropic: {{}}}}}}\n"
-    ))
+    let p = load(
+        "apiVersion: promptgate.dev/v1alpha1\nkind: PromptgateSettings\nspec:\n  tls: {certFile: c, keyFile: k, clientCaFile: ca}\n---\napiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: a}\nspec:\n  ai: {provider: {anthropic: {}}}\n",
+    )
     .unwrap();
     assert_eq!(p.tls.unwrap().client_ca, PathBuf::from("ca"));
 
