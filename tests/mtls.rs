@@ -628,3 +628,43 @@ async fn sigterm_drains_the_tls_port() {
     assert!(status.success(), "{status}\n{}", gw.promptgate_log());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// `promptgate check` reads the files `tls` names, as `serve` would.
+#[test]
+fn check_reads_the_tls_files() {
+    let ca = TestCa::new("promptgate test CA");
+    let dir = tempfile::tempdir().unwrap();
+    ca.write_server_files(dir.path());
+    let policy = dir.path().join("policy.yaml");
+    let backend = "backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n";
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_promptgate"))
+            .args(["check", "--config", &path(&policy)])
+            .output()
+            .unwrap()
+    };
+    std::fs::write(
+        &policy,
+        format!("tls: {{certFile: server.crt, keyFile: server.key, clientCaFile: client-ca.crt}}\n{backend}"),
+    )
+    .unwrap();
+    let o = check();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(
+        &policy,
+        format!(
+            "tls: {{certFile: server.crt, keyFile: server.key, clientCaFile: gone.crt}}\n{backend}"
+        ),
+    )
+    .unwrap();
+    let o = check();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "TLS client CA {}: cannot read",
+            dir.path().join("gone.crt").display()
+        )),
+        "{err}"
+    );
+}
