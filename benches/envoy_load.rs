@@ -8,7 +8,10 @@
 //! policy file instead of the built-in one), PROMPTGATE_BENCH_COMPARE (paths
 //! of other promptgate binaries, `:`-separated, e.g. a build of main: measured
 //! in the same run, rounds interleaved with this build's, so that a noisy
-//! machine hits all alike). Loopback only, bounded in time.
+//! machine hits all alike), PROMPTGATE_BENCH_MTLS=1 (this build once more,
+//! its port over mutual TLS with Envoy's client certificate from
+//! deploy/envoy/promptgate-mtls.yaml: the cost of TLS on the ext_proc hop,
+//! interleaved like a compared build). Loopback only, bounded in time.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -171,6 +174,34 @@ fn main() {
         }
         launch.start()
     };
+    // mTLS on the ext_proc hop: test certificates (rcgen), kept for the run.
+    let certs = tempfile::tempdir().unwrap();
+    let start_mtls = || {
+        let ca = support::pki::TestCa::new("bench CA");
+        let files = ca.write_server_files(&certs.path().join("promptgate"));
+        let (cert, key) = ca
+            .client("envoy")
+            .write(&certs.path().join("envoy"), "client");
+        let server_ca = certs.path().join("envoy/ca.crt");
+        std::fs::write(&server_ca, &ca.cert_pem).unwrap();
+        let args = files.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Gateway::launch(&policy)
+            .secret("anthropic-secret", SECRET)
+            .edit_envoy(add_baseline_route)
+            .edit_envoy(move |cfg| {
+                support::envoy::insert_promptgate_mtls(
+                    cfg,
+                    &support::envoy::PromptgateTls {
+                        client_cert: &cert,
+                        client_key: &key,
+                        server_ca: &server_ca,
+                    },
+                )
+            })
+            .args(&args)
+            .start()
+    };
     let mut subjects = vec![Subject {
         label: "this build".to_owned(),
         gw: start(None),
@@ -181,6 +212,14 @@ fn main() {
         subjects.push(Subject {
             label: format!("compared: {}", bin.display()),
             gw: start(Some(bin)),
+            guarded: Vec::with_capacity(rounds),
+            baseline: Vec::with_capacity(rounds),
+        });
+    }
+    if env_or("PROMPTGATE_BENCH_MTLS", 0u8) == 1 {
+        subjects.push(Subject {
+            label: "this build, ext_proc over mutual TLS".to_owned(),
+            gw: start_mtls(),
             guarded: Vec::with_capacity(rounds),
             baseline: Vec::with_capacity(rounds),
         });

@@ -15,6 +15,8 @@
 //! * [`cli`] — the command line (`serve`, `check`, `eval`).
 //! * [`lifecycle`] / [`reload`] — graceful drain on SIGTERM; hot reload on
 //!   SIGHUP and on changes of the policy or secret files.
+//! * [`tls`] — the ext_proc port over mutual TLS (client certificates from
+//!   one CA), its certificates reloaded on change.
 
 pub mod audit;
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod provider;
 pub mod reload;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 
 /// Code generated from `proto/promptgate/guard/v1/guard.proto`: the contract
 /// of an external guard service.

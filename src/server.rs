@@ -1,4 +1,5 @@
-//! The gRPC server: ext_proc and grpc.health.v1 on one h2c port.
+//! The gRPC server: ext_proc and grpc.health.v1 on one port, h2c or (with
+//! [`crate::tls`]) HTTP/2 over mutual TLS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
 use crate::extproc::ExtProcService;
@@ -36,6 +38,7 @@ pub async fn serve_on(
     serve_drained(
         listener,
         policy,
+        None,
         DrainOptions::immediate(),
         shutdown,
         std::future::pending(),
@@ -46,9 +49,12 @@ pub async fn serve_on(
 /// Serves on a bound listener; when `signal` resolves, drains as
 /// [`crate::lifecycle::drain`] describes (NOT_SERVING, grace, GOAWAY,
 /// in-flight streams until the deadline). `second_signal` cuts the drain.
+/// With `tls`, every connection is a TLS handshake with the configuration
+/// current when it connects (client certificate required), else h2c.
 pub async fn serve_drained(
     listener: tokio::net::TcpListener,
     policy: Arc<ArcSwap<Policy>>,
+    tls: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
     drain: DrainOptions,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
     second_signal: impl std::future::Future<Output = ()> + Send + 'static,
@@ -74,11 +80,11 @@ pub async fn serve_drained(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    tracing::info!(%local, "promptgate listening (ext_proc + grpc.health.v1, h2c)");
+    let transport = if tls.is_some() { "mutual TLS" } else { "h2c" };
+    tracing::info!(%local, transport, "promptgate listening (ext_proc + grpc.health.v1)");
     // /readyz on the admin port follows the listener: ready now, not ready
     // once the drain begins.
     crate::telemetry::set_ready(true);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let not_serving = || async move {
         // /readyz on the admin port turns with the health service.
         crate::telemetry::set_ready(false);
@@ -95,16 +101,29 @@ pub async fn serve_drained(
         second_signal,
         not_serving,
         |stop| async move {
-            Server::builder()
-                .tcp_nodelay(true)
+            let router = Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 // Large windows: a 32 MB body should not crawl through 64 KB windows.
                 .initial_stream_window_size(Some(8 << 20))
                 .initial_connection_window_size(Some(16 << 20))
                 .add_service(health_service)
-                .add_service(extproc)
-                .serve_with_incoming_shutdown(incoming, stop)
-                .await?;
+                .add_service(extproc);
+            match tls {
+                None => {
+                    let incoming =
+                        tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+                            conn.inspect(|tcp| {
+                                let _ = tcp.set_nodelay(true);
+                            })
+                        });
+                    router.serve_with_incoming_shutdown(incoming, stop).await?
+                }
+                Some(config) => {
+                    let incoming =
+                        crate::tls::incoming(listener, config, crate::tls::HANDSHAKE_TIMEOUT);
+                    router.serve_with_incoming_shutdown(incoming, stop).await?
+                }
+            }
             Ok(())
         },
     )

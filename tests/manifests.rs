@@ -100,6 +100,10 @@ fn every_manifest_validates_against_its_schema() {
         "Backend",
         "EnvoyExtensionPolicy",
         "EnvoyFilter",
+        "EnvoyProxy",
+        "BackendTLSPolicy",
+        "PeerAuthentication",
+        "AuthorizationPolicy",
     ] {
         assert!(
             out.contains(&format!("] {kind}/")),
@@ -130,6 +134,26 @@ fn broken_manifests_fail_validation() {
         ),
         ("envoy-gateway/httproute.yaml", "PathPrefix", "Prefix"),
         ("istio/envoyfilter.yaml", "INSERT_BEFORE", "INSERT_BEFOR"),
+        (
+            "envoy-gateway/mtls/promptgate-mtls.yaml",
+            "clientCertificateRef",
+            "clientCertRef",
+        ),
+        (
+            "envoy-gateway/mtls/promptgate-mtls.yaml",
+            "hostname: promptgate.promptgate.svc",
+            "hostname: Promptgate.svc",
+        ),
+        (
+            "istio/mtls/promptgate-mtls.yaml",
+            "mode: STRICT",
+            "mode: STRICTER",
+        ),
+        (
+            "istio/mtls/promptgate-mtls.yaml",
+            "principals:",
+            "principal:",
+        ),
     ] {
         let text = std::fs::read_to_string(root().join("deploy/kubernetes").join(file)).unwrap();
         assert!(text.contains(from), "{file} lacks {from}");
@@ -616,4 +640,92 @@ fn the_security_policy_feeds_promptgate_identity() {
     let who = Identity::from_claims(settings, claims);
     assert_eq!(who.user.as_deref(), Some("alice@example.com"));
     assert_eq!(who.groups, ["contractors"]);
+}
+
+/// The opt-in mTLS manifests point at what the base ships: the
+/// BackendTLSPolicy at the promptgate Service (and its in-cluster name), the
+/// Istio policies at the Deployment's pods and the Service's port; the
+/// example Secrets have the keys promptgate and Envoy Gateway read.
+#[test]
+fn the_mtls_manifests_line_up_with_the_base() {
+    let svc = doc_of_kind("deploy/kubernetes/service.yaml", "Service");
+    let (name, ns) = (
+        svc["metadata"]["name"].as_str().unwrap(),
+        svc["metadata"]["namespace"].as_str().unwrap(),
+    );
+    let port = svc["spec"]["ports"][0]["port"].as_u64().unwrap();
+    let pod_labels = &doc_of_kind("deploy/kubernetes/deployment.yaml", "Deployment")["spec"]
+        ["template"]["metadata"]["labels"];
+
+    let eg = "deploy/kubernetes/envoy-gateway/mtls/promptgate-mtls.yaml";
+    let btp = doc_of_kind(eg, "BackendTLSPolicy");
+    assert_eq!(btp["metadata"]["namespace"], ns);
+    let target = &btp["spec"]["targetRefs"][0];
+    assert_eq!(
+        (target["group"].as_str(), target["kind"].as_str()),
+        (Some(""), Some("Service"))
+    );
+    assert_eq!(target["name"], name);
+    assert_eq!(
+        btp["spec"]["validation"]["hostname"].as_str(),
+        Some(format!("{name}.{ns}.svc").as_str())
+    );
+    let ca_map = btp["spec"]["validation"]["caCertificateRefs"][0]["name"]
+        .as_str()
+        .unwrap();
+    let proxy = doc_of_kind(eg, "EnvoyProxy");
+    // The EnvoyProxy lives beside the Gateway that references it.
+    let gateway = doc_of_kind("deploy/kubernetes/envoy-gateway/gateway.yaml", "Gateway");
+    assert_eq!(
+        proxy["metadata"]["namespace"],
+        gateway["metadata"]["namespace"]
+    );
+    let client_secret = proxy["spec"]["backendTLS"]["clientCertificateRef"]["name"]
+        .as_str()
+        .unwrap();
+
+    let examples = yaml_docs(&root().join("deploy/kubernetes/examples/promptgate-tls.yaml"));
+    let named = |kind: &str, n: &str| {
+        examples
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == n)
+            .unwrap_or_else(|| panic!("no {kind} {n} in examples/promptgate-tls.yaml"))
+            .clone()
+    };
+    let client = named("Secret", client_secret);
+    assert_eq!(client["type"], "kubernetes.io/tls");
+    assert!(named("ConfigMap", ca_map)["data"]["ca.crt"].is_string());
+    let server = named("Secret", "promptgate-tls");
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(
+            server["stringData"][key].is_string(),
+            "promptgate-tls lacks {key}"
+        );
+    }
+
+    let istio = "deploy/kubernetes/istio/mtls/promptgate-mtls.yaml";
+    for kind in ["PeerAuthentication", "AuthorizationPolicy"] {
+        let d = doc_of_kind(istio, kind);
+        assert_eq!(d["metadata"]["namespace"], ns, "{kind}");
+        let sel = d["spec"]["selector"]["matchLabels"].as_mapping().unwrap();
+        for (k, v) in sel {
+            assert_eq!(&pod_labels[k], v, "{kind} selects the promptgate pods");
+        }
+    }
+    assert_eq!(
+        doc_of_kind(istio, "PeerAuthentication")["spec"]["mtls"]["mode"],
+        "STRICT"
+    );
+    let authz = doc_of_kind(istio, "AuthorizationPolicy");
+    assert_eq!(authz["spec"]["action"], "ALLOW");
+    let rule = &authz["spec"]["rules"][0];
+    assert_eq!(
+        rule["to"][0]["operation"]["ports"][0].as_str(),
+        Some(port.to_string().as_str())
+    );
+    let principal = rule["from"][0]["source"]["principals"][0].as_str().unwrap();
+    assert!(
+        principal.starts_with("cluster.local/ns/") && principal.contains("/sa/"),
+        "{principal}"
+    );
 }

@@ -1,4 +1,5 @@
-//! `promptgate check`: validate a policy file.
+//! `promptgate check`: validate a policy file (and read the TLS files its
+//! `tls` names, as `serve` would).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,12 @@ use super::load;
 pub(super) fn check(config: PathBuf, secrets_dir: Option<PathBuf>) -> ExitCode {
     match load(Some(&config), secrets_dir) {
         Ok(policy) => {
+            if let Some(files) = &policy.tls {
+                if let Err(e) = crate::tls::load(files) {
+                    eprintln!("promptgate check: {}: {e}", config.display());
+                    return ExitCode::from(1);
+                }
+            }
             for w in &policy.warnings {
                 eprintln!("warning: {w}");
             }

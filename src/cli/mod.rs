@@ -43,6 +43,8 @@ pub enum Command {
         listen: Option<SocketAddr>,
         #[command(flatten)]
         ops: OpsArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Admin HTTP address (/metrics, /healthz, /readyz); overrides the
         /// policy's `admin.listen`. Without either, no admin port.
         #[arg(long)]
@@ -136,6 +138,34 @@ pub struct OpsArgs {
     pub no_watch: bool,
 }
 
+/// TLS of the ext_proc port: all three or none; they override the
+/// policy's `tls`.
+#[derive(clap::Args)]
+pub struct TlsArgs {
+    /// Serve ext_proc and health over TLS with this certificate chain (PEM);
+    /// needs --tls-key and --client-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "client_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "client_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// Only clients with a certificate signed by this CA (PEM) get an
+    /// answer (mutual TLS).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files, when the flags were given (clap saw to all three).
+    pub fn files(self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert?,
+            key: self.tls_key?,
+            client_ca: self.client_ca?,
+        })
+    }
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -145,8 +175,16 @@ pub fn run() -> ExitCode {
             secrets_dir,
             listen,
             ops,
+            tls,
             admin_listen,
-        } => serve::serve(config, secrets_dir, listen, ops, admin_listen),
+        } => serve::serve(serve::ServeArgs {
+            config,
+            secrets_dir,
+            listen,
+            ops,
+            tls: tls.files(),
+            admin_listen,
+        }),
         Command::Check {
             config,
             secrets_dir,

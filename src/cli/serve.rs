@@ -11,13 +11,26 @@ use arc_swap::ArcSwap;
 use super::{load, OpsArgs, DEFAULT_LISTEN};
 use crate::policy::{LoadOptions, Policy};
 
-pub(super) fn serve(
-    config: Option<PathBuf>,
-    secrets_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    ops: OpsArgs,
-    admin_listen: Option<SocketAddr>,
-) -> ExitCode {
+/// What `serve` was given on the command line.
+pub(super) struct ServeArgs {
+    pub config: Option<PathBuf>,
+    pub secrets_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub ops: OpsArgs,
+    /// `--tls-cert`, `--tls-key`, `--client-ca` (all or none).
+    pub tls: Option<crate::tls::TlsFiles>,
+    pub admin_listen: Option<SocketAddr>,
+}
+
+pub(super) fn serve(args: ServeArgs) -> ExitCode {
+    let ServeArgs {
+        config,
+        secrets_dir,
+        listen,
+        ops,
+        tls,
+        admin_listen,
+    } = args;
     // Logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set;
     // dropping the guard at the end of `serve` flushes buffered spans.
     let _telemetry = crate::telemetry::init();
@@ -66,6 +79,31 @@ pub(super) fn serve(
             }
         },
     };
+    // TLS of the ext_proc port: the flags, else the policy's `tls`. The
+    // files are read now: a bad one stops the start (exit 2).
+    let tls_files = tls.or_else(|| policy.tls.clone());
+    let tls = match &tls_files {
+        Some(files) => match crate::tls::load(files) {
+            Ok(config) => Some(Arc::new(ArcSwap::new(config))),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS did not load");
+                eprintln!("promptgate: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "ext_proc is served without TLS on a non-loopback address: whoever reaches \
+                     the port receives the provider keys in its answers; serve it over mutual TLS \
+                     (`tls`, or --tls-cert/--tls-key/--client-ca) unless a mesh's mutual TLS \
+                     guards it"
+                );
+            }
+            None
+        }
+    };
     tracing::info!(origin = %policy.origin, backends = policy.backends.len(), "policy loaded");
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -94,7 +132,8 @@ pub(super) fn serve(
             return ExitCode::from(2);
         }
     }
-    let result = runtime.block_on(serve_with_ops(addr, policy, source, ops));
+    let tls = tls.zip(tls_files);
+    let result = runtime.block_on(serve_with_ops(addr, policy, tls, source, ops));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -109,6 +148,7 @@ pub(super) fn serve(
 async fn serve_with_ops(
     addr: SocketAddr,
     policy: Arc<ArcSwap<Policy>>,
+    tls: Option<(Arc<ArcSwap<rustls::ServerConfig>>, crate::tls::TlsFiles)>,
     source: crate::reload::PolicySource,
     ops: OpsArgs,
 ) -> anyhow::Result<()> {
@@ -122,6 +162,17 @@ async fn serve_with_ops(
         ..reload::ReloadOptions::default()
     };
     tokio::spawn(reload::run(reloader, reload_opts));
+    // Certificates reload on their own (file changes, SIGHUP); the files
+    // are the ones named at start: other paths in a reloaded policy's
+    // `tls` take a restart.
+    let tls = tls.map(|(config, files)| {
+        tokio::spawn(crate::tls::reload::run(
+            files,
+            config.clone(),
+            !ops.no_watch,
+        ));
+        config
+    });
     let drain = lifecycle::DrainOptions {
         grace: ops.drain_grace,
         timeout: ops.drain_timeout,
@@ -129,6 +180,7 @@ async fn serve_with_ops(
     crate::server::serve_drained(
         listener,
         policy,
+        tls,
         drain,
         lifecycle::termination_signal(),
         lifecycle::termination_signal(),

@@ -25,8 +25,24 @@ pub struct NativeConfig {
     pub identity: Option<IdentitySpec>,
     /// The tamper-evident decision log.
     pub audit: Option<AuditSpec>,
+    /// The ext_proc port over mutual TLS.
+    pub tls: Option<TlsSpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+}
+
+/// `tls`: the ext_proc and health port over TLS; only clients with a
+/// certificate signed by `clientCaFile` get an answer. Paths are relative
+/// to the policy file's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// The server's certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+    /// The CA (PEM) client certificates must chain to.
+    pub client_ca_file: PathBuf,
 }
 
 /// `audit`: the hash-chained decision log (deployment-wide).
@@ -128,6 +144,7 @@ pub struct SettingsSpec {
     pub mask_key: Option<MaskKeySpec>,
     pub identity: Option<IdentitySpec>,
     pub audit: Option<AuditSpec>,
+    pub tls: Option<TlsSpec>,
 }
 
 /// `admin: {listen: 127.0.0.1:9090}`.

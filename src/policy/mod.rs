@@ -10,6 +10,7 @@ pub mod config;
 mod identity;
 mod mask_key;
 mod routes;
+mod tls;
 
 pub use backend::{Backend, Matcher};
 pub use routes::{RouteTable, RouteType};
@@ -24,7 +25,7 @@ use backend::compile_backend;
 pub use config::TokenUsageMode;
 use config::{
     AiSpec, AuditSpec, BackendSpec, IdentitySpec, K8sBackendDoc, MaskKeySpec, MatchSpec,
-    NativeConfig, PoliciesSpec, SettingsDoc,
+    NativeConfig, PoliciesSpec, SettingsDoc, TlsSpec,
 };
 pub use identity::IdentitySettings;
 pub use mask_key::NO_MASK_KEY_WARNING;
@@ -77,6 +78,8 @@ pub struct Policy {
     pub has_conditions: bool,
     /// The decision log (`audit`); opened once, by `serve`.
     pub audit: Option<crate::audit::AuditSettings>,
+    /// The ext_proc port's TLS files (`tls`), read by `serve`.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// Things worth telling the operator that are not errors.
     pub warnings: Vec<String>,
 }
@@ -175,6 +178,7 @@ impl Policy {
         let mut mask_key: Option<(String, MaskKeySpec)> = None;
         let mut identity: Option<(String, IdentitySpec)> = None;
         let mut audit: Option<(String, AuditSpec)> = None;
+        let mut tls: Option<(String, TlsSpec)> = None;
         let mut saw_settings = false;
         let mut specs: Vec<(String, String, Option<MatchSpec>, AiSpec, PoliciesSpec)> = Vec::new();
         let mut warnings = Vec::new();
@@ -221,6 +225,9 @@ impl Policy {
                     if let Some(a) = native.audit {
                         audit = Some((doc_place(i, "audit"), a));
                     }
+                    if let Some(t) = native.tls {
+                        tls = Some((doc_place(i, "tls"), t));
+                    }
                     for (j, b) in native.backends.into_iter().enumerate() {
                         let BackendSpec {
                             name,
@@ -261,6 +268,9 @@ impl Policy {
                     }
                     if let Some(a) = doc.spec.audit {
                         audit = Some((doc_place(i, "spec.audit"), a));
+                    }
+                    if let Some(t) = doc.spec.tls {
+                        tls = Some((doc_place(i, "spec.tls"), t));
                     }
                 }
                 DocForm::K8s => {
@@ -307,6 +317,10 @@ impl Policy {
             .map_err(|(p, m)| err(p, m))?;
         let audit = audit
             .map(|(place, spec)| audit::compile(&place, &spec))
+            .transpose()
+            .map_err(|(p, m)| err(p, m))?;
+        let tls = tls
+            .map(|(place, spec)| tls::compile(&place, &spec, dir))
             .transpose()
             .map_err(|(p, m)| err(p, m))?;
         let mut backends: Vec<Backend> = Vec::with_capacity(specs.len());
@@ -360,6 +374,7 @@ impl Policy {
             mask_key,
             identity,
             audit,
+            tls,
             warnings,
         })
     }
@@ -412,6 +427,7 @@ impl DocForm {
                     || map.contains_key("maskKey")
                     || map.contains_key("identity")
                     || map.contains_key("audit")
+                    || map.contains_key("tls")
                     || map.contains_key("secretsDir") =>
             {
                 Ok(DocForm::Native)

@@ -415,3 +415,50 @@ fn conditions_and_shadow_mode_load_on_every_guard_and_backend_has_conditions() {
         "{e}"
     );
 }
+
+#[test]
+fn tls_files_are_read_relative_to_the_policy_and_checked() {
+    const B: &str = "backends:\n- name: a\n  ai: {provider: {anthropic: {}}}\n";
+    let p = Policy::from_yaml_in(
+        &format!("tls: {{certFile: tls/server.crt, keyFile: tls/server.key, clientCaFile: /etc/ca.crt}}\n{B}"),
+        "p.yaml",
+        Path::new("/etc/promptgate"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        p.tls,
+        Some(crate::tls::TlsFiles {
+            cert: "/etc/promptgate/tls/server.crt".into(),
+            key: "/etc/promptgate/tls/server.key".into(),
+            client_ca: "/etc/ca.crt".into(),
+        })
+    );
+    assert_eq!(load(B).unwrap().tls, None);
+
+    // The same in the Kubernetes form.
+    let p = load(
+        "apiVersion: promptgate.dev/v1alpha1\nkind: PromptgateSettings\nspec:\n  tls: {certFile: c, keyFile: k, clientCaFile: ca}\n---\napiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: a}\nspec:\n  ai: {provider: {anthropic: {}}}\n",
+    )
+    .unwrap();
+    assert_eq!(p.tls.unwrap().client_ca, PathBuf::from("ca"));
+
+    let e = load(&format!("tls: {{certFile: c, keyFile: k}}\n{B}")).unwrap_err();
+    assert_eq!(e.place, "tls", "{e}");
+    assert!(e.message.contains("missing field `clientCaFile`"), "{e}");
+    let e = load(&format!(
+        "tls: {{certFile: c, keyFile: k, clientCaFile: ca, clientCA: x}}\n{B}"
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("unknown field `clientCA`"), "{e}");
+    assert!(e.place.starts_with("tls"), "{e}");
+    let e = load(&format!(
+        "tls: {{certFile: '', keyFile: k, clientCaFile: ca}}\n{B}"
+    ))
+    .unwrap_err();
+    assert_eq!(e.place, "tls.certFile", "{e}");
+    assert!(e.message.contains("must name a PEM file"), "{e}");
+    // `tls:` alone makes a native document (then asks for backends).
+    let e = load("tls: {certFile: c, keyFile: k, clientCaFile: ca}\n").unwrap_err();
+    assert!(e.message.contains("no backend"), "{e}");
+}

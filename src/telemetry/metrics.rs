@@ -92,6 +92,15 @@ pub struct ConfigLoadLabels {
     pub outcome: &'static str,
 }
 
+/// A failed TLS handshake on the ext_proc port.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsHandshakeLabels {
+    /// `refused` (no or an untrusted client certificate, not TLS, ...),
+    /// `closed` (the client closed the connection first: TCP probes) or
+    /// `timeout`.
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// All of promptgate's metric families and their registry.
@@ -109,6 +118,8 @@ pub struct Metrics {
     pub placeholders_restored: Family<BackendLabels, Counter>,
     pub audit_lines: Counter,
     pub audit_dropped: Counter,
+    pub tls_handshake_failures: Family<TlsHandshakeLabels, Counter>,
+    pub tls_reloads: Family<ConfigLoadLabels, Counter>,
     models: ModelLabels,
     tools: ModelLabels,
 }
@@ -208,8 +219,22 @@ impl Metrics {
             "Audit entries not written: the queue was full or the file could not be written",
             audit_dropped.clone(),
         );
+        let tls_handshake_failures = Family::<TlsHandshakeLabels, Counter>::default();
+        registry.register(
+            "promptgate_tls_handshake_failures",
+            "TLS handshakes on the ext_proc port that failed (refused: no or an untrusted client certificate, not TLS; closed: the client hung up first, as TCP probes do; timeout), by reason",
+            tls_handshake_failures.clone(),
+        );
+        let tls_reloads = Family::<ConfigLoadLabels, Counter>::default();
+        registry.register(
+            "promptgate_tls_reloads",
+            "Reloads of the ext_proc port's TLS certificates by outcome (a failure keeps the previous ones)",
+            tls_reloads.clone(),
+        );
         Metrics {
             registry,
+            tls_handshake_failures,
+            tls_reloads,
             placeholders_restored,
             audit_lines,
             audit_dropped,
@@ -245,6 +270,21 @@ impl Metrics {
     pub fn config_load(&self, ok: bool) {
         let outcome = if ok { "success" } else { "failure" };
         self.config_loads
+            .get_or_create(&ConfigLoadLabels { outcome })
+            .inc();
+    }
+
+    /// A TLS handshake on the ext_proc port failed (`refused`, `closed` or `timeout`).
+    pub fn tls_handshake_failed(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&TlsHandshakeLabels { reason })
+            .inc();
+    }
+
+    /// A reload of the TLS certificates succeeded or failed.
+    pub fn tls_reload(&self, ok: bool) {
+        let outcome = if ok { "success" } else { "failure" };
+        self.tls_reloads
             .get_or_create(&ConfigLoadLabels { outcome })
             .inc();
     }

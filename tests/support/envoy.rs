@@ -398,3 +398,35 @@ pub fn insert_jwt_authn(cfg: &mut Yaml, jwks: &Path, issuer: &str) {
         .expect("the ext_proc filter");
     filters.insert(at, filter);
 }
+
+/// The files of Envoy's side of promptgate's mutual TLS.
+pub struct PromptgateTls<'a> {
+    /// Envoy's client certificate and key.
+    pub client_cert: &'a Path,
+    pub client_key: &'a Path,
+    /// The CA of promptgate's server certificate.
+    pub server_ca: &'a Path,
+}
+
+/// Adds `deploy/envoy/promptgate-mtls.yaml` (the `transport_socket` of the
+/// `promptgate` cluster: Envoy's client certificate, promptgate's CA, ALPN
+/// h2) with the test's files; the server name stays `localhost`.
+pub fn insert_promptgate_mtls(cfg: &mut Yaml, tls: &PromptgateTls<'_>) {
+    let path = repo_root().join("deploy/envoy/promptgate-mtls.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fragment: Yaml = serde_yaml::from_str(&text).expect("parse promptgate-mtls.yaml");
+    let mut socket = fragment["transport_socket"].clone();
+    let common = &mut socket["typed_config"]["common_tls_context"];
+    let cert = &mut common["tls_certificates"][0];
+    cert["certificate_chain"]["filename"] = tls.client_cert.display().to_string().into();
+    cert["private_key"]["filename"] = tls.client_key.display().to_string().into();
+    common["validation_context"]["trusted_ca"]["filename"] =
+        tls.server_ca.display().to_string().into();
+    let cluster = cfg["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .expect("static_resources.clusters")
+        .iter_mut()
+        .find(|c| c["name"].as_str() == Some("promptgate"))
+        .expect("cluster promptgate");
+    cluster["transport_socket"] = socket;
+}

@@ -12,6 +12,8 @@
 //! * [`policy`] — the typed policy builder ([`Policy`], [`Backend`], [`Guard`]).
 //! * [`claude`] — the Claude Code CLI driver.
 //! * [`otlp`] — a real OTLP/gRPC trace receiver.
+//! * [`pki`] — test certificates (a CA, server and client certificates) and
+//!   a gRPC client over mutual TLS.
 //!
 //! Networking is loopback only; every wait is bounded.
 #![allow(dead_code, unused_imports)]
@@ -20,6 +22,7 @@ pub mod claude;
 pub mod envoy;
 pub mod launcher;
 pub mod otlp;
+pub mod pki;
 pub mod policy;
 pub mod upstream;
 
