@@ -17,6 +17,7 @@
 //!   SIGHUP and on changes of the policy or secret files.
 
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod contract;
 pub mod decision;

@@ -218,6 +218,14 @@ impl ResponseDecider {
         content_encoding: Option<&str>,
         end_of_stream: bool,
     ) -> ResponseHeadersDecision {
+        if self.read == ResponseRead::UsageOnly {
+            // Sent only when budgets add headers: the usage read goes on as
+            // the request headers set it up (the body already streams).
+            if end_of_stream || !(200..300).contains(&status) {
+                self.state = State::Skip;
+            }
+            return ResponseHeadersDecision::Continue(BodyMode::Unchanged);
+        }
         self.state = State::Skip;
         if !self.read.is_read() || end_of_stream || !(200..300).contains(&status) {
             return ResponseHeadersDecision::Continue(BodyMode::Unchanged);
