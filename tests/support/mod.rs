@@ -12,6 +12,7 @@
 //! * [`policy`] — the typed policy builder ([`Policy`], [`Backend`], [`Guard`]).
 //! * [`claude`] — the Claude Code CLI driver.
 //! * [`otlp`] — a real OTLP/gRPC trace receiver.
+//! * [`redis`] — a real `redis-server` on a loopback port (budgets).
 //!
 //! Networking is loopback only; every wait is bounded.
 #![allow(dead_code, unused_imports)]
@@ -21,6 +22,7 @@ pub mod envoy;
 pub mod launcher;
 pub mod otlp;
 pub mod policy;
+pub mod redis;
 pub mod upstream;
 
 use std::net::TcpListener;
