@@ -154,7 +154,7 @@ pub fn compile(spec: BudgetsSpec) -> Result<Budgets, (String, String)> {
         let kind = match (l.tokens, l.usd, l.requests) {
             (Some(t), None, None) => LimitKind::Tokens(t),
             (None, Some(usd), None) => {
-                if !usd.is_finite() || usd < 0.0 || usd > 1e9 {
+                if !usd.is_finite() || !(0.0..=1e9).contains(&usd) {
                     return Err((place("usd"), format!("{usd} is not an amount of USD")));
                 }
                 LimitKind::NanoUsd((usd * 1e9).round() as u64)

@@ -78,7 +78,7 @@ pub enum StoreError {
 #[derive(Debug)]
 pub enum Store {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl Store {
@@ -146,7 +146,7 @@ pub fn store_for(spec: &StoreSpec) -> Result<Arc<Store>, String> {
     }
     let store = Arc::new(match spec {
         StoreSpec::Memory => Store::Memory(MemoryStore::new(MEMORY_MAX_BUCKETS)),
-        StoreSpec::Redis { url, prefix } => Store::Redis(RedisStore::new(url, prefix)?),
+        StoreSpec::Redis { url, prefix } => Store::Redis(Box::new(RedisStore::new(url, prefix)?)),
     });
     stores.insert(spec.clone(), store.clone());
     Ok(store)

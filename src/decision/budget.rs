@@ -41,7 +41,7 @@ pub enum BudgetVerdict {
     Pass(BudgetPass),
     /// 429 (a limit is spent) or 503 (the store failed, `onStoreError:
     /// Reject`); the reply's outcome is the request's record.
-    Refuse(Reply),
+    Refuse(Box<Reply>),
 }
 
 /// A request within its budgets.
@@ -150,7 +150,7 @@ pub fn budget_verdict(
         );
         r.headers
             .push(("retry-after", retry_after(left).to_string()));
-        return BudgetVerdict::Refuse(r);
+        return BudgetVerdict::Refuse(Box::new(r));
     }
     let mut pass = BudgetPass::default();
     let mut remaining_requests: Option<u64> = None;
@@ -210,14 +210,14 @@ fn store_failed(
         OnStoreError::Reject => {
             let mut outcome = outcome.clone();
             outcome.rule = Some("budgets.store".to_owned());
-            BudgetVerdict::Refuse(reply(
+            BudgetVerdict::Refuse(Box::new(reply(
                 ctx.dialect,
                 ErrorKind::Gateway,
                 503,
                 &format!("promptgate could not check this request's budget ({e}); try again"),
                 "promptgate_budget_store_error",
                 outcome,
-            ))
+            )))
         }
     }
 }

@@ -395,7 +395,7 @@ impl StreamState {
                 {
                     match self.check_budget(&ctx, &check, &outcome).await {
                         BudgetVerdict::Pass(pass) => self.budget = Some(pass),
-                        BudgetVerdict::Refuse(reply) => return self.refuse(reply),
+                        BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
                     }
                 }
                 self.record(outcome);
