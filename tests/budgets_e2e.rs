@@ -179,6 +179,26 @@ async fn two_replicas_share_a_token_budget_held_in_redis() {
     let (status, _, _) = ask(&gw, "bob", false).await;
     assert_eq!(status, 200);
 
+    // `budgets show` reads the bucket from Redis.
+    let out = std::process::Command::new(support::promptgate_bin())
+        .args(["budgets", "show", "--config"])
+        .arg(gw.config_path())
+        .args(["--key", "alice"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let row = text
+        .lines()
+        .find(|l| l.contains("user-tokens"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cols[..5],
+        ["anthropic", "user-tokens", &(allowed * TOKENS_PER_ANSWER).to_string(), "1000", "10m"],
+        "{text}"
+    );
+
     // Restarted replicas see the same counts.
     for i in 0..2 {
         gw.start_instance(i);
