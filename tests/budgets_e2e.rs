@@ -187,7 +187,11 @@ async fn two_replicas_share_a_token_budget_held_in_redis() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row = text
         .lines()
         .find(|l| l.contains("user-tokens"))
@@ -195,7 +199,13 @@ async fn two_replicas_share_a_token_budget_held_in_redis() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cols[..5],
-        ["anthropic", "user-tokens", &(allowed * TOKENS_PER_ANSWER).to_string(), "1000", "10m"],
+        [
+            "anthropic",
+            "user-tokens",
+            &(allowed * TOKENS_PER_ANSWER).to_string(),
+            "1000",
+            "10m"
+        ],
         "{text}"
     );
 
@@ -449,4 +459,77 @@ async fn without_redis_one_replica_counts_in_process() {
     // The refused request reserved nothing, and is no contractor request
     // without the header.
     assert_eq!(ask_url(&url, "hank", false, &[]).await.0, 200);
+
+    // A model request without a body is checked at its headers.
+    let get = || {
+        client()
+            .get(gw.url("/v1/messages"))
+            .header("x-user", "ivan")
+            .header("x-team", "contractors")
+            .send()
+    };
+    let first = get().await.unwrap();
+    assert_ne!(first.status().as_u16(), 429);
+    let second = get().await.unwrap();
+    assert_eq!(second.status().as_u16(), 429);
+    let body = second.bytes().await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("contractor-rpm"));
+}
+
+/// A long stream: usage in `message_start`, then many deltas 20 ms apart.
+fn long_stream() -> Vec<Bytes> {
+    let mut chunks = cached_stream();
+    let delta = chunks.remove(2);
+    let tail = chunks.split_off(2);
+    for _ in 0..100 {
+        chunks.push(delta.clone());
+    }
+    chunks.extend(tail);
+    chunks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_short_debits_what_it_reported() {
+    let redis = RedisServer::start();
+    let budgets = format!(
+        "{}limits:
+- name: user-tokens
+  key: 'request.headers[\"x-user\"]'
+  tokens: 1000000
+  window: 10m
+",
+        redis_store(&redis, "e2e6:")
+    );
+    let gw = Gateway::launch(policy(&budgets)).quiet_envoy().start();
+    gw.upstream().script(Scripted::Sse(long_stream()));
+    let mut r = client()
+        .post(gw.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("x-user", "judy")
+        .body(body(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Read until the message_start has passed, then hang up.
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("content_block_delta") {
+        seen.extend_from_slice(&r.chunk().await.unwrap().expect("more of the stream"));
+    }
+    drop(r);
+    // message_start reported 1200 + 50000 + 2000 input tokens and 1 output.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let used = redis.get_u64("e2e6:user-tokens:judy");
+        if used == 53_201 {
+            break;
+        }
+        assert_eq!(used, 0, "only what the stream reported is debited");
+        assert!(
+            Instant::now() < deadline,
+            "the cut stream was never debited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -88,8 +88,9 @@ pub(super) fn show(args: ShowArgs) -> ExitCode {
                 LimitKind::Requests(_) => format!("{n} req"),
             };
             let resets = match left {
-                Some(d) => humantime::format_duration(Duration::from_secs(d.as_secs().max(1)))
-                    .to_string(),
+                Some(d) => {
+                    humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
+                }
                 None => "-".to_owned(),
             };
             println!(

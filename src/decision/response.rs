@@ -203,6 +203,20 @@ impl ResponseDecider {
         self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_) | State::Sniff)
     }
 
+    /// The usage a response reported so far (an SSE stream's
+    /// `message_start`, or OpenAI's `usage` chunk), for a stream cut short
+    /// before its end: `None` when nothing was read.
+    pub fn usage_so_far(&self) -> Option<(Usage, Option<String>)> {
+        let guard = match &self.state {
+            State::Stream(g) => g,
+            State::Usage(read) => read.stream()?,
+            _ => return None,
+        };
+        let usage = guard.usage();
+        let model = guard.model().map(str::to_owned);
+        (!usage.is_empty()).then_some((usage, model))
+    }
+
     /// Whether nothing of the response body is read.
     pub fn is_skipped(&self) -> bool {
         matches!(self.state, State::Skip)

@@ -25,7 +25,7 @@ use crate::decision::{
     Outcome, Reply, RequestCtx, RequestHead, ResponseDecider, ResponseHeadersDecision,
     ResponseRead, ResponseRecord, MAX_BODY_BYTES,
 };
-use crate::policy::Policy;
+use crate::policy::{Policy, RouteType};
 use crate::provider::ErrorKind;
 use crate::telemetry::{self, StreamTelemetry};
 
@@ -160,7 +160,10 @@ impl StreamState {
             unreachable!("check_order refuses a message without a phase");
         };
         let response = match request {
-            In::RequestHeaders(h) => self.on_request_headers(h, msg.metadata_context.as_ref()),
+            In::RequestHeaders(h) => {
+                self.on_request_headers(h, msg.metadata_context.as_ref())
+                    .await
+            }
             In::RequestBody(b) => self.on_request_body(b).await,
             // A BUFFERED body followed by trailers arrives with
             // end_of_stream=false; it was decided when it arrived.
@@ -238,7 +241,7 @@ impl StreamState {
         }
     }
 
-    fn on_request_headers(
+    async fn on_request_headers(
         &mut self,
         h: HttpHeaders,
         metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
@@ -291,6 +294,21 @@ impl StreamState {
             } => {
                 self.requested_body = inspect_body;
                 if !inspect_body {
+                    // A model request without a body (the body phase
+                    // checks the others, once the model is known).
+                    let check = self
+                        .ctx
+                        .clone()
+                        .filter(|c| matches!(c.route, RouteType::Messages | RouteType::Completions))
+                        .and_then(|c| {
+                            decision::budget_check(&self.policy, &c, None).map(|k| (c, k))
+                        });
+                    if let Some((ctx, check)) = check {
+                        match self.check_budget(&ctx, &check, &outcome).await {
+                            BudgetVerdict::Pass(pass) => self.budget = Some(pass),
+                            BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
+                        }
+                    }
                     self.record(outcome);
                     if self.audit_refused {
                         return self.audit_refusal();
@@ -566,7 +584,7 @@ impl StreamState {
         let started = std::time::Instant::now();
         let result = budgets.store.debit(&items, budgets.store_timeout).await;
         let backend = &self.policy.backends[ctx.backend].name;
-        self.telemetry.on_budget_debit(
+        telemetry::on_budget_debit(
             backend,
             &budgets,
             &pass,
@@ -657,6 +675,47 @@ impl StreamState {
     fn refuse(&mut self, reply: Reply) -> processing_response::Response {
         self.record(reply.outcome.clone());
         self.reply(reply)
+    }
+}
+
+impl Drop for StreamState {
+    /// A stream that ends before its response did (the client went away,
+    /// the upstream reset): the usage the response reported so far (an SSE
+    /// stream's `message_start`) is debited, on a task of its own.
+    fn drop(&mut self) {
+        if self.response_done {
+            return;
+        }
+        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
+            return;
+        };
+        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
+            return;
+        };
+        let Some((usage, model)) = self.response.usage_so_far() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let items = decision::budget_debits(&budgets, &pass, &usage, model.as_deref());
+        let backend = self.policy.backends[ctx.backend].name.clone();
+        tracing::debug!(
+            backend,
+            "response cut short: debiting the usage it reported"
+        );
+        rt.spawn(async move {
+            let started = std::time::Instant::now();
+            let result = budgets.store.debit(&items, budgets.store_timeout).await;
+            telemetry::on_budget_debit(
+                &backend,
+                &budgets,
+                &pass,
+                &items,
+                result.as_ref().err(),
+                started.elapsed(),
+            );
+        });
     }
 }
 

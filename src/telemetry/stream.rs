@@ -456,45 +456,6 @@ impl StreamTelemetry {
         }
     }
 
-    /// A response's usage added to its budgets (or not: the store failed).
-    pub fn on_budget_debit(
-        &mut self,
-        backend: &str,
-        budgets: &crate::budget::Budgets,
-        pass: &crate::decision::BudgetPass,
-        items: &[crate::budget::DebitItem],
-        error: Option<&crate::budget::StoreError>,
-        elapsed: std::time::Duration,
-    ) {
-        let m = metrics();
-        m.budget_store_duration
-            .get_or_create(&super::metrics::StoreOpLabels {
-                store: budgets.store.kind(),
-                op: "debit",
-            })
-            .observe(elapsed.as_secs_f64());
-        if let Some(e) = error {
-            tracing::warn!(backend, error = %e, "budget store failed: this response's usage was not counted");
-            m.budget_store_errors
-                .get_or_create(&super::metrics::BudgetStoreLabels {
-                    backend: backend.to_owned(),
-                    op: "debit",
-                    decision: "allow",
-                })
-                .inc();
-            return;
-        }
-        for ((_, kind, _, li), item) in pass.debit.iter().zip(items) {
-            m.budget_consumed
-                .get_or_create(&super::metrics::BudgetLabels {
-                    backend: backend.to_owned(),
-                    limit: budgets.limits[*li].name.clone(),
-                    unit: budget_unit(*kind),
-                })
-                .inc_by(item.amount);
-        }
-    }
-
     /// Placeholders of the request's masks restored in its response.
     pub fn on_restored(&mut self, count: usize) {
         if count == 0 {
@@ -673,5 +634,43 @@ fn budget_unit(kind: crate::budget::LimitKind) -> &'static str {
         crate::budget::LimitKind::Tokens(_) => "tokens",
         crate::budget::LimitKind::NanoUsd(_) => "nano_usd",
         crate::budget::LimitKind::Requests(_) => "requests",
+    }
+}
+
+/// A response's usage added to its budgets (or not: the store failed).
+pub fn on_budget_debit(
+    backend: &str,
+    budgets: &crate::budget::Budgets,
+    pass: &crate::decision::BudgetPass,
+    items: &[crate::budget::DebitItem],
+    error: Option<&crate::budget::StoreError>,
+    elapsed: std::time::Duration,
+) {
+    let m = metrics();
+    m.budget_store_duration
+        .get_or_create(&super::metrics::StoreOpLabels {
+            store: budgets.store.kind(),
+            op: "debit",
+        })
+        .observe(elapsed.as_secs_f64());
+    if let Some(e) = error {
+        tracing::warn!(backend, error = %e, "budget store failed: this response's usage was not counted");
+        m.budget_store_errors
+            .get_or_create(&super::metrics::BudgetStoreLabels {
+                backend: backend.to_owned(),
+                op: "debit",
+                decision: "allow",
+            })
+            .inc();
+        return;
+    }
+    for ((_, kind, _, li), item) in pass.debit.iter().zip(items) {
+        m.budget_consumed
+            .get_or_create(&super::metrics::BudgetLabels {
+                backend: backend.to_owned(),
+                limit: budgets.limits[*li].name.clone(),
+                unit: budget_unit(*kind),
+            })
+            .inc_by(item.amount);
     }
 }
