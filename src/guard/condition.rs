@@ -218,6 +218,11 @@ mod tests {
             Some("carol/claude-sonnet-4-5")
         );
         assert_eq!(key("identity.claims.level").as_deref(), Some("3"));
+        assert_eq!(
+            key(r#""x-user" in request.headers ? request.headers["x-user"] : "everyone""#)
+                .as_deref(),
+            Some("everyone")
+        );
         assert_eq!(key("identity.groups"), None, "a list is no bucket");
         assert_eq!(key("identity.claims.region"), None, "a missing claim");
         let none = Vars::new(&Facts::default());

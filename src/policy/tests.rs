@@ -271,7 +271,11 @@ fn the_embedded_default_leaves_real_claude_code_traffic_alone() {
 #[test]
 fn the_shipped_examples_load() {
     let dir = secrets("anthropic-secret", "sk-ant-api03-x");
-    for f in ["deploy/examples/seed.yaml", "deploy/examples/demo.yaml"] {
+    for f in [
+        "deploy/examples/seed.yaml",
+        "deploy/examples/demo.yaml",
+        "deploy/examples/budgets.yaml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         Policy::from_file(
             &path,
