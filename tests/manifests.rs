@@ -545,13 +545,23 @@ fn the_configmap_policy_loads_and_the_deployment_lines_up() {
 
 #[test]
 fn the_budgets_policy_loads_with_its_redis_store() {
-    let cm = doc_of_kind("deploy/kubernetes/redis/policy-with-budgets.yaml", "ConfigMap");
-    assert_eq!(cm["metadata"]["name"], "promptgate-policy", "it replaces the base policy");
+    let cm = doc_of_kind(
+        "deploy/kubernetes/redis/policy-with-budgets.yaml",
+        "ConfigMap",
+    );
+    assert_eq!(
+        cm["metadata"]["name"], "promptgate-policy",
+        "it replaces the base policy"
+    );
     let policy_yaml = cm["data"]["policy.yaml"].as_str().unwrap();
     let secrets = tempfile::tempdir().unwrap();
     for (dir, file, value) in [
         ("anthropic-secret", "Authorization", "sk-ant-test"),
-        ("promptgate-mask-key", "key", "0123456789abcdef0123456789abcdef\n"),
+        (
+            "promptgate-mask-key",
+            "key",
+            "0123456789abcdef0123456789abcdef\n",
+        ),
     ] {
         std::fs::create_dir_all(secrets.path().join(dir)).unwrap();
         std::fs::write(secrets.path().join(dir).join(file), value).unwrap();
@@ -567,7 +577,10 @@ fn the_budgets_policy_loads_with_its_redis_store() {
     let budgets = policy.backends[0].budgets.as_deref().expect("budgets");
     assert_eq!(budgets.store.kind(), "redis");
     assert_eq!(budgets.limits.len(), 3);
-    assert!(policy.identity.is_some(), "budgets per user need the identity");
+    assert!(
+        policy.identity.is_some(),
+        "budgets per user need the identity"
+    );
     let svc = doc_of_kind("deploy/kubernetes/redis/redis.yaml", "Service");
     assert!(
         policy_yaml.contains(&format!(
