@@ -32,6 +32,27 @@ ensure_claude() {
   export CLAUDE_BIN
 }
 
+# redis-server (Debian's package), for the budget tests (tests/budgets_e2e.rs
+# starts its own on a loopback port); exports REDIS_SERVER_BIN.
+ensure_redis() {
+  if [[ -n "${REDIS_SERVER_BIN:-}" && -x "${REDIS_SERVER_BIN}" ]]; then
+    export REDIS_SERVER_BIN
+    return
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo ">> installing redis-server (apt-get install redis-server)" >&2
+    local sudo=""
+    if [[ "$(id -u)" != 0 ]]; then
+      command -v sudo >/dev/null 2>&1 || { echo "redis-server is missing and there is no sudo to install it: apt-get install -y redis-server" >&2; return 1; }
+      sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  fi
+  REDIS_SERVER_BIN="$(command -v redis-server)"
+  export REDIS_SERVER_BIN
+}
+
 # kubernetes-validate (PyPI) into .venv, for scripts/validate-manifests.py.
 ensure_manifest_validator() {
   [[ -x .venv/bin/pip ]] || python3 -m venv .venv

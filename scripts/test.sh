@@ -9,6 +9,8 @@ source scripts/lib.sh
 ensure_envoy
 ensure_claude
 ensure_manifest_validator
+ensure_redis
+echo ">> REDIS_SERVER_BIN=$REDIS_SERVER_BIN" >&2
 echo ">> ENVOY_BIN=$ENVOY_BIN ($("$ENVOY_BIN" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/' | head -1 | tr -d /))" >&2
 echo ">> CLAUDE_BIN=$CLAUDE_BIN" >&2
 

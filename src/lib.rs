@@ -19,6 +19,7 @@
 //!   one CA), its certificates reloaded on change.
 
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod contract;
 pub mod decision;

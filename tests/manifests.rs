@@ -729,3 +729,52 @@ fn the_mtls_manifests_line_up_with_the_base() {
         "{principal}"
     );
 }
+
+#[test]
+fn the_budgets_policy_loads_with_its_redis_store() {
+    let cm = doc_of_kind(
+        "deploy/kubernetes/redis/policy-with-budgets.yaml",
+        "ConfigMap",
+    );
+    assert_eq!(
+        cm["metadata"]["name"], "promptgate-policy",
+        "it replaces the base policy"
+    );
+    let policy_yaml = cm["data"]["policy.yaml"].as_str().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    for (dir, file, value) in [
+        ("anthropic-secret", "Authorization", "sk-ant-test"),
+        (
+            "promptgate-mask-key",
+            "key",
+            "0123456789abcdef0123456789abcdef\n",
+        ),
+    ] {
+        std::fs::create_dir_all(secrets.path().join(dir)).unwrap();
+        std::fs::write(secrets.path().join(dir).join(file), value).unwrap();
+    }
+    let policy = Policy::from_yaml(
+        policy_yaml,
+        "policy-with-budgets.yaml",
+        &LoadOptions {
+            secrets_dir: Some(secrets.path().to_path_buf()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let budgets = policy.backends[0].budgets.as_deref().expect("budgets");
+    assert_eq!(budgets.store.kind(), "redis");
+    assert_eq!(budgets.limits.len(), 3);
+    assert!(
+        policy.identity.is_some(),
+        "budgets per user need the identity"
+    );
+    let svc = doc_of_kind("deploy/kubernetes/redis/redis.yaml", "Service");
+    assert!(
+        policy_yaml.contains(&format!(
+            "redis://{}.promptgate.svc.cluster.local:{}",
+            svc["metadata"]["name"].as_str().unwrap(),
+            svc["spec"]["ports"][0]["port"].as_u64().unwrap()
+        )),
+        "the policy points at the Service"
+    );
+}

@@ -1,7 +1,8 @@
-//! The `promptgate` command line: `serve`, `check`, `eval` and `audit`, each in its
+//! The `promptgate` command line: `serve`, `check`, `eval`, `audit` and `budgets`, each in its
 //! own file; all of them call the same library entries as the server.
 
 mod audit;
+mod budgets;
 mod check;
 mod eval;
 mod eval_baseline;
@@ -102,6 +103,27 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Budgets held in the policy's store.
+    #[command(subcommand)]
+    Budgets(BudgetsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BudgetsCommand {
+    /// Print a bucket's usage in every limit of the policy, read from its
+    /// Redis store.
+    Show {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// The bucket, as the limits' `key:` gives it (e.g. the user `alice`).
+        #[arg(long)]
+        key: String,
+        /// Only this backend's budgets.
+        #[arg(long)]
+        backend: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -213,6 +235,17 @@ pub fn run() -> ExitCode {
             response,
         }),
         Command::Audit(AuditCommand::Verify { files, head }) => audit::verify(files, head),
+        Command::Budgets(BudgetsCommand::Show {
+            config,
+            secrets_dir,
+            key,
+            backend,
+        }) => budgets::show(budgets::ShowArgs {
+            config,
+            secrets_dir,
+            key,
+            backend,
+        }),
     }
 }
 

@@ -12,6 +12,7 @@
 //! [`ChunkDecision`]); nothing here knows of gRPC. The ext_proc adapter,
 //! the `eval` command and the benchmarks call these same entries.
 
+mod budget;
 mod conditions;
 pub mod identity;
 mod outcome;
@@ -21,6 +22,10 @@ mod response;
 mod stream_flag;
 mod usage_read;
 
+pub use budget::{
+    budget_check, budget_debits, budget_verdict, counter_key, usd, BudgetCheck, BudgetPass,
+    BudgetVerdict, UNKNOWN_BUCKET,
+};
 pub use outcome::{gateway_error, refusal, reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
 pub use request_body::{request_body, BodyDecision, MAX_BODY_BYTES};
 pub use request_headers::{

@@ -113,6 +113,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Envoy's `%RESPONSE_CODE_DETAILS%`.
     pub details: &'static str,
+    /// Headers besides `content-type` (`retry-after`).
+    pub headers: Vec<(&'static str, String)>,
     pub outcome: Outcome,
 }
 
@@ -126,7 +128,7 @@ pub fn reply(
     details: &'static str,
     mut outcome: Outcome,
 ) -> Reply {
-    outcome.decision = if kind == ErrorKind::Guard {
+    outcome.decision = if matches!(kind, ErrorKind::Guard | ErrorKind::RateLimited) {
         Verdict::Reject
     } else {
         Verdict::Error
@@ -137,6 +139,7 @@ pub fn reply(
         status,
         body: crate::provider::error_body(dialect, kind, status, message),
         details,
+        headers: Vec::new(),
         outcome,
     }
 }

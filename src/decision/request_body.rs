@@ -486,7 +486,10 @@ fn reads_response(backend: &Backend, ctx: &RequestCtx, body: &[u8]) -> bool {
         ResponseRead::Skip => false,
         ResponseRead::Guarded => true,
         ResponseRead::UsageOnly => {
-            backend.token_usage != TokenUsageMode::Streams || asks_for_stream(body) != Some(false)
+            backend.token_usage != TokenUsageMode::Streams
+                || asks_for_stream(body) != Some(false)
+                // Budgets of tokens or spend debit every response's usage.
+                || backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
         }
     }
 }

@@ -231,7 +231,10 @@ pub fn request_headers(
         ResponseRead::Skip
     } else if !backend.response_guards.is_empty() || backend.tool_guard.is_some() {
         ResponseRead::Guarded
-    } else if backend.token_usage != TokenUsageMode::Off || backend.restores() {
+    } else if backend.token_usage != TokenUsageMode::Off
+        || backend.restores()
+        || backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
+    {
         ResponseRead::UsageOnly
     } else {
         ResponseRead::Skip
@@ -255,12 +258,12 @@ pub fn request_headers(
             groups: outcome.groups,
             session: outcome.session.clone(),
         },
-        path: if backend.has_conditions() {
+        path: if backend.reads_request_facts() {
             path.clone().into_owned()
         } else {
             String::new()
         },
-        headers: if backend.has_conditions() {
+        headers: if backend.reads_request_facts() {
             head.headers.to_vec()
         } else {
             Vec::new()

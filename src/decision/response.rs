@@ -256,6 +256,20 @@ impl ResponseDecider {
         self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_) | State::Sniff)
     }
 
+    /// The usage a response reported so far (an SSE stream's
+    /// `message_start`, or OpenAI's `usage` chunk), for a stream cut short
+    /// before its end: `None` when nothing was read.
+    pub fn usage_so_far(&self) -> Option<(Usage, Option<String>)> {
+        let guard = match &self.state {
+            State::Stream(g) => g,
+            State::Usage(read) => read.stream()?,
+            _ => return None,
+        };
+        let usage = guard.usage();
+        let model = guard.model().map(str::to_owned);
+        (!usage.is_empty()).then_some((usage, model))
+    }
+
     /// Whether nothing of the response body is read.
     pub fn is_skipped(&self) -> bool {
         matches!(self.state, State::Skip)
@@ -274,6 +288,14 @@ impl ResponseDecider {
         if let Some(ctx) = ctx {
             // A request whose body named no model (none was read).
             self.conditions(ctx, None);
+        }
+        if self.read == ResponseRead::UsageOnly {
+            // Sent only when budgets add headers: the usage read goes on as
+            // the request headers set it up (the body already streams).
+            if end_of_stream || !(200..300).contains(&status) {
+                self.state = State::Skip;
+            }
+            return ResponseHeadersDecision::Continue(BodyMode::Unchanged);
         }
         self.state = State::Skip;
         if !self.read.is_read() || end_of_stream || !(200..300).contains(&status) {

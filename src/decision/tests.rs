@@ -1068,3 +1068,177 @@ backends:
     assert_eq!(r.audited_rules, ["shadow-z", "shadow-phrase"], "{r:?}");
     assert_eq!(r.audited, 2);
 }
+
+const BUDGETS: &str = r#"
+identity: {jwt: {}}
+backends:
+- name: openai
+  ai: {provider: {openai: {}}}
+  policies:
+    ai:
+      budgets:
+        onStoreError: Reject
+        prices:
+          "gpt-4o*": { input: 2.5, output: 10, cacheRead: 1.25 }
+        limits:
+        - name: daily-tokens
+          key: identity.user
+          tokens: 1000
+          window: 24h
+        - name: team-tokens
+          key: 'identity.claims.team + "/" + request.model'
+          tokens: 5000
+          window: 24h
+        - name: monthly-usd
+          key: identity.user
+          usd: 2.5
+          window: 30d
+        - name: contractor-rpm
+          key: identity.user
+          requests: 3
+          window: 1m
+          when: '"contractors" in identity.groups'
+"#;
+
+fn budget_ctx(p: &Policy, claims: Value) -> RequestCtx {
+    let claims: serde_json::Map<String, Value> = serde_json::from_value(claims).unwrap();
+    let h = RequestHead {
+        claims: Some(&claims),
+        ..head("/v1/chat/completions")
+    };
+    request_headers(p, None, &h).0.unwrap()
+}
+
+#[test]
+fn budgets_pick_limits_and_buckets_per_caller() {
+    let p = Policy::from_yaml(BUDGETS, "b.yaml", &LoadOptions::default()).unwrap();
+    let staff = budget_ctx(&p, serde_json::json!({"sub": "alice", "team": "red"}));
+    assert_eq!(
+        staff.response,
+        ResponseRead::UsageOnly,
+        "budgets read usage"
+    );
+    let check = budget_check(&p, &staff, Some("gpt-4o")).unwrap();
+    let keys: Vec<&str> = check.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "daily-tokens:alice",
+            "team-tokens:red/gpt-4o",
+            "monthly-usd:alice"
+        ]
+    );
+    assert!(check.items.iter().all(|i| !i.reserve));
+    let contractor = budget_ctx(
+        &p,
+        serde_json::json!({"sub": "bob", "team": "blue", "groups": ["contractors"]}),
+    );
+    let check = budget_check(&p, &contractor, Some("gpt-4o")).unwrap();
+    assert_eq!(check.items.len(), 4);
+    assert_eq!(check.items[3].key, "contractor-rpm:bob");
+    assert!(check.items[3].reserve);
+    assert_eq!(check.items[3].cap, 3);
+    // No user, no team claim: the shared unknown bucket.
+    let nobody = budget_ctx(&p, serde_json::json!({}));
+    let check = budget_check(&p, &nobody, None).unwrap();
+    assert_eq!(check.items[0].key, format!("daily-tokens:{UNKNOWN_BUCKET}"));
+    assert_eq!(check.items[1].key, format!("team-tokens:{UNKNOWN_BUCKET}"));
+    // A long bucket is stored as its hash.
+    let long = "x".repeat(500);
+    let k = counter_key("daily-tokens", &long);
+    assert!(
+        k.starts_with("daily-tokens:sha256:") && k.len() < 100,
+        "{k}"
+    );
+}
+
+#[test]
+fn a_spent_limit_is_a_429_in_the_providers_shape_with_retry_after() {
+    use crate::budget::{Standing, StoreError};
+    use std::time::Duration;
+    let p = Policy::from_yaml(BUDGETS, "b.yaml", &LoadOptions::default()).unwrap();
+    let ctx = budget_ctx(&p, serde_json::json!({"sub": "alice", "team": "red"}));
+    let check = budget_check(&p, &ctx, Some("gpt-4o")).unwrap();
+    let outcome = ctx.outcome(&p);
+    let hour = Duration::from_secs(3600);
+    let spent = Standing {
+        items: vec![(1000, Duration::from_millis(90_500)), (10, hour), (0, hour)],
+        exhausted: Some(0),
+    };
+    let BudgetVerdict::Refuse(r) = budget_verdict(&p, &ctx, &check, Ok(spent), &outcome) else {
+        panic!("spent")
+    };
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers, [("retry-after", "91".to_owned())]);
+    assert_eq!(r.outcome.decision, Verdict::Reject);
+    assert_eq!(r.outcome.rule.as_deref(), Some("daily-tokens"));
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`daily-tokens`") && message.contains("resets in 91s"),
+        "{message}"
+    );
+
+    // Within: the tightest remaining of each unit, before this request.
+    let within = Standing {
+        items: vec![(400, hour), (4800, hour), (1_250_000_000, hour)],
+        exhausted: None,
+    };
+    let BudgetVerdict::Pass(pass) = budget_verdict(&p, &ctx, &check, Ok(within), &outcome) else {
+        panic!("within")
+    };
+    assert_eq!(
+        pass.headers,
+        [
+            ("x-promptgate-budget-remaining-tokens", "200".to_owned()),
+            ("x-promptgate-budget-remaining-usd", "1.250000".to_owned()),
+        ]
+    );
+    // The debit: all tokens to the token limits, their price to the USD one.
+    let usage = crate::provider::Usage {
+        input: Some(1000),
+        output: Some(200),
+        cache_read: Some(4000),
+        cache_creation: None,
+    };
+    let budgets = p.backends[0].budgets.as_deref().unwrap();
+    let debits = budget_debits(budgets, &pass, &usage, Some("gpt-4o-2024-08-06"));
+    let amounts: Vec<u64> = debits.iter().map(|d| d.amount).collect();
+    // 1000 × 2.5 + 200 × 10 + 4000 × 1.25 = 9500 µUSD.
+    assert_eq!(amounts, [5200, 5200, 9_500_000]);
+
+    // The store failed: onStoreError Reject is a 503.
+    let BudgetVerdict::Refuse(r) = budget_verdict(
+        &p,
+        &ctx,
+        &check,
+        Err(StoreError::Timeout(Duration::from_millis(50))),
+        &outcome,
+    ) else {
+        panic!("reject on store error")
+    };
+    assert_eq!(r.status, 503);
+    assert_eq!(r.outcome.decision, Verdict::Error);
+}
+
+#[test]
+fn a_failed_store_lets_requests_through_under_allow() {
+    use crate::budget::StoreError;
+    let yaml = BUDGETS.replace("onStoreError: Reject", "onStoreError: Allow");
+    let p = Policy::from_yaml(&yaml, "b.yaml", &LoadOptions::default()).unwrap();
+    let ctx = budget_ctx(&p, serde_json::json!({"sub": "alice"}));
+    let check = budget_check(&p, &ctx, None).unwrap();
+    let BudgetVerdict::Pass(pass) = budget_verdict(
+        &p,
+        &ctx,
+        &check,
+        Err(StoreError::Failed("connection refused".into())),
+        &ctx.outcome(&p),
+    ) else {
+        panic!("allowed")
+    };
+    assert!(pass.headers.is_empty(), "nothing is known to remain");
+    assert!(pass.store_error.unwrap().contains("connection refused"));
+    assert_eq!(pass.debit.len(), 3, "usage is still debited");
+}

@@ -77,6 +77,16 @@ impl UsageRead {
     }
 }
 
+impl UsageRead {
+    /// The SSE stream being read, if it is one.
+    pub(super) fn stream(&self) -> Option<&StreamGuard> {
+        match self {
+            UsageRead::Sse(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
 /// The scanner of a response read only for its token usage: finds nothing.
 pub(super) struct NoScan;
 

@@ -118,7 +118,14 @@ pub(super) fn immediate(reply: Reply) -> ImmediateResponse {
             code: reply.status as i32,
         }),
         headers: Some(HeaderMutation {
-            set_headers: vec![set_header("content-type", b"application/json".to_vec())],
+            set_headers: std::iter::once(set_header("content-type", b"application/json".to_vec()))
+                .chain(
+                    reply
+                        .headers
+                        .iter()
+                        .map(|(k, v)| set_header(k, v.as_bytes().to_vec())),
+                )
+                .collect(),
             remove_headers: Vec::new(),
         }),
         body: reply.body,

@@ -21,11 +21,11 @@ use super::mutation::{self, find_header, header_mutation, response_status};
 use super::Phase;
 use crate::audit;
 use crate::decision::{
-    self, BodyDecision, BodyMode, ChunkDecision, HeadersDecision, Outcome, Reply, RequestCtx,
-    RequestHead, ResponseDecider, ResponseHeadersDecision, ResponseRead, ResponseRecord,
-    MAX_BODY_BYTES,
+    self, BodyDecision, BodyMode, BudgetPass, BudgetVerdict, ChunkDecision, HeadersDecision,
+    Outcome, Reply, RequestCtx, RequestHead, ResponseDecider, ResponseHeadersDecision,
+    ResponseRead, ResponseRecord, MAX_BODY_BYTES,
 };
-use crate::policy::Policy;
+use crate::policy::{Policy, RouteType};
 use crate::provider::ErrorKind;
 use crate::telemetry::{self, StreamTelemetry};
 
@@ -64,6 +64,9 @@ pub struct StreamState {
     audited: Option<Outcome>,
     /// The audit log refused an entry (full queue, `FailClosed`).
     audit_refused: bool,
+    /// The request passed its budgets: headers for the response, counters
+    /// its usage is added to.
+    budget: Option<BudgetPass>,
 }
 
 impl StreamState {
@@ -86,6 +89,7 @@ impl StreamState {
             audit_refused: false,
             response_done: false,
             response_mode: None,
+            budget: None,
         }
     }
 
@@ -156,13 +160,16 @@ impl StreamState {
             unreachable!("check_order refuses a message without a phase");
         };
         let response = match request {
-            In::RequestHeaders(h) => self.on_request_headers(h, msg.metadata_context.as_ref()),
+            In::RequestHeaders(h) => {
+                self.on_request_headers(h, msg.metadata_context.as_ref())
+                    .await
+            }
             In::RequestBody(b) => self.on_request_body(b).await,
             // A BUFFERED body followed by trailers arrives with
             // end_of_stream=false; it was decided when it arrived.
             In::RequestTrailers(_) => Out::RequestTrailers(TrailersResponse::default()),
             In::ResponseHeaders(h) => self.on_response_headers(h),
-            In::ResponseBody(b) => self.on_response_body(b),
+            In::ResponseBody(b) => self.on_response_body(b).await,
             In::ResponseTrailers(_) => Out::ResponseTrailers(TrailersResponse::default()),
         };
         let mut out = ProcessingResponse {
@@ -205,6 +212,11 @@ impl StreamState {
     /// The processing modes the request's decision needs.
     fn request_mode(&self) -> ProcessingMode {
         let read = self.ctx.as_ref().map_or(ResponseRead::Skip, |c| c.response);
+        // Budgets add the remaining budget to the response headers.
+        let budgets = self
+            .ctx
+            .as_ref()
+            .is_some_and(|c| self.policy.backends[c.backend].budgets.is_some());
         let (response_header_mode, response_body_mode) = match read {
             // Response guards need the status and content type first; the
             // body mode follows on the answer to the response headers.
@@ -212,6 +224,7 @@ impl StreamState {
             // Usage only: the response headers are skipped and the body
             // streamed — an SSE stream or a JSON body, told apart by its
             // first bytes — and every chunk passes unchanged.
+            ResponseRead::UsageOnly if budgets => (0, BodySendMode::Streamed as i32),
             ResponseRead::UsageOnly => (HeaderSendMode::Skip as i32, BodySendMode::Streamed as i32),
             // Nothing to read in the response.
             ResponseRead::Skip => (HeaderSendMode::Skip as i32, 0),
@@ -228,7 +241,7 @@ impl StreamState {
         }
     }
 
-    fn on_request_headers(
+    async fn on_request_headers(
         &mut self,
         h: HttpHeaders,
         metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
@@ -271,6 +284,21 @@ impl StreamState {
             } => {
                 self.requested_body = inspect_body;
                 if !inspect_body {
+                    // A model request without a body (the body phase
+                    // checks the others, once the model is known).
+                    let check = self
+                        .ctx
+                        .clone()
+                        .filter(|c| matches!(c.route, RouteType::Messages | RouteType::Completions))
+                        .and_then(|c| {
+                            decision::budget_check(&self.policy, &c, None).map(|k| (c, k))
+                        });
+                    if let Some((ctx, check)) = check {
+                        match self.check_budget(&ctx, &check, &outcome).await {
+                            BudgetVerdict::Pass(pass) => self.budget = Some(pass),
+                            BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
+                        }
+                    }
                     self.record(outcome);
                     if self.audit_refused {
                         return self.audit_refusal();
@@ -374,6 +402,14 @@ impl StreamState {
                 // the body named: decided once for the whole response.
                 self.response
                     .conditions(&ctx, outcome.model_requested.as_deref());
+                if let Some(check) =
+                    decision::budget_check(&self.policy, &ctx, outcome.model_requested.as_deref())
+                {
+                    match self.check_budget(&ctx, &check, &outcome).await {
+                        BudgetVerdict::Pass(pass) => self.budget = Some(pass),
+                        BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
+                    }
+                }
                 self.record(outcome);
                 if self.audit_refused {
                     return self.audit_refusal();
@@ -436,6 +472,16 @@ impl StreamState {
         );
         match decision {
             ResponseHeadersDecision::Continue(mode) => {
+                let budget_headers = self
+                    .budget
+                    .as_ref()
+                    .map(|b| {
+                        b.headers
+                            .iter()
+                            .map(|(k, v)| (*k, v.as_bytes().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let body_mode = match mode {
                     BodyMode::Unchanged => None,
                     BodyMode::Streamed => Some(BodySendMode::Streamed),
@@ -445,13 +491,22 @@ impl StreamState {
                     response_body_mode: m as i32,
                     ..ProcessingMode::default()
                 });
-                processing_response::Response::ResponseHeaders(HeadersResponse::default())
+                let changes = decision::HeaderChanges {
+                    set: budget_headers,
+                    remove: Vec::new(),
+                };
+                processing_response::Response::ResponseHeaders(HeadersResponse {
+                    response: Some(CommonResponse {
+                        header_mutation: header_mutation(&changes),
+                        ..CommonResponse::default()
+                    }),
+                })
             }
             ResponseHeadersDecision::Refuse(reply) => self.refuse(*reply),
         }
     }
 
-    fn on_response_body(&mut self, b: HttpBody) -> processing_response::Response {
+    async fn on_response_body(&mut self, b: HttpBody) -> processing_response::Response {
         self.response_done |= b.end_of_stream;
         let answer = self
             .response
@@ -462,6 +517,7 @@ impl StreamState {
             self.audit(entry);
         }
         if let Some(record) = answer.record {
+            self.debit_budget(&record).await;
             self.finish_response(record);
         }
         match answer.decision {
@@ -478,6 +534,58 @@ impl StreamState {
             ChunkDecision::Reject(reply) => self.reply(reply),
             ChunkDecision::Refuse(reply) => self.refuse(reply),
         }
+    }
+
+    /// Asks the store about the request's budgets (bounded by
+    /// `storeTimeout`) and decides on its answer.
+    async fn check_budget(
+        &mut self,
+        ctx: &RequestCtx,
+        check: &decision::BudgetCheck,
+        outcome: &Outcome,
+    ) -> BudgetVerdict {
+        let budgets = self.policy.backends[ctx.backend]
+            .budgets
+            .clone()
+            .expect("a budget check comes from a backend with budgets");
+        let started = std::time::Instant::now();
+        let answer = budgets
+            .store
+            .check(&check.items, budgets.store_timeout)
+            .await;
+        let verdict = decision::budget_verdict(&self.policy, ctx, check, answer, outcome);
+        let backend = &self.policy.backends[ctx.backend].name;
+        self.telemetry
+            .on_budget_check(backend, &budgets, &verdict, started.elapsed());
+        verdict
+    }
+
+    /// Adds the response's usage to the request's budgets (bounded by
+    /// `storeTimeout`; a failure is logged and counted, the response goes
+    /// on).
+    async fn debit_budget(&mut self, record: &ResponseRecord) {
+        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
+            return;
+        };
+        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
+            return;
+        };
+        if pass.debit.is_empty() {
+            return;
+        }
+        let model = record.model.as_deref();
+        let items = decision::budget_debits(&budgets, &pass, &record.usage, model);
+        let started = std::time::Instant::now();
+        let result = budgets.store.debit(&items, budgets.store_timeout).await;
+        let backend = &self.policy.backends[ctx.backend].name;
+        telemetry::on_budget_debit(
+            backend,
+            &budgets,
+            &pass,
+            &items,
+            result.as_ref().err(),
+            started.elapsed(),
+        );
     }
 
     /// Records a request decision (log line, span, metrics) and queues it
@@ -563,6 +671,47 @@ impl StreamState {
     fn refuse(&mut self, reply: Reply) -> processing_response::Response {
         self.record(reply.outcome.clone());
         self.reply(reply)
+    }
+}
+
+impl Drop for StreamState {
+    /// A stream that ends before its response did (the client went away,
+    /// the upstream reset): the usage the response reported so far (an SSE
+    /// stream's `message_start`) is debited, on a task of its own.
+    fn drop(&mut self) {
+        if self.response_done {
+            return;
+        }
+        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
+            return;
+        };
+        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
+            return;
+        };
+        let Some((usage, model)) = self.response.usage_so_far() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let items = decision::budget_debits(&budgets, &pass, &usage, model.as_deref());
+        let backend = self.policy.backends[ctx.backend].name.clone();
+        tracing::debug!(
+            backend,
+            "response cut short: debiting the usage it reported"
+        );
+        rt.spawn(async move {
+            let started = std::time::Instant::now();
+            let result = budgets.store.debit(&items, budgets.store_timeout).await;
+            telemetry::on_budget_debit(
+                &backend,
+                &budgets,
+                &pass,
+                &items,
+                result.as_ref().err(),
+                started.elapsed(),
+            );
+        });
     }
 }
 

@@ -117,6 +117,26 @@ impl Condition {
         }
     }
 
+    /// The expression's value as a string (a budget's bucket): a string as
+    /// it is, a number or boolean printed; `None` for anything else (null,
+    /// a list, an evaluation error).
+    pub fn string(&self, vars: &Vars) -> Option<String> {
+        match self.eval(vars) {
+            Ok(Value::String(s)) => Some(s.to_string()),
+            Ok(Value::Int(i)) => Some(i.to_string()),
+            Ok(Value::UInt(u)) => Some(u.to_string()),
+            Ok(Value::Bool(b)) => Some(b.to_string()),
+            Ok(other) => {
+                tracing::debug!(expression = %self.source, value = ?other, "a budget key gave no string");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(expression = %self.source, error = %e, "a budget key failed");
+                None
+            }
+        }
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -183,5 +203,32 @@ mod tests {
         assert!(e.contains("unknown variable `idenity`"), "{e}");
         // Comprehension variables are fine.
         Condition::compile(r#"identity.groups.exists(g, g.startsWith("team-"))"#).unwrap();
+    }
+
+    #[test]
+    fn expressions_give_strings_for_budget_keys() {
+        let staff = vec!["staff".to_owned()];
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"dept": "eng", "level": 3})).unwrap();
+        let vars = Vars::new(&facts(&staff, &claims));
+        let key = |src: &str| Condition::compile(src).unwrap().string(&vars);
+        assert_eq!(key("identity.user").as_deref(), Some("carol"));
+        assert_eq!(
+            key(r#"identity.user + "/" + request.model"#).as_deref(),
+            Some("carol/claude-sonnet-4-5")
+        );
+        assert_eq!(key("identity.claims.level").as_deref(), Some("3"));
+        assert_eq!(
+            key(r#""x-user" in request.headers ? request.headers["x-user"] : "everyone""#)
+                .as_deref(),
+            Some("everyone")
+        );
+        assert_eq!(key("identity.groups"), None, "a list is no bucket");
+        assert_eq!(key("identity.claims.region"), None, "a missing claim");
+        let none = Vars::new(&Facts::default());
+        assert_eq!(
+            Condition::compile("identity.user").unwrap().string(&none),
+            None
+        );
     }
 }

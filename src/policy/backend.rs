@@ -58,6 +58,8 @@ pub struct Backend {
     /// `policies.ai.toolGuard`: which tools are offered and which calls
     /// reach the agent.
     pub tool_guard: Option<std::sync::Arc<ToolGuard>>,
+    /// `policies.ai.budgets`: token, spend and request limits per bucket.
+    pub budgets: Option<std::sync::Arc<crate::budget::Budgets>>,
 }
 
 impl Backend {
@@ -75,6 +77,12 @@ impl Backend {
         self.request_guards.has_conditions()
             || self.response_guards.has_conditions()
             || self.tool_guard.as_ref().is_some_and(|t| t.has_conditions())
+    }
+
+    /// Whether some expression of this backend (a guard's `when:`, a
+    /// budget's `key:` or `when:`) may read the request's path and headers.
+    pub fn reads_request_facts(&self) -> bool {
+        self.has_conditions() || self.budgets.is_some()
     }
 
     /// Whether a mask of this backend's request guards (local or
@@ -137,6 +145,7 @@ pub(super) fn compile_backend(
         prompt_guard,
         token_usage,
         tool_guard,
+        budgets,
     } = policies.ai.unwrap_or_default();
     let routes = compile_routes(&join(place, "policies.ai.routes"), routes)?;
 
@@ -180,6 +189,15 @@ pub(super) fn compile_backend(
         })
         .transpose()?;
 
+    let budget_place = join(place, "policies.ai.budgets");
+    let budgets = budgets
+        .map(|spec| {
+            crate::budget::compile(spec)
+                .map(std::sync::Arc::new)
+                .map_err(|(field, message)| (join(&budget_place, &field), message))
+        })
+        .transpose()?;
+
     let auth = match policies.auth.and_then(|a| a.secret_ref) {
         None => None,
         Some(secret_ref) => Some(read_secret(
@@ -206,6 +224,7 @@ pub(super) fn compile_backend(
         auth,
         token_usage: token_usage.unwrap_or_default(),
         tool_guard,
+        budgets,
     })
 }
 

@@ -242,6 +242,82 @@ pub struct AiPolicySpec {
     /// promptgate addition: guards on the tool calls a model asks an agent
     /// to run.
     pub tool_guard: Option<ToolGuardSpec>,
+    /// promptgate addition: token, spend and request budgets per bucket
+    /// (a person, a group, ...), held in Redis across replicas.
+    pub budgets: Option<BudgetsSpec>,
+}
+
+/// `policies.ai.budgets`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BudgetsSpec {
+    /// Where the counts live (absent: in this process only).
+    pub store: Option<BudgetStoreSpec>,
+    /// The store failed or was slow: `Allow` (default) or `Reject` (503).
+    pub on_store_error: Option<StoreErrorSpec>,
+    /// The longest a decision waits for the store (default 50ms).
+    pub store_timeout: Option<String>,
+    /// USD per million tokens by model glob; merged over the default table.
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceSpec>,
+    #[serde(default)]
+    pub limits: Vec<LimitSpec>,
+}
+
+/// `budgets.store`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BudgetStoreSpec {
+    pub redis: Option<RedisStoreSpec>,
+}
+
+/// `budgets.store.redis`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisStoreSpec {
+    /// `redis://host:port[/db]` (`rediss://` is not built in).
+    pub url: String,
+    /// Prefix of every key (default `promptgate:`).
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum StoreErrorSpec {
+    /// Forward the request unchecked (logged and counted).
+    Allow,
+    /// Refuse it: 503 in the provider's shape.
+    Reject,
+}
+
+/// USD per million tokens of each kind.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PriceSpec {
+    pub input: f64,
+    pub output: f64,
+    /// Default: the input price.
+    pub cache_read: Option<f64>,
+    /// Default: the input price.
+    pub cache_write: Option<f64>,
+}
+
+/// One limit of `budgets.limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitSpec {
+    pub name: String,
+    /// A CEL expression giving the bucket (a string).
+    pub key: String,
+    /// Tokens per window (input, cache reads and writes, output).
+    pub tokens: Option<u64>,
+    /// USD per window.
+    pub usd: Option<f64>,
+    /// Requests per window.
+    pub requests: Option<u64>,
+    /// `30s`, `1m`, `24h`, `30d`.
+    pub window: String,
+    /// A CEL condition: the limit applies only where it holds.
+    pub when: Option<String>,
 }
 
 /// `policies.ai.toolGuard`: which tools a model may be offered and which

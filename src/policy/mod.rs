@@ -364,7 +364,7 @@ impl Policy {
                 ));
             }
         }
-        let has_conditions = backends.iter().any(Backend::has_conditions);
+        let has_conditions = backends.iter().any(|b| b.reads_request_facts());
         Ok(Policy {
             has_conditions,
             origin: origin.to_owned(),

@@ -271,7 +271,11 @@ fn the_embedded_default_leaves_real_claude_code_traffic_alone() {
 #[test]
 fn the_shipped_examples_load() {
     let dir = secrets("anthropic-secret", "sk-ant-api03-x");
-    for f in ["deploy/examples/seed.yaml", "deploy/examples/demo.yaml"] {
+    for f in [
+        "deploy/examples/seed.yaml",
+        "deploy/examples/demo.yaml",
+        "deploy/examples/budgets.yaml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         Policy::from_file(
             &path,
@@ -461,4 +465,125 @@ fn tls_files_are_read_relative_to_the_policy_and_checked() {
     // `tls:` alone makes a native document (then asks for backends).
     let e = load("tls: {certFile: c, keyFile: k, clientCaFile: ca}\n").unwrap_err();
     assert!(e.message.contains("no backend"), "{e}");
+}
+
+/// A backend with `budgets:` (flow YAML).
+fn budgets_policy(budgets: &str) -> String {
+    format!("backends:\n- name: a\n  ai: {{provider: {{anthropic: {{}}}}}}\n  policies: {{ai: {{budgets: {budgets}}}}}\n")
+}
+
+#[test]
+fn budgets_are_read_with_defaults() {
+    let p = load(&budgets_policy(
+        r#"{limits: [{name: daily, key: identity.user, tokens: 2000000, window: 24h}, {name: monthly-usd, key: identity.user, usd: 50, window: 30d}, {name: rpm, key: identity.user, requests: 60, window: 1m, when: '"contractors" in identity.groups'}]}"#,
+    ))
+    .unwrap();
+    let b = p.backends[0].budgets.as_deref().unwrap();
+    assert_eq!(b.store.kind(), "memory");
+    assert_eq!(b.on_store_error, crate::budget::OnStoreError::Allow);
+    assert_eq!(b.store_timeout, std::time::Duration::from_millis(50));
+    let kinds: Vec<_> = b.limits.iter().map(|l| l.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            crate::budget::LimitKind::Tokens(2_000_000),
+            crate::budget::LimitKind::NanoUsd(50_000_000_000),
+            crate::budget::LimitKind::Requests(60)
+        ]
+    );
+    assert!(b.limits[2].when.is_some());
+    assert!(p.has_conditions, "budget keys may read the request headers");
+    let r = load(&budgets_policy(
+        r#"{store: {redis: {url: "redis://127.0.0.1:6399", keyPrefix: "x:"}}, onStoreError: Reject, storeTimeout: 20ms, limits: [{name: a, key: identity.user, tokens: 1, window: 1m}]}"#,
+    ))
+    .unwrap();
+    let b = r.backends[0].budgets.as_deref().unwrap();
+    assert_eq!(b.store.kind(), "redis");
+    assert_eq!(b.on_store_error, crate::budget::OnStoreError::Reject);
+}
+
+#[test]
+fn budget_errors_name_their_place() {
+    let cases = [
+        (
+            r#"{limits: [{name: a, key: identity.user, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].name",
+            "exactly one of `tokens`, `usd` or `requests`",
+        ),
+        (
+            r#"{limits: [{name: a, key: identity.user, tokens: 5, requests: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].name",
+            "exactly one",
+        ),
+        (
+            r#"{limits: [{name: a, key: identity.user, tokens: 5, window: 3w}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].window",
+            "not a window",
+        ),
+        (
+            r#"{limits: [{name: a, key: idenity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].key",
+            "unknown variable `idenity`",
+        ),
+        (
+            r#"{limits: [{name: a, key: identity.user, tokens: 5, window: 1m, when: 'x &&'}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].when",
+            "not valid CEL",
+        ),
+        (
+            r#"{limits: [{name: a, key: identity.user, tokens: 5, window: 1m}, {name: a, key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.limits[1].name",
+            "named twice",
+        ),
+        (
+            r#"{limits: [{name: "a b", key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].name",
+            "letters, digits",
+        ),
+        (
+            r#"{limits: [{name: a, key: identity.user, usd: -1, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].usd",
+            "not an amount",
+        ),
+        (
+            r#"{limits: []}"#,
+            "backends[0].policies.ai.budgets.limits",
+            "at least one limit",
+        ),
+        (
+            r#"{store: {redis: {url: "http://x"}}, limits: [{name: a, key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.store.redis.url",
+            "not a Redis URL",
+        ),
+        (
+            r#"{storeTimeout: 1m, limits: [{name: a, key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.storeTimeout",
+            "at most 10s",
+        ),
+        (
+            r#"{prices: {"gpt-[": {input: 1, output: 2}}, limits: [{name: a, key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.prices.gpt-[",
+            "not a glob",
+        ),
+        (
+            r#"{prices: {"x*": {input: -1, output: 2}}, limits: [{name: a, key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.prices.x*",
+            "not a price",
+        ),
+        (
+            r#"{onStoreError: Maybe, limits: [{name: a, key: identity.user, tokens: 5, window: 1m}]}"#,
+            "backends[0].policies.ai.budgets.onStoreError",
+            "unknown variant",
+        ),
+        (
+            r#"{limits: [{name: a, key: identity.user, tokens: 5, window: 1m, burst: 3}]}"#,
+            "backends[0].policies.ai.budgets.limits[0].burst",
+            "unknown field `burst`",
+        ),
+    ];
+    for (budgets, place, message) in cases {
+        let e = load(&budgets_policy(budgets)).unwrap_err();
+        assert_eq!(e.place, place, "{budgets}: {e}");
+        assert!(e.message.contains(message), "{budgets}: {e}");
+    }
 }

@@ -18,6 +18,9 @@ pub enum ErrorKind {
     Gateway,
     /// The caller is not known (no verified identity).
     Unauthenticated,
+    /// A budget of the caller is spent (429; Anthropic `rate_limit_error`,
+    /// OpenAI `rate_limit_exceeded`).
+    RateLimited,
 }
 
 /// Renders a provider-shaped JSON error body (see [`Dialect::error_body`]).

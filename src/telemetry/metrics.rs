@@ -101,6 +101,33 @@ pub struct TlsHandshakeLabels {
     pub reason: &'static str,
 }
 
+/// A budget's limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub backend: String,
+    pub limit: String,
+    /// `tokens`, `nano_usd` or `requests`.
+    pub unit: &'static str,
+}
+
+/// A failed or slow budget store.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetStoreLabels {
+    pub backend: String,
+    /// `check` or `debit`.
+    pub op: &'static str,
+    /// `allow` or `reject` (what `onStoreError` did; a debit is `allow`).
+    pub decision: &'static str,
+}
+
+/// The budget store's round trips.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreOpLabels {
+    /// `memory` or `redis`.
+    pub store: &'static str,
+    pub op: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// All of promptgate's metric families and their registry.
@@ -120,6 +147,10 @@ pub struct Metrics {
     pub audit_dropped: Counter,
     pub tls_handshake_failures: Family<TlsHandshakeLabels, Counter>,
     pub tls_reloads: Family<ConfigLoadLabels, Counter>,
+    pub budget_consumed: Family<BudgetLabels, Counter>,
+    pub budget_rejected: Family<BudgetLabels, Counter>,
+    pub budget_store_errors: Family<BudgetStoreLabels, Counter>,
+    pub budget_store_duration: HistogramFamily<StoreOpLabels>,
     models: ModelLabels,
     tools: ModelLabels,
 }
@@ -231,8 +262,37 @@ impl Metrics {
             "Reloads of the ext_proc port's TLS certificates by outcome (a failure keeps the previous ones)",
             tls_reloads.clone(),
         );
+        let budget_consumed = Family::<BudgetLabels, Counter>::default();
+        registry.register(
+            "promptgate_budget_consumed",
+            "Amounts added to budget counters, by backend, limit and unit (tokens, nano_usd, requests)",
+            budget_consumed.clone(),
+        );
+        let budget_rejected = Family::<BudgetLabels, Counter>::default();
+        registry.register(
+            "promptgate_budget_rejected",
+            "Requests refused (429) because a budget limit was spent, by backend and limit",
+            budget_rejected.clone(),
+        );
+        let budget_store_errors = Family::<BudgetStoreLabels, Counter>::default();
+        registry.register(
+            "promptgate_budget_store_errors",
+            "Budget store failures and timeouts, by backend, operation and what onStoreError did",
+            budget_store_errors.clone(),
+        );
+        let budget_store_duration: HistogramFamily<StoreOpLabels> =
+            Family::new_with_constructor(phase_histogram);
+        registry.register(
+            "promptgate_budget_store_duration_seconds",
+            "Time of one budget store operation (check, debit), by store",
+            budget_store_duration.clone(),
+        );
         Metrics {
             registry,
+            budget_consumed,
+            budget_rejected,
+            budget_store_errors,
+            budget_store_duration,
             tls_handshake_failures,
             tls_reloads,
             placeholders_restored,

@@ -26,7 +26,7 @@ pub use metadata::{
     decision_metadata, merge_metadata, response_metadata, usage_metadata, METADATA_NAMESPACE,
 };
 pub use metrics::metrics;
-pub use stream::{Phase, StreamTelemetry};
+pub use stream::{on_budget_debit, Phase, StreamTelemetry};
 
 use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;

@@ -14,6 +14,7 @@
 //! * [`otlp`] — a real OTLP/gRPC trace receiver.
 //! * [`pki`] — test certificates (a CA, server and client certificates) and
 //!   a gRPC client over mutual TLS.
+//! * [`redis`] — a real `redis-server` on a loopback port (budgets).
 //!
 //! Networking is loopback only; every wait is bounded.
 #![allow(dead_code, unused_imports)]
@@ -24,6 +25,7 @@ pub mod launcher;
 pub mod otlp;
 pub mod pki;
 pub mod policy;
+pub mod redis;
 pub mod upstream;
 
 use std::net::TcpListener;

@@ -16,6 +16,7 @@ pub(crate) fn body(kind: ErrorKind, _status: u16, message: &str) -> Vec<u8> {
         ErrorKind::UnsupportedEncoding => ("invalid_request_error", "unsupported_content_encoding"),
         ErrorKind::Gateway => ("server_error", "gateway_error"),
         ErrorKind::Unauthenticated => ("invalid_request_error", "invalid_api_key"),
+        ErrorKind::RateLimited => ("requests", "rate_limit_exceeded"),
     };
     let value = json!({"error": {"message": message, "type": ty, "param": null, "code": code}});
     serde_json::to_vec(&value).expect("json values always serialise")
