@@ -219,15 +219,37 @@ impl Default for ReloadOptions {
 /// Runs the reload loop until the process ends: SIGHUP and (if enabled)
 /// file-system changes. Must be called within a Tokio runtime.
 pub async fn run(reloader: Arc<Reloader>, opts: ReloadOptions) {
+    let filter = reloader.source.clone();
+    let watch = opts.watch.then(|| Watch {
+        what: "policy",
+        dirs: reloader.source.watched(),
+        concerns: Box::new(move |e| filter.concerns(e)),
+    });
+    on_triggers(watch, opts.debounce, move |trigger| {
+        let _ = reloader.reload(trigger);
+    })
+    .await;
+}
+
+/// Folders to watch for a reload, and which of their events matter.
+pub struct Watch {
+    /// What is reloaded, for the log lines ("policy", "TLS certificates").
+    pub what: &'static str,
+    pub dirs: Vec<(PathBuf, RecursiveMode)>,
+    pub concerns: Box<dyn Fn(&notify::Event) -> bool + Send + Sync>,
+}
+
+/// The reload loop shared by the policy and the TLS certificates: SIGHUP
+/// and (with `watch`) file changes are triggers; after a burst settles
+/// (`debounce`), `reload` runs once on the blocking pool (it reads files
+/// and compiles). Runs until the process ends.
+pub async fn on_triggers<R>(watch: Option<Watch>, debounce: Duration, reload: R)
+where
+    R: Fn(&'static str) + Send + Sync + 'static,
+{
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(1);
-
     // Keep the watcher alive for as long as the loop runs.
-    let _watcher = if opts.watch {
-        start_watcher(&reloader.source, tx.clone())
-    } else {
-        None
-    };
-
+    let _watcher = watch.and_then(|w| start_watcher(w, tx.clone()));
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -245,49 +267,52 @@ pub async fn run(reloader: Arc<Reloader>, opts: ReloadOptions) {
         }
     }
     drop(tx);
-
+    let reload = Arc::new(reload);
     while let Some(first) = rx.recv().await {
         let mut trigger = first;
         // Debounce: a ConfigMap update is a burst of events.
-        while let Ok(Some(t)) = tokio::time::timeout(opts.debounce, rx.recv()).await {
+        while let Ok(Some(t)) = tokio::time::timeout(debounce, rx.recv()).await {
             if t == "SIGHUP" {
                 trigger = t;
             }
         }
-        let r = reloader.clone();
-        // Loading reads files and compiles regexes: keep it off the workers.
-        let _ = tokio::task::spawn_blocking(move || r.reload(trigger)).await;
+        let r = reload.clone();
+        let _ = tokio::task::spawn_blocking(move || r(trigger)).await;
     }
 }
 
 fn start_watcher(
-    source: &PolicySource,
+    watch: Watch,
     tx: tokio::sync::mpsc::Sender<&'static str>,
 ) -> Option<notify::RecommendedWatcher> {
-    let filter = source.clone();
+    let Watch {
+        what,
+        dirs,
+        concerns,
+    } = watch;
     let handler = move |res: notify::Result<notify::Event>| match res {
-        Ok(event) if filter.concerns(&event) => {
-            tracing::debug!(kind = ?event.kind, paths = ?event.paths, "policy files changed");
+        Ok(event) if concerns(&event) => {
+            tracing::debug!(what, kind = ?event.kind, paths = ?event.paths, "watched files changed");
             let _ = tx.try_send("file change");
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "file watcher error"),
+        Err(e) => tracing::warn!(what, error = %e, "file watcher error"),
     };
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(w) => w,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the policy files; reload with SIGHUP");
+            tracing::warn!(what, error = %e, "cannot watch the files; reload with SIGHUP");
             return None;
         }
     };
     let mut any = false;
-    for (dir, mode) in source.watched() {
+    for (dir, mode) in dirs {
         match watcher.watch(&dir, mode) {
             Ok(()) => {
-                tracing::info!(dir = %dir.display(), "watching for policy changes");
+                tracing::info!(what, dir = %dir.display(), "watching for changes");
                 any = true;
             }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder"),
+            Err(e) => tracing::warn!(what, dir = %dir.display(), error = %e, "cannot watch folder"),
         }
     }
     any.then_some(watcher)

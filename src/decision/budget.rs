@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use crate::budget::{Budgets, CheckItem, DebitItem, LimitKind, OnStoreError, Standing, StoreError};
-use crate::guard::condition::{Facts, Vars};
 use crate::policy::Policy;
 use crate::provider::{ErrorKind, Usage};
 
@@ -65,16 +64,7 @@ pub struct BudgetPass {
 pub fn budget_check(policy: &Policy, ctx: &RequestCtx, model: Option<&str>) -> Option<BudgetCheck> {
     let backend = &policy.backends[ctx.backend];
     let budgets = backend.budgets.as_deref()?;
-    let id = ctx.identity.as_deref();
-    let vars = Vars::new(&Facts {
-        user: id.and_then(|i| i.user.as_deref()),
-        groups: id.map_or(&[], |i| i.groups.as_slice()),
-        claims: id.map(|i| &i.claims),
-        path: &ctx.path,
-        model,
-        headers: &ctx.headers,
-        backend: &backend.name,
-    });
+    let vars = super::conditions::vars(ctx, &backend.name, model);
     let mut check = BudgetCheck {
         items: Vec::new(),
         limits: Vec::new(),

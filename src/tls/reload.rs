@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use notify::{EventKind, RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode};
 use rustls::ServerConfig;
 
 use super::TlsFiles;
@@ -85,73 +85,24 @@ fn concerns(names: &[OsString], event: &notify::Event) -> bool {
 }
 
 /// Runs until the process ends: reloads `current` from `files` on SIGHUP
-/// and, when `watch` is on, on changes of the files.
+/// and, when `watch` is on, on changes of the files (the loop is
+/// [`crate::reload::on_triggers`], the policy's).
 pub async fn run(files: TlsFiles, current: Arc<ArcSwap<ServerConfig>>, watch: bool) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(1);
-    let _watcher = if watch {
-        start_watcher(&files, tx.clone())
-    } else {
-        None
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        let _ = tx.try_send("SIGHUP");
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+    let watch = watch.then(|| {
+        let (dirs, names) = watched(&files);
+        crate::reload::Watch {
+            what: "TLS certificates",
+            dirs: dirs
+                .into_iter()
+                .map(|d| (d, RecursiveMode::NonRecursive))
+                .collect(),
+            concerns: Box::new(move |e| concerns(&names, e)),
         }
-    }
-    drop(tx);
-    while let Some(first) = rx.recv().await {
-        let mut trigger = first;
-        while let Ok(Some(t)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-            if t == "SIGHUP" {
-                trigger = t;
-            }
-        }
-        let (files, current) = (files.clone(), current.clone());
-        let _ = tokio::task::spawn_blocking(move || reload(&files, &current, trigger)).await;
-    }
-}
-
-fn start_watcher(
-    files: &TlsFiles,
-    tx: tokio::sync::mpsc::Sender<&'static str>,
-) -> Option<notify::RecommendedWatcher> {
-    let (dirs, names) = watched(files);
-    let handler = move |res: notify::Result<notify::Event>| match res {
-        Ok(event) if concerns(&names, &event) => {
-            tracing::debug!(kind = ?event.kind, paths = ?event.paths, "TLS files changed");
-            let _ = tx.try_send("file change");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "TLS file watcher error"),
-    };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the TLS files; reload with SIGHUP");
-            return None;
-        }
-    };
-    let mut any = false;
-    for dir in &dirs {
-        match watcher.watch(dir, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                tracing::info!(dir = %dir.display(), "watching for TLS certificate changes");
-                any = true;
-            }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder"),
-        }
-    }
-    any.then_some(watcher)
+    });
+    crate::reload::on_triggers(watch, DEBOUNCE, move |trigger| {
+        let _ = reload(&files, &current, trigger);
+    })
+    .await;
 }
 
 #[cfg(test)]
