@@ -178,29 +178,10 @@ fn main() {
     let certs = tempfile::tempdir().unwrap();
     let start_mtls = || {
         let ca = support::pki::TestCa::new("bench CA");
-        let files = ca.write_server_files(&certs.path().join("promptgate"));
-        let (cert, key) = ca
-            .client("envoy")
-            .write(&certs.path().join("envoy"), "client");
-        let server_ca = certs.path().join("envoy/ca.crt");
-        std::fs::write(&server_ca, &ca.cert_pem).unwrap();
-        let args = files.args();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Gateway::launch(&policy)
+        let launch = Gateway::launch(&policy)
             .secret("anthropic-secret", SECRET)
-            .edit_envoy(add_baseline_route)
-            .edit_envoy(move |cfg| {
-                support::envoy::insert_promptgate_mtls(
-                    cfg,
-                    &support::envoy::PromptgateTls {
-                        client_cert: &cert,
-                        client_key: &key,
-                        server_ca: &server_ca,
-                    },
-                )
-            })
-            .args(&args)
-            .start()
+            .edit_envoy(add_baseline_route);
+        support::pki::with_envoy_mtls(launch, &ca, &ca, certs.path()).start()
     };
     let mut subjects = vec![Subject {
         label: "this build".to_owned(),

@@ -16,7 +16,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     processing_request, processing_response, HttpBody, HttpHeaders, ProcessingRequest,
 };
 use support::envoy::{insert_promptgate_mtls, PromptgateTls};
-use support::pki::{plain_channel, tls_channel, Leaf, TestCa};
+use support::pki::{plain_channel, tls_channel, with_envoy_mtls, Leaf, TestCa};
 use support::{client, Backend, Gateway, Policy};
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
@@ -277,27 +277,7 @@ async fn new_certificates_are_served_without_a_restart() {
 async fn envoy_with_its_client_certificate_routes_through_promptgate() {
     let ca = TestCa::new("promptgate test CA");
     let certs = tempfile::tempdir().unwrap();
-    let files = ca.write_server_files(&certs.path().join("promptgate"));
-    let (client_cert, client_key) = ca
-        .client("envoy")
-        .write(&certs.path().join("envoy"), "client");
-    let server_ca = certs.path().join("envoy/ca.crt");
-    std::fs::write(&server_ca, &ca.cert_pem).unwrap();
-    let args = files.args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let gw = Gateway::launch(policy())
-        .args(&args)
-        .edit_envoy(move |cfg| {
-            insert_promptgate_mtls(
-                cfg,
-                &PromptgateTls {
-                    client_cert: &client_cert,
-                    client_key: &client_key,
-                    server_ca: &server_ca,
-                },
-            )
-        })
-        .start();
+    let gw = with_envoy_mtls(Gateway::launch(policy()), &ca, &ca, certs.path()).start();
     gw.wait_healthy(1, Duration::from_secs(10));
     let resp = client()
         .post(gw.url("/v1/messages"))
@@ -335,27 +315,7 @@ async fn envoy_with_a_foreign_certificate_gets_no_answer() {
     let ca = TestCa::new("promptgate test CA");
     let other = TestCa::new("another CA");
     let certs = tempfile::tempdir().unwrap();
-    let files = ca.write_server_files(&certs.path().join("promptgate"));
-    let (client_cert, client_key) = other
-        .client("envoy")
-        .write(&certs.path().join("envoy"), "client");
-    let server_ca = certs.path().join("envoy/ca.crt");
-    std::fs::write(&server_ca, &ca.cert_pem).unwrap();
-    let args = files.args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let gw = Gateway::launch(policy())
-        .args(&args)
-        .edit_envoy(move |cfg| {
-            insert_promptgate_mtls(
-                cfg,
-                &PromptgateTls {
-                    client_cert: &client_cert,
-                    client_key: &client_key,
-                    server_ca: &server_ca,
-                },
-            )
-        })
-        .start();
+    let gw = with_envoy_mtls(Gateway::launch(policy()), &ca, &other, certs.path()).start();
     let deadline = Instant::now() + Duration::from_secs(10);
     while refused_handshakes(&gw) == 0 {
         assert!(

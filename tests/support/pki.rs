@@ -121,6 +121,36 @@ impl TestCa {
     }
 }
 
+/// `launch` with promptgate serving mutual TLS (its certificate and client
+/// CA from `ca`) and Envoy's promptgate cluster speaking it with a client
+/// certificate of `client_ca` (`ca` itself for a trusted Envoy, another CA
+/// for a refused one); the files are written under `dir`.
+pub fn with_envoy_mtls(
+    launch: super::launcher::Launch,
+    ca: &TestCa,
+    client_ca: &TestCa,
+    dir: &Path,
+) -> super::launcher::Launch {
+    let files = ca.write_server_files(&dir.join("promptgate"));
+    let (client_cert, client_key) = client_ca
+        .client("envoy")
+        .write(&dir.join("envoy"), "client");
+    let server_ca = dir.join("envoy/ca.crt");
+    std::fs::write(&server_ca, &ca.cert_pem).unwrap();
+    let args = files.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    launch.args(&args).edit_envoy(move |cfg| {
+        super::envoy::insert_promptgate_mtls(
+            cfg,
+            &super::envoy::PromptgateTls {
+                client_cert: &client_cert,
+                client_key: &client_key,
+                server_ca: &server_ca,
+            },
+        )
+    })
+}
+
 impl Leaf {
     /// Writes `<dir>/<name>.crt` and `<dir>/<name>.key`.
     pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
