@@ -21,6 +21,8 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use support::bench::{env_or, percentile, us};
+
 use std::time::{Duration, Instant};
 
 use support::redis::RedisServer;
@@ -40,14 +42,6 @@ fn budgets(store: &str) -> String {
     ))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 async fn one(client: &reqwest::Client, url: &str, user: usize, body: &bytes::Bytes) -> Duration {
     let t = Instant::now();
     let resp = client
@@ -64,13 +58,6 @@ async fn one(client: &reqwest::Client, url: &str, user: usize, body: &bytes::Byt
     let _ = resp.bytes().await.expect("body");
     assert_eq!(status.as_u16(), 200);
     t.elapsed()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 struct Subject {

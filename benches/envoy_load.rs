@@ -16,6 +16,8 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use support::bench::{env_or, percentile, us};
+
 use std::time::{Duration, Instant};
 
 use serde_yaml::Value as Yaml;
@@ -79,15 +81,6 @@ typed_per_filter_config:
     routes.insert(0, baseline);
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 struct Stats {
     n: usize,
     p50: Duration,
@@ -120,13 +113,6 @@ async fn one(client: &reqwest::Client, base: &str, route: Route, body: &bytes::B
     let _ = resp.bytes().await.expect("body");
     assert_eq!(status.as_u16(), 200, "{route:?}");
     t.elapsed()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// A gateway under test and its sequential samples.

@@ -12,6 +12,7 @@
 //! * [`policy`] — the typed policy builder ([`Policy`], [`Backend`], [`Guard`]).
 //! * [`claude`] — the Claude Code CLI driver.
 //! * [`otlp`] — a real OTLP/gRPC trace receiver.
+//! * [`bench`] — percentiles and knobs of the load benchmarks.
 //! * [`pki`] — test certificates (a CA, server and client certificates) and
 //!   a gRPC client over mutual TLS.
 //! * [`redis`] — a real `redis-server` on a loopback port (budgets).
@@ -19,6 +20,7 @@
 //! Networking is loopback only; every wait is bounded.
 #![allow(dead_code, unused_imports)]
 
+pub mod bench;
 pub mod claude;
 pub mod envoy;
 pub mod launcher;
