@@ -16,7 +16,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::bench::{env_or, percentile, us};
+use support::bench::{cpu_time, env_or, percentile, us};
 
 use std::time::{Duration, Instant};
 
@@ -46,14 +46,24 @@ enum Route {
     Baseline,
     /// ext_proc on: key injection, body parsed and scanned.
     Guarded,
+    /// `Baseline` with `"stream": true`: time to the first byte of an SSE
+    /// answer through Envoy alone.
+    StreamedBaseline,
+    /// `Guarded` with `"stream": true`: time to the first byte of an SSE
+    /// answer (the response read for its token usage).
+    Streamed,
 }
 
 impl Route {
     fn path(self) -> &'static str {
         match self {
-            Route::Baseline => "/baseline/v1/messages?beta=true",
-            Route::Guarded => "/v1/messages?beta=true",
+            Route::Baseline | Route::StreamedBaseline => "/baseline/v1/messages?beta=true",
+            Route::Guarded | Route::Streamed => "/v1/messages?beta=true",
         }
+    }
+
+    fn streamed(self) -> bool {
+        matches!(self, Route::Streamed | Route::StreamedBaseline)
     }
 }
 
@@ -98,9 +108,11 @@ fn stats(mut v: Vec<Duration>) -> Stats {
     }
 }
 
+/// One request; the time to its whole answer, or for a streamed route to
+/// the answer's first body byte (the rest is read too).
 async fn one(client: &reqwest::Client, base: &str, route: Route, body: &bytes::Bytes) -> Duration {
     let t = Instant::now();
-    let resp = client
+    let mut resp = client
         .post(format!("{base}{}", route.path()))
         .header("content-type", "application/json")
         .header("x-api-key", "sk-ant-client-key")
@@ -110,9 +122,28 @@ async fn one(client: &reqwest::Client, base: &str, route: Route, body: &bytes::B
         .await
         .expect("request");
     let status = resp.status();
-    let _ = resp.bytes().await.expect("body");
     assert_eq!(status.as_u16(), 200, "{route:?}");
-    t.elapsed()
+    let first = resp.chunk().await.expect("body");
+    let elapsed = t.elapsed();
+    assert!(
+        first.is_some_and(|c| !c.is_empty()),
+        "{route:?}: an empty answer"
+    );
+    while resp.chunk().await.expect("body").is_some() {}
+    if route.streamed() {
+        elapsed
+    } else {
+        t.elapsed()
+    }
+}
+
+/// The fake provider's SSE answer to the next Messages request, in one
+/// chunk (so a streamed round costs no inter-chunk delays).
+fn script_one_chunk_stream(gw: &Gateway) {
+    let up = gw.upstream();
+    up.script(support::Scripted::Sse(vec![bytes::Bytes::from(
+        up.anthropic_sse_bytes(),
+    )]));
 }
 
 /// A gateway under test and its sequential samples.
@@ -121,6 +152,40 @@ struct Subject {
     gw: Gateway,
     guarded: Vec<Duration>,
     baseline: Vec<Duration>,
+    /// Time to first byte of a streamed answer: through the processor, and
+    /// through Envoy alone.
+    ttfb: Vec<Duration>,
+    ttfb_baseline: Vec<Duration>,
+}
+
+impl Subject {
+    fn new(label: String, gw: Gateway, rounds: usize) -> Subject {
+        Subject {
+            label,
+            gw,
+            guarded: Vec::with_capacity(rounds),
+            baseline: Vec::with_capacity(rounds),
+            ttfb: Vec::with_capacity(rounds),
+            ttfb_baseline: Vec::with_capacity(rounds),
+        }
+    }
+
+    fn samples(&mut self, route: Route) -> &mut Vec<Duration> {
+        match route {
+            Route::Guarded => &mut self.guarded,
+            Route::Baseline => &mut self.baseline,
+            Route::Streamed => &mut self.ttfb,
+            Route::StreamedBaseline => &mut self.ttfb_baseline,
+        }
+    }
+
+    /// CPU time of the processor behind this subject's Envoy, and of Envoy.
+    fn cpu(&self) -> Option<(Duration, Duration)> {
+        Some((
+            cpu_time(self.gw.instances[0].pid()?)?,
+            cpu_time(self.gw.envoy_pid()?)?,
+        ))
+    }
 }
 
 fn main() {
@@ -150,6 +215,8 @@ fn main() {
     .unwrap();
     v["stream"] = false.into();
     let body = bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
+    v["stream"] = true.into();
+    let streamed_body = bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
 
     let start = |bin: Option<std::path::PathBuf>| {
         let mut launch = Gateway::launch(&policy)
@@ -169,27 +236,14 @@ fn main() {
             .edit_envoy(add_baseline_route);
         support::pki::with_envoy_mtls(launch, &ca, &ca, certs.path()).start()
     };
-    let mut subjects = vec![Subject {
-        label: "this build".to_owned(),
-        gw: start(None),
-        guarded: Vec::with_capacity(rounds),
-        baseline: Vec::with_capacity(rounds),
-    }];
+    let mut subjects = vec![Subject::new("this build".to_owned(), start(None), rounds)];
     for bin in compare {
-        subjects.push(Subject {
-            label: format!("compared: {}", bin.display()),
-            gw: start(Some(bin)),
-            guarded: Vec::with_capacity(rounds),
-            baseline: Vec::with_capacity(rounds),
-        });
+        let label = format!("compared: {}", bin.display());
+        subjects.push(Subject::new(label, start(Some(bin)), rounds));
     }
     if env_or("PROMPTGATE_BENCH_MTLS", 0u8) == 1 {
-        subjects.push(Subject {
-            label: "this build, ext_proc over mutual TLS".to_owned(),
-            gw: start_mtls(),
-            guarded: Vec::with_capacity(rounds),
-            baseline: Vec::with_capacity(rounds),
-        });
+        let label = "this build, ext_proc over mutual TLS".to_owned();
+        subjects.push(Subject::new(label, start_mtls(), rounds));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -231,9 +285,13 @@ fn main() {
         // is still being cleaned up (logs, stream teardown), so a fixed
         // order would tax some measurements more than others.
         let n = subjects.len();
-        let mut order: Vec<(usize, Route)> = (0..n)
-            .flat_map(|s| [(s, Route::Guarded), (s, Route::Baseline)])
-            .collect();
+        let routes = [
+            Route::Guarded,
+            Route::Baseline,
+            Route::Streamed,
+            Route::StreamedBaseline,
+        ];
+        let mut order: Vec<(usize, Route)> = (0..n).flat_map(|s| routes.map(|r| (s, r))).collect();
         let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
         for i in 0..rounds {
             for k in (1..order.len()).rev() {
@@ -245,11 +303,14 @@ fn main() {
             }
             for &(s, route) in &order {
                 let s = &mut subjects[s];
-                let t = one(&client, &s.gw.base_url(), route, &body).await;
-                match route {
-                    Route::Guarded => s.guarded.push(t),
-                    Route::Baseline => s.baseline.push(t),
-                }
+                let body = if route.streamed() {
+                    script_one_chunk_stream(&s.gw);
+                    &streamed_body
+                } else {
+                    &body
+                };
+                let t = one(&client, &s.gw.base_url(), route, body).await;
+                s.samples(route).push(t);
             }
             if i % 200 == 0 {
                 for s in &subjects {
@@ -286,6 +347,28 @@ fn main() {
                 us(g.p90) - us(b.p90),
                 us(g.p99) - us(b.p99)
             );
+            let (t, tb) = (
+                stats(std::mem::take(&mut s.ttfb)),
+                stats(std::mem::take(&mut s.ttfb_baseline)),
+            );
+            for (name, s) in [
+                ("SSE first byte, Envoy", &tb),
+                ("SSE first byte, guarded", &t),
+            ] {
+                println!(
+                    "  {name:<26} {:>8.0}  {:>8.0}  {:>8.0}   (n={})",
+                    us(s.p50),
+                    us(s.p90),
+                    us(s.p99),
+                    s.n
+                );
+            }
+            println!(
+                "  first byte added:          {:>8.0}  {:>8.0}  {:>8.0}",
+                us(t.p50) - us(tb.p50),
+                us(t.p90) - us(tb.p90),
+                us(t.p99) - us(tb.p99)
+            );
         }
 
         println!("concurrent, {concurrency} clients, {seconds} s per route:");
@@ -295,6 +378,7 @@ fn main() {
             }
             let base = s.gw.base_url();
             for route in [Route::Baseline, Route::Guarded] {
+                let cpu_before = s.cpu();
                 let deadline = Instant::now() + Duration::from_secs(seconds);
                 let mut tasks = Vec::new();
                 for _ in 0..concurrency {
@@ -313,9 +397,27 @@ fn main() {
                 }
                 s.gw.upstream().clear();
                 let n = all.len();
+                let cpu = s
+                    .cpu()
+                    .zip(cpu_before)
+                    .map(|((p, e), (p0, e0))| (p.saturating_sub(p0), e.saturating_sub(e0)));
                 let st = stats(all);
+                // CPU per request of the processor (only the guarded route
+                // reaches it; health checks are noise here) and of Envoy.
+                let cpu = match cpu {
+                    Some((p, e)) => {
+                        let per = |d: Duration| us(d) / n as f64;
+                        let p = if route == Route::Guarded {
+                            format!("  processor CPU {:>4.0} µs/req", per(p))
+                        } else {
+                            String::new()
+                        };
+                        format!("  Envoy CPU {:>4.0} µs/req{p}", per(e))
+                    }
+                    None => String::new(),
+                };
                 println!(
-                    "  {:<26} {:>7.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                    "  {:<26} {:>7.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs{cpu}",
                     format!("{route:?}"),
                     n as f64 / seconds as f64,
                     us(st.p50),

@@ -19,7 +19,6 @@ mod outcome;
 mod request_body;
 mod request_headers;
 mod response;
-mod stream_flag;
 mod usage_read;
 
 pub use budget::{

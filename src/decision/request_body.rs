@@ -11,7 +11,6 @@ use crate::provider::{self, ErrorKind, Location, ParsedRequest};
 
 use super::outcome::{reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
 use super::request_headers::{RequestCtx, ResponseRead};
-use super::stream_flag::asks_for_stream;
 
 /// Largest request body promptgate inspects (Envoy's buffer limit in the
 /// shipped config is the same).
@@ -471,7 +470,7 @@ impl Inspection<'_, '_> {
         BodyDecision::Continue {
             replacement,
             read_response: restore.is_some()
-                || reads_response(self.backend, self.ctx, self.text.as_bytes()),
+                || reads_response(self.backend, self.ctx, self.parsed.stream),
             restore,
             outcome,
         }
@@ -481,13 +480,13 @@ impl Inspection<'_, '_> {
 /// Whether the response is still read once the body is known: under
 /// `tokenUsage: Streams` a non-streamed answer is not (reading it would
 /// hold the whole answer back for one more exchange).
-fn reads_response(backend: &Backend, ctx: &RequestCtx, body: &[u8]) -> bool {
+fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> bool {
     match ctx.response {
         ResponseRead::Skip => false,
         ResponseRead::Guarded => true,
         ResponseRead::UsageOnly => {
             backend.token_usage != TokenUsageMode::Streams
-                || asks_for_stream(body) != Some(false)
+                || stream != Some(false)
                 // Budgets of tokens or spend debit every response's usage.
                 || backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
         }

@@ -258,6 +258,9 @@ pub struct ParsedRequest<'a> {
     pub model_raw: Option<Range<usize>>,
     /// The decoded model name, if it is a string.
     pub model: Option<Cow<'a, str>>,
+    /// Whether it asks for a streamed (SSE) answer: its top-level `stream`
+    /// member (absent or `null`: no); `None` when `stream` is not a boolean.
+    pub stream: Option<bool>,
     /// The texts guards read, in body order.
     pub segments: Vec<TextSegment<'a>>,
     /// Index of the last message written on the user's side (user role),
@@ -367,6 +370,15 @@ pub(crate) fn read_model<'a>(
         out.model = Some(name);
     }
     Ok(())
+}
+
+/// A body's top-level `stream` member read as [`ParsedRequest::stream`].
+pub(crate) fn read_stream(raw: Option<&RawValue>) -> Option<bool> {
+    match raw.map(|r| r.get().trim()) {
+        None | Some("null") | Some("false") => Some(false),
+        Some("true") => Some(true),
+        Some(_) => None,
+    }
 }
 
 /// Parses a request body of the given schema, extracting the text of the
@@ -540,6 +552,34 @@ mod tests {
             }
             same_as_whole(Dialect::Anthropic, &body);
             same_as_whole(Dialect::OpenAiChat, &body);
+        }
+    }
+
+    #[test]
+    fn the_stream_flag_is_the_top_level_member_only() {
+        let pad = "x".repeat(2 << 20);
+        let first = format!(r#"{{"stream":false,"pad":"{pad}","messages":[]}}"#);
+        let last = format!(r#"{{"pad":"{pad}","messages":[],"stream":true}}"#);
+        for dialect in [Dialect::Anthropic, Dialect::OpenAiChat] {
+            for (b, want) in [
+                (r#"{"a":1,"stream":true}"#, Some(true)),
+                (r#"{"stream":false}"#, Some(false)),
+                ("{\"a\":1,\n  \"stream\" :\ttrue\n}\n", Some(true)),
+                (r#"{"a":{"stream":true}}"#, Some(false)),
+                (r#"{"a":"x\",\"stream\":true}"}"#, Some(false)),
+                (r#"{"a":["\"stream\":true"]}"#, Some(false)),
+                (r#"{"stream":true,"a":1}"#, Some(true)),
+                (r#"{"a":1}"#, Some(false)),
+                (r#"{"stream":null}"#, Some(false)),
+                (r#"{"stream":"true"}"#, None),
+                (r#"{"stream":1}"#, None),
+                (r#"{"\u0073tream":true}"#, Some(true)),
+                (&first, Some(false)),
+                (&last, Some(true)),
+            ] {
+                let parsed = dialect.parse_request(b, KindSet::ALL).expect(b);
+                assert_eq!(parsed.stream, want, "{dialect:?} {b:.80}");
+            }
         }
     }
 

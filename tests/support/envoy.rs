@@ -53,6 +53,10 @@ pub struct EnvoyProcess {
 }
 
 impl EnvoyProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes `cfg` to `<dir>/envoy.yaml` and starts Envoy on it: logs to
     /// `<dir>/envoy.log` (and `envoy.stderr`), the access log (stdout) to
     /// `<dir>/access.log`, flushed every 50 ms. Waits until it is ready.

@@ -391,6 +391,11 @@ impl Gateway {
         }
     }
 
+    /// Envoy's process id (`None` without Envoy).
+    pub fn envoy_pid(&self) -> Option<u32> {
+        self.envoy.as_ref().map(EnvoyProcess::pid)
+    }
+
     pub fn upstream(&self) -> &FakeUpstream {
         &self.upstream
     }

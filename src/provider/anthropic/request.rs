@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use crate::provider::json::skeleton::Skeleton;
 use crate::provider::json::{first_byte, is_escaped};
 use crate::provider::request::offered_tools;
-use crate::provider::request::{read_model, string_leaves};
+use crate::provider::request::{read_model, read_stream, string_leaves};
 use crate::provider::{BodyError, KindSet, Location, ParsedRequest, PartKind, Role, TextSegment};
 
 /// The body; `T` is how tool definitions are read (parsed, or raw to be
@@ -27,6 +27,8 @@ use crate::provider::{BodyError, KindSet, Location, ParsedRequest, PartKind, Rol
 struct Body<'a, T> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
     #[serde(borrow, default)]
     system: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -274,6 +276,7 @@ pub(crate) fn parse_skeleton<'a>(
         )?;
         Body {
             model: raw.model,
+            stream: raw.stream,
             system: raw.system,
             messages: raw.messages,
             tools: raw.tools.is_some().then_some(tools),
@@ -282,6 +285,7 @@ pub(crate) fn parse_skeleton<'a>(
         skeleton.parse()?
     };
     read_model(skeleton, parsed.model, &mut out)?;
+    out.stream = read_stream(parsed.stream);
     let mut cx = Ctx {
         skeleton,
         kinds,

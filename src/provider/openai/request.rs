@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::provider::json::first_byte;
 use crate::provider::json::skeleton::Skeleton;
-use crate::provider::request::{offered_tools, read_model};
+use crate::provider::request::{offered_tools, read_model, read_stream};
 use crate::provider::{BodyError, KindSet, Location, ParsedRequest, PartKind, Role, TextSegment};
 
 /// The body; `T` is how tool definitions are read (parsed, or raw to be
@@ -23,6 +23,8 @@ use crate::provider::{BodyError, KindSet, Location, ParsedRequest, PartKind, Rol
 struct Body<'a, T> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
     #[serde(borrow, default)]
     messages: Option<Vec<Message<'a>>>,
     #[serde(default)]
@@ -86,6 +88,7 @@ pub(crate) fn parse_skeleton<'a>(
         )?;
         Body {
             model: raw.model,
+            stream: raw.stream,
             messages: raw.messages,
             tools: raw.tools.is_some().then_some(tools),
         }
@@ -93,6 +96,7 @@ pub(crate) fn parse_skeleton<'a>(
         skeleton.parse()?
     };
     read_model(skeleton, parsed.model, &mut out)?;
+    out.stream = read_stream(parsed.stream);
     fn push<'a>(
         skeleton: &Skeleton<'a>,
         kinds: KindSet,
