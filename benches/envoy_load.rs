@@ -347,6 +347,29 @@ fn main() {
                 us(g.p90) - us(b.p90),
                 us(g.p99) - us(b.p99)
             );
+            // Time inside promptgate's handler per message (its own
+            // metrics; not for other processors).
+            let metrics = s.gw.promptgate_admin_get("/metrics").unwrap_or_default();
+            let phase_mean = |phase: &str| {
+                let get = |what: &str| {
+                    let key =
+                        format!("promptgate_phase_duration_seconds_{what}{{phase=\"{phase}\"}} ");
+                    metrics
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&key)?.trim().parse::<f64>().ok())
+                };
+                Some(get("sum")? / get("count")? * 1e6)
+            };
+            let phases = ["request_headers", "request_body", "response_body"]
+                .iter()
+                .filter_map(|p| Some(format!("{p} {:.0} µs", phase_mean(p)?)))
+                .collect::<Vec<_>>();
+            if !phases.is_empty() {
+                println!(
+                    "  in promptgate's handler, mean per message: {}",
+                    phases.join(", ")
+                );
+            }
             let (t, tb) = (
                 stats(std::mem::take(&mut s.ttfb)),
                 stats(std::mem::take(&mut s.ttfb_baseline)),
