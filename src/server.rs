@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
 use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
-use crate::extproc::ExtProcService;
+use crate::extproc::{grpc::SERVICE_NAME, ExtProcServer, ExtProcService};
 use crate::lifecycle::DrainOptions;
 use crate::policy::Policy;
 
@@ -62,7 +61,7 @@ pub async fn serve_drained(
     let local = listener.local_addr()?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<ExternalProcessorServer<ExtProcService>>()
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
         .await;
     // The empty service name stands for the whole server.
     health_reporter
@@ -76,9 +75,7 @@ pub async fn serve_drained(
         )
         .await;
 
-    let extproc = ExternalProcessorServer::new(ExtProcService::new(policy))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let extproc = ExtProcServer::new(ExtProcService::new(policy), MAX_MESSAGE_BYTES);
 
     let transport = if tls.is_some() { "mutual TLS" } else { "h2c" };
     tracing::info!(%local, transport, "promptgate listening (ext_proc + grpc.health.v1)");
@@ -89,7 +86,7 @@ pub async fn serve_drained(
         // /readyz on the admin port turns with the health service.
         crate::telemetry::set_ready(false);
         health_reporter
-            .set_not_serving::<ExternalProcessorServer<ExtProcService>>()
+            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
             .await;
         health_reporter
             .set_service_status("", tonic_health::ServingStatus::NotServing)

@@ -10,10 +10,14 @@
 //! order ends the stream with a gRPC error status — never a panic.
 
 pub mod claims;
+pub mod codec;
+pub mod grpc;
 mod mutation;
 mod phase;
 mod state;
 
+pub use codec::Inbound;
+pub use grpc::ExtProcServer;
 pub use phase::Phase;
 pub use state::StreamState;
 
@@ -21,8 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessor;
-use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -44,16 +47,16 @@ impl ExtProcService {
     }
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+pub(crate) type ResponseStream =
+    Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl ExternalProcessor for ExtProcService {
-    type ProcessStream = ResponseStream;
-
-    async fn process(
+impl ExtProcService {
+    /// One ext_proc stream (= one HTTP request): its messages through a
+    /// [`StreamState`], each answered in order.
+    pub async fn process(
         &self,
-        request: Request<Streaming<ProcessingRequest>>,
-    ) -> Result<Response<Self::ProcessStream>, Status> {
+        request: Request<Streaming<Inbound>>,
+    ) -> Result<Response<ResponseStream>, Status> {
         let hint = request
             .metadata()
             .get(BACKEND_METADATA)

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::{
     BodySendMode, HeaderSendMode,
 };
@@ -17,6 +19,7 @@ use envoy_types::pb::google::protobuf::Struct;
 use tonic::Status;
 use tracing::Instrument;
 
+use super::codec::Inbound;
 use super::mutation::{self, find_header, header_mutation, response_status};
 use super::Phase;
 use crate::audit;
@@ -95,7 +98,13 @@ impl StreamState {
 
     /// Handles one message; an `Err` ends the stream with that status.
     /// Telemetry: a child span and a latency sample per message.
-    pub async fn handle(&mut self, msg: ProcessingRequest) -> Result<ProcessingResponse, Status> {
+    /// Takes a message as tonic decoded it ([`Inbound`], body apart) or as
+    /// built in memory (`ProcessingRequest`).
+    pub async fn handle(
+        &mut self,
+        msg: impl Into<Inbound>,
+    ) -> Result<ProcessingResponse, Status> {
+        let Inbound { msg, body } = msg.into();
         let phase = Phase::of(&msg);
         if let Some(processing_request::Request::RequestHeaders(h)) = &msg.request {
             let headers = h.headers.as_ref().map_or(&[][..], |m| m.headers.as_slice());
@@ -104,7 +113,7 @@ impl StreamState {
         let started = std::time::Instant::now();
         let (span, phase_span) = (self.telemetry.span(), self.telemetry.phase_span(phase));
         let result = self
-            .handle_message(msg)
+            .handle_message(msg, body)
             .instrument(phase_span)
             .instrument(span)
             .await;
@@ -146,6 +155,7 @@ impl StreamState {
     async fn handle_message(
         &mut self,
         msg: ProcessingRequest,
+        body: Option<Bytes>,
     ) -> Result<ProcessingResponse, Status> {
         use processing_request::Request as In;
         use processing_response::Response as Out;
@@ -164,12 +174,12 @@ impl StreamState {
                 self.on_request_headers(h, msg.metadata_context.as_ref())
                     .await
             }
-            In::RequestBody(b) => self.on_request_body(b).await,
+            In::RequestBody(b) => self.on_request_body(b, body).await,
             // A BUFFERED body followed by trailers arrives with
             // end_of_stream=false; it was decided when it arrived.
             In::RequestTrailers(_) => Out::RequestTrailers(TrailersResponse::default()),
             In::ResponseHeaders(h) => self.on_response_headers(h),
-            In::ResponseBody(b) => self.on_response_body(b).await,
+            In::ResponseBody(b) => self.on_response_body(b, body).await,
             In::ResponseTrailers(_) => Out::ResponseTrailers(TrailersResponse::default()),
         };
         let mut out = ProcessingResponse {
@@ -315,7 +325,13 @@ impl StreamState {
         }
     }
 
-    async fn on_request_body(&mut self, b: HttpBody) -> processing_response::Response {
+    /// `chunk`: the body's bytes as decoded apart from `b` (else `b.body`).
+    async fn on_request_body(
+        &mut self,
+        mut b: HttpBody,
+        chunk: Option<Bytes>,
+    ) -> processing_response::Response {
+        let chunk = chunk.unwrap_or_else(|| Bytes::from(std::mem::take(&mut b.body)));
         let Some(ctx) = self.ctx.clone() else {
             // No request headers were sent (request_header_mode SKIP): no
             // backend, no route. Fail closed.
@@ -347,21 +363,21 @@ impl StreamState {
         if !complete {
             // BUFFERED_PARTIAL delivered only the first part of the body,
             // or a STREAMED body outgrew what promptgate inspects.
-            if !streamed || self.held_body.len() + b.body.len() > MAX_BODY_BYTES {
+            if !streamed || self.held_body.len() + chunk.len() > MAX_BODY_BYTES {
                 return self.refuse(too_large(&ctx));
             }
             // Hold the chunk back until the whole body is here.
-            self.held_body.extend_from_slice(&b.body);
+            self.held_body.extend_from_slice(&chunk);
             return mutation::request_body(Some(mutation::body_cleared()));
         }
         self.request_body_done = true;
         let held_back = !self.held_body.is_empty();
         let body = if held_back {
             let mut all = std::mem::take(&mut self.held_body);
-            all.extend_from_slice(&b.body);
-            all
+            all.extend_from_slice(&chunk);
+            Bytes::from(all)
         } else {
-            b.body
+            chunk
         };
         let (decision, body) = if body.len() > BLOCKING_THRESHOLD {
             // A large body is decided on the blocking pool, so its scan
@@ -426,7 +442,7 @@ impl StreamState {
                 // BUFFERED one only when it changed.
                 let new_body = match (replacement, held_back) {
                     (Some(r), _) => r,
-                    (None, true) => body,
+                    (None, true) => body.into(),
                     (None, false) => return mutation::request_body(None),
                 };
                 // A decoded body goes out decoded: drop its content-encoding.
@@ -506,11 +522,16 @@ impl StreamState {
         }
     }
 
-    async fn on_response_body(&mut self, b: HttpBody) -> processing_response::Response {
+    async fn on_response_body(
+        &mut self,
+        b: HttpBody,
+        chunk: Option<Bytes>,
+    ) -> processing_response::Response {
         self.response_done |= b.end_of_stream;
+        let chunk = chunk.as_deref().unwrap_or(&b.body);
         let answer = self
             .response
-            .body(self.ctx.as_ref(), &b.body, b.end_of_stream);
+            .body(self.ctx.as_ref(), chunk, b.end_of_stream);
         for tool in &answer.tools {
             self.telemetry.on_tool(tool);
             let entry = audit::entry::tool(tool, self.audited.as_ref(), self.ids());

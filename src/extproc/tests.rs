@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_
     BodySendMode, HeaderSendMode,
 };
 use envoy_types::pb::envoy::service::ext_proc::v3::{
+    ProcessingRequest,
     body_mutation, processing_request, processing_response, HttpBody, HttpHeaders,
 };
 use envoy_types::pb::envoy::service::ext_proc::v3::{HttpTrailers, ProtocolConfiguration};
