@@ -14,8 +14,10 @@
 //! 5. the same, log lines to a file (the write itself is 5 − 4);
 //! 6. protobuf encode of the two answers.
 //!
-//! `cargo bench --bench hot_path`. Knob: PROMPTGATE_BENCH_REQUESTS (rounds,
-//! default 3000).
+//! `cargo bench --bench hot_path`. Knobs: PROMPTGATE_BENCH_REQUESTS (rounds,
+//! default 3000), PROMPTGATE_BENCH_COLD=1 (32 MB written before each round,
+//! so stages 1 and 2 start with cold caches, as a request does on a busy
+//! machine).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -211,8 +213,16 @@ fn main() {
         "6. protobuf encode (both answers)",
     ];
     let mut t: Vec<Samples> = stages.iter().map(|_| Samples(Vec::new())).collect();
+    let mut evict = vec![0u8; 32 << 20];
+    let cold = env_or("PROMPTGATE_BENCH_COLD", 0u8) == 1;
     for i in 0..(rounds + 300) {
         let keep = i >= 300;
+        if cold {
+            for (k, b) in evict.iter_mut().enumerate().step_by(64) {
+                *b = b.wrapping_add(k as u8);
+            }
+            std::hint::black_box(&evict);
+        }
         let w = wire(i);
         let s = Instant::now();
         let decoded = decode(&w);
