@@ -88,11 +88,7 @@ pub fn decode(buf: &mut impl Buf) -> Result<Inbound, DecodeError> {
                 // A repeated oneof member merges into the last one, as in prost.
                 let mut http = match msg.request.take() {
                     Some(processing_request::Request::RequestBody(b)) if tag == REQUEST_BODY => b,
-                    Some(processing_request::Request::ResponseBody(b))
-                        if tag == RESPONSE_BODY =>
-                    {
-                        b
-                    }
+                    Some(processing_request::Request::ResponseBody(b)) if tag == RESPONSE_BODY => b,
                     _ => {
                         body = None;
                         HttpBody::default()
@@ -111,7 +107,9 @@ pub fn decode(buf: &mut impl Buf) -> Result<Inbound, DecodeError> {
             }
             _ => {
                 if matches!(tag, REQUEST_BODY | RESPONSE_BODY) {
-                    return Err(DecodeError::Shape("a body message with the wrong wire type"));
+                    return Err(DecodeError::Shape(
+                        "a body message with the wrong wire type",
+                    ));
                 }
                 // Another member of the oneof replaces a body read before it.
                 if ONEOF.contains(&tag) {
@@ -135,10 +133,7 @@ fn length_delimited(buf: &mut impl Buf) -> Result<Bytes, DecodeError> {
 
 /// Reads an `HttpBody` into `http`; its `body` bytes, if the field is there
 /// (the last one wins, as in protobuf).
-fn decode_http_body(
-    field: &mut Bytes,
-    http: &mut HttpBody,
-) -> Result<Option<Bytes>, DecodeError> {
+fn decode_http_body(field: &mut Bytes, http: &mut HttpBody) -> Result<Option<Bytes>, DecodeError> {
     let mut body = None;
     let ctx = DecodeContext::default();
     while field.has_remaining() {

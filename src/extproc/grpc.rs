@@ -69,13 +69,16 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != PROCESS {
             return Box::pin(async move {
-                Ok(Status::unimplemented("promptgate serves ExternalProcessor/Process only")
-                    .into_http())
+                Ok(
+                    Status::unimplemented("promptgate serves ExternalProcessor/Process only")
+                        .into_http(),
+                )
             });
         }
         let (inner, max) = (self.inner.clone(), self.max_message_bytes);
         Box::pin(async move {
-            let mut grpc = Grpc::new(IngressCodec).apply_max_message_size_config(Some(max), Some(max));
+            let mut grpc =
+                Grpc::new(IngressCodec).apply_max_message_size_config(Some(max), Some(max));
             Ok(grpc.streaming(Process(inner), req).await)
         })
     }

@@ -100,10 +100,7 @@ impl StreamState {
     /// Telemetry: a child span and a latency sample per message.
     /// Takes a message as tonic decoded it ([`Inbound`], body apart) or as
     /// built in memory (`ProcessingRequest`).
-    pub async fn handle(
-        &mut self,
-        msg: impl Into<Inbound>,
-    ) -> Result<ProcessingResponse, Status> {
+    pub async fn handle(&mut self, msg: impl Into<Inbound>) -> Result<ProcessingResponse, Status> {
         let Inbound { msg, body } = msg.into();
         let phase = Phase::of(&msg);
         if let Some(processing_request::Request::RequestHeaders(h)) = &msg.request {

@@ -10,8 +10,8 @@ use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_
     BodySendMode, HeaderSendMode,
 };
 use envoy_types::pb::envoy::service::ext_proc::v3::{
-    ProcessingRequest,
     body_mutation, processing_request, processing_response, HttpBody, HttpHeaders,
+    ProcessingRequest,
 };
 use envoy_types::pb::envoy::service::ext_proc::v3::{HttpTrailers, ProtocolConfiguration};
 use envoy_types::pb::google::protobuf::value;
