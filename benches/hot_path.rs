@@ -4,8 +4,9 @@
 //! promptgate's two answers.
 //!
 //! Stages, each timed alone and interleaved round by round (medians):
-//! 1. protobuf decode of the two `ProcessingRequest`s from their wire bytes
-//!    (what tonic does on arrival);
+//! 1. protobuf decode of the two `ProcessingRequest`s from their wire bytes:
+//!    promptgate's codec (the body shared with the receive buffer), and
+//!    prost's (the body copied out), for comparison;
 //! 2. the decision core alone (`decision::request_headers` + `request_body`);
 //! 3. the ext_proc state machine (`StreamState::handle` for both messages,
 //!    then the stream's end: metrics, span close) with no log subscriber;
@@ -31,7 +32,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use futures_util::FutureExt;
 use promptgate::decision::{self, RequestHead};
-use promptgate::extproc::StreamState;
+use promptgate::extproc::{codec, StreamState};
 use promptgate::policy::{LoadOptions, Policy};
 use promptgate::telemetry::{self, StreamTelemetry};
 use prost::Message;
@@ -172,6 +173,12 @@ fn main() {
     };
     let decode = |(h, b): &(bytes::Bytes, bytes::Bytes)| {
         (
+            codec::decode(&mut h.clone()).unwrap(),
+            codec::decode(&mut b.clone()).unwrap(),
+        )
+    };
+    let prost_decode = |(h, b): &(bytes::Bytes, bytes::Bytes)| {
+        (
             ProcessingRequest::decode(h.clone()).unwrap(),
             ProcessingRequest::decode(b.clone()).unwrap(),
         )
@@ -205,7 +212,8 @@ fn main() {
     };
 
     let stages = [
-        "1. protobuf decode (headers + 76 KB body)",
+        "1. decode, promptgate's codec (body shared)",
+        "1b. decode, prost (body copied)",
         "2. decision core (headers + body)",
         "3. state machine, no subscriber",
         "4. state machine, logs to a sink",
@@ -228,6 +236,10 @@ fn main() {
         let decoded = decode(&w);
         let d1 = s.elapsed();
         std::hint::black_box(decoded);
+        let s = Instant::now();
+        let decoded = prost_decode(&w);
+        let d1b = s.elapsed();
+        std::hint::black_box(decoded);
         let d2 = core(i);
         let (d3, _) = machine(&none, i);
         let (d4, _) = machine(&to_sink, i);
@@ -237,7 +249,7 @@ fn main() {
         let d6 = s.elapsed();
         std::hint::black_box(n);
         if keep {
-            for (k, d) in [d1, d2, d3, d4, d5, d6].into_iter().enumerate() {
+            for (k, d) in [d1, d1b, d2, d3, d4, d5, d6].into_iter().enumerate() {
                 t[k].0.push(d);
             }
         }
@@ -250,18 +262,23 @@ fn main() {
     for (name, v) in stages.iter().zip(&m) {
         println!("  {name:<44} {v:>7.1}");
     }
+    // m: [1, 1b, 2, 3, 4, 5, 6]
     println!("  derived:");
     println!(
-        "    state machine beyond the core (3 − 2)        {:>7.1}",
-        m[2] - m[1]
+        "    the body copy prost would make (1b − 1)      {:>7.1}",
+        m[1] - m[0]
     );
     println!(
-        "    spans and log lines (4 − 3)                  {:>7.1}",
+        "    state machine beyond the core (3 − 2)        {:>7.1}",
         m[3] - m[2]
     );
     println!(
-        "    writing the log lines (5 − 4)                {:>7.1}",
+        "    spans and log lines (4 − 3)                  {:>7.1}",
         m[4] - m[3]
+    );
+    println!(
+        "    writing the log lines (5 − 4)                {:>7.1}",
+        m[5] - m[4]
     );
     let lines = std::fs::read_to_string(&log_path).unwrap_or_default();
     println!(
