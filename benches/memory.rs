@@ -14,8 +14,10 @@
 //!    1 MB body. RSS is sampled every 10 s; RSS at the end must be within
 //!    10 % of RSS after the first minute (no growth with time).
 //!
-//! `./scripts/bench-memory.sh`. Loopback only, bounded in time; exits
-//! non-zero when a goal is missed.
+//! `./scripts/bench-memory.sh`. PROMPTGATE_MEMORY_BIN runs another
+//! promptgate binary (a build of main, a wrapper that sets allocator
+//! variables). Loopback only, bounded in time; exits non-zero when a goal
+//! is missed.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -185,10 +187,17 @@ fn main() {
         .build()
         .unwrap();
     let mut failed = false;
+    let launch = || {
+        let launch = Gateway::launch(policy()).quiet_envoy();
+        match std::env::var_os("PROMPTGATE_MEMORY_BIN") {
+            Some(bin) => launch.promptgate_bin(bin.into()),
+            None => launch,
+        }
+    };
 
     // 1. Peak per in-flight request.
     {
-        let gw = Gateway::launch(policy()).quiet_envoy().start();
+        let gw = launch().start();
         let pid = gw.instances[0].pid().expect("promptgate runs");
         let big = bytes::Bytes::from(serde_json::to_vec(&with_tool_result(body_mb << 20)).unwrap());
         let small = bytes::Bytes::new();
@@ -245,7 +254,7 @@ fn main() {
 
     // 2. RSS under mixed load.
     if soak > 0 {
-        let gw = Gateway::launch(policy()).quiet_envoy().start();
+        let gw = launch().start();
         let pid = gw.instances[0].pid().expect("promptgate runs");
         let large = bytes::Bytes::from(serde_json::to_vec(&with_tool_result(1 << 20)).unwrap());
         let started = Instant::now();
