@@ -2,6 +2,7 @@
 //! (see [`super::placeholder`]), and what each placeholder stands for
 //! noted for the response's [restore](crate::provider::restore).
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use super::{Finding, MaskKey};
@@ -13,6 +14,11 @@ use crate::provider::restore::Restore;
 /// placeholder of its decoded value (JSON-escaped when it needs to be),
 /// every other byte is copied as it is. Spans of restoring findings are
 /// noted in `restore`.
+///
+/// A value masked again in the same literal (an author's e-mail address
+/// through a `git log`) takes the placeholder made the first time: the
+/// keyed hash was a fifth of the 1 MB `git log` decision with
+/// `[Secrets, Pii]` and 50 organisation patterns (callgrind).
 pub fn mask_literal(
     literal: &str,
     findings: &[&Finding],
@@ -21,10 +27,16 @@ pub fn mask_literal(
     out: &mut Vec<u8>,
 ) {
     let mut at = 0;
+    let mut made: HashMap<(&str, &str), String> = HashMap::new();
     for span in merged(findings) {
         out.extend_from_slice(&literal.as_bytes()[at..span.range.start]);
-        let value = literal::decode(&literal[span.range.clone()]);
-        let placeholder = key.placeholder(span.base, &value);
+        let raw = &literal[span.range.clone()];
+        let value = literal::decode(raw);
+        // By raw span: equal raw bytes decode to equal values.
+        let placeholder = made
+            .entry((span.base, raw))
+            .or_insert_with(|| key.placeholder(span.base, &value))
+            .clone();
         if placeholder
             .bytes()
             .any(|b| b < 0x20 || b == b'"' || b == b'\\')

@@ -406,11 +406,22 @@ proptest::proptest! {
                 (gate_of(&pattern).gate.unwrap()[0].clone(), g as u32)
             })
             .collect();
-        let s = Searcher::new(&atoms);
-        let mut found = Vec::new();
-        s.find(raw.as_bytes(), &mut found);
-        found.sort();
-        found.dedup();
+        let mut s = Searcher::new(&atoms);
+        proptest::prop_assert!(s.has_literal_automaton());
+        let mut found: Option<Vec<Hit>> = None;
+        // The trigram filter and the plain automaton alike.
+        for isa in Isa::all() {
+            s.isa = isa;
+            let mut out = Vec::new();
+            s.find(raw.as_bytes(), &mut out);
+            out.sort();
+            out.dedup();
+            if let Some(f) = &found {
+                proptest::prop_assert_eq!(f, &out, "{:?}", isa);
+            }
+            found = Some(out);
+        }
+        let found = found.expect("an instruction set");
         let b = raw.as_bytes();
         let mut want = Vec::new();
         for (g, w) in words.iter().enumerate() {
@@ -424,5 +435,120 @@ proptest::proptest! {
         }
         want.sort();
         proptest::prop_assert_eq!(found, want);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// The trigram filter of every instruction set reports every position
+    /// whose three bytes hash into the set, and the last two, in order:
+    /// texts of any bytes (non-ASCII ones too) and lengths around the
+    /// 32-position steps.
+    #[test]
+    fn simd_trigrams_equal_the_scalar_ones(
+        set in proptest::collection::vec(proptest::collection::vec(0u8..=255, 1..5), 0..40),
+        text in proptest::collection::vec(
+            proptest::sample::select(b"aAbB0p@` _-.zZ\x80\xff\x00".to_vec()),
+            0..200,
+        ),
+    ) {
+        let mut t = crate::guard::vector::Trigrams::default();
+        for s in &set {
+            t.insert(s);
+        }
+        let mut want = Vec::new();
+        for at in 0..text.len() {
+            match text[at..] {
+                [a, b, c, ..] if !t.contains(a, b, c) => {}
+                _ => want.push(at),
+            }
+        }
+        // Every occurrence of an inserted string is among them.
+        for s in &set {
+            for at in 0..(text.len() + 1).saturating_sub(s.len()) {
+                if text[at..at + s.len()].iter().zip(s).all(|(x, y)| x & 31 == y & 31) {
+                    proptest::prop_assert!(want.contains(&at));
+                }
+            }
+        }
+        for isa in Isa::all() {
+            let mut found = Vec::new();
+            isa.trigrams(&t, &text, |at| found.push(at));
+            proptest::prop_assert_eq!(&found, &want, "{:?}", isa);
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Random sets of many literals (the secret pack's path: a trigram
+    /// filter, then the anchored automaton), some shorter than three
+    /// bytes (left to the passes), in random texts built from them: every
+    /// occurrence in any ASCII case is a hit, at 32-byte step edges and
+    /// at the text's end too, by every instruction set; the same as a
+    /// naive search and the plain automaton. (No digits in the literals:
+    /// the searcher widens a digit to all ten; the text has them, and `p`
+    /// and `` ` `` that hash like `0` and `@`.)
+    #[test]
+    fn random_literal_sets_are_found_exactly(
+        long in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(b"abABp@`-._x".to_vec()), 3..9),
+            56..90,
+        ),
+        short in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(b"abABp@`-._x".to_vec()), 1..3),
+            0..4,
+        ),
+        pieces in proptest::collection::vec((0usize..90, 0usize..4), 0..120),
+        lead in 0usize..40,
+    ) {
+        let literals: Vec<Vec<u8>> = long.into_iter().chain(short).collect();
+        // Text: a lead of filler to shift the step edges, then literals
+        // (or their starts) with filler between.
+        let filler = b"q 0p`@ -zz";
+        let mut text: Vec<u8> = filler.iter().cycle().take(lead).copied().collect();
+        for (k, (i, cut)) in pieces.iter().enumerate() {
+            let l = &literals[i % literals.len()];
+            let l: Vec<u8> = l.iter().map(|b| if k % 3 == 0 { b.to_ascii_uppercase() } else { *b }).collect();
+            let n = l.len().saturating_sub(*cut % 2 * cut).max(1);
+            text.extend_from_slice(&l[..n]);
+            text.extend_from_slice(&filler[..k % 3]);
+        }
+        let raw = String::from_utf8(text).expect("ASCII");
+        // Each literal is its own gate (one too short to have one is left
+        // out of the search and of the reference).
+        let gated: Vec<(Atom, u32, &Vec<u8>)> = literals
+            .iter()
+            .enumerate()
+            .filter_map(|(g, l)| {
+                let l_str = std::str::from_utf8(l).expect("ASCII");
+                let gate = gate_of(&format!("(?i){}", regex_syntax::escape(l_str))).gate?;
+                Some((gate[0].clone(), g as u32, l))
+            })
+            .collect();
+        for (atom, _, l) in &gated {
+            proptest::prop_assert_eq!(atom.literal(), Some(l.to_ascii_lowercase()));
+        }
+        let atoms: Vec<(Atom, u32)> = gated.iter().map(|(a, g, _)| (a.clone(), *g)).collect();
+        let mut s = Searcher::new(&atoms);
+        proptest::prop_assert!(s.has_literal_automaton());
+        let b = raw.as_bytes();
+        let mut want = Vec::new();
+        for &(_, g, l) in &gated {
+            for pos in 0..(b.len() + 1).saturating_sub(l.len()) {
+                if b[pos..pos + l.len()].eq_ignore_ascii_case(l) {
+                    want.push(Hit { pos: pos as u32, group: g });
+                }
+            }
+        }
+        want.sort();
+        for isa in Isa::all() {
+            s.isa = isa;
+            let mut out = Vec::new();
+            s.find(b, &mut out);
+            out.sort();
+            out.dedup();
+            proptest::prop_assert_eq!(&out, &want, "{:?}", isa);
+        }
     }
 }

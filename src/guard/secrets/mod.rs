@@ -68,6 +68,16 @@
 //! instructions, ~10 → ~8.7 ms wall clock). That DFA is now the largest
 //! single cost (~19 M, ~18 instructions a byte); a SIMD literal-set
 //! prefilter (FDR-like, many literals per pass) is the next step.
+//!
+//! Done: a SIMD filter of the literals' hashed first three bytes in front
+//! of that DFA (see `prefilter::searcher::Literals` for the figures and
+//! why not Teddy) took the literal gate of a 1 MB service log from ~17.6
+//! M to ~4 M instructions, and the `content_kinds` decisions with
+//! `[Secrets, Pii]` by 27-39 % of their instructions (source 41.2 ->
+//! 28.3 M, `git log` 79.6 -> 48.8 M), 13-21 % in MB/s. Still short of
+//! the targets: what remains is spread over the digit gate
+//! (~9-11 M on logs and CI), regions and their regexes, normalisation,
+//! and parsing the body.
 
 mod ai;
 mod cloud;

@@ -2,9 +2,9 @@
 //! exact tables (suspects then are the byte-by-byte code's alone), and,
 //! for the tests, `Vector` on 32 plain lanes.
 
-use super::FingerprintTables;
 #[cfg(test)]
 use super::Vector;
+use super::{FingerprintTables, Trigrams};
 
 /// [`super::Isa::fingerprints`] byte by byte.
 #[inline]
@@ -13,6 +13,17 @@ pub fn fingerprints(t: &FingerprintTables, raw: &[u8], found: &mut impl FnMut(us
         let bits = t.exact_bits(raw, at);
         if bits != 0 {
             found(at, bits);
+        }
+    }
+}
+
+/// [`super::Isa::trigrams`] byte by byte, from position `from` on.
+#[inline]
+pub fn trigrams(t: &Trigrams, raw: &[u8], from: usize, found: &mut impl FnMut(usize)) {
+    for at in from..raw.len() {
+        match raw[at..] {
+            [a, b, c, ..] if !t.contains(a, b, c) => {}
+            _ => found(at),
         }
     }
 }

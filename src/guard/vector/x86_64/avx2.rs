@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::guard::vector::{kernels, FingerprintTables, Vector};
+use crate::guard::vector::{kernels, FingerprintTables, Trigrams, Vector};
 
 /// Proof that this CPU has AVX2: only [`Avx2::detect`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,14 @@ impl Avx2 {
         unsafe { fingerprints(t, raw, found) }
     }
 
+    /// [`super::super::Isa::trigrams`] with AVX2, 32 positions a step;
+    /// returns where the steps end.
+    #[inline]
+    pub fn trigrams(self, t: &Trigrams, raw: &[u8], found: &mut impl FnMut(usize)) -> usize {
+        // SAFETY: the token proves AVX2.
+        unsafe { trigrams(t, raw, found) }
+    }
+
     /// [`kernels::suspect_blocks`] with AVX2.
     #[inline]
     pub fn suspect_blocks(self, raw: &[u8], found: &mut impl FnMut(usize, bool)) -> usize {
@@ -48,6 +56,87 @@ impl Avx2 {
         // SAFETY: the token proves AVX2.
         unsafe { next_digit(raw, from) }
     }
+}
+
+/// The positions of 32 bytes from `p` whose trigram hashes into `t`: the
+/// hashes of 16 positions at a time in 16-bit lanes, widened to 32 bits
+/// and each looked up by a gather of its bitmap word.
+///
+/// Gathers rather than shuffles: a shuffle looks up a 16-entry table, so
+/// a Teddy-style filter takes nibbles and the union of many literals'
+/// nibbles a bucket (see `Literals` in `prefilter/searcher.rs`).
+///
+/// # Safety
+///
+/// AVX2 is enabled in the caller, and 34 bytes from `p` are readable.
+#[inline(always)]
+unsafe fn trigram_mask(words: *const i32, p: *const u8) -> u32 {
+    // SAFETY: the caller's guarantees.
+    unsafe { trigram_half(words, p) | trigram_half(words, p.add(16)) << 16 }
+}
+
+/// [`trigram_mask`] of 16 positions.
+///
+/// # Safety
+///
+/// AVX2 is enabled in the caller, and 18 bytes from `p` are readable.
+#[inline(always)]
+unsafe fn trigram_half(words: *const i32, p: *const u8) -> u32 {
+    // SAFETY: the caller's guarantees (plain functions, no closures, so
+    // that everything inlines into the AVX2 function).
+    unsafe {
+        let m31 = _mm256_set1_epi16(31);
+        let a = _mm256_cvtepu8_epi16(_mm_loadu_si128(p.cast()));
+        let b = _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(1).cast()));
+        let c = _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(2).cast()));
+        let h = _mm256_or_si256(
+            _mm256_and_si256(a, m31),
+            _mm256_or_si256(
+                _mm256_slli_epi16::<5>(_mm256_and_si256(b, m31)),
+                _mm256_slli_epi16::<10>(_mm256_and_si256(c, m31)),
+            ),
+        );
+        trigram_test(words, _mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)))
+            | trigram_test(
+                words,
+                _mm256_cvtepu16_epi32(_mm256_extracti128_si256::<1>(h)),
+            ) << 8
+    }
+}
+
+/// Which of eight hashes (32-bit lanes) are in the bitmap `words`.
+///
+/// # Safety
+///
+/// AVX2 is enabled in the caller; every hash is below 2^15, so the
+/// gather reads words of the 1024-word bitmap.
+#[inline(always)]
+unsafe fn trigram_test(words: *const i32, h: __m256i) -> u32 {
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        let w = _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32::<5>(h));
+        let bit = _mm256_srlv_epi32(w, _mm256_and_si256(h, _mm256_set1_epi32(31)));
+        _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<31>(bit))) as u32
+    }
+}
+
+/// # Safety
+///
+/// The CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn trigrams(t: &Trigrams, raw: &[u8], found: &mut impl FnMut(usize)) -> usize {
+    let words = t.words().as_ptr().cast::<i32>();
+    let mut at = 0;
+    while at + 34 <= raw.len() {
+        // SAFETY: AVX2 is enabled here; 34 bytes from `at` are in `raw`.
+        let mut m = unsafe { trigram_mask(words, raw.as_ptr().add(at)) };
+        while m != 0 {
+            found(at + m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+        at += 32;
+    }
+    at
 }
 
 /// # Safety
