@@ -533,3 +533,93 @@ async fn a_stream_cut_short_debits_what_it_reported() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// How many messages of `phase` promptgate handled (its metrics).
+fn phase_count(gw: &Gateway, phase: &str) -> u64 {
+    let key = format!("promptgate_phase_duration_seconds_count{{phase=\"{phase}\"}} ");
+    gw.promptgate_metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The shipped Envoy config adds the remaining budget headers itself from
+/// promptgate's metadata (`response_headers_to_add`), so promptgate never
+/// asks for the response headers for them; an Envoy without that config
+/// (no `x-promptgate-budget-headers` gRPC metadata: Envoy Gateway) gets
+/// them from promptgate on the response headers, with the same values.
+#[tokio::test]
+async fn remaining_budget_headers_come_from_envoy_or_from_promptgate() {
+    let budgets = "limits:\n- name: tokens\n  key: 'request.headers[\"x-user\"]'\n  tokens: 1000\n  window: 10m\n- name: rpm\n  key: 'request.headers[\"x-user\"]'\n  requests: 5\n  window: 10m\n";
+    let expect = |headers: &reqwest::header::HeaderMap, tokens: &str, requests: &str| {
+        assert_eq!(
+            header(headers, "x-promptgate-budget-remaining-tokens"),
+            Some(tokens)
+        );
+        assert_eq!(
+            header(headers, "x-promptgate-budget-remaining-requests"),
+            Some(requests)
+        );
+        assert_eq!(
+            headers
+                .get_all("x-promptgate-budget-remaining-tokens")
+                .iter()
+                .count(),
+            1,
+            "one header, not one from each"
+        );
+    };
+
+    let gw = Gateway::launch(policy(budgets)).quiet_envoy().start();
+    for stream in [false, true] {
+        let (status, headers, _) = ask(&gw, "olga", stream).await;
+        assert_eq!(status, 200);
+        // As they stood before this request's own usage (the first
+        // answer's 37 tokens are spent by the second request).
+        let left = if stream {
+            (1000 - TOKENS_PER_ANSWER).to_string()
+        } else {
+            "1000".into()
+        };
+        expect(&headers, &left, if stream { "3" } else { "4" });
+    }
+    assert_eq!(
+        phase_count(&gw, "response_headers"),
+        0,
+        "no response-headers exchange"
+    );
+    // A passthrough request carries no budget headers.
+    let resp = client().get(gw.url("/v1/models")).send().await.unwrap();
+    assert!(resp
+        .headers()
+        .get("x-promptgate-budget-remaining-tokens")
+        .is_none());
+    gw.assert_ext_proc_clean();
+
+    // Without the config's word, promptgate adds them on the response headers.
+    let gw = Gateway::launch(policy(budgets))
+        .quiet_envoy()
+        .edit_envoy(|cfg: &mut serde_yaml::Value| {
+            let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+                [0]["typed_config"];
+            let vh = &mut hcm["route_config"]["virtual_hosts"][0];
+            vh.as_mapping_mut()
+                .unwrap()
+                .remove("response_headers_to_add");
+            let grpc = &mut hcm["http_filters"][0]["typed_config"]["grpc_service"];
+            grpc.as_mapping_mut().unwrap().remove("initial_metadata");
+        })
+        .start();
+    for stream in [false, true] {
+        let (status, headers, _) = ask(&gw, "olga", stream).await;
+        assert_eq!(status, 200);
+        let left = if stream {
+            (1000 - TOKENS_PER_ANSWER).to_string()
+        } else {
+            "1000".into()
+        };
+        expect(&headers, &left, if stream { "3" } else { "4" });
+    }
+    assert!(phase_count(&gw, "response_headers") >= 2);
+    gw.assert_ext_proc_clean();
+}

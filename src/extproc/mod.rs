@@ -34,6 +34,10 @@ use crate::telemetry::StreamTelemetry;
 
 /// gRPC metadata key with which Envoy names the backend of a route.
 pub const BACKEND_METADATA: &str = "x-promptgate-backend";
+/// gRPC metadata with which Envoy's config says it adds the remaining
+/// budget headers itself (`envoy`: `response_headers_to_add` from the
+/// `promptgate` metadata), so promptgate skips the response headers for them.
+pub const BUDGET_HEADERS_METADATA: &str = "x-promptgate-budget-headers";
 
 /// The ext_proc gRPC service.
 #[derive(Clone)]
@@ -64,6 +68,10 @@ impl ExtProcService {
             .map(str::to_owned);
         // A stream keeps the policy it started with, whatever reloads meanwhile.
         let mut machine = StreamState::new(self.policy.load_full(), hint);
+        machine.envoy_adds_budget_headers = request
+            .metadata()
+            .get(BUDGET_HEADERS_METADATA)
+            .is_some_and(|v| v.as_bytes() == b"envoy");
         machine.telemetry = StreamTelemetry::start(request.metadata());
         let inbound = request.into_inner();
         let out = futures_util::stream::unfold(Some((inbound, machine)), |state| async move {

@@ -70,6 +70,10 @@ pub struct StreamState {
     /// The request passed its budgets: headers for the response, counters
     /// its usage is added to.
     budget: Option<BudgetPass>,
+    /// Envoy adds the remaining budget headers from promptgate's metadata
+    /// (its config says so in the gRPC metadata): they go out as metadata
+    /// with the request's answer, and the response headers are not asked for.
+    pub envoy_adds_budget_headers: bool,
 }
 
 impl StreamState {
@@ -93,6 +97,7 @@ impl StreamState {
             response_done: false,
             response_mode: None,
             budget: None,
+            envoy_adds_budget_headers: false,
         }
     }
 
@@ -231,7 +236,9 @@ impl StreamState {
             // Usage only: the response headers are skipped and the body
             // streamed — an SSE stream or a JSON body, told apart by its
             // first bytes — and every chunk passes unchanged.
-            ResponseRead::UsageOnly if budgets => (0, BodySendMode::Streamed as i32),
+            ResponseRead::UsageOnly if budgets && !self.envoy_adds_budget_headers => {
+                (0, BodySendMode::Streamed as i32)
+            }
             ResponseRead::UsageOnly => (HeaderSendMode::Skip as i32, BodySendMode::Streamed as i32),
             // Nothing to read in the response.
             ResponseRead::Skip => (HeaderSendMode::Skip as i32, 0),
@@ -302,7 +309,7 @@ impl StreamState {
                         });
                     if let Some((ctx, check)) = check {
                         match self.check_budget(&ctx, &check, &outcome).await {
-                            BudgetVerdict::Pass(pass) => self.budget = Some(pass),
+                            BudgetVerdict::Pass(pass) => self.pass_budget(pass),
                             BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
                         }
                     }
@@ -419,7 +426,7 @@ impl StreamState {
                     decision::budget_check(&self.policy, &ctx, outcome.model_requested.as_deref())
                 {
                     match self.check_budget(&ctx, &check, &outcome).await {
-                        BudgetVerdict::Pass(pass) => self.budget = Some(pass),
+                        BudgetVerdict::Pass(pass) => self.pass_budget(pass),
                         BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
                     }
                 }
@@ -488,6 +495,7 @@ impl StreamState {
                 let budget_headers = self
                     .budget
                     .as_ref()
+                    .filter(|_| !self.envoy_adds_budget_headers)
                     .map(|b| {
                         b.headers
                             .iter()
@@ -576,6 +584,15 @@ impl StreamState {
         self.telemetry
             .on_budget_check(backend, &budgets, &verdict, started.elapsed());
         verdict
+    }
+
+    /// Keeps a passed budget check for the response; when Envoy adds the
+    /// remaining budget headers, hands them over as metadata now.
+    fn pass_budget(&mut self, pass: BudgetPass) {
+        if self.envoy_adds_budget_headers && !pass.headers.is_empty() {
+            self.queue_metadata(telemetry::budget_headers_metadata(&pass.headers));
+        }
+        self.budget = Some(pass);
     }
 
     /// Adds the response's usage to the request's budgets (bounded by

@@ -104,6 +104,23 @@ pub fn usage_metadata(usage: &Usage, response_model: Option<&str>) -> Struct {
     f.into_namespace()
 }
 
+/// The remaining budget headers (`x-promptgate-budget-remaining-tokens`
+/// …) as metadata for Envoy to turn into response headers itself
+/// (`budget_remaining_tokens` …, strings, exactly the headers' values): the
+/// shipped Envoy config's `response_headers_to_add` reads them, so no
+/// response-headers exchange is needed for them.
+pub fn budget_headers_metadata(headers: &[(&'static str, String)]) -> Struct {
+    let mut f = Fields::new();
+    for (name, value) in headers {
+        let key = name
+            .strip_prefix("x-promptgate-")
+            .unwrap_or(name)
+            .replace('-', "_");
+        f.str(&key, Some(value.as_str()));
+    }
+    f.into_namespace()
+}
+
 /// The response decision: `response_decision`, `response_masked`,
 /// `response_rule`, `response_location`, and when not zero
 /// `tool_calls_blocked` and `placeholders_restored`.

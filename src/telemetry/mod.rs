@@ -23,7 +23,8 @@ pub mod stream;
 
 pub use admin::set_ready;
 pub use metadata::{
-    decision_metadata, merge_metadata, response_metadata, usage_metadata, METADATA_NAMESPACE,
+    budget_headers_metadata, decision_metadata, merge_metadata, response_metadata, usage_metadata,
+    METADATA_NAMESPACE,
 };
 pub use metrics::metrics;
 pub use stream::{on_budget_debit, Phase, StreamTelemetry};
