@@ -349,16 +349,9 @@ fn main() {
             );
             // Time inside promptgate's handler per message (its own
             // metrics; not for other processors).
-            let metrics = s.gw.promptgate_admin_get("/metrics").unwrap_or_default();
             let phase_mean = |phase: &str| {
-                let get = |what: &str| {
-                    let key =
-                        format!("promptgate_phase_duration_seconds_{what}{{phase=\"{phase}\"}} ");
-                    metrics
-                        .lines()
-                        .find_map(|l| l.strip_prefix(&key)?.trim().parse::<f64>().ok())
-                };
-                Some(get("sum")? / get("count")? * 1e6)
+                let (sum, n) = s.gw.phase_durations(phase)?;
+                (n > 0).then(|| sum / n as f64 * 1e6)
             };
             let phases = ["request_headers", "request_body", "response_body"]
                 .iter()

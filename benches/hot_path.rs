@@ -26,17 +26,15 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
-use envoy_types::pb::envoy::service::ext_proc::v3::{
-    processing_request, HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse,
-};
+use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
 use futures_util::FutureExt;
 use promptgate::decision::{self, RequestHead};
 use promptgate::extproc::{codec, StreamState};
-use promptgate::policy::{LoadOptions, Policy};
+use promptgate::policy::Policy;
 use promptgate::telemetry::{self, StreamTelemetry};
 use prost::Message;
 use support::bench::{env_or, percentile, us};
+use support::messages::{claude_code_headers, request_body};
 use support::{Backend, Guard};
 
 fn policy() -> support::Policy {
@@ -51,55 +49,8 @@ fn policy() -> support::Policy {
     )
 }
 
-fn header(k: &str, v: &str) -> HeaderValue {
-    HeaderValue {
-        key: k.into(),
-        raw_value: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-/// The request headers as Envoy sends them (Claude Code's set).
-fn headers_message(n: u64) -> ProcessingRequest {
-    let mut headers = vec![
-        header(":method", "POST"),
-        header(":path", "/v1/messages?beta=true"),
-        header(":authority", "127.0.0.1:8080"),
-        header(":scheme", "http"),
-        header("content-type", "application/json"),
-        header("anthropic-version", "2023-06-01"),
-        header(
-            "anthropic-beta",
-            "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14",
-        ),
-        header("user-agent", "claude-cli/2.0.0 (external, cli)"),
-        header("x-api-key", "sk-client-key"),
-        header("x-app", "cli"),
-        header("x-stainless-lang", "js"),
-        header("x-forwarded-proto", "http"),
-        header("x-request-id", &format!("6f1c1a2e-0000-4000-8000-{n:012x}")),
-        header("content-length", "76306"),
-    ];
-    headers.push(header("accept", "application/json"));
-    ProcessingRequest {
-        request: Some(processing_request::Request::RequestHeaders(HttpHeaders {
-            headers: Some(HeaderMap { headers }),
-            end_of_stream: false,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
-fn body_message(body: &[u8]) -> ProcessingRequest {
-    ProcessingRequest {
-        request: Some(processing_request::Request::RequestBody(HttpBody {
-            body: body.to_vec(),
-            end_of_stream: true,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+fn request_id(n: u64) -> String {
+    format!("6f1c1a2e-0000-4000-8000-{n:012x}")
 }
 
 /// One request through the state machine; its two answers.
@@ -131,22 +82,8 @@ fn main() {
         return;
     }
     let rounds: u64 = env_or("PROMPTGATE_BENCH_REQUESTS", 3000);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), policy().to_yaml()).unwrap();
-    for (name, value) in policy().secrets() {
-        let d = dir.path().join("secrets").join(&name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("Authorization"), value).unwrap();
-    }
-    let policy = Arc::new(
-        Policy::from_file(
-            &dir.path().join("policy.yaml"),
-            &LoadOptions {
-                secrets_dir: Some(dir.path().join("secrets")),
-            },
-        )
-        .expect("policy"),
-    );
+    let (dir, policy) = policy().load();
+    let policy = Arc::new(policy);
     let mut v: serde_json::Value = serde_json::from_str(include_str!(
         "../tests/fixtures/claude_code_first_turn.json"
     ))
@@ -167,8 +104,8 @@ fn main() {
         .unwrap();
     let wire = |n: u64| {
         (
-            bytes::Bytes::from(headers_message(n).encode_to_vec()),
-            bytes::Bytes::from(body_message(&body).encode_to_vec()),
+            bytes::Bytes::from(claude_code_headers(&request_id(n)).encode_to_vec()),
+            bytes::Bytes::from(request_body(&body).encode_to_vec()),
         )
     };
     let decode = |(h, b): &(bytes::Bytes, bytes::Bytes)| {
@@ -184,7 +121,7 @@ fn main() {
         )
     };
     let machine = |d: &tracing::Dispatch, n: u64| {
-        let (h, b) = (headers_message(n), body_message(&body));
+        let (h, b) = (claude_code_headers(&request_id(n)), request_body(&body));
         let t = Instant::now();
         let answers = tracing::dispatcher::with_default(d, || {
             rt.block_on(through_state_machine(&policy, h, b))

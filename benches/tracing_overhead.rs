@@ -20,14 +20,11 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
-use envoy_types::pb::envoy::service::ext_proc::v3::{
-    processing_request, HttpBody, HttpHeaders, ProcessingRequest,
-};
 use promptgate::extproc::StreamState;
-use promptgate::policy::{LoadOptions, Policy};
+use promptgate::policy::Policy;
 use promptgate::telemetry::{self, StreamTelemetry};
+use support::messages::{claude_code_headers, request_body};
 use support::otlp::OtlpReceiver;
 use support::{Backend, Gateway, Guard};
 use tonic::transport::Channel;
@@ -53,14 +50,6 @@ fn start(env: &[(&str, String)]) -> Gateway {
     launch.start()
 }
 
-fn header(k: &str, v: &str) -> HeaderValue {
-    HeaderValue {
-        key: k.into(),
-        raw_value: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
 fn traceparent(n: u64) -> String {
     format!(
         "00-{:032x}-{:016x}-01",
@@ -69,46 +58,16 @@ fn traceparent(n: u64) -> String {
     )
 }
 
-fn headers_message(n: u64) -> ProcessingRequest {
-    ProcessingRequest {
-        request: Some(processing_request::Request::RequestHeaders(HttpHeaders {
-            headers: Some(HeaderMap {
-                headers: vec![
-                    header(":method", "POST"),
-                    header(":path", "/v1/messages?beta=true"),
-                    header(":authority", "127.0.0.1:8080"),
-                    header("content-type", "application/json"),
-                    header("anthropic-version", "2023-06-01"),
-                    header("x-api-key", "sk-client-key"),
-                    header("x-request-id", &format!("bench-{n}")),
-                ],
-            }),
-            end_of_stream: false,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
-fn body_message(body: &[u8]) -> ProcessingRequest {
-    ProcessingRequest {
-        request: Some(processing_request::Request::RequestBody(HttpBody {
-            body: body.to_vec(),
-            end_of_stream: true,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
 /// One request through the ext_proc state machine, in process.
 async fn in_process(policy: &Arc<Policy>, n: u64, body: &[u8]) {
     let mut md = tonic::metadata::MetadataMap::new();
     md.insert("traceparent", traceparent(n).parse().unwrap());
     let mut s = StreamState::new(policy.clone(), Some("anthropic".into()));
     s.telemetry = StreamTelemetry::start(&md);
-    s.handle(headers_message(n)).await.expect("headers");
-    s.handle(body_message(body)).await.expect("body");
+    s.handle(claude_code_headers(&format!("bench-{n}")))
+        .await
+        .expect("headers");
+    s.handle(request_body(body)).await.expect("body");
     // the stream ends: request metrics, the span is closed and queued for export
 }
 
@@ -121,10 +80,12 @@ async fn one(client: &mut ExternalProcessorClient<Channel>, n: u64, body: &[u8])
         .insert("x-promptgate-backend", "anthropic".parse().unwrap());
     req.metadata_mut()
         .insert("traceparent", traceparent(n).parse().unwrap());
-    tx.send(headers_message(n)).await.unwrap();
+    tx.send(claude_code_headers(&format!("bench-{n}")))
+        .await
+        .unwrap();
     let mut answers = client.process(req).await.expect("process").into_inner();
     answers.message().await.unwrap().expect("headers answer");
-    tx.send(body_message(body)).await.unwrap();
+    tx.send(request_body(body)).await.unwrap();
     answers.message().await.unwrap().expect("body answer");
     drop(tx);
     while let Ok(Some(_)) = answers.message().await {}
@@ -166,17 +127,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     // The in-process policy: the same file with its secret.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), policy().to_yaml()).unwrap();
-    for (name, value) in policy().secrets() {
-        std::fs::create_dir_all(dir.path().join("secrets").join(&name)).unwrap();
-        std::fs::write(
-            dir.path().join("secrets").join(&name).join("Authorization"),
-            value,
-        )
-        .unwrap();
-    }
-
+    let (_dir, policy) = policy().load();
+    let policy = Arc::new(policy);
     let receiver = OtlpReceiver::start();
     let mut v: serde_json::Value = serde_json::from_str(include_str!(
         "../tests/fixtures/claude_code_first_turn.json"
@@ -192,15 +144,6 @@ fn main() {
     let pipeline = telemetry::otel::Pipeline::from_env().expect("trace pipeline");
     let d_on = tracing::Dispatch::new(telemetry::subscriber(std::io::sink, Some(&pipeline)));
     let d_off = tracing::Dispatch::new(telemetry::subscriber(std::io::sink, None));
-    let policy = Arc::new(
-        Policy::from_file(
-            &dir.path().join("policy.yaml"),
-            &LoadOptions {
-                secrets_dir: Some(dir.path().join("secrets")),
-            },
-        )
-        .expect("policy"),
-    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -534,15 +534,6 @@ async fn a_stream_cut_short_debits_what_it_reported() {
     }
 }
 
-/// How many messages of `phase` promptgate handled (its metrics).
-fn phase_count(gw: &Gateway, phase: &str) -> u64 {
-    let key = format!("promptgate_phase_duration_seconds_count{{phase=\"{phase}\"}} ");
-    gw.promptgate_metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// The shipped Envoy config adds the remaining budget headers itself from
 /// promptgate's metadata (`response_headers_to_add`), so promptgate never
 /// asks for the response headers for them; an Envoy without that config
@@ -584,7 +575,7 @@ async fn remaining_budget_headers_come_from_envoy_or_from_promptgate() {
         expect(&headers, &left, if stream { "3" } else { "4" });
     }
     assert_eq!(
-        phase_count(&gw, "response_headers"),
+        gw.phase_count("response_headers"),
         0,
         "no response-headers exchange"
     );
@@ -620,6 +611,6 @@ async fn remaining_budget_headers_come_from_envoy_or_from_promptgate() {
         };
         expect(&headers, &left, if stream { "3" } else { "4" });
     }
-    assert!(phase_count(&gw, "response_headers") >= 2);
+    assert!(gw.phase_count("response_headers") >= 2);
     gw.assert_ext_proc_clean();
 }

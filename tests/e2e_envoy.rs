@@ -1154,15 +1154,6 @@ fn claude_code_trips_no_builtin() {
     assert_eq!(posts, 1);
 }
 
-/// How many messages of `phase` promptgate handled (its metrics).
-fn phase_count(gw: &Gateway, phase: &str) -> u64 {
-    let key = format!("promptgate_phase_duration_seconds_count{{phase=\"{phase}\"}} ");
-    gw.promptgate_metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Default (`tokenUsage: Streams`): a non-streamed answer is not held back
 /// for its token counts — promptgate's stream ends with the request body
 /// and Envoy passes the response untouched (content-length kept); a
@@ -1198,8 +1189,8 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
     let entry = wait_access_log(&gw, |e| !e["promptgate"]["input_tokens"].is_null()).await;
     assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
-    assert_eq!(phase_count(&gw, "response_headers"), 0);
-    assert!(phase_count(&gw, "response_body") >= 1);
+    assert_eq!(gw.phase_count("response_headers"), 0);
+    assert!(gw.phase_count("response_body") >= 1);
     gw.assert_ext_proc_clean();
 }
 
@@ -1227,7 +1218,7 @@ async fn token_usage_all_reads_non_streamed_responses() {
         support::FAKE_OPENAI_MODEL,
         "{entry}"
     );
-    assert_eq!(phase_count(&gw, "response_headers"), 0);
+    assert_eq!(gw.phase_count("response_headers"), 0);
     gw.assert_ext_proc_clean();
 
     let gw = Gateway::start(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)));

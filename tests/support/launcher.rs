@@ -438,6 +438,20 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("promptgate /metrics: {e}\n{}", self.logs()))
     }
 
+    /// The sum and count of promptgate's `promptgate_phase_duration_seconds`
+    /// for `phase` (its seconds in messages of that phase, and how many);
+    /// `None` where there is no such series or no promptgate admin port
+    /// (another processor in its place, in the benchmarks).
+    pub fn phase_durations(&self, phase: &str) -> Option<(f64, u64)> {
+        phase_series(&self.promptgate_admin_get("/metrics").ok()?, phase)
+    }
+
+    /// How many messages of `phase` promptgate handled (0 before the
+    /// first); its metrics must answer.
+    pub fn phase_count(&self, phase: &str) -> u64 {
+        phase_series(&self.promptgate_metrics(), phase).map_or(0, |(_, n)| n)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -602,4 +616,16 @@ impl Drop for Gateway {
             eprintln!("kept {}", keep.keep().display());
         }
     }
+}
+
+/// `promptgate_phase_duration_seconds`' sum and count for `phase` in a
+/// Prometheus exposition.
+fn phase_series(metrics: &str, phase: &str) -> Option<(f64, u64)> {
+    let get = |what: &str| {
+        let key = format!("promptgate_phase_duration_seconds_{what}{{phase=\"{phase}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key)?.trim().parse::<f64>().ok())
+    };
+    Some((get("sum")?, get("count")? as u64))
 }

@@ -13,6 +13,7 @@
 //! * [`claude`] — the Claude Code CLI driver.
 //! * [`otlp`] — a real OTLP/gRPC trace receiver.
 //! * [`bench`] — percentiles and knobs of the load benchmarks.
+//! * [`messages`] — ext_proc messages built in memory (in-process benchmarks).
 //! * [`pki`] — test certificates (a CA, server and client certificates) and
 //!   a gRPC client over mutual TLS.
 //! * [`redis`] — a real `redis-server` on a loopback port (budgets).
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod claude;
 pub mod envoy;
 pub mod launcher;
+pub mod messages;
 pub mod otlp;
 pub mod pki;
 pub mod policy;

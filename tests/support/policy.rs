@@ -81,6 +81,26 @@ impl Policy {
             .collect()
     }
 
+    /// Compiles this policy as `promptgate serve` would load it: the file
+    /// and its secrets written to a folder (kept alive by the returned
+    /// guard), then `Policy::from_file`. For in-process benchmarks.
+    pub fn load(&self) -> (tempfile::TempDir, promptgate::policy::Policy) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policy.yaml"), self.to_yaml()).unwrap();
+        for (name, value) in self.secrets() {
+            let d = dir.path().join("secrets").join(&name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("Authorization"), value).unwrap();
+        }
+        let options = promptgate::policy::LoadOptions {
+            secrets_dir: Some(dir.path().join("secrets")),
+        };
+        let policy =
+            promptgate::policy::Policy::from_file(&dir.path().join("policy.yaml"), &options)
+                .expect("the policy loads");
+        (dir, policy)
+    }
+
     /// The policy as YAML (serde_yaml).
     pub fn to_yaml(&self) -> String {
         let mask_key = self
