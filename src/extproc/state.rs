@@ -13,11 +13,14 @@ use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     processing_request, processing_response, CommonResponse, HeadersResponse, HttpBody,
-    HttpHeaders, ImmediateResponse, ProcessingRequest, ProcessingResponse, TrailersResponse,
+    HttpHeaders, ProcessingRequest, ProcessingResponse, TrailersResponse,
 };
 use envoy_types::pb::google::protobuf::Struct;
 use tonic::Status;
 use tracing::Instrument;
+
+mod budget;
+mod record;
 
 use super::codec::Inbound;
 use super::mutation::{self, find_header, header_mutation, response_status};
@@ -26,11 +29,11 @@ use crate::audit;
 use crate::decision::{
     self, BodyDecision, BodyMode, BudgetPass, BudgetVerdict, ChunkDecision, HeadersDecision,
     Outcome, Reply, RequestCtx, RequestHead, ResponseDecider, ResponseHeadersDecision,
-    ResponseRead, ResponseRecord, MAX_BODY_BYTES,
+    ResponseRead, MAX_BODY_BYTES,
 };
 use crate::policy::{Policy, RouteType};
 use crate::provider::ErrorKind;
-use crate::telemetry::{self, StreamTelemetry};
+use crate::telemetry::StreamTelemetry;
 
 /// Bodies larger than this are decided on the blocking pool, so a 32 MB
 /// scan never stalls the async workers.
@@ -562,144 +565,11 @@ impl StreamState {
         }
     }
 
-    /// Asks the store about the request's budgets (bounded by
-    /// `storeTimeout`) and decides on its answer.
-    async fn check_budget(
-        &mut self,
-        ctx: &RequestCtx,
-        check: &decision::BudgetCheck,
-        outcome: &Outcome,
-    ) -> BudgetVerdict {
-        let budgets = self.policy.backends[ctx.backend]
-            .budgets
-            .clone()
-            .expect("a budget check comes from a backend with budgets");
-        let started = std::time::Instant::now();
-        let answer = budgets
-            .store
-            .check(&check.items, budgets.store_timeout)
-            .await;
-        let verdict = decision::budget_verdict(&self.policy, ctx, check, answer, outcome);
-        let backend = &self.policy.backends[ctx.backend].name;
-        self.telemetry
-            .on_budget_check(backend, &budgets, &verdict, started.elapsed());
-        verdict
-    }
-
-    /// Keeps a passed budget check for the response; when Envoy adds the
-    /// remaining budget headers, hands them over as metadata now.
-    fn pass_budget(&mut self, pass: BudgetPass) {
-        if self.envoy_adds_budget_headers && !pass.headers.is_empty() {
-            self.queue_metadata(telemetry::budget_headers_metadata(&pass.headers));
-        }
-        self.budget = Some(pass);
-    }
-
-    /// Adds the response's usage to the request's budgets (bounded by
-    /// `storeTimeout`; a failure is logged and counted, the response goes
-    /// on).
-    async fn debit_budget(&mut self, record: &ResponseRecord) {
-        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
-            return;
-        };
-        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
-            return;
-        };
-        if pass.debit.is_empty() {
-            return;
-        }
-        let model = record.model.as_deref();
-        let items = decision::budget_debits(&budgets, &pass, &record.usage, model);
-        let started = std::time::Instant::now();
-        let result = budgets.store.debit(&items, budgets.store_timeout).await;
-        let backend = &self.policy.backends[ctx.backend].name;
-        telemetry::on_budget_debit(
-            backend,
-            &budgets,
-            &pass,
-            &items,
-            result.as_ref().err(),
-            started.elapsed(),
-        );
-    }
-
-    /// Records a request decision (log line, span, metrics) and queues it
-    /// as Envoy dynamic metadata.
-    fn record(&mut self, outcome: Outcome) {
-        let md = self.telemetry.on_outcome(&outcome);
-        self.queue_metadata(md);
-        if let Some(log) = audit::log() {
-            let entry = audit::entry::request(&outcome, self.ids(), log.allows());
-            self.audit(entry);
-            self.audited = Some(outcome);
-        }
-    }
-
-    /// The request's ids for audit entries.
-    fn ids(&self) -> audit::entry::Ids<'_> {
-        audit::entry::Ids {
-            request_id: self.telemetry.request_id(),
-            trace_id: self.telemetry.trace_id(),
-        }
-    }
-
-    /// Queues an audit entry; notes a refusal (full queue, `FailClosed`).
-    fn audit(&mut self, entry: Option<serde_json::Value>) {
-        if let (Some(log), Some(entry)) = (audit::log(), entry) {
-            if log.submit(entry).is_err() {
-                self.audit_refused = true;
-            }
-        }
-    }
-
-    /// The answer when the audit log could not take the decision's entry
-    /// and the setting is `FailClosed`: nothing passes unaudited.
-    fn audit_refusal(&mut self) -> processing_response::Response {
-        let reply = decision::gateway_error(
-            self.ctx.as_ref(),
-            503,
-            "promptgate could not record this decision in its audit log; try again",
-        );
-        self.reply(reply)
-    }
-
-    /// Queues metadata for the next answer, merged with what is queued.
-    fn queue_metadata(&mut self, md: Struct) {
-        match &mut self.pending_metadata {
-            Some(existing) => telemetry::merge_metadata(existing, md),
-            None => self.pending_metadata = Some(md),
-        }
-    }
-
-    /// Logs the response decision and queues it, with token usage, as
-    /// dynamic metadata.
-    fn finish_response(&mut self, r: ResponseRecord) {
-        tracing::info!(
-            response_decision = r.decision.as_str(),
-            response_rule = r.rule.as_deref(),
-            response_location = r.location.as_deref(),
-            response_masked = r.masked,
-            tool_calls_blocked = r.tools_blocked,
-            placeholders_restored = r.restored,
-            response_audited = r.audited,
-            "response decision"
-        );
-        self.telemetry.on_restored(r.restored);
-        self.telemetry.on_response_audits(&r.audited_rules);
-        if let Some(log) = audit::log() {
-            let entry = audit::entry::response(&r, self.audited.as_ref(), self.ids(), log.allows());
-            self.audit(entry);
-        }
-        let usage_md = self.telemetry.on_usage(&r.usage, r.model.as_deref());
-        self.queue_metadata(usage_md);
-        self.queue_metadata(telemetry::response_metadata(&r));
-    }
-
     /// An immediate response whose outcome was recorded already (a
     /// response guard's rejection).
     fn reply(&mut self, reply: Reply) -> processing_response::Response {
         self.replied = true;
-        processing_response::Response::ImmediateResponse(immediate(reply))
+        processing_response::Response::ImmediateResponse(mutation::immediate(reply))
     }
 
     /// An immediate response whose outcome is the request's record.
@@ -707,51 +577,6 @@ impl StreamState {
         self.record(reply.outcome.clone());
         self.reply(reply)
     }
-}
-
-impl Drop for StreamState {
-    /// A stream that ends before its response did (the client went away,
-    /// the upstream reset): the usage the response reported so far (an SSE
-    /// stream's `message_start`) is debited, on a task of its own.
-    fn drop(&mut self) {
-        if self.response_done {
-            return;
-        }
-        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
-            return;
-        };
-        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
-            return;
-        };
-        let Some((usage, model)) = self.response.usage_so_far() else {
-            return;
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let items = decision::budget_debits(&budgets, &pass, &usage, model.as_deref());
-        let backend = self.policy.backends[ctx.backend].name.clone();
-        tracing::debug!(
-            backend,
-            "response cut short: debiting the usage it reported"
-        );
-        rt.spawn(async move {
-            let started = std::time::Instant::now();
-            let result = budgets.store.debit(&items, budgets.store_timeout).await;
-            telemetry::on_budget_debit(
-                &backend,
-                &budgets,
-                &pass,
-                &items,
-                result.as_ref().err(),
-                started.elapsed(),
-            );
-        });
-    }
-}
-
-fn immediate(reply: Reply) -> ImmediateResponse {
-    mutation::immediate(reply)
 }
 
 fn too_large(ctx: &RequestCtx) -> Reply {

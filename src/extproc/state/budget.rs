@@ -1,0 +1,114 @@
+//! A stream's calls to the budget store: the check its decision asks for,
+//! the debit of its response's usage, and the debit of a response cut
+//! short when the stream goes.
+
+use std::sync::Arc;
+
+use super::StreamState;
+use crate::budget::{Budgets, DebitItem};
+use crate::decision::{self, BudgetPass, BudgetVerdict, Outcome, RequestCtx, ResponseRecord};
+use crate::telemetry;
+
+impl StreamState {
+    /// Asks the store about the request's budgets (bounded by
+    /// `storeTimeout`) and decides on its answer.
+    pub(super) async fn check_budget(
+        &mut self,
+        ctx: &RequestCtx,
+        check: &decision::BudgetCheck,
+        outcome: &Outcome,
+    ) -> BudgetVerdict {
+        let budgets = self.policy.backends[ctx.backend]
+            .budgets
+            .clone()
+            .expect("a budget check comes from a backend with budgets");
+        let started = std::time::Instant::now();
+        let answer = budgets
+            .store
+            .check(&check.items, budgets.store_timeout)
+            .await;
+        let verdict = decision::budget_verdict(&self.policy, ctx, check, answer, outcome);
+        let backend = &self.policy.backends[ctx.backend].name;
+        self.telemetry
+            .on_budget_check(backend, &budgets, &verdict, started.elapsed());
+        verdict
+    }
+
+    /// Keeps a passed budget check for the response; when Envoy adds the
+    /// remaining budget headers, hands them over as metadata now.
+    pub(super) fn pass_budget(&mut self, pass: BudgetPass) {
+        if self.envoy_adds_budget_headers && !pass.headers.is_empty() {
+            self.queue_metadata(telemetry::budget_headers_metadata(&pass.headers));
+        }
+        self.budget = Some(pass);
+    }
+
+    /// Adds the response's usage to the request's budgets (bounded by
+    /// `storeTimeout`; a failure is logged and counted, the response goes
+    /// on).
+    pub(super) async fn debit_budget(&mut self, record: &ResponseRecord) {
+        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
+            return;
+        };
+        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
+            return;
+        };
+        if pass.debit.is_empty() {
+            return;
+        }
+        let items =
+            decision::budget_debits(&budgets, &pass, &record.usage, record.model.as_deref());
+        debit(
+            &budgets,
+            &self.policy.backends[ctx.backend].name,
+            &pass,
+            &items,
+        )
+        .await;
+    }
+}
+
+impl Drop for StreamState {
+    /// A stream that ends before its response did (the client went away,
+    /// the upstream reset): the usage the response reported so far (an SSE
+    /// stream's `message_start`) is debited, on a task of its own.
+    fn drop(&mut self) {
+        if self.response_done {
+            return;
+        }
+        let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
+            return;
+        };
+        let Some(budgets) = self.policy.backends[ctx.backend].budgets.clone() else {
+            return;
+        };
+        let Some((usage, model)) = self.response.usage_so_far() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let items = decision::budget_debits(&budgets, &pass, &usage, model.as_deref());
+        let backend = self.policy.backends[ctx.backend].name.clone();
+        tracing::debug!(
+            backend,
+            "response cut short: debiting the usage it reported"
+        );
+        rt.spawn(async move { debit(&budgets, &backend, &pass, &items).await });
+    }
+}
+
+/// Adds `items` to the store (bounded by `storeTimeout`; a failure is
+/// logged and counted) and records the debit.
+async fn debit(budgets: &Arc<Budgets>, backend: &str, pass: &BudgetPass, items: &[DebitItem]) {
+    let started = std::time::Instant::now();
+    let result = budgets.store.debit(items, budgets.store_timeout).await;
+    telemetry::on_budget_debit(
+        backend,
+        budgets,
+        pass,
+        items,
+        result.as_ref().err(),
+        started.elapsed(),
+    );
+}
