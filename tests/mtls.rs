@@ -10,12 +10,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
-use envoy_types::pb::envoy::service::ext_proc::v3::{
-    processing_request, processing_response, HttpBody, HttpHeaders, ProcessingRequest,
-};
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_response;
 use support::envoy::{insert_promptgate_mtls, PromptgateTls};
+use support::messages::{request_body, request_headers};
 use support::pki::{plain_channel, tls_channel, with_envoy_mtls, Leaf, TestCa};
 use support::{client, Backend, Gateway, Policy};
 use tonic::transport::Channel;
@@ -43,36 +41,16 @@ async fn health(channel: Channel) -> Result<i32, tonic::Status> {
 /// body of `POST /v1/messages` (the body's answer injects the key), as
 /// `name: value` lines.
 async fn ext_proc_answer(channel: Channel) -> Result<String, tonic::Status> {
-    let headers = ProcessingRequest {
-        request: Some(processing_request::Request::RequestHeaders(HttpHeaders {
-            headers: Some(HeaderMap {
-                headers: [
-                    (":method", "POST"),
-                    (":path", "/v1/messages"),
-                    (":authority", "gw"),
-                    ("content-type", "application/json"),
-                    ("x-api-key", "sk-client"),
-                ]
-                .iter()
-                .map(|(k, v)| HeaderValue {
-                    key: (*k).into(),
-                    raw_value: v.as_bytes().to_vec(),
-                    ..Default::default()
-                })
-                .collect(),
-            }),
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
-    let body = ProcessingRequest {
-        request: Some(processing_request::Request::RequestBody(HttpBody {
-            body: br#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#.to_vec(),
-            end_of_stream: true,
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
+    let headers = request_headers(&[
+        (":method", "POST"),
+        (":path", "/v1/messages"),
+        (":authority", "gw"),
+        ("content-type", "application/json"),
+        ("x-api-key", "sk-client"),
+    ]);
+    let body = request_body(
+        br#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
     let mut stream = ExternalProcessorClient::new(channel)
         .process(tokio_stream::iter(vec![headers, body]))
         .await?
