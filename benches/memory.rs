@@ -142,6 +142,9 @@ async fn send(client: &reqwest::Client, gw: &Gateway, kind: Kind, large: &bytes:
             messages(serde_json::to_vec(&v).unwrap())
         }
         Kind::ToolDenied => {
+            // The fake answers the next Messages request with this call;
+            // under 8 clients that may be another client's request, which
+            // the tool guard (every answer is read) blocks just the same.
             gw.upstream().script(support::Scripted::ToolUse {
                 name: "Bash".into(),
                 input: json!({"command": "rm -rf /tmp/x"}),
