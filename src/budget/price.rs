@@ -145,10 +145,17 @@ impl PriceTable {
                 return *price;
             }
         }
-        tracing::warn!(
-            model,
-            "no price for this model: charged at the most expensive row"
-        );
+        if first_unpriced(model) {
+            tracing::warn!(
+                model,
+                "no price for this model: charged at the most expensive row (said once per model)"
+            );
+        } else {
+            tracing::debug!(
+                model,
+                "no price for this model: charged at the most expensive row"
+            );
+        }
         self.rows
             .iter()
             .map(|(_, _, p)| *p)
@@ -156,6 +163,26 @@ impl PriceTable {
             .expect("the default table has rows")
     }
 }
+
+/// Whether `model` is met unpriced for the first time (at most
+/// [`MAX_UNPRICED`] names are remembered; past them every one counts as
+/// seen): the warning is then said once per model, not once per request.
+fn first_unpriced(model: Option<&str>) -> bool {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let Ok(mut seen) = SEEN.lock() else {
+        return false;
+    };
+    let name = model.unwrap_or("");
+    if seen.contains(name) || seen.len() >= MAX_UNPRICED {
+        return false;
+    }
+    seen.insert(name.to_owned());
+    true
+}
+
+/// How many unpriced model names are remembered.
+const MAX_UNPRICED: usize = 256;
 
 #[cfg(test)]
 mod tests {
