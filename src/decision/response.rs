@@ -251,6 +251,14 @@ impl ResponseDecider {
         }
     }
 
+    /// Whether a response read only for its usage has nothing more to
+    /// read: its usage was read whole (a JSON answer can be, before
+    /// Envoy's closing empty chunk) or it cannot be read. The rest passes
+    /// untouched, so the stream can end.
+    pub fn usage_read_over(&self) -> bool {
+        matches!(&self.state, State::Usage(read) if read.is_over())
+    }
+
     /// Whether the response is still to be read (or guarded).
     pub fn reads_response(&self) -> bool {
         self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_) | State::Sniff)

@@ -55,6 +55,19 @@ impl UsageRead {
                     guard_json_body(dialect, body, &NoScan)
                         .ok()
                         .map(|o| (o.usage, o.model))
+                } else if ends_an_object(body) {
+                    // The whole answer may be here already (Envoy sends
+                    // its end as an empty chunk of its own): read now, so
+                    // the stream can end without that last exchange.
+                    match guard_json_body(dialect, body, &NoScan) {
+                        Ok(o) => {
+                            *self = UsageRead::Off;
+                            return Some((o.usage, o.model)).filter(|(usage, model)| {
+                                *usage != Usage::default() || model.is_some()
+                            });
+                        }
+                        Err(_) => None,
+                    }
                 } else {
                     None
                 }
@@ -77,7 +90,20 @@ impl UsageRead {
     }
 }
 
+/// Whether `body` ends with `}` (trailing whitespace aside): the only way
+/// a complete JSON answer ends, so the only time to try reading it before
+/// its last chunk.
+fn ends_an_object(body: &[u8]) -> bool {
+    body.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'}')
+}
+
 impl UsageRead {
+    /// Whether the reading is over: read to its end (possibly before
+    /// Envoy's last, empty chunk), or found unreadable.
+    pub(super) fn is_over(&self) -> bool {
+        matches!(self, UsageRead::Off)
+    }
+
     /// The SSE stream being read, if it is one.
     pub(super) fn stream(&self) -> Option<&StreamGuard> {
         match self {

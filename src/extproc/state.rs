@@ -219,7 +219,7 @@ impl StreamState {
             Some(Phase::ResponseHeaders) => self.response.is_skipped(),
             // Not before the last chunk: after a rejection the rest of the
             // stream must still be dropped, which only an open stream does.
-            Some(Phase::ResponseBody) => self.response_done,
+            Some(Phase::ResponseBody) => self.response_done || self.response.usage_read_over(),
             Some(Phase::ResponseTrailers | Phase::Unknown) => true,
         }
     }

@@ -442,14 +442,49 @@ async fn non_streamed_responses_are_read_only_when_asked() {
     let (a, b) = ANTHROPIC_JSON.as_bytes().split_at(40);
     let r = s.handle(response_body(a, false)).await.unwrap();
     assert!(passes(&r) && metadata(&r).is_none());
+    // The chunk that completes the answer is read at once (see
+    // a_whole_json_answer_ends_the_usage_read_before_the_last_chunk).
     let r = s.handle(response_body(b, false)).await.unwrap();
-    assert!(passes(&r) && metadata(&r).is_none());
-    let r = s.handle(response_body(b"", true)).await.unwrap();
     assert!(passes(&r));
     let md = metadata(&r).expect("token usage metadata");
     assert_eq!(number(md, "input_tokens"), Some(125.0));
     assert_eq!(number(md, "output_tokens"), Some(12.0));
     assert_eq!(number(md, "cache_read_input_tokens"), Some(100.0));
+    assert!(s.finished());
+}
+
+/// A JSON answer read for its usage is read as soon as it is whole: the
+/// stream ends then, without Envoy's closing empty chunk. A chunk that ends
+/// with `}` but not the answer is not mistaken for its end.
+#[tokio::test]
+async fn a_whole_json_answer_ends_the_usage_read_before_the_last_chunk() {
+    let mut s = StreamState::new(usage_policy(Some("All")), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    s.handle(body(r#"{"model":"m","messages":[]}"#, true))
+        .await
+        .unwrap();
+    let at = ANTHROPIC_JSON.find("}]").unwrap() + 1;
+    let (a, b) = ANTHROPIC_JSON.as_bytes().split_at(at);
+    assert!(a.ends_with(b"}"));
+    let r = s.handle(response_body(a, false)).await.unwrap();
+    assert!(passes(&r) && metadata(&r).is_none());
+    assert!(!s.finished(), "half an answer");
+    let r = s.handle(response_body(b, false)).await.unwrap();
+    assert!(passes(&r));
+    let md = metadata(&r).expect("token usage metadata");
+    assert_eq!(number(md, "output_tokens"), Some(12.0));
+    assert!(s.finished(), "the answer is whole: nothing more to read");
+    // A body that is not JSON ends the read at once, unread.
+    let mut s = StreamState::new(usage_policy(Some("All")), Some("anthropic".into()));
+    s.handle(post("/v1/messages")).await.unwrap();
+    s.handle(body(r#"{"model":"m","messages":[]}"#, true))
+        .await
+        .unwrap();
+    let r = s
+        .handle(response_body(b"<html>busy</html>", false))
+        .await
+        .unwrap();
+    assert!(passes(&r) && metadata(&r).is_none());
     assert!(s.finished());
 }
 
