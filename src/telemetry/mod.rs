@@ -16,6 +16,7 @@
 //! call order.
 
 pub mod admin;
+mod log_format;
 pub mod metadata;
 pub mod metrics;
 pub mod otel;
@@ -114,8 +115,7 @@ where
 {
     let fmt = tracing_subscriber::fmt::layer()
         .json()
-        .with_current_span(true)
-        .with_span_list(false)
+        .event_format(log_format::JsonLines)
         .with_writer(writer)
         .with_filter(log_filter());
     let otel_layer = pipeline.map(|p| {
