@@ -17,6 +17,7 @@
 
 pub mod admin;
 mod log_format;
+mod log_writer;
 pub mod metadata;
 pub mod metrics;
 pub mod otel;
@@ -38,6 +39,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Keeps the trace pipeline alive; dropping it flushes buffered spans.
 pub struct Telemetry {
     pipeline: Option<otel::Pipeline>,
+    log: log_writer::LogWriter,
 }
 
 impl Telemetry {
@@ -51,6 +53,8 @@ impl Telemetry {
         if let Some(mut p) = self.pipeline.take() {
             p.shutdown();
         }
+        // Last, so the lines logged while the pipeline shut down are in.
+        self.log.flush_now();
     }
 }
 
@@ -79,7 +83,8 @@ fn log_filter() -> EnvFilter {
         )
 }
 
-/// Installs the global subscriber: JSON logs on stderr (`PROMPTGATE_LOG`,
+/// Installs the global subscriber: JSON logs on stderr, written in batches
+/// (`log_writer.rs`; `PROMPTGATE_LOG`,
 /// else `RUST_LOG`, else `info`) and, when the environment asks for it,
 /// OpenTelemetry trace export. Call once, early; keep the result alive.
 pub fn init() -> Telemetry {
@@ -95,13 +100,14 @@ pub fn init() -> Telemetry {
     } else {
         None
     };
-    let _ = subscriber(std::io::stderr, pipeline.as_ref()).try_init();
+    let log = log_writer::LogWriter::stderr();
+    let _ = subscriber(log.clone(), pipeline.as_ref()).try_init();
     if let Some(e) = problem {
         tracing::error!(error = %e, "trace export is off");
     } else if pipeline.is_some() {
         tracing::info!("trace export on (OTLP/gRPC)");
     }
-    Telemetry { pipeline }
+    Telemetry { pipeline, log }
 }
 
 /// The subscriber [`init`] installs, writing logs to `writer` and spans to
