@@ -240,7 +240,11 @@ mod tests {
     #[test]
     fn lines_are_json_with_fields_target_and_the_current_span() {
         let got = lines(|| {
-            let span = tracing::info_span!("ext_proc", request_id = "r-1", trace_id = tracing::field::Empty);
+            let span = tracing::info_span!(
+                "ext_proc",
+                request_id = "r-1",
+                trace_id = tracing::field::Empty
+            );
             let _e = span.enter();
             let err = std::io::Error::other("disk \"full\"");
             tracing::info!(
@@ -321,8 +325,10 @@ mod tests {
             .with_writer(move || sink.clone());
         tracing::subscriber::with_default(tracing_subscriber::registry().with(stock), events);
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        let theirs: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let theirs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(ours.len(), theirs.len());
         for (mut a, mut b) in ours.into_iter().zip(theirs) {
             a.as_object_mut().unwrap().remove("timestamp");

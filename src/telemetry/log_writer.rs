@@ -130,7 +130,11 @@ mod tests {
         w.append(b"{\"b\":2}\n");
         assert!(out.lock().unwrap().is_empty(), "buffered");
         w.flush_now();
-        assert_eq!(*out.lock().unwrap(), [b"{\"a\":1}\n{\"b\":2}\n".to_vec()], "one write");
+        assert_eq!(
+            *out.lock().unwrap(),
+            [b"{\"a\":1}\n{\"b\":2}\n".to_vec()],
+            "one write"
+        );
         w.flush_now();
         assert_eq!(out.lock().unwrap().len(), 1, "nothing to write, no write");
         // A line that fills the buffer writes it out at once.

@@ -261,29 +261,90 @@ impl<'a> Ctx<'a, '_, '_> {
 
 /// Parses a request body through its skeleton (serde walks the body
 /// without the contents of its long strings); texts are lent from the body.
+///
+/// The tools' `input_schema` objects (most of a Claude Code request's 64 KB
+/// of tool definitions) are read by no guard: when the body has some, serde
+/// walks a skeleton without their contents ([`Skeleton::without_objects_of`]),
+/// kept only if every object so cut lies inside a tool definition — one
+/// found anywhere else (a `tool_use` input with such a key) sends the parse
+/// back to the whole skeleton.
 pub(crate) fn parse_skeleton<'a>(
     skeleton: &Skeleton<'a>,
     kinds: KindSet,
 ) -> Result<ParsedRequest<'a>, BodyError> {
+    if let Some((cut, opens)) = skeleton.without_objects_of("input_schema") {
+        if let Ok(raw) = serde_json::from_str::<Body<'_, &RawValue>>(cut.text()) {
+            if inside_tools(&cut, raw.tools.as_deref().unwrap_or_default(), &opens) {
+                let mut out = ParsedRequest::default();
+                let parsed = tools_read(&cut, raw, kinds, &mut out)?;
+                return read(&cut, parsed, kinds, out);
+            }
+        }
+    }
     let mut out = ParsedRequest::default();
     let parsed: Body<'_, Tool<'_>> = if kinds.offered_tools() {
         let raw: Body<'_, &RawValue> = skeleton.parse()?;
-        let tools = offered_tools(
-            skeleton,
-            raw.tools.as_deref().unwrap_or_default(),
-            &mut out.offered_tools,
-            |t: &Tool<'_>| t.name.as_deref(),
-        )?;
-        Body {
-            model: raw.model,
-            stream: raw.stream,
-            system: raw.system,
-            messages: raw.messages,
-            tools: raw.tools.is_some().then_some(tools),
-        }
+        tools_read(skeleton, raw, kinds, &mut out)?
     } else {
         skeleton.parse()?
     };
+    read(skeleton, parsed, kinds, out)
+}
+
+/// Whether each of `opens` (skeleton offsets, ascending) lies inside one of
+/// `tools` (raw values lent from the skeleton, in order).
+fn inside_tools(skeleton: &Skeleton<'_>, tools: &[&RawValue], opens: &[usize]) -> bool {
+    let mut tools = tools.iter().map(|t| {
+        let start = skeleton.offset_of(t.get());
+        start..start + t.get().len()
+    });
+    let mut current = tools.next();
+    opens.iter().all(|&at| loop {
+        match &current {
+            Some(r) if r.end <= at => current = tools.next(),
+            Some(r) => break r.start < at,
+            None => break false,
+        }
+    })
+}
+
+/// The body with its tool definitions read from their raw values (and,
+/// when asked for, listed with their places in `out.offered_tools`).
+fn tools_read<'s>(
+    skeleton: &Skeleton<'s>,
+    raw: Body<'s, &'s RawValue>,
+    kinds: KindSet,
+    out: &mut ParsedRequest<'_>,
+) -> Result<Body<'s, Tool<'s>>, BodyError> {
+    let raws = raw.tools.as_deref().unwrap_or_default();
+    let tools = if kinds.offered_tools() {
+        offered_tools(skeleton, raws, &mut out.offered_tools, |t: &Tool<'_>| {
+            t.name.as_deref()
+        })?
+    } else {
+        raws.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                serde_json::from_str(t.get()).map_err(|e| BodyError(format!("tools[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<Tool<'s>>, _>>()?
+    };
+    Ok(Body {
+        model: raw.model,
+        stream: raw.stream,
+        system: raw.system,
+        messages: raw.messages,
+        tools: raw.tools.is_some().then_some(tools),
+    })
+}
+
+/// What the parsed body holds, read into `out`.
+fn read<'a>(
+    skeleton: &Skeleton<'a>,
+    parsed: Body<'_, Tool<'_>>,
+    kinds: KindSet,
+    mut out: ParsedRequest<'a>,
+) -> Result<ParsedRequest<'a>, BodyError> {
     read_model(skeleton, parsed.model, &mut out)?;
     out.stream = read_stream(parsed.stream);
     let mut cx = Ctx {

@@ -5,6 +5,7 @@
 
 pub mod literal;
 pub(crate) mod skeleton;
+pub(crate) mod skip;
 
 use std::borrow::Cow;
 use std::fmt;

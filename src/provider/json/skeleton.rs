@@ -81,6 +81,93 @@ impl<'a> Skeleton<'a> {
         &self.text
     }
 
+    /// This skeleton with the contents of every object that is the value
+    /// of a `key` member (`"key": {…}`) cut too, each left as `{}`, and
+    /// the offsets (in the new skeleton) of those objects' opening braces;
+    /// `None` when there is none (or one does not end). For values no one
+    /// reads (a tool's `input_schema`): serde then steps over `{}` instead
+    /// of the whole object, whose end [`super::skip`] finds far faster. The
+    /// caller must check that every object cut lies where nothing is read
+    /// (it learns where from the parse) and else use this skeleton.
+    ///
+    /// A member is recognised by its bytes: `"key"` after `{` or `,` (and
+    /// white space), then `:` and `{`. In valid JSON nothing else looks so:
+    /// a quote inside a string is escaped, so it follows a backslash.
+    pub(crate) fn without_objects_of(&self, key: &str) -> Option<(Skeleton<'a>, Vec<usize>)> {
+        let text = self.text.as_bytes();
+        let quoted = format!("\"{key}\"");
+        let finder = memchr::memmem::Finder::new(quoted.as_bytes());
+        let ws = |at: usize| {
+            at + text[at.min(text.len())..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count()
+        };
+        // Skeleton offsets of each cut object's contents.
+        let mut interiors: Vec<(usize, usize)> = Vec::new();
+        let mut from = 0;
+        while let Some(at) = finder.find(&text[from..]).map(|i| from + i) {
+            from = at + quoted.len();
+            let before = text[..at].iter().rposition(|b| !b.is_ascii_whitespace());
+            if !before.is_some_and(|k| matches!(text[k], b'{' | b',')) {
+                continue;
+            }
+            let colon = ws(from);
+            if text.get(colon) != Some(&b':') {
+                continue;
+            }
+            let open = ws(colon + 1);
+            if text.get(open) != Some(&b'{') {
+                continue;
+            }
+            let close = super::skip::matching_close(text, open)?;
+            if close > open + 1 {
+                interiors.push((open + 1, close));
+            }
+            from = close + 1;
+        }
+        if interiors.is_empty() {
+            return None;
+        }
+        let removed_total: usize = interiors.iter().map(|(a, b)| b - a).sum();
+        let mut out = String::with_capacity(text.len() - removed_total);
+        let mut cuts = Vec::with_capacity(self.cuts.len() + interiors.len());
+        let mut opens = Vec::with_capacity(interiors.len());
+        // Skeleton bytes removed so far, and copied so far.
+        let (mut removed, mut copied) = (0, 0);
+        let mut old = self.cuts.iter().peekable();
+        for &(a, b) in &interiors {
+            // String cuts before this object stay, shifted; the ones in it go.
+            while let Some(&&(at, total)) = old.peek() {
+                if at >= a {
+                    break;
+                }
+                cuts.push((at - removed, total + removed));
+                old.next();
+            }
+            while old.next_if(|&&(at, _)| at < b).is_some() {}
+            out.push_str(&self.text[copied..a]);
+            opens.push(out.len() - 1);
+            // From the closing brace on, new offsets map to the body
+            // offsets of the old ones.
+            cuts.push((out.len(), self.to_body(b) - out.len()));
+            removed += b - a;
+            copied = b;
+        }
+        for &(at, total) in old {
+            cuts.push((at - removed, total + removed));
+        }
+        out.push_str(&self.text[copied..]);
+        Some((
+            Skeleton {
+                body: self.body,
+                text: Cow::Owned(out),
+                cuts,
+            },
+            opens,
+        ))
+    }
+
     /// The body the skeleton stands for.
     pub(crate) fn body(&self) -> &'a str {
         self.body
@@ -291,7 +378,7 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
 /// byte after it, and a run from an even position is odd exactly when that
 /// byte is at an odd one (and the other way round).
 #[cfg(target_arch = "x86_64")]
-fn escapes(backslashes: u64, carry: u64) -> (u64, u64) {
+pub(super) fn escapes(backslashes: u64, carry: u64) -> (u64, u64) {
     const EVEN: u64 = 0x5555_5555_5555_5555;
     // A backslash escaped by the last block's run is no run's start.
     let b = backslashes & !carry;

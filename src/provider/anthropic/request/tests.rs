@@ -231,3 +231,73 @@ fn claude_code_tool_turn_reads_the_tool_result() {
     assert_eq!(tool.len(), 1);
     assert_eq!(tool[0].text(), "meeting at noon");
 }
+
+/// The parse through a skeleton without the tools' `input_schema` contents
+/// finds exactly what the parse of the whole skeleton finds: the same
+/// segments at the same body places, the same offered tools.
+#[test]
+fn tool_schemas_cut_from_the_skeleton_change_nothing_read() {
+    use crate::provider::json::skeleton::Skeleton;
+    let body = include_str!("../../../../tests/fixtures/claude_code_first_turn.json");
+    let skeleton = Skeleton::of(body);
+    let (cut, opens) = skeleton
+        .without_objects_of("input_schema")
+        .expect("Claude Code's tools have input schemas");
+    assert_eq!(opens.len(), 24);
+    assert!(
+        cut.text().len() * 2 < skeleton.text().len(),
+        "most of the skeleton was schemas"
+    );
+    assert!(cut.text().contains(r#""input_schema":{}"#));
+    let kinds = KindSet::ALL.with_offered_tools();
+    let via_cut = super::parse_skeleton(&skeleton, kinds).unwrap();
+    let whole = super::parse_skeleton(&Skeleton::whole(body), kinds).unwrap();
+    let view = |p: &crate::provider::ParsedRequest<'_>| {
+        p.segments
+            .iter()
+            .map(|s| (s.location.to_string(), s.raw.clone(), s.text().to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(view(&via_cut), view(&whole));
+    let tools = |p: &crate::provider::ParsedRequest<'_>| {
+        p.offered_tools
+            .iter()
+            .map(|t| (t.name.clone(), t.raw.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tools(&via_cut), tools(&whole));
+    assert_eq!(via_cut.offered_tools.len(), 24);
+    // Each offered tool's place is its whole definition in the body.
+    for t in &via_cut.offered_tools {
+        let def: serde_json::Value = serde_json::from_str(&body[t.raw.clone()]).unwrap();
+        assert_eq!(def["name"].as_str(), t.name.as_deref());
+        assert!(def["input_schema"].is_object());
+    }
+}
+
+/// An `input_schema` object anywhere but in a tool definition (here a
+/// tool call's input, with a secret in it) is read: the parse goes back to
+/// the whole skeleton.
+#[test]
+fn an_input_schema_outside_the_tools_is_read() {
+    let pad = "x".repeat(600);
+    let body = format!(
+        r#"{{"model":"m","tools":[{{"name":"Write","description":"{pad}","input_schema":{{"type":"object","properties":{{"a":{{"type":"string"}}}}}}}}],
+        "messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"Write","input":{{"input_schema":{{"key":"AKIA-SECRET-IN-SCHEMA"}}}}}}]}},
+        {{"role":"user","content":"{pad}"}}]}}"#
+    );
+    let parsed = parse_request(Dialect::Anthropic, &body, KindSet::ALL).unwrap();
+    assert!(
+        parsed
+            .segments
+            .iter()
+            .any(|s| s.text().contains("AKIA-SECRET-IN-SCHEMA")),
+        "the tool call's input was read"
+    );
+    let tools = parsed
+        .segments
+        .iter()
+        .filter(|s| s.kind == PartKind::ToolDefinition)
+        .count();
+    assert_eq!(tools, 1);
+}
