@@ -16,7 +16,8 @@
 //!
 //! Knobs: PROMPTGATE_BENCH_REQUESTS (sequential rounds, default 1000),
 //! PROMPTGATE_BENCH_SECONDS (per subject in the concurrent phase, default
-//! 5), PROMPTGATE_BENCH_CONCURRENCY (default 16). Loopback only.
+//! 5; run as 1 s slices, the subjects interleaved),
+//! PROMPTGATE_BENCH_CONCURRENCY (default 16). Loopback only.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -167,28 +168,42 @@ fn main() {
             );
         }
 
-        println!("concurrent, {concurrency} clients, {seconds} s per subject:");
+        // One-second slices, the subjects in turn, the order rotating each
+        // round: drift weighs on every subject alike.
+        println!(
+            "concurrent, {concurrency} clients, {seconds} s per subject (1 s slices, interleaved):"
+        );
+        let mut load: Vec<(Vec<Duration>, Duration)> = subjects
+            .iter()
+            .map(|_| (Vec::new(), Duration::ZERO))
+            .collect();
+        for round in 0..seconds.max(1) as usize {
+            for k in 0..n {
+                let si = (round + k) % n;
+                let url = subjects[si].gw.url("/v1/messages");
+                let started = Instant::now();
+                let deadline = started + Duration::from_secs(1);
+                let mut tasks = Vec::new();
+                for c in 0..concurrency {
+                    let (client, url, body) = (client.clone(), url.clone(), body.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut lat = Vec::new();
+                        while Instant::now() < deadline {
+                            lat.push(one(&client, &url, c % USERS, &body).await);
+                        }
+                        lat
+                    }));
+                }
+                for t in tasks {
+                    load[si].0.extend(t.await.unwrap());
+                }
+                load[si].1 += started.elapsed();
+                subjects[si].gw.upstream().clear();
+            }
+        }
         let mut first: Option<f64> = None;
-        for s in &subjects {
-            let url = s.gw.url("/v1/messages");
-            let deadline = Instant::now() + Duration::from_secs(seconds);
-            let mut tasks = Vec::new();
-            for c in 0..concurrency {
-                let (client, url, body) = (client.clone(), url.clone(), body.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut lat = Vec::new();
-                    while Instant::now() < deadline {
-                        lat.push(one(&client, &url, c % USERS, &body).await);
-                    }
-                    lat
-                }));
-            }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            s.gw.upstream().clear();
-            let rps = all.len() as f64 / seconds as f64;
+        for (s, (mut all, elapsed)) in subjects.iter().zip(load) {
+            let rps = all.len() as f64 / elapsed.as_secs_f64();
             let b = *first.get_or_insert(rps);
             all.sort();
             println!(

@@ -3,7 +3,8 @@
 //!
 //! `./scripts/bench-envoy.sh` (installs Envoy, then `cargo bench --bench envoy_load`).
 //! Knobs: PROMPTGATE_BENCH_REQUESTS (sequential rounds, default 1000),
-//! PROMPTGATE_BENCH_SECONDS (per route in the concurrent phase, default 5),
+//! PROMPTGATE_BENCH_SECONDS (per route in the concurrent phase, default 5;
+//! run as 1 s slices, subjects and routes interleaved),
 //! PROMPTGATE_BENCH_CONCURRENCY (default 16), PROMPTGATE_BENCH_POLICY (a
 //! policy file instead of the built-in one), PROMPTGATE_BENCH_COMPARE (paths
 //! of other promptgate binaries, `:`-separated, e.g. a build of main: measured
@@ -89,6 +90,27 @@ typed_per_filter_config:
     )
     .unwrap();
     routes.insert(0, baseline);
+}
+
+/// One subject's route under concurrent load, summed over its slices.
+struct Load {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    processor_cpu: Duration,
+    envoy_cpu: Duration,
+    cpu_known: bool,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            latencies: Vec::new(),
+            elapsed: Duration::ZERO,
+            processor_cpu: Duration::ZERO,
+            envoy_cpu: Duration::ZERO,
+            cpu_known: true,
+        }
+    }
 }
 
 struct Stats {
@@ -387,55 +409,74 @@ fn main() {
             );
         }
 
-        println!("concurrent, {concurrency} clients, {seconds} s per route:");
-        for s in &subjects {
+        // One-second slices, every subject's routes in turn, the order
+        // rotating each round: a machine that drifts (other tenants, CPU
+        // frequency) weighs on every subject alike.
+        println!(
+            "concurrent, {concurrency} clients, {seconds} s per route (1 s slices, interleaved):"
+        );
+        let routes = [Route::Baseline, Route::Guarded];
+        let mut load: Vec<[Load; 2]> = subjects.iter().map(|_| Default::default()).collect();
+        for round in 0..seconds.max(1) as usize {
+            for k in 0..n {
+                let si = (round + k) % n;
+                let s = &subjects[si];
+                for (ri, &route) in routes.iter().enumerate() {
+                    let cpu_before = s.cpu();
+                    let started = Instant::now();
+                    let deadline = started + Duration::from_secs(1);
+                    let mut tasks = Vec::new();
+                    for _ in 0..concurrency {
+                        let (client, base, body) = (client.clone(), s.gw.base_url(), body.clone());
+                        tasks.push(tokio::spawn(async move {
+                            let mut lat = Vec::new();
+                            while Instant::now() < deadline {
+                                lat.push(one(&client, &base, route, &body).await);
+                            }
+                            lat
+                        }));
+                    }
+                    let l = &mut load[si][ri];
+                    for t in tasks {
+                        l.latencies.extend(t.await.unwrap());
+                    }
+                    l.elapsed += started.elapsed();
+                    s.gw.upstream().clear();
+                    match (s.cpu(), cpu_before) {
+                        (Some((p, e)), Some((p0, e0))) => {
+                            l.processor_cpu += p.saturating_sub(p0);
+                            l.envoy_cpu += e.saturating_sub(e0);
+                        }
+                        _ => l.cpu_known = false,
+                    }
+                }
+            }
+        }
+        for (s, load) in subjects.iter().zip(load) {
             if n > 1 {
                 println!("  [{}]", s.label);
             }
-            let base = s.gw.base_url();
-            for route in [Route::Baseline, Route::Guarded] {
-                let cpu_before = s.cpu();
-                let deadline = Instant::now() + Duration::from_secs(seconds);
-                let mut tasks = Vec::new();
-                for _ in 0..concurrency {
-                    let (client, base, body) = (client.clone(), base.clone(), body.clone());
-                    tasks.push(tokio::spawn(async move {
-                        let mut lat = Vec::new();
-                        while Instant::now() < deadline {
-                            lat.push(one(&client, &base, route, &body).await);
-                        }
-                        lat
-                    }));
-                }
-                let mut all = Vec::new();
-                for t in tasks {
-                    all.extend(t.await.unwrap());
-                }
-                s.gw.upstream().clear();
-                let n = all.len();
-                let cpu = s
-                    .cpu()
-                    .zip(cpu_before)
-                    .map(|((p, e), (p0, e0))| (p.saturating_sub(p0), e.saturating_sub(e0)));
-                let st = stats(all);
+            for (route, l) in routes.into_iter().zip(load) {
+                let count = l.latencies.len();
+                let rps = count as f64 / l.elapsed.as_secs_f64();
+                let per = |d: Duration| us(d) / count.max(1) as f64;
                 // CPU per request of the processor (only the guarded route
                 // reaches it; health checks are noise here) and of Envoy.
-                let cpu = match cpu {
-                    Some((p, e)) => {
-                        let per = |d: Duration| us(d) / n as f64;
-                        let p = if route == Route::Guarded {
-                            format!("  processor CPU {:>4.0} µs/req", per(p))
-                        } else {
-                            String::new()
-                        };
-                        format!("  Envoy CPU {:>4.0} µs/req{p}", per(e))
-                    }
-                    None => String::new(),
+                let cpu = if l.cpu_known {
+                    let p = if route == Route::Guarded {
+                        format!("  processor CPU {:>4.0} µs/req", per(l.processor_cpu))
+                    } else {
+                        String::new()
+                    };
+                    format!("  Envoy CPU {:>4.0} µs/req{p}", per(l.envoy_cpu))
+                } else {
+                    String::new()
                 };
+                let st = stats(l.latencies);
                 println!(
                     "  {:<26} {:>7.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs{cpu}",
                     format!("{route:?}"),
-                    n as f64 / seconds as f64,
+                    rps,
                     us(st.p50),
                     us(st.p99)
                 );
