@@ -7,9 +7,13 @@
 //! (a wake-up per line), so nothing is woken per line here: the thread
 //! wakes on its clock whatever the load.
 //!
-//! A line reaches stderr at most [`FLUSH_EVERY`] after it was logged. What
-//! is buffered is written when [`LogWriter::flush_now`] runs (the server's
-//! shutdown) and before a panic's message.
+//! Only the request path's lines at info and below wait (the decision, the
+//! response's and tool calls' decisions: [`batched`]); any other line —
+//! startup, reloads, TLS, every warning and error — is written at once,
+//! after what waits before it, so the order holds. A waiting line reaches
+//! stderr at most [`FLUSH_EVERY`] after it was logged; what waits is
+//! written when [`LogWriter::flush_now`] runs (the server's shutdown) and
+//! before a panic's message.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, Once};
@@ -92,12 +96,29 @@ impl LogWriter {
     }
 }
 
+/// Whether a line of this callsite waits for the next batch: the request
+/// path's lines (`promptgate::telemetry::stream`, `promptgate::extproc`)
+/// at info and below.
+pub fn batched(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() >= tracing::Level::INFO
+        && ["promptgate::telemetry::stream", "promptgate::extproc"]
+            .iter()
+            .any(|t| meta.target().starts_with(t))
+}
+
 /// One event's bytes (the formatter writes a line in one piece).
-pub struct LineWriter<'a>(&'a LogWriter);
+pub struct LineWriter<'a> {
+    w: &'a LogWriter,
+    /// Written out with what waits before it, not left to wait.
+    now: bool,
+}
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.append(b);
+        self.w.append(b);
+        if self.now {
+            self.w.flush_now();
+        }
         Ok(b.len())
     }
 
@@ -110,7 +131,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter(self)
+        LineWriter { w: self, now: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        LineWriter {
+            w: self,
+            now: !batched(meta),
+        }
     }
 }
 
@@ -141,5 +169,44 @@ mod tests {
         w.append(&vec![b' '; FLUSH_AT]);
         assert_eq!(out.lock().unwrap().len(), 2);
         assert!(w.buf.lock().unwrap().is_empty());
+        // A line that may not wait goes out with what waits before it.
+        w.append(b"{\"c\":3}\n");
+        LineWriter { w: &w, now: true }
+            .write_all(b"{\"d\":4}\n")
+            .unwrap();
+        assert_eq!(out.lock().unwrap()[2], b"{\"c\":3}\n{\"d\":4}\n".to_vec());
+    }
+
+    #[test]
+    fn only_the_request_paths_lines_at_info_and_below_wait() {
+        use tracing::callsite::{Callsite, DefaultCallsite};
+        macro_rules! meta {
+            ($lvl:expr, $target:expr) => {{
+                static CS: DefaultCallsite = DefaultCallsite::new(&META);
+                static META: tracing::Metadata<'static> = tracing::metadata! {
+                    name: "probe",
+                    target: $target,
+                    level: $lvl,
+                    fields: &[],
+                    callsite: &CS,
+                    kind: tracing::metadata::Kind::EVENT,
+                };
+                CS.metadata()
+            }};
+        }
+        use tracing::Level;
+        assert!(batched(meta!(Level::INFO, "promptgate::telemetry::stream")));
+        assert!(batched(meta!(
+            Level::INFO,
+            "promptgate::extproc::state::record"
+        )));
+        assert!(batched(meta!(Level::DEBUG, "promptgate::extproc")));
+        assert!(!batched(meta!(
+            Level::WARN,
+            "promptgate::telemetry::stream"
+        )));
+        assert!(!batched(meta!(Level::ERROR, "promptgate::extproc")));
+        assert!(!batched(meta!(Level::INFO, "promptgate::server")));
+        assert!(!batched(meta!(Level::INFO, "promptgate::cli::serve")));
     }
 }
