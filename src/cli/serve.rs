@@ -22,6 +22,26 @@ pub(super) struct ServeArgs {
     pub admin_listen: Option<SocketAddr>,
 }
 
+/// At most two glibc malloc arenas, unless `MALLOC_ARENA_MAX` says
+/// otherwise. A body over 1 MiB is decided on tokio's blocking pool, and by
+/// default every such thread gets an arena of its own: the memory freed in
+/// one is not reused by another, so resident memory grows with the threads
+/// that have run. Measured (`./scripts/bench-memory.sh`, 8 requests of 4.1
+/// MiB at once): peak per in-flight request 2.49 bodies by default, 2.02
+/// with two arenas, 2.00 with one; under 16 clients through Envoy the CPU
+/// per request did not move (236 vs 232 µs, same run). Small allocations
+/// stay in each thread's cache (tcache), which takes no arena lock.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it is called
+        // before the runtime's threads start.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 pub(super) fn serve(args: ServeArgs) -> ExitCode {
     let ServeArgs {
         config,
@@ -31,6 +51,7 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
         tls,
         admin_listen,
     } = args;
+    limit_malloc_arenas();
     // Logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set;
     // dropping the guard at the end of `serve` flushes buffered spans.
     let _telemetry = crate::telemetry::init();
