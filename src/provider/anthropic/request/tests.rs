@@ -301,3 +301,105 @@ fn an_input_schema_outside_the_tools_is_read() {
         .count();
     assert_eq!(tools, 1);
 }
+
+proptest::proptest! {
+    /// Whatever the tools' schemas and the tool calls' inputs hold (quotes,
+    /// escapes, brackets in strings, `input_schema` keys in places other
+    /// than a tool definition), the parse with the schemas cut from the
+    /// skeleton reads what the parse of the whole body reads.
+    #[test]
+    fn cutting_tool_schemas_never_changes_what_is_read(
+        schemas in proptest::collection::vec(json_value(3), 1..4),
+        input in json_value(3),
+        nested_key in proptest::bool::ANY,
+        pad in 0usize..1200,
+    ) {
+        use crate::provider::json::skeleton::Skeleton;
+        let tools: Vec<serde_json::Value> = schemas
+            .iter()
+            .enumerate()
+            .map(|(i, s)| serde_json::json!({
+                "name": format!("tool_{i}"),
+                "description": format!("does {} {}", i, "x".repeat(pad)),
+                "input_schema": {"type": "object", "properties": s},
+            }))
+            .collect();
+        let input = if nested_key {
+            serde_json::json!({"input_schema": input, "command": "cat secret"})
+        } else {
+            serde_json::json!({"command": input})
+        };
+        let body = serde_json::json!({
+            "model": "m",
+            "tools": tools,
+            "messages": [
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "tool_0", "input": input}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "y".repeat(pad)}]},
+            ],
+        })
+        .to_string();
+        let kinds = KindSet::ALL.with_offered_tools();
+        let view = |p: &crate::provider::ParsedRequest<'_>| {
+            (
+                p.segments
+                    .iter()
+                    .map(|s| (s.location.to_string(), s.raw.clone(), s.text().to_string()))
+                    .collect::<Vec<_>>(),
+                p.offered_tools
+                    .iter()
+                    .map(|t| (t.name.clone(), t.raw.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let via = super::parse_skeleton(&Skeleton::of(&body), kinds).unwrap();
+        let whole = super::parse_skeleton(&Skeleton::whole(&body), kinds).unwrap();
+        proptest::prop_assert_eq!(view(&via), view(&whole));
+    }
+}
+
+/// JSON values whose strings are full of what a bracket matcher could trip
+/// on.
+fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let text = proptest::collection::vec(
+        proptest::sample::select(
+            &[
+                "{",
+                "}",
+                "[",
+                "]",
+                "\"",
+                "\\",
+                "\\\"",
+                "a",
+                " ",
+                "\n",
+                "input_schema",
+                ":",
+                ",",
+            ][..],
+        ),
+        0..12,
+    )
+    .prop_map(|parts| serde_json::Value::String(parts.concat()));
+    let leaf = prop_oneof![
+        text,
+        any::<i32>().prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+    ];
+    leaf.prop_recursive(depth, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(&["type", "input_schema", "k", "description"][..]),
+                    inner
+                ),
+                0..4
+            )
+            .prop_map(|kv| serde_json::Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
