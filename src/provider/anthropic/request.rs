@@ -281,6 +281,15 @@ pub(crate) fn parse_skeleton<'a>(
             }
         }
     }
+    parse_whole_skeleton(skeleton, kinds)
+}
+
+/// [`parse_skeleton`] with nothing cut beyond `skeleton`'s long strings:
+/// where a cut parse goes back to, and what the tests hold it to.
+fn parse_whole_skeleton<'a>(
+    skeleton: &Skeleton<'a>,
+    kinds: KindSet,
+) -> Result<ParsedRequest<'a>, BodyError> {
     let mut out = ParsedRequest::default();
     let parsed: Body<'_, Tool<'_>> = if kinds.offered_tools() {
         let raw: Body<'_, &RawValue> = skeleton.parse()?;

@@ -249,9 +249,13 @@ fn tool_schemas_cut_from_the_skeleton_change_nothing_read() {
         "most of the skeleton was schemas"
     );
     assert!(cut.text().contains(r#""input_schema":{}"#));
+    // The cut is kept: every object cut lies in a tool definition.
+    let raw: super::Body<'_, &serde_json::value::RawValue> =
+        serde_json::from_str(cut.text()).unwrap();
+    assert!(super::inside_tools(&cut, raw.tools.as_deref().unwrap(), &opens));
     let kinds = KindSet::ALL.with_offered_tools();
     let via_cut = super::parse_skeleton(&skeleton, kinds).unwrap();
-    let whole = super::parse_skeleton(&Skeleton::whole(body), kinds).unwrap();
+    let whole = super::parse_whole_skeleton(&Skeleton::whole(body), kinds).unwrap();
     let view = |p: &crate::provider::ParsedRequest<'_>| {
         p.segments
             .iter()
@@ -352,7 +356,7 @@ proptest::proptest! {
             )
         };
         let via = super::parse_skeleton(&Skeleton::of(&body), kinds).unwrap();
-        let whole = super::parse_skeleton(&Skeleton::whole(&body), kinds).unwrap();
+        let whole = super::parse_whole_skeleton(&Skeleton::whole(&body), kinds).unwrap();
         proptest::prop_assert_eq!(view(&via), view(&whole));
     }
 }
