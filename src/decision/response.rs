@@ -251,14 +251,6 @@ impl ResponseDecider {
         }
     }
 
-    /// Whether a response read only for its usage has nothing more to
-    /// read: its usage was read whole (a JSON answer can be, before
-    /// Envoy's closing empty chunk) or it cannot be read. The rest passes
-    /// untouched, so the stream can end.
-    pub fn usage_read_over(&self) -> bool {
-        matches!(&self.state, State::Usage(read) if read.is_over())
-    }
-
     /// Whether the response is still to be read (or guarded).
     pub fn reads_response(&self) -> bool {
         self.read == ResponseRead::Guarded || matches!(self.state, State::Usage(_) | State::Sniff)
@@ -380,9 +372,13 @@ impl ResponseDecider {
         match &mut self.state {
             State::Skip | State::Sniff => answer(ChunkDecision::Pass, None),
             State::Usage(read) => {
-                let record = read
-                    .push(self.dialect, chunk, end_of_stream)
-                    .map(|(usage, model)| self.record(usage, model));
+                let found = read.push(self.dialect, chunk, end_of_stream);
+                // Read whole (a JSON answer can be before Envoy's empty
+                // last chunk) or unreadable: nothing more to read.
+                if matches!(read, UsageRead::Off) {
+                    self.state = State::Skip;
+                }
+                let record = found.map(|(usage, model)| self.record(usage, model));
                 answer(ChunkDecision::Pass, record)
             }
             State::Ended => answer(

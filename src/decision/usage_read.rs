@@ -51,20 +51,15 @@ impl UsageRead {
             }
             UsageRead::Json(body) => {
                 body.extend_from_slice(chunk);
-                if end_of_stream {
-                    guard_json_body(dialect, body, &NoScan)
-                        .ok()
-                        .map(|o| (o.usage, o.model))
-                } else if ends_an_object(body) {
-                    // The whole answer may be here already (Envoy sends
-                    // its end as an empty chunk of its own): read now, so
-                    // the stream can end without that last exchange.
+                // The whole answer may be here before its last chunk
+                // (Envoy sends the end as an empty chunk of its own): read
+                // once it ends like one, so the stream can end without
+                // that last exchange.
+                if end_of_stream || ends_an_object(body) {
                     match guard_json_body(dialect, body, &NoScan) {
                         Ok(o) => {
                             *self = UsageRead::Off;
-                            return Some((o.usage, o.model)).filter(|(usage, model)| {
-                                *usage != Usage::default() || model.is_some()
-                            });
+                            Some((o.usage, o.model))
                         }
                         Err(_) => None,
                     }
@@ -98,12 +93,6 @@ fn ends_an_object(body: &[u8]) -> bool {
 }
 
 impl UsageRead {
-    /// Whether the reading is over: read to its end (possibly before
-    /// Envoy's last, empty chunk), or found unreadable.
-    pub(super) fn is_over(&self) -> bool {
-        matches!(self, UsageRead::Off)
-    }
-
     /// The SSE stream being read, if it is one.
     pub(super) fn stream(&self) -> Option<&StreamGuard> {
         match self {

@@ -219,7 +219,9 @@ impl StreamState {
             Some(Phase::ResponseHeaders) => self.response.is_skipped(),
             // Not before the last chunk: after a rejection the rest of the
             // stream must still be dropped, which only an open stream does.
-            Some(Phase::ResponseBody) => self.response_done || self.response.usage_read_over(),
+            // A response read for its usage alone is done as soon as
+            // nothing is left to read.
+            Some(Phase::ResponseBody) => self.response_done || self.response.is_skipped(),
             Some(Phase::ResponseTrailers | Phase::Unknown) => true,
         }
     }
