@@ -210,31 +210,46 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::SubscriberExt;
 
-    /// The lines a subscriber with this formatter writes for `f`.
-    fn lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+    /// Collects what a log layer writes.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
         }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `layer` (made with a sink to write to) writes for `f`.
+    fn written<L>(layer: impl FnOnce(Sink) -> L, f: impl FnOnce()) -> Vec<serde_json::Value>
+    where
+        L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    {
         let sink = Sink::default();
         let out = sink.0.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .json()
-            .event_format(JsonLines)
-            .with_writer(move || sink.clone());
-        let subscriber = tracing_subscriber::registry().with(layer);
+        let subscriber = tracing_subscriber::registry().with(layer(sink));
         tracing::subscriber::with_default(subscriber, f);
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    /// The lines this formatter writes for `f`.
+    fn lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        written(
+            |sink| {
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .event_format(JsonLines)
+                    .with_writer(move || sink.clone())
+            },
+            f,
+        )
     }
 
     #[test]
@@ -305,30 +320,16 @@ mod tests {
             tracing::error!(error = %"bad \"thing\"", "policy did not load");
         };
         let ours = lines(events);
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let sink = Sink::default();
-        let out = sink.0.clone();
-        let stock = tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_writer(move || sink.clone());
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(stock), events);
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        let theirs: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let theirs = written(
+            |sink| {
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(move || sink.clone())
+            },
+            events,
+        );
         assert_eq!(ours.len(), theirs.len());
         for (mut a, mut b) in ours.into_iter().zip(theirs) {
             a.as_object_mut().unwrap().remove("timestamp");

@@ -252,7 +252,11 @@ fn tool_schemas_cut_from_the_skeleton_change_nothing_read() {
     // The cut is kept: every object cut lies in a tool definition.
     let raw: super::Body<'_, &serde_json::value::RawValue> =
         serde_json::from_str(cut.text()).unwrap();
-    assert!(super::inside_tools(&cut, raw.tools.as_deref().unwrap(), &opens));
+    assert!(super::inside_tools(
+        &cut,
+        raw.tools.as_deref().unwrap(),
+        &opens
+    ));
     let kinds = KindSet::ALL.with_offered_tools();
     let via_cut = super::parse_skeleton(&skeleton, kinds).unwrap();
     let whole = super::parse_whole_skeleton(&Skeleton::whole(body), kinds).unwrap();
