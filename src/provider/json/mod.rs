@@ -3,6 +3,8 @@
 //! the small tools the stream and response guards use to read a JSON
 //! object and patch its string values without re-serialising it.
 
+#[cfg(target_arch = "x86_64")]
+mod block;
 pub mod literal;
 pub(crate) mod skeleton;
 pub(crate) mod skip;
@@ -20,7 +22,7 @@ use serde_json::value::RawValue;
 /// of backslashes is escaped (an even run is that many escaped
 /// backslashes, and the byte after it is itself). This is how a string's
 /// closing quote is told from a `\"`. The scalar sites call this;
-/// `skeleton`'s `escapes` is the same rule on 64-byte bit masks.
+/// `block::escapes` is the same rule on 64-byte bit masks.
 #[inline]
 pub(crate) fn is_escaped(b: &[u8], i: usize) -> bool {
     b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1

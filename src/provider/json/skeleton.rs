@@ -30,7 +30,7 @@ use std::ops::Range;
 use serde_json::value::RawValue;
 
 #[cfg(target_arch = "x86_64")]
-use super::literal;
+use super::{block, literal};
 use crate::provider::BodyError;
 
 /// String contents shorter than this are left in the skeleton (the cut
@@ -258,24 +258,11 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
     let mut tail = [b' '; 64];
     let mut base = 0;
     while base < b.len() {
-        let n = (b.len() - base).min(64);
-        let p = if n == 64 {
-            b[base..].as_ptr()
-        } else {
-            tail[..n].copy_from_slice(&b[base..]);
-            tail.as_ptr()
-        };
-        // SAFETY: 64 bytes are readable from `p` (the body or `tail`).
-        let (v0, v1) = unsafe {
-            (
-                _mm256_loadu_si256(p as *const __m256i),
-                _mm256_loadu_si256(p.add(32) as *const __m256i),
-            )
-        };
-        let eq =
-            |v: __m256i, x: __m256i| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32 as u64;
-        let quotes = eq(v0, quote) | eq(v1, quote) << 32;
-        let backslashes = eq(v0, backslash) | eq(v1, backslash) << 32;
+        // SAFETY: AVX2, as this function's.
+        let (v0, v1, n) = unsafe { block::load(b, base, &mut tail) };
+        let eq = |x: __m256i| unsafe { block::equal(v0, v1, x) };
+        let quotes = eq(quote);
+        let backslashes = eq(backslash);
         // Bytes up to 0x1f (their maximum with 0x1f is 0x1f): rare, so the
         // block is tested whole first.
         let (l0, l1) = (
@@ -288,7 +275,7 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
         } else {
             _mm256_movemask_epi8(l0) as u32 as u64 | (_mm256_movemask_epi8(l1) as u32 as u64) << 32
         };
-        let (escaped, next) = escapes(backslashes, carry);
+        let (escaped, next) = block::escapes(backslashes, carry);
         carry = next;
         if escaped != 0 {
             // Bytes that may end an escape (" / b f n r t u, and \ which
@@ -308,7 +295,7 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
             if escaped & !escapable != 0 {
                 return None;
             }
-            let hex = escaped & (eq(v0, u) | eq(v1, u) << 32);
+            let hex = escaped & eq(u);
             if hex != 0 {
                 last_u = Some(base + 63 - hex.leading_zeros() as usize);
             }
@@ -320,15 +307,7 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
         let mut real = quotes & !escaped & valid;
         // Inside a string: from an opening quote up to its closing one
         // (most blocks of a long string have no quote that counts).
-        let mut inside = real;
-        if real != 0 {
-            for s in [1, 2, 4, 8, 16, 32] {
-                inside ^= inside << s;
-            }
-        }
-        if in_string {
-            inside = !inside;
-        }
+        let inside = block::inside_strings(real, in_string);
         if controls & inside & !real & valid != 0 {
             return None;
         }
@@ -367,28 +346,6 @@ unsafe fn cut_avx2(body: &str) -> Option<(String, Vec<(usize, usize)>)> {
     }
     text.push_str(&body[copied..]);
     Some((text, cuts))
-}
-
-/// The bytes of a 64-byte block that end an escape (`\"`, `\n`, not the
-/// second backslash of `\\`), and whether the first byte of the next block
-/// does; `carry` says whether this block's first byte does. This is
-/// [`is_escaped`](super::is_escaped)'s rule, a byte after an odd run of
-/// backslashes is escaped, on bit masks. Adding a
-/// run's first bit to the backslash mask carries through the run onto the
-/// byte after it, and a run from an even position is odd exactly when that
-/// byte is at an odd one (and the other way round).
-#[cfg(target_arch = "x86_64")]
-pub(super) fn escapes(backslashes: u64, carry: u64) -> (u64, u64) {
-    const EVEN: u64 = 0x5555_5555_5555_5555;
-    // A backslash escaped by the last block's run is no run's start.
-    let b = backslashes & !carry;
-    let starts = b & !(b << 1);
-    let (from_even, _) = b.overflowing_add(starts & EVEN);
-    // A run from an odd position through the last byte is odd: it escapes
-    // the next block's first byte.
-    let (from_odd, out) = b.overflowing_add(starts & !EVEN);
-    let after = (from_even & !b & !EVEN) | (from_odd & !b & EVEN);
-    ((after | carry) & !backslashes, u64::from(out))
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -454,41 +411,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Escape ends from the bit masks equal a byte-by-byte walk, over
-        /// two blocks (runs that cross between them included).
-        #[test]
-        fn escape_ends_match_a_walk(bits in proptest::collection::vec(proptest::bool::weighted(0.6), 128)) {
-            let bytes: Vec<u8> = bits.iter().map(|&b| if b { b'\\' } else { b'x' }).collect();
-            let mut want = vec![false; 129];
-            let mut i = 0;
-            while i < bytes.len() {
-                if bytes[i] == b'\\' {
-                    if bytes.get(i + 1) != Some(&b'\\') {
-                        want[i + 1] = true;
-                    }
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-            }
-            let mask = |block: &[u8]| {
-                block.iter().enumerate().fold(0u64, |m, (k, &c)| m | (u64::from(c == b'\\') << k))
-            };
-            let (first, carry) = escapes(mask(&bytes[..64]), 0);
-            let (second, last) = escapes(mask(&bytes[64..]), carry);
-            let mut got = vec![false; 129];
-            for k in 0..64 {
-                got[k] = first & (1 << k) != 0;
-                got[64 + k] = second & (1 << k) != 0;
-            }
-            got[128] = last != 0;
-            // The same rule as the scalar helper, byte by byte.
-            for k in (0..128).filter(|&k| bytes[k] != b'\\') {
-                proptest::prop_assert_eq!(got[k], crate::provider::json::is_escaped(&bytes, k));
-            }
-            proptest::prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(&bytes));
-        }
-
         /// The skeleton parses to the body's JSON with some long strings
         /// emptied; every cut `""` maps back onto a literal of the body; a
         /// body serde refuses keeps a skeleton serde refuses.

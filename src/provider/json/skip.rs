@@ -4,7 +4,7 @@
 //! ([`super::skeleton::Skeleton::without_objects_of`]).
 //!
 //! With AVX2, 64 bytes at a time: quotes, backslashes and brackets as bit
-//! masks, the escaped bytes by [`super::skeleton::escapes`]' rule, the
+//! masks, the escaped bytes by [`super::block::escapes`]' rule, the
 //! bytes inside strings by a prefix XOR of the quotes that count; a block
 //! whose closing brackets cannot bring the depth to zero is passed with two
 //! popcounts. Measured on the 64 KB `tools` array of a captured Claude Code
@@ -17,6 +17,9 @@
 //! Only brackets and string syntax are looked at: what lies between is not
 //! validated (the skeleton's caller checks that what it leaves out is read
 //! by nobody, and the provider refuses a body that is not JSON).
+
+#[cfg(target_arch = "x86_64")]
+use super::block;
 
 /// The offset of the bracket that closes the one at `open` (`{` or `[`),
 /// or `None` when the text ends first.
@@ -82,38 +85,22 @@ unsafe fn matching_close_avx2(text: &[u8], open: usize) -> Option<usize> {
     let mut tail = [b' '; 64];
     let mut base = open + 1;
     while base < text.len() {
-        let n = (text.len() - base).min(64);
-        let p = if n == 64 {
-            text[base..].as_ptr()
-        } else {
-            tail[..n].copy_from_slice(&text[base..]);
-            tail[n..].fill(b' ');
-            tail.as_ptr()
-        };
-        // SAFETY: 64 bytes are readable from `p` (the text or `tail`).
-        let (v0, v1) = unsafe {
+        // SAFETY: AVX2, as this function's.
+        let (v0, v1, n) = unsafe { block::load(text, base, &mut tail) };
+        let (f0, f1) = (_mm256_or_si256(v0, fold), _mm256_or_si256(v1, fold));
+        // SAFETY: as above.
+        let (quotes, backslashes, opens, closes) = unsafe {
             (
-                _mm256_loadu_si256(p as *const __m256i),
-                _mm256_loadu_si256(p.add(32) as *const __m256i),
+                block::equal(v0, v1, quote),
+                block::equal(v0, v1, backslash),
+                block::equal(f0, f1, opener),
+                block::equal(f0, f1, closer),
             )
         };
-        let eq =
-            |v: __m256i, x: __m256i| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32 as u64;
-        let (f0, f1) = (_mm256_or_si256(v0, fold), _mm256_or_si256(v1, fold));
-        let quotes = eq(v0, quote) | eq(v1, quote) << 32;
-        let backslashes = eq(v0, backslash) | eq(v1, backslash) << 32;
-        let opens = eq(f0, opener) | eq(f1, opener) << 32;
-        let closes = eq(f0, closer) | eq(f1, closer) << 32;
-        let (escaped, next) = super::skeleton::escapes(backslashes, carry);
+        let (escaped, next) = block::escapes(backslashes, carry);
         carry = next;
         let real = quotes & !escaped;
-        let mut inside = real;
-        for s in [1, 2, 4, 8, 16, 32] {
-            inside ^= inside << s;
-        }
-        if in_string {
-            inside = !inside;
-        }
+        let inside = block::inside_strings(real, in_string);
         in_string ^= real.count_ones() % 2 == 1;
         let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         let (opens, mut closes) = (opens & !inside & valid, closes & !inside & valid);
