@@ -27,8 +27,8 @@ pub(super) struct ServeArgs {
 /// default every such thread gets an arena of its own: the memory freed in
 /// one is not reused by another, so resident memory grows with the threads
 /// that have run. Measured (`./scripts/bench-memory.sh`, 8 requests of 4.1
-/// MiB at once): peak per in-flight request 2.49 bodies by default, 2.02
-/// with two arenas, 2.00 with one; under 16 clients through Envoy the CPU
+/// MiB at once): peak per in-flight request 2.26–2.49 bodies by default,
+/// 1.90–2.25 with two arenas, 2.00 with one; under 16 clients through Envoy the CPU
 /// per request did not move (236 vs 232 µs, same run). Small allocations
 /// stay in each thread's cache (tcache), which takes no arena lock.
 fn limit_malloc_arenas() {

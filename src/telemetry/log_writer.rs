@@ -16,7 +16,7 @@
 //! before a panic's message.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The longest a line waits in the buffer.
@@ -38,35 +38,33 @@ impl LogWriter {
     /// The process's writer: its flushing thread starts with the first
     /// call, and a panic writes the buffer out before its own message.
     pub fn stderr() -> LogWriter {
-        static START: Once = Once::new();
-        static BUF: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-        let buf = BUF
-            .get_or_init(|| Arc::new(Mutex::new(Vec::with_capacity(FLUSH_AT))))
-            .clone();
-        let w = LogWriter {
-            buf,
-            sink: Arc::new(|b: &[u8]| {
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(b);
-                let _ = err.flush();
-            }),
-        };
-        START.call_once(|| {
-            let flusher = w.clone();
-            let _ = std::thread::Builder::new()
-                .name("promptgate-log".into())
-                .spawn(move || loop {
-                    std::thread::sleep(FLUSH_EVERY);
-                    flusher.flush_now();
-                });
-            let on_panic = w.clone();
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                on_panic.flush_now();
-                previous(info);
-            }));
-        });
-        w
+        static PROCESS: OnceLock<LogWriter> = OnceLock::new();
+        PROCESS
+            .get_or_init(|| {
+                let w = LogWriter {
+                    buf: Arc::new(Mutex::new(Vec::with_capacity(FLUSH_AT))),
+                    sink: Arc::new(|b: &[u8]| {
+                        let mut err = std::io::stderr().lock();
+                        let _ = err.write_all(b);
+                        let _ = err.flush();
+                    }),
+                };
+                let flusher = w.clone();
+                let _ = std::thread::Builder::new()
+                    .name("promptgate-log".into())
+                    .spawn(move || loop {
+                        std::thread::sleep(FLUSH_EVERY);
+                        flusher.flush_now();
+                    });
+                let on_panic = w.clone();
+                let previous = std::panic::take_hook();
+                std::panic::set_hook(Box::new(move |info| {
+                    on_panic.flush_now();
+                    previous(info);
+                }));
+                w
+            })
+            .clone()
     }
 
     /// Writes out what is buffered.
