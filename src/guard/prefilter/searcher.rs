@@ -22,8 +22,66 @@ pub(crate) struct ClassAtom {
     pub(crate) classes: Vec<usize>,
     /// Where the [`FINGERPRINT`] classes its pass tests start (see [`Pass`]).
     fp: usize,
-    /// (word start, group) of every gate atom this one stands for.
-    wanted: Vec<(bool, u32)>,
+    /// Every gate atom this one stands for.
+    wanted: Vec<Wanted>,
+}
+
+/// A gate atom a class atom stands for: its group, and what a hit must
+/// show beyond the class atom for this gate atom to hold there.
+#[derive(Debug)]
+struct Wanted {
+    group: u32,
+    /// The pattern asserts a word boundary where [`Self::context`] starts
+    /// (where the class atom starts, without a context).
+    word_start: bool,
+    /// The gate atom's classes around the window searched for, when it has
+    /// more (see [`Context`]).
+    context: Option<Context>,
+}
+
+/// Up to [`MASK_WINDOW`] classes of a gate atom around the literal window
+/// the searcher looks for: a hit is the atom's only where the raw bytes
+/// around the window are in these classes too. `pat[0-9a-zA-Z_-]{14}\.`
+/// is searched for by `pat`, and `path` or `pattern` in source code is no
+/// hit. Like the class checks of the fingerprint passes, this holds in raw
+/// bytes because an atom holds none of the bytes a literal may hold
+/// escaped (see [`super`]).
+#[derive(Debug)]
+struct Context {
+    /// Classes before the window.
+    before: usize,
+    classes: Vec<Ascii>,
+}
+
+impl Context {
+    /// The context of the window `at..at + len` of `classes` (a gate
+    /// atom's), when the atom has more classes than the window: the
+    /// classes after it first (a prefix is followed by its token), then
+    /// those before, up to [`MASK_WINDOW`] in all.
+    fn of(classes: &[Ascii], at: usize, len: usize) -> Option<Context> {
+        if classes.len() <= len {
+            return None;
+        }
+        let span = MASK_WINDOW.max(len);
+        let end = (at + span).min(classes.len());
+        let start = end.saturating_sub(span).min(at);
+        Some(Context {
+            before: at - start,
+            classes: classes[start..end].to_vec(),
+        })
+    }
+
+    /// Whether the raw bytes around a window found at `pos` are in the
+    /// context's classes; the start of the context, if so.
+    fn holds(&self, raw: &[u8], pos: usize) -> Option<usize> {
+        let start = pos.checked_sub(self.before)?;
+        let bytes = raw.get(start..start + self.classes.len())?;
+        self.classes
+            .iter()
+            .zip(bytes)
+            .all(|(c, &b)| c.contains(b))
+            .then_some(start)
+    }
 }
 
 /// Digits all share one class: a subset of them widens to all ten
@@ -319,6 +377,8 @@ impl Searcher {
                 continue;
             }
             let mut atom = atom.window(MASK_WINDOW);
+            let mut context = None;
+            let mut word_start = atom.word_start;
             if let Some((lit, ws, s)) = stretch {
                 // The window most atoms share, then the rarest.
                 let w = lit.len().min(LITERAL_WINDOW);
@@ -338,7 +398,17 @@ impl Searcher {
                     classes: atoms[i].0.classes[s + at..s + at + w].to_vec(),
                     word_start: *ws && at == 0,
                 };
+                context = Context::of(&atoms[i].0.classes, s + at, w);
+                word_start = match &context {
+                    Some(c) => atoms[i].0.word_start && s + at == c.before,
+                    None => atom.word_start,
+                };
             }
+            let wanted = Wanted {
+                group: *group,
+                word_start,
+                context,
+            };
             let classes: Vec<usize> = atom
                 .classes
                 .iter()
@@ -357,7 +427,7 @@ impl Searcher {
                 .iter_mut()
                 .find(|m: &&mut ClassAtom| m.classes == classes)
             {
-                Some(m) => m.wanted.push((atom.word_start, *group)),
+                Some(m) => m.wanted.push(wanted),
                 None => {
                     // The rarest FINGERPRINT classes in a row (all of a
                     // shorter atom) are its fingerprint.
@@ -375,7 +445,7 @@ impl Searcher {
                     class_atoms.push(ClassAtom {
                         classes,
                         fp,
-                        wanted: vec![(atom.word_start, *group)],
+                        wanted: vec![wanted],
                     })
                 }
             }
@@ -443,9 +513,7 @@ impl Searcher {
     pub fn find(&self, raw: &[u8], out: &mut Vec<Hit>) {
         if let Some(literals) = &self.literals {
             literals.find(self.isa, raw, |start, atom| {
-                for &(ws, group) in &self.atoms[atom].wanted {
-                    Self::push(raw, start, ws, group, out);
-                }
+                Self::push_wanted(raw, start, &self.atoms[atom].wanted, out)
             });
         }
         for pass in &self.passes {
@@ -455,14 +523,26 @@ impl Searcher {
         }
     }
 
-    fn push(raw: &[u8], pos: usize, word_start: bool, group: u32, out: &mut Vec<Hit>) {
-        if word_start && pos > 0 && is_word(raw[pos - 1]) && !escaped(raw, pos - 1) {
-            return;
+    /// Pushes a hit at `pos` (where a class atom starts) for each gate atom
+    /// it stands for that holds there.
+    #[inline]
+    fn push_wanted(raw: &[u8], pos: usize, wanted: &[Wanted], out: &mut Vec<Hit>) {
+        for w in wanted {
+            let start = match &w.context {
+                Some(c) => match c.holds(raw, pos) {
+                    Some(start) => start,
+                    None => continue,
+                },
+                None => pos,
+            };
+            if w.word_start && start > 0 && is_word(raw[start - 1]) && !escaped(raw, start - 1) {
+                continue;
+            }
+            out.push(Hit {
+                pos: pos as u32,
+                group: w.group,
+            });
         }
-        out.push(Hit {
-            pos: pos as u32,
-            group,
-        });
     }
 
     /// Checks the atoms of buckets `bits` whose fingerprint starts at raw
@@ -486,9 +566,7 @@ impl Searcher {
                     .zip(bytes)
                     .all(|(&c, &b)| self.classes[c].table[usize::from(b)])
                 {
-                    for &(ws, group) in &atom.wanted {
-                        Self::push(raw, start, ws, group, out);
-                    }
+                    Self::push_wanted(raw, start, &atom.wanted, out);
                 }
             }
         }

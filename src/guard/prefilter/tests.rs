@@ -51,6 +51,27 @@ fn searcher_finds_literals_and_class_runs_across_chunks() {
     assert_eq!(hits(&[(r"(?-u:\b)eyJ[a-z]", 1)], r"\neyJa"), [(2, 1)]);
 }
 
+/// A literal window is a hit only where the rest of its atom's classes
+/// are around it too: `pat` followed by fourteen token bytes and a dot,
+/// not `path` or `pattern`; `at.` after `p` or `s` and before token
+/// bytes, not `format.`. Both with few atoms (the passes) and with many
+/// (the literal automaton).
+#[test]
+fn a_literal_window_is_a_hit_only_with_its_atoms_other_classes() {
+    let token = r"(?-u:\b)pat[0-9a-zA-Z_-]{14}\.[0-9a-f]{4}";
+    let dotted = r"[ps]at\.[0-9a-zA-Z_-]{6}";
+    let raw = "path pattern pat0123456789abcd.beef format.x sat.AbCdEf spat.abc_12 xpat0123456789abcd.beef";
+    let want = vec![(13, 1), (46, 2), (58, 2)];
+    assert_eq!(hits(&[(token, 1), (dotted, 2)], raw), want);
+    // Sixty more literal atoms send literals to the automaton.
+    let mut atoms = vec![(token.to_owned(), 1), (dotted.to_owned(), 2)];
+    for k in 0..60 {
+        atoms.push((format!("zq{k:02}xw"), 100 + k));
+    }
+    let atoms: Vec<(&str, u32)> = atoms.iter().map(|(p, g)| (p.as_str(), *g)).collect();
+    assert_eq!(hits(&atoms, raw), want);
+}
+
 #[test]
 fn suspects_are_found() {
     for isa in Isa::all() {
