@@ -72,6 +72,16 @@ fn a_literal_window_is_a_hit_only_with_its_atoms_other_classes() {
     assert_eq!(hits(&atoms, raw), want);
 }
 
+/// A literal is stopped for at its least likely three bytes: `tok` of
+/// `iontoken`, not `ion`; `xb-` of `xoxb-`; a three-byte literal at its
+/// only ones.
+#[test]
+fn literals_are_anchored_at_their_rarest_trigram() {
+    assert_eq!(anchor(b"iontoken"), 3);
+    assert_eq!(anchor(b"xoxb-"), 2);
+    assert_eq!(anchor(b"tel"), 0);
+}
+
 #[test]
 fn suspects_are_found() {
     for isa in Isa::all() {

@@ -58,8 +58,10 @@ impl FingerprintTables {
 /// bit, so both cases of a letter hash alike; other bytes share a hash
 /// with others (digits with `p`-`y`), which only adds candidates.
 ///
-/// Why a hash of three bytes (the secret pack's ~270 literals have ~210
-/// first trigrams): the positions of 1 MB bodies where one starts were
+/// Why a hash of three bytes (the secret pack's ~270 literals had ~210
+/// first trigrams; each is now found by its rarest, see `anchor` in
+/// `prefilter/searcher.rs`): the positions of 1 MB bodies where a first
+/// trigram starts were
 /// 1.9 % (service log), 2.4 % (source), 2.2 % (CI), 2.8 % (lockfile),
 /// 4.2 % (`git log`); with two bytes 20-24 %.
 #[derive(Clone)]
@@ -81,6 +83,9 @@ impl std::fmt::Debug for Trigrams {
 }
 
 impl Trigrams {
+    /// How many hashes there are.
+    pub const HASHES: usize = 1 << 15;
+
     /// The hash of three bytes.
     #[inline(always)]
     pub fn hash(a: u8, b: u8, c: u8) -> usize {
