@@ -12,6 +12,10 @@
 //!   digit is (the digit gate's skip);
 //! * `x86_64/avx2.rs`: [`Vector`] for `__m256i` and the kernels compiled
 //!   with AVX2 enabled, behind a token that proves AVX2 was detected;
+//! * `x86_64/avx512.rs`: with AVX-512 VBMI, the trigram filter (pair
+//!   sets looked up by `vpermi2b`, no gathers) and the fingerprint passes
+//!   (the exact tables looked up by `vpermi2b`, no nibbles), the rest
+//!   through AVX2;
 //! * [`scalar`]: the byte-at-a-time fallback with exact tables, on every
 //!   platform, and (for the tests) 32 plain lanes that run the same
 //!   kernels as AVX2 does, on every platform.
@@ -64,14 +68,24 @@ impl FingerprintTables {
 /// trigram starts were
 /// 1.9 % (service log), 2.4 % (source), 2.2 % (CI), 2.8 % (lockfile),
 /// 4.2 % (`git log`); with two bytes 20-24 %.
+///
+/// Beside the bitmap, the set's pairs: of each string's first and second
+/// bytes, second and third, first and third, as 1,024-bit sets over two
+/// five-bit hashes (see [`Trigrams::pairs`]). A vector unit that looks up
+/// a 128-byte table per lane (AVX-512 VBMI) tests them without gathers,
+/// and only the positions all three pass are tested in the bitmap.
 #[derive(Clone)]
 pub struct Trigrams {
     bits: [u32; 1024],
+    pairs: [[u8; 128]; 3],
 }
 
 impl Default for Trigrams {
     fn default() -> Trigrams {
-        Trigrams { bits: [0; 1024] }
+        Trigrams {
+            bits: [0; 1024],
+            pairs: [[0; 128]; 3],
+        }
     }
 }
 
@@ -102,6 +116,10 @@ impl Trigrams {
                 for &c in at(2) {
                     let h = Trigrams::hash(a, b, c);
                     self.bits[h >> 5] |= 1 << (h & 31);
+                    for (k, (x, y)) in [(a, b), (b, c), (a, c)].into_iter().enumerate() {
+                        let (byte, bit) = Trigrams::pair(x, y);
+                        self.pairs[k][byte] |= 1 << bit;
+                    }
                 }
             }
         }
@@ -117,6 +135,21 @@ impl Trigrams {
     /// The bitmap, 32 hashes a word (for the kernels' gathers).
     pub fn words(&self) -> &[u32; 1024] {
         &self.bits
+    }
+
+    /// Where the pair `x`, `y` is in a pair set: the byte (the hash's top
+    /// seven bits, `x / 8 + 4 * y` of the low five bits of each) and the
+    /// bit in it (`x % 8`).
+    #[inline(always)]
+    pub fn pair(x: u8, y: u8) -> (usize, u32) {
+        let (x, y) = (x & 31, y & 31);
+        (usize::from(x >> 3 | y << 2), u32::from(x & 7))
+    }
+
+    /// The pair sets (see [`Trigrams::pair`]): of the first and second
+    /// bytes, the second and third, the first and third.
+    pub fn pairs(&self) -> &[[u8; 128]; 3] {
+        &self.pairs
     }
 }
 
@@ -158,11 +191,19 @@ pub enum Isa {
     /// The vector kernels with AVX2 (detected at run time).
     #[cfg(target_arch = "x86_64")]
     Avx2(x86_64::Avx2),
+    /// The trigram filter and the fingerprint passes with AVX-512 VBMI,
+    /// the other kernels with AVX2 (detected at run time).
+    #[cfg(target_arch = "x86_64")]
+    Avx512(x86_64::Avx512Vbmi),
 }
 
 impl Isa {
     /// The fastest instruction set of this CPU.
     pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx512) = x86_64::Avx512Vbmi::detect() {
+            return Isa::Avx512(avx512);
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(avx2) = x86_64::Avx2::detect() {
             return Isa::Avx2(avx2);
@@ -176,12 +217,17 @@ impl Isa {
     #[inline]
     pub fn fingerprints(self, t: &FingerprintTables, raw: &[u8], mut found: impl FnMut(usize, u8)) {
         match self {
-            Isa::Scalar => scalar::fingerprints(t, raw, &mut found),
+            Isa::Scalar => scalar::fingerprints(t, raw, 0, &mut found),
             #[cfg(test)]
             // SAFETY: plain lanes need no instruction set.
             Isa::Lanes => unsafe { kernels::fingerprints::<scalar::Lanes>(t, raw, &mut found) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.fingerprints(t, raw, &mut found),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(avx512) => {
+                let from = avx512.fingerprints(t, raw, &mut found);
+                scalar::fingerprints(t, raw, from, &mut found)
+            }
         }
     }
 
@@ -198,6 +244,8 @@ impl Isa {
             Isa::Lanes => 0,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.trigrams(t, raw, &mut found),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(avx512) => avx512.trigrams(t, raw, &mut found),
         };
         scalar::trigrams(t, raw, from, &mut found);
     }
@@ -216,6 +264,8 @@ impl Isa {
             Isa::Lanes => unsafe { kernels::suspect_blocks::<scalar::Lanes>(raw, &mut found) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.suspect_blocks(raw, &mut found),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(avx512) => avx512.avx2().suspect_blocks(raw, &mut found),
         }
     }
 
@@ -233,6 +283,8 @@ impl Isa {
             Isa::Lanes => unsafe { kernels::number_blocks::<scalar::Lanes>(raw, &mut found) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(avx2) => avx2.number_blocks(raw, &mut found),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(avx512) => avx512.avx2().number_blocks(raw, &mut found),
         }
     }
 
@@ -252,6 +304,11 @@ impl Isa {
                 Ok(at) => return Some(at),
                 Err(rest) => rest,
             },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(avx512) => match avx512.avx2().next_digit(raw, from) {
+                Ok(at) => return Some(at),
+                Err(rest) => rest,
+            },
         };
         raw.get(rest..)?
             .iter()
@@ -263,10 +320,13 @@ impl Isa {
     #[cfg(test)]
     pub fn all() -> Vec<Isa> {
         #[cfg(target_arch = "x86_64")]
-        let avx2 = x86_64::Avx2::detect().map(Isa::Avx2);
+        let (avx2, avx512) = (
+            x86_64::Avx2::detect().map(Isa::Avx2),
+            x86_64::Avx512Vbmi::detect().map(Isa::Avx512),
+        );
         #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = None;
-        [Some(Isa::Scalar), Some(Isa::Lanes), avx2]
+        let (avx2, avx512) = (None, None);
+        [Some(Isa::Scalar), Some(Isa::Lanes), avx2, avx512]
             .into_iter()
             .flatten()
             .collect()

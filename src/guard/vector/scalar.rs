@@ -6,10 +6,15 @@
 use super::Vector;
 use super::{FingerprintTables, Trigrams};
 
-/// [`super::Isa::fingerprints`] byte by byte.
+/// [`super::Isa::fingerprints`] byte by byte, from position `from` on.
 #[inline]
-pub fn fingerprints(t: &FingerprintTables, raw: &[u8], found: &mut impl FnMut(usize, u8)) {
-    for at in 0..raw.len() {
+pub fn fingerprints(
+    t: &FingerprintTables,
+    raw: &[u8],
+    from: usize,
+    found: &mut impl FnMut(usize, u8),
+) {
+    for at in from..raw.len() {
         let bits = t.exact_bits(raw, at);
         if bits != 0 {
             found(at, bits);
