@@ -120,17 +120,29 @@ impl FastPath {
     }
 }
 
-/// A gate of digit runs only, each [`digits::MIN_RUN`] digits or more,
-/// as the digit gate's shape (see [`NumberShape::Run`]).
+/// A gate whose every atom is digit groups joined by single separators,
+/// [`digits::MIN_RUN`] digits at least, as the digit gate's shape (see
+/// [`NumberShape::Run`], [`NumberShape::Groups`]). Atoms of one group
+/// each: the shortest run; otherwise the one atom's groups (a gate of
+/// several such atoms stays with the atoms).
 fn digit_run(a: &atoms::Analysis) -> Option<NumberShape> {
-    const DIGITS: u128 = 0x3ff << b'0';
     let gate = a.gate.as_ref()?;
-    let digits_only = |atom: &atoms::Atom| atom.classes.iter().all(|c| c.0 & !DIGITS == 0);
-    if !gate.iter().all(digits_only) {
-        return None;
+    let shapes: Vec<NumberShape> = gate
+        .iter()
+        .map(|atom| NumberShape::of_classes(&atom.classes))
+        .collect::<Option<_>>()?;
+    let runs: Option<Vec<u32>> = shapes
+        .iter()
+        .map(|s| match s {
+            NumberShape::Run(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    match (runs, &shapes[..]) {
+        (Some(runs), _) => runs.into_iter().min().map(NumberShape::Run),
+        (None, [groups]) => Some(*groups),
+        (None, _) => None,
     }
-    let n = gate.iter().map(|atom| atom.classes.len()).min()? as u32;
-    (n >= digits::MIN_RUN).then_some(NumberShape::Run(n))
 }
 
 /// The set of patterns scanned over whole units, and their indices.

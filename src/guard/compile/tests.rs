@@ -265,6 +265,21 @@ fn every_builtin_has_a_local_gate() {
 }
 
 #[test]
+fn digit_groups_of_a_custom_pattern_go_to_the_digit_gate() {
+    let set = crate::guard::GuardSet::compile(
+        &serde_yaml::from_str::<Vec<crate::policy::config::GuardSpec>>(
+            r"[{regex: {matches: ['\b\d{3}-\d{7}\b', '\b[0-9]{2}-[0-9]{7}\b', 'EU-\d{3}-\d{3}']}}]",
+        )
+        .unwrap(),
+        false,
+    )
+    .unwrap();
+    // The two digit-only ones; `EU-` has a literal gate.
+    assert_eq!(set.fast.digits.patterns.len(), 2);
+    assert!(set.fast.gated.iter().all(Option::is_some));
+}
+
+#[test]
 fn the_phone_words_are_gated_at_word_starts() {
     use crate::guard::builtins::Builtin;
     let a = gate_of(Builtin::PhoneNumber.context_pattern().unwrap());

@@ -381,6 +381,60 @@ fn a_digit_run_is_a_cluster_group_of_its_length() {
     assert_eq!(found, [(2, 0), (2, 7)]);
 }
 
+#[test]
+fn digit_groups_joined_by_separators_are_a_shape() {
+    use super::digits::NumberShape;
+    let shape = |p: &str| {
+        let a = gate_of(p);
+        let atom = &a.gate.expect("a gate")[0];
+        NumberShape::of_classes(&atom.classes)
+    };
+    let groups = |lens: &[u8]| {
+        let mut g = [0u8; 8];
+        g[..lens.len()].copy_from_slice(lens);
+        Some(NumberShape::Groups(g))
+    };
+    assert_eq!(shape(r"(?-u:\b)[0-9]{3}-[0-9]{7}(?-u:\b)"), groups(&[3, 7]));
+    assert_eq!(shape(r"[0-9]{2}-[0-9]{7}"), groups(&[2, 7]));
+    assert_eq!(shape(r"[0-9]{3}\.[0-9]{3}\.[0-9]{3}"), groups(&[3, 3, 3]));
+    assert_eq!(shape(r"[0-9]{13}"), Some(NumberShape::Run(13)));
+    // Too few digits, a separator that is none of the cluster's, a letter.
+    assert_eq!(shape(r"[0-9]{3}-[0-9]{3}"), None);
+    assert_eq!(shape(r"[0-9]{3}:[0-9]{7}"), None);
+    assert_eq!(shape(r"[0-9]{3}-[0-9]{7}x"), None);
+}
+
+#[test]
+fn digit_groups_hit_where_a_cluster_has_them() {
+    use super::digits::{DigitGate, NumberShape};
+    let mut gate = DigitGate::default();
+    let mut g = [0u8; 8];
+    g[..2].copy_from_slice(&[2, 7]);
+    gate.push(3, NumberShape::Groups(g));
+    let hits = |text: &str| {
+        let mut out = Vec::new();
+        gate.find(Isa::detect(), text.as_bytes(), &mut out);
+        out.iter()
+            .map(|h| (h.pos as usize, h.group))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hits("tax id 12-3456789."), [(7, 3)]);
+    // The first and last groups may be longer (the pattern may match
+    // inside them); the middle ones may not.
+    assert_eq!(hits("x 912-34567890 y"), [(2, 3)]);
+    assert_eq!(hits("x 1-12-3456789 y"), [(4, 3)]);
+    // Dates, times, versions, a last group too short (`34-5678901` in
+    // `12-34-5678901` is a match).
+    for text in [
+        "2026-12-05T12:16:07.123456Z",
+        "v12.3.4567",
+        "12-345678 ",
+        "12-34-567890",
+    ] {
+        assert_eq!(hits(text), [], "{text}");
+    }
+}
+
 proptest::proptest! {
     #[test]
     fn the_digit_gate_bit_masks_lose_no_cluster(
@@ -394,7 +448,9 @@ proptest::proptest! {
     ) {
         let mut with_run = digit_gate();
         with_run.push(4, super::digits::NumberShape::Run(super::digits::MIN_RUN));
-        for gate in [digit_gate(), with_run] {
+        let mut with_groups = digit_gate();
+        with_groups.push(5, super::digits::NumberShape::Groups([2, 3, 4, 0, 0, 0, 0, 0]));
+        for gate in [digit_gate(), with_run, with_groups] {
             let mut bytewise = Vec::new();
             gate.find_bytewise(text.as_bytes(), &mut bytewise);
             for isa in Isa::all() {
