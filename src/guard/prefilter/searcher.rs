@@ -458,7 +458,20 @@ impl Searcher {
                     classes: atoms[i].0.classes[s + at..s + at + w].to_vec(),
                     word_start: *ws && at == 0,
                 };
-                context = Context::of(&atoms[i].0.classes, s + at, w);
+                context = Context::of(&atoms[i].0.classes, s + at, w).or_else(|| {
+                    // The automaton matches up to ASCII case: a window that
+                    // is the whole atom and holds a letter in one case only
+                    // (Discord's `Bot`) is checked as its own context, or
+                    // every `dependabot` of a `git log` is a hit.
+                    let window = &atoms[i].0.classes[s + at..s + at + w];
+                    window
+                        .iter()
+                        .any(|c| c.len() == 1 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+                        .then(|| Context {
+                            before: 0,
+                            classes: window.to_vec(),
+                        })
+                });
                 word_start = match &context {
                     Some(c) => atoms[i].0.word_start && s + at == c.before,
                     None => atom.word_start,

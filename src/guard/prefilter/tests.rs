@@ -382,6 +382,32 @@ fn a_digit_run_is_a_cluster_group_of_its_length() {
 }
 
 #[test]
+fn a_literal_in_one_case_is_found_in_that_case_only() {
+    // Among many literals (the automaton, which matches up to case).
+    let letter = |k: u32| char::from(b'a' + k as u8);
+    let mut atoms: Vec<(Atom, u32)> = (0..64)
+        .map(|g| {
+            let pattern = format!("(?i)word{}{}x", letter(g / 8), letter(g % 8));
+            (gate_of(&pattern).gate.unwrap()[0].clone(), g)
+        })
+        .collect();
+    atoms.push((gate_of("Bot").gate.unwrap()[0].clone(), 99));
+    let mut s = Searcher::new(&atoms);
+    assert!(s.has_literal_automaton());
+    for isa in Isa::all() {
+        s.isa = isa;
+        let mut out = Vec::new();
+        s.find(b"dependabot[bot] BOT Bot WORDAHX", &mut out);
+        out.sort();
+        assert_eq!(
+            out,
+            [Hit { pos: 20, group: 99 }, Hit { pos: 24, group: 7 }],
+            "{isa:?}"
+        );
+    }
+}
+
+#[test]
 fn digit_groups_joined_by_separators_are_a_shape() {
     use super::digits::NumberShape;
     let shape = |p: &str| {
