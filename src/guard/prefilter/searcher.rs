@@ -120,7 +120,7 @@ pub struct Searcher {
     /// The atoms' fingerprint passes.
     pub(super) passes: Vec<Pass>,
     /// With many literal atoms (a secret pack's prefixes and keywords):
-    /// those atoms in one Aho-Corasick automaton (see [`Literals`]).
+    /// those atoms found by one trigram filter (see [`Literals`]).
     literals: Option<Literals>,
     /// The instruction set of the passes, chosen at construction.
     pub isa: Isa,
@@ -131,12 +131,12 @@ pub struct Searcher {
 /// share `codename`).
 pub(crate) const LITERAL_WINDOW: usize = 8;
 
-/// Literal atoms from which on they go to one automaton rather than to
+/// Literal atoms from which on they go to [`Literals`] rather than to
 /// fingerprint passes. Below it (the builtins and a few dozen custom
 /// literals) the passes stay as they were measured; with the secret pack
-/// (~250 literal atoms) the automaton took the 1 MB bench decision from
-/// 54.0 M to 52.7 M instructions and ~10 to ~8.7 ms (see
-/// `guard::secrets`).
+/// (~250 literal atoms) one automaton (as `Literals` then was) took the 1
+/// MB bench decision from 54.0 M to 52.7 M instructions and ~10 to ~8.7
+/// ms (see `guard::secrets`).
 const MANY_LITERALS: usize = 48;
 
 /// Longest class sequence checked: more positions cost little once the
@@ -144,18 +144,23 @@ const MANY_LITERALS: usize = 48;
 /// four).
 const MASK_WINDOW: usize = 12;
 
-/// Many literal atoms (three bytes or more), up to ASCII case, in one
-/// Aho-Corasick DFA, and per automaton pattern the atom it stands for.
-/// The positions where some
-/// literal may start are found by the trigram filter (see
-/// [`Trigrams`]), and each is confirmed by an anchored walk of the DFA;
-/// without a vector unit, an unanchored walk of the DFA reads every byte.
+/// Many literal atoms (three to [`LITERAL_WINDOW`] bytes), up to ASCII
+/// case: the positions where some literal's anchor (its rarest three
+/// bytes, see [`anchor`]) may start are found by the trigram filter (see
+/// [`Trigrams`]), and at each the literals anchored by that hash are
+/// compared whole, as one 8-byte word each.
 ///
-/// The crate builds the automaton; the search loops are ours: every
-/// occurrence is needed (overlapping), and the crate's overlapping
-/// iterator took ~20 instructions a byte through its generic state
-/// handling, where a transition and a test for a special state are a few
-/// (callgrind, 1 MB service log, `[Secrets, Pii]`: see `guard::secrets`).
+/// # Why words, not an automaton
+///
+/// Each candidate was confirmed by an anchored walk of an aho-corasick DFA
+/// (the crate built it; a transition and a test for a special state per
+/// byte, each transition a load that waits for the one before). With the
+/// secret pack and 50 organisation patterns that walk was 15-17 % of the
+/// samples of a 4 MB source or `git log` decision (`perf`). A literal of at
+/// most eight bytes is one masked compare of an unaligned load (ASCII
+/// letters folded by or-ing in their case bit), and the literals of one
+/// anchor hash are one or two: measured in the commit that made this (see
+/// the README's per-kind figures).
 ///
 /// # Why a trigram filter, not Teddy
 ///
@@ -172,37 +177,68 @@ const MASK_WINDOW: usize = 12;
 /// tables: 5.5 % of a service log's positions were candidates, and the 1
 /// MB `[Secrets, Pii]` decision went from 45.3 M to 48.0 M instructions.
 /// A hashed set of the literals' first three bytes has no unions (see
-/// [`Trigrams`]): 1.9-4.2 % candidates, the anchored walk confirms each
-/// in a few transitions.
+/// [`Trigrams`]): 1.9-4.2 % candidates.
 ///
-/// Measured (callgrind, instructions per 1 MB decision, `[Secrets, Pii]`
-/// / with 50 organisation patterns; the plain two-walk automaton before
-/// -> the trigram filter, with the placeholder reuse of `guard::mask`):
-/// source 41.2 / 48.3 M -> 28.3 / 30.8 M; service log 45.3 / 49.4 M ->
-/// 32.1 / 31.9 M; CI 64.4 / 76.5 M -> 50.1 / 57.8 M; lockfile 43.9 /
-/// 62.5 M -> 33.5 / 38.7 M; `git log` 79.6 / 116.8 M -> 48.8 / 70.1 M.
-/// Of a service log's decision the literal gate went from ~17.6 M to ~4 M
-/// (the filter ~2.5 instructions a byte, 20,268 candidates, 1,603 hits).
-/// Wall time moves less than instructions (the two walks were bound by
-/// load latency, not by their count): `cargo bench --bench
-/// content_kinds`, 4 MB, MB/s, best of three alternating runs, same
-/// order: source 320 / 267 -> 379 / 337, logs 285 / 236 -> 329 / 304, CI
-/// 199 / 165 -> 225 / 190, lockfile 302 / 208 -> 346 / 281, `git log`
-/// 201 / 129 -> 241 / 180.
+/// Measured when the filter replaced the plain two-walk automaton
+/// (callgrind, instructions per 1 MB decision, `[Secrets, Pii]` / with 50
+/// organisation patterns): source 41.2 / 48.3 M -> 28.3 / 30.8 M; service
+/// log 45.3 / 49.4 M -> 32.1 / 31.9 M; CI 64.4 / 76.5 M -> 50.1 / 57.8 M;
+/// lockfile 43.9 / 62.5 M -> 33.5 / 38.7 M; `git log` 79.6 / 116.8 M ->
+/// 48.8 / 70.1 M.
 #[derive(Debug)]
 struct Literals {
-    dfa: aho_corasick::dfa::DFA,
-    start: aho_corasick::automaton::StateID,
-    anchored: aho_corasick::automaton::StateID,
-    atoms: Vec<usize>,
     /// Each literal's anchor: the three bytes of it least likely in text
     /// (see [`anchor`]).
     trigrams: Box<Trigrams>,
-    /// Per automaton pattern, where its anchor starts in it.
-    anchor_of: Vec<u8>,
-    /// Per trigram hash, the anchor offsets (bit `o`: a literal whose
-    /// anchor starts `o` bytes into it) that hash there.
-    offsets: Box<[u8; Trigrams::HASHES]>,
+    /// The literals, grouped by the hash of their anchor.
+    words: Vec<LiteralWord>,
+    /// Open addressing: per slot, an anchor hash and its literals' range
+    /// in `words` (`end == 0`: an empty slot).
+    slots: Box<[Slot]>,
+}
+
+/// One literal as a word (see [`Literals`]).
+#[derive(Debug, Clone, Copy)]
+struct LiteralWord {
+    /// The literal's bytes, ASCII lower case, little-endian, zero past its
+    /// end.
+    word: u64,
+    /// The case bit (`0x20`) of every byte that is an ASCII letter.
+    fold: u64,
+    /// `0xff` for every byte of the literal.
+    mask: u64,
+    len: u8,
+    /// Where its anchor starts in it.
+    anchor: u8,
+    /// The class atom it stands for.
+    atom: u32,
+}
+
+impl LiteralWord {
+    /// Whether the literal starts at `start` of `raw`.
+    #[inline(always)]
+    fn at(&self, raw: &[u8], start: usize) -> bool {
+        let word = match raw.get(start..start + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().expect("eight bytes")),
+            None => {
+                let rest = &raw[start.min(raw.len())..];
+                if rest.len() < usize::from(self.len) {
+                    return false;
+                }
+                let mut b = [0u8; 8];
+                b[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(b)
+            }
+        };
+        (word | self.fold) & self.mask == self.word
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    hash: u16,
+    start: u16,
+    end: u16,
 }
 
 /// Where in `literal` (three bytes or more, at most [`LITERAL_WINDOW`])
@@ -227,147 +263,95 @@ pub(crate) fn anchor(literal: &[u8]) -> usize {
 
 impl Literals {
     fn new(literal_atoms: &[(usize, Vec<u8>)]) -> Option<Literals> {
-        use aho_corasick::automaton::Automaton;
-        let dfa = aho_corasick::dfa::Builder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(aho_corasick::MatchKind::Standard)
-            .start_kind(aho_corasick::StartKind::Both)
-            .prefilter(false)
-            .build(literal_atoms.iter().map(|(_, l)| l))
-            .ok()?;
-        let start = dfa.start_state(aho_corasick::Anchored::No).ok()?;
-        let anchored = dfa.start_state(aho_corasick::Anchored::Yes).ok()?;
         let mut trigrams = Box::new(Trigrams::default());
-        let mut offsets = Box::new([0u8; Trigrams::HASHES]);
-        let mut anchor_of = Vec::with_capacity(literal_atoms.len());
-        for (_, literal) in literal_atoms {
+        let mut words: Vec<(usize, LiteralWord)> = Vec::with_capacity(literal_atoms.len());
+        for &(atom, ref literal) in literal_atoms {
+            if !(3..=LITERAL_WINDOW).contains(&literal.len()) {
+                return None;
+            }
             let at = anchor(literal);
-            let h = Trigrams::hash(literal[at], literal[at + 1], literal[at + 2]);
             trigrams.insert(&literal[at..at + 3]);
-            offsets[h] |= 1 << at;
-            anchor_of.push(at as u8);
+            let (mut word, mut fold, mut mask) = (0u64, 0u64, 0u64);
+            for (k, &b) in literal.iter().enumerate() {
+                word |= u64::from(b.to_ascii_lowercase()) << (8 * k);
+                if b.is_ascii_alphabetic() {
+                    fold |= 0x20 << (8 * k);
+                }
+                mask |= 0xff << (8 * k);
+            }
+            let hash = Trigrams::hash(literal[at], literal[at + 1], literal[at + 2]);
+            words.push((
+                hash,
+                LiteralWord {
+                    word,
+                    fold,
+                    mask,
+                    len: literal.len() as u8,
+                    anchor: at as u8,
+                    atom: u32::try_from(atom).ok()?,
+                },
+            ));
+        }
+        words.sort_by_key(|(h, _)| *h);
+        let distinct = words.chunk_by(|a, b| a.0 == b.0).count();
+        let mut slots =
+            vec![Slot::default(); (4 * distinct).next_power_of_two()].into_boxed_slice();
+        let mut start = 0;
+        for group in words.chunk_by(|a, b| a.0 == b.0) {
+            let hash = group[0].0;
+            let mut i = Self::slot_of(hash, slots.len());
+            while slots[i].end != 0 {
+                i = (i + 1) & (slots.len() - 1);
+            }
+            slots[i] = Slot {
+                hash: hash as u16,
+                start: u16::try_from(start).ok()?,
+                end: u16::try_from(start + group.len()).ok()?,
+            };
+            start += group.len();
         }
         Some(Literals {
-            dfa,
-            start,
-            anchored,
-            atoms: literal_atoms.iter().map(|(i, _)| *i).collect(),
             trigrams,
-            anchor_of,
-            offsets,
+            words: words.into_iter().map(|(_, w)| w).collect(),
+            slots,
         })
+    }
+
+    #[inline(always)]
+    fn slot_of(hash: usize, len: usize) -> usize {
+        (hash.wrapping_mul(0x9e37_79b1) >> 7) & (len - 1)
     }
 
     /// Calls `found(start, atom)` for every occurrence in `raw`, in no
     /// particular order.
     #[inline]
     fn find(&self, isa: Isa, raw: &[u8], mut found: impl FnMut(usize, usize)) {
-        if isa == Isa::Scalar {
-            return self.walk(raw, found);
-        }
         isa.trigrams(&self.trigrams, raw, |at| self.confirm(raw, at, &mut found));
     }
 
-    /// Reports the literals whose anchor starts at `at`: for each anchor
-    /// offset that hashes there, an anchored walk from where such a
-    /// literal would start until the automaton is dead.
+    /// Reports the literals whose anchor starts at `at`.
     #[inline]
     fn confirm(&self, raw: &[u8], at: usize, found: &mut impl FnMut(usize, usize)) {
         let [a, b, c, ..] = raw[at..] else {
             return;
         };
-        let mut offsets = self.offsets[Trigrams::hash(a, b, c)];
-        while offsets != 0 {
-            let o = offsets.trailing_zeros() as usize;
-            offsets &= offsets - 1;
-            if let Some(start) = at.checked_sub(o) {
-                self.confirm_from(raw, start, o as u8, found);
+        let hash = Trigrams::hash(a, b, c);
+        let mut i = Self::slot_of(hash, self.slots.len());
+        let slot = loop {
+            let slot = self.slots[i];
+            if slot.end == 0 {
+                return;
             }
-        }
-    }
-
-    /// Reports the literals anchored `offset` bytes in that start at
-    /// `at`.
-    #[inline]
-    fn confirm_from(
-        &self,
-        raw: &[u8],
-        at: usize,
-        offset: u8,
-        found: &mut impl FnMut(usize, usize),
-    ) {
-        use aho_corasick::automaton::Automaton;
-        let dfa = &self.dfa;
-        let mut s = self.anchored;
-        for (i, &x) in raw[at..].iter().enumerate() {
-            s = dfa.next_state(aho_corasick::Anchored::Yes, s, x);
-            if dfa.is_special(s) {
-                if dfa.is_dead(s) {
-                    return;
-                }
-                if dfa.is_match(s) {
-                    for k in 0..dfa.match_len(s) {
-                        let pid = dfa.match_pattern(s, k);
-                        // A match state also holds the literals that end
-                        // here but start later, and each literal is
-                        // reported from its own anchor only.
-                        if dfa.pattern_len(pid) == i + 1 && self.anchor_of[pid.as_usize()] == offset
-                        {
-                            found(at, self.atoms[pid.as_usize()]);
-                        }
-                    }
-                }
+            if usize::from(slot.hash) == hash {
+                break slot;
             }
-        }
-    }
-
-    /// [`Self::find`] without the passes: the unanchored automaton over
-    /// every byte.
-    ///
-    /// A transition waits for the one before it (a load whose address is
-    /// the last state): one walk is bound by that latency, not by its
-    /// instructions. Longer texts are walked as two halves at once, the
-    /// second starting [`Automaton::max_pattern_len`] bytes early and
-    /// reporting only occurrences that end in its own half.
-    fn walk(&self, raw: &[u8], mut found: impl FnMut(usize, usize)) {
-        use aho_corasick::automaton::Automaton;
-        let dfa = &self.dfa;
-        let overlap = dfa.max_pattern_len().saturating_sub(1);
-        let mid = raw.len() / 2;
-        let report = |sid, end: usize, found: &mut dyn FnMut(usize, usize)| {
-            for k in 0..dfa.match_len(sid) {
-                let pid = dfa.match_pattern(sid, k);
-                found(end - dfa.pattern_len(pid), self.atoms[pid.as_usize()]);
-            }
+            i = (i + 1) & (self.slots.len() - 1);
         };
-        let (mut a, mut b) = (self.start, self.start);
-        let mut next = 0;
-        if raw.len() >= 4 * overlap.max(64) {
-            // Second walk: from `mid - overlap`; its first `overlap` bytes
-            // only bring it into the state it would have at `mid`.
-            let lead = mid - overlap;
-            for &x in &raw[lead..mid] {
-                b = dfa.next_state(aho_corasick::Anchored::No, b, x);
-            }
-            let (left, right) = (&raw[..mid], &raw[mid..]);
-            for (i, (&x, &y)) in left.iter().zip(right).enumerate() {
-                a = dfa.next_state(aho_corasick::Anchored::No, a, x);
-                b = dfa.next_state(aho_corasick::Anchored::No, b, y);
-                if dfa.is_special(a) && dfa.is_match(a) {
-                    report(a, i + 1, &mut found);
+        for w in &self.words[usize::from(slot.start)..usize::from(slot.end)] {
+            if let Some(start) = at.checked_sub(usize::from(w.anchor)) {
+                if w.at(raw, start) {
+                    found(start, w.atom as usize);
                 }
-                if dfa.is_special(b) && dfa.is_match(b) {
-                    report(b, mid + i + 1, &mut found);
-                }
-            }
-            // An odd length leaves the second walk one byte.
-            next = 2 * mid;
-            a = b;
-        }
-        for (i, &x) in raw.iter().enumerate().skip(next) {
-            a = dfa.next_state(aho_corasick::Anchored::No, a, x);
-            if dfa.is_special(a) && dfa.is_match(a) {
-                report(a, i + 1, &mut found);
             }
         }
     }
@@ -459,7 +443,7 @@ impl Searcher {
                     word_start: *ws && at == 0,
                 };
                 context = Context::of(&atoms[i].0.classes, s + at, w).or_else(|| {
-                    // The automaton matches up to ASCII case: a window that
+                    // `Literals` matches up to ASCII case: a window that
                     // is the whole atom and holds a letter in one case only
                     // (Discord's `Bot`) is checked as its own context, or
                     // every `dependabot` of a `git log` is a hit.
@@ -523,7 +507,8 @@ impl Searcher {
                 }
             }
         }
-        // Many literal atoms: one automaton for them, passes for the rest.
+        // Many literal atoms: one trigram filter for them, passes for the
+        // rest.
         let literal_of = |m: &ClassAtom| -> Option<Vec<u8>> {
             m.classes
                 .iter()
@@ -536,15 +521,18 @@ impl Searcher {
             .filter_map(|(i, m)| literal_of(m).map(|l| (i, l)))
             // A shorter one (`@`) would make a third or more of the
             // trigram filter's hashes candidates: it stays in the passes.
-            .filter(|(_, l)| l.len() >= 3)
+            // (Windows are never longer than a word.)
+            .filter(|(_, l)| (3..=LITERAL_WINDOW).contains(&l.len()))
             .collect();
-        // Its DFA: the crate's default (an NFA) took half again as many
-        // instructions per decision.
         let literals = (literal_atoms.len() >= MANY_LITERALS)
             .then(|| Literals::new(&literal_atoms))
             .flatten();
         let in_passes: Vec<usize> = (0..class_atoms.len())
-            .filter(|i| literals.as_ref().is_none_or(|l| !l.atoms.contains(i)))
+            .filter(|&i| {
+                literals
+                    .as_ref()
+                    .is_none_or(|l| !l.words.iter().any(|w| w.atom as usize == i))
+            })
             .collect();
         // Atoms with the same fingerprint share a bucket; eight buckets a
         // pass.
@@ -576,7 +564,7 @@ impl Searcher {
         }
     }
 
-    /// Whether many literal atoms went to the automaton (tests).
+    /// Whether many literal atoms went to [`Literals`] (tests).
     #[cfg(test)]
     pub(crate) fn has_literal_automaton(&self) -> bool {
         self.literals.is_some()

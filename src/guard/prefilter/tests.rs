@@ -55,7 +55,7 @@ fn searcher_finds_literals_and_class_runs_across_chunks() {
 /// are around it too: `pat` followed by fourteen token bytes and a dot,
 /// not `path` or `pattern`; `at.` after `p` or `s` and before token
 /// bytes, not `format.`. Both with few atoms (the passes) and with many
-/// (the literal automaton).
+/// (the literal filter).
 #[test]
 fn a_literal_window_is_a_hit_only_with_its_atoms_other_classes() {
     let token = r"(?-u:\b)pat[0-9a-zA-Z_-]{14}\.[0-9a-f]{4}";
@@ -63,7 +63,7 @@ fn a_literal_window_is_a_hit_only_with_its_atoms_other_classes() {
     let raw = "path pattern pat0123456789abcd.beef format.x sat.AbCdEf spat.abc_12 xpat0123456789abcd.beef";
     let want = vec![(13, 1), (46, 2), (58, 2)];
     assert_eq!(hits(&[(token, 1), (dotted, 2)], raw), want);
-    // Sixty more literal atoms send literals to the automaton.
+    // Sixty more literal atoms send literals to the trigram filter.
     let mut atoms = vec![(token.to_owned(), 1), (dotted.to_owned(), 2)];
     for k in 0..60 {
         atoms.push((format!("zq{k:02}xw"), 100 + k));
@@ -383,7 +383,7 @@ fn a_digit_run_is_a_cluster_group_of_its_length() {
 
 #[test]
 fn a_literal_in_one_case_is_found_in_that_case_only() {
-    // Among many literals (the automaton, which matches up to case).
+    // Among many literals (the trigram filter, which matches up to case).
     let letter = |k: u32| char::from(b'a' + k as u8);
     let mut atoms: Vec<(Atom, u32)> = (0..64)
         .map(|g| {
@@ -490,7 +490,7 @@ proptest::proptest! {
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
-    /// With many literal atoms (the automaton's path), every occurrence of
+    /// With many literal atoms (the trigram filter), every occurrence of
     /// each, overlapping ones too and in any ASCII case, is a hit; a
     /// word-start atom only where no word byte comes before it.
     #[test]
@@ -522,7 +522,7 @@ proptest::proptest! {
         let mut s = Searcher::new(&atoms);
         proptest::prop_assert!(s.has_literal_automaton());
         let mut found: Option<Vec<Hit>> = None;
-        // The trigram filter and the plain automaton alike.
+        // Every instruction set alike.
         for isa in Isa::all() {
             s.isa = isa;
             let mut out = Vec::new();
@@ -595,11 +595,11 @@ proptest::proptest! {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
     /// Random sets of many literals (the secret pack's path: a trigram
-    /// filter, then the anchored automaton), some shorter than three
+    /// filter, then a compare of each literal anchored there), some shorter than three
     /// bytes (left to the passes), in random texts built from them: every
     /// occurrence in any ASCII case is a hit, at 32-byte step edges and
     /// at the text's end too, by every instruction set; the same as a
-    /// naive search and the plain automaton. (No digits in the literals:
+    /// naive search. (No digits in the literals:
     /// the searcher widens a digit to all ten; the text has them, and `p`
     /// and `` ` `` that hash like `0` and `@`.)
     #[test]

@@ -78,6 +78,12 @@
 //! the targets: what remains is spread over the digit gate
 //! (~9-11 M on logs and CI), regions and their regexes, normalisation,
 //! and parsing the body.
+//!
+//! Then (session 12): AVX-512 VBMI kernels for the filter and the
+//! fingerprint passes (`guard::vector`), the DFA's anchored walk replaced by
+//! one masked 8-byte compare per literal (`prefilter::searcher::Literals`),
+//! digit-group patterns read by the digit gate (`NumberShape::Groups`), and
+//! case-exact literal windows; the README's per-kind table has the figures.
 
 mod ai;
 mod cloud;

@@ -97,9 +97,6 @@ impl std::fmt::Debug for Trigrams {
 }
 
 impl Trigrams {
-    /// How many hashes there are.
-    pub const HASHES: usize = 1 << 15;
-
     /// The hash of three bytes.
     #[inline(always)]
     pub fn hash(a: u8, b: u8, c: u8) -> usize {
