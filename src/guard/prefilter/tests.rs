@@ -328,16 +328,17 @@ fn digit_gate() -> super::digits::DigitGate {
     gate
 }
 
+/// The digit gate's hits in `text`, as (position, group).
+fn digit_hits(gate: &super::digits::DigitGate, text: &str) -> Vec<(usize, u32)> {
+    let mut out = Vec::new();
+    gate.find(Isa::detect(), text.as_bytes(), &mut out);
+    out.iter().map(|h| (h.pos as usize, h.group)).collect()
+}
+
 #[test]
 fn the_digit_gate_hits_where_number_shapes_start() {
     let gate = digit_gate();
-    let hits = |text: &str| {
-        let mut out = Vec::new();
-        gate.find(Isa::detect(), text.as_bytes(), &mut out);
-        out.iter()
-            .map(|h| (h.pos as usize, h.group))
-            .collect::<Vec<_>>()
-    };
+    let hits = |text: &str| digit_hits(&gate, text);
     assert_eq!(hits("card 4111 1111 1111 1111."), [(5, 0)]);
     assert_eq!(hits("ssn 123-45-6789"), [(4, 1)]);
     assert_eq!(hits("sin 130 692 544"), [(4, 2)]);
@@ -362,13 +363,7 @@ fn a_digit_run_is_a_cluster_group_of_its_length() {
     use super::digits::{DigitGate, NumberShape};
     let mut gate = DigitGate::default();
     gate.push(7, NumberShape::Run(13));
-    let hits = |gate: &DigitGate, text: &str| {
-        let mut out = Vec::new();
-        gate.find(Isa::detect(), text.as_bytes(), &mut out);
-        out.iter()
-            .map(|h| (h.pos as usize, h.group))
-            .collect::<Vec<_>>()
-    };
+    let hits = digit_hits;
     // Asana's `1/1204567890123:…`: the thirteen digits after the `/`.
     assert_eq!(hits(&gate, "token 1/1204567890123:abc"), [(8, 7)]);
     assert_eq!(hits(&gate, "x 12045678901234567 y"), [(2, 7)]);
@@ -437,13 +432,7 @@ fn digit_groups_hit_where_a_cluster_has_them() {
     let mut g = [0u8; 8];
     g[..2].copy_from_slice(&[2, 7]);
     gate.push(3, NumberShape::Groups(g));
-    let hits = |text: &str| {
-        let mut out = Vec::new();
-        gate.find(Isa::detect(), text.as_bytes(), &mut out);
-        out.iter()
-            .map(|h| (h.pos as usize, h.group))
-            .collect::<Vec<_>>()
-    };
+    let hits = |text: &str| digit_hits(&gate, text);
     assert_eq!(hits("tax id 12-3456789."), [(7, 3)]);
     // The first and last groups may be longer (the pattern may match
     // inside them); the middle ones may not.

@@ -79,7 +79,7 @@
 //! (~9-11 M on logs and CI), regions and their regexes, normalisation,
 //! and parsing the body.
 //!
-//! Then (session 12): AVX-512 VBMI kernels for the filter and the
+//! Then (`cc49501`..`15a67ea`): AVX-512 VBMI kernels for the filter and the
 //! fingerprint passes (`guard::vector`), the DFA's anchored walk replaced by
 //! one masked 8-byte compare per literal (`prefilter::searcher::Literals`),
 //! digit-group patterns read by the digit gate (`NumberShape::Groups`), and
