@@ -119,12 +119,19 @@ unsafe fn trigrams(t: &Trigrams, raw: &[u8], found: &mut impl FnMut(usize)) -> u
             let c = _mm512_and_si512(_mm512_loadu_si512(p.add(2).cast()), m31);
             pair_mask(ab, a, b) & pair_mask(bc, b, c) & pair_mask(ac, a, c)
         };
+        // The bitmap's answers first, without a branch on each (half the
+        // pairs' survivors are no trigram of the set: a branch on them
+        // mispredicts), then the positions.
+        let mut exact = 0u64;
         while m != 0 {
-            let i = at + m.trailing_zeros() as usize;
+            let k = m.trailing_zeros() as usize;
             m &= m - 1;
-            if t.contains(raw[i], raw[i + 1], raw[i + 2]) {
-                found(i);
-            }
+            let i = at + k;
+            exact |= u64::from(t.contains(raw[i], raw[i + 1], raw[i + 2])) << k;
+        }
+        while exact != 0 {
+            found(at + exact.trailing_zeros() as usize);
+            exact &= exact - 1;
         }
         at += 64;
     }
