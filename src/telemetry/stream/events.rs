@@ -83,12 +83,7 @@ impl StreamTelemetry {
     ) {
         use crate::decision::BudgetVerdict;
         let m = metrics();
-        m.budget_store_duration
-            .get_or_create(&crate::telemetry::metrics::StoreOpLabels {
-                store: budgets.store.kind(),
-                op: "check",
-            })
-            .observe(elapsed.as_secs_f64());
+        store_time(budgets, "check", elapsed);
         let labels = |li: usize| {
             let limit = &budgets.limits[li];
             crate::telemetry::metrics::BudgetLabels {
@@ -114,13 +109,7 @@ impl StreamTelemetry {
                     tracing::warn!(backend, error = %why, "budget store failed: request allowed unchecked (onStoreError: Allow)");
                     self.span
                         .set_attribute("promptgate.budget.store_error", true);
-                    m.budget_store_errors
-                        .get_or_create(&crate::telemetry::metrics::BudgetStoreLabels {
-                            backend: backend.to_owned(),
-                            op: "check",
-                            decision: "allow",
-                        })
-                        .inc();
+                    store_error(backend, "check", "allow");
                 }
             }
             BudgetVerdict::Refuse(reply) if reply.status == 429 => {
@@ -139,13 +128,7 @@ impl StreamTelemetry {
                 );
                 self.span
                     .set_attribute("promptgate.budget.store_error", true);
-                m.budget_store_errors
-                    .get_or_create(&crate::telemetry::metrics::BudgetStoreLabels {
-                        backend: backend.to_owned(),
-                        op: "check",
-                        decision: "reject",
-                    })
-                    .inc();
+                store_error(backend, "check", "reject");
             }
         }
     }
@@ -177,6 +160,29 @@ fn budget_unit(kind: crate::budget::LimitKind) -> &'static str {
     }
 }
 
+/// The store's time for one call.
+fn store_time(budgets: &crate::budget::Budgets, op: &'static str, elapsed: std::time::Duration) {
+    metrics()
+        .budget_store_duration
+        .get_or_create(&crate::telemetry::metrics::StoreOpLabels {
+            store: budgets.store.kind(),
+            op,
+        })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// A store call that failed, and what was decided for the request.
+fn store_error(backend: &str, op: &'static str, decision: &'static str) {
+    metrics()
+        .budget_store_errors
+        .get_or_create(&crate::telemetry::metrics::BudgetStoreLabels {
+            backend: backend.to_owned(),
+            op,
+            decision,
+        })
+        .inc();
+}
+
 /// A response's usage added to its budgets (or not: the store failed).
 pub fn on_budget_debit(
     backend: &str,
@@ -186,26 +192,15 @@ pub fn on_budget_debit(
     error: Option<&crate::budget::StoreError>,
     elapsed: std::time::Duration,
 ) {
-    let m = metrics();
-    m.budget_store_duration
-        .get_or_create(&crate::telemetry::metrics::StoreOpLabels {
-            store: budgets.store.kind(),
-            op: "debit",
-        })
-        .observe(elapsed.as_secs_f64());
+    store_time(budgets, "debit", elapsed);
     if let Some(e) = error {
         tracing::warn!(backend, error = %e, "budget store failed: this response's usage was not counted");
-        m.budget_store_errors
-            .get_or_create(&crate::telemetry::metrics::BudgetStoreLabels {
-                backend: backend.to_owned(),
-                op: "debit",
-                decision: "allow",
-            })
-            .inc();
+        store_error(backend, "debit", "allow");
         return;
     }
     for ((_, kind, _, li), item) in pass.debit.iter().zip(items) {
-        m.budget_consumed
+        metrics()
+            .budget_consumed
             .get_or_create(&crate::telemetry::metrics::BudgetLabels {
                 backend: backend.to_owned(),
                 limit: budgets.limits[*li].name.clone(),
