@@ -9,6 +9,14 @@ use opentelemetry::KeyValue;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 impl StreamTelemetry {
+    /// The decided request's backend (empty before the decision).
+    fn backend(&self) -> String {
+        self.decided
+            .as_ref()
+            .map(|d| d.backend.clone())
+            .unwrap_or_default()
+    }
+
     /// A tool call decided in the response: a log line, a span event and
     /// the tool-call counter. Names, rule and place only, never the input.
     pub fn on_tool(&mut self, tool: &ToolDecision) {
@@ -34,11 +42,7 @@ impl StreamTelemetry {
             self.span.add_event("promptgate.tool_decision", attrs);
         }
         let m = metrics();
-        let backend = self
-            .decided
-            .as_ref()
-            .map(|d| d.backend.clone())
-            .unwrap_or_default();
+        let backend = self.backend();
         m.tool_calls
             .get_or_create(&ToolLabels {
                 backend,
@@ -55,11 +59,7 @@ impl StreamTelemetry {
             return;
         }
         let m = metrics();
-        let backend = self
-            .decided
-            .as_ref()
-            .map(|d| d.backend.clone())
-            .unwrap_or_default();
+        let backend = self.backend();
         for rule in rules {
             m.guard_matches
                 .get_or_create(&GuardLabels {
@@ -140,11 +140,7 @@ impl StreamTelemetry {
         }
         self.span
             .set_attribute("promptgate.placeholders_restored", count as i64);
-        let backend = self
-            .decided
-            .as_ref()
-            .map(|d| d.backend.clone())
-            .unwrap_or_default();
+        let backend = self.backend();
         metrics()
             .placeholders_restored
             .get_or_create(&BackendLabels { backend })
