@@ -131,18 +131,20 @@ fn digit_run(a: &atoms::Analysis) -> Option<NumberShape> {
         .iter()
         .map(|atom| NumberShape::of_classes(&atom.classes))
         .collect::<Option<_>>()?;
-    let runs: Option<Vec<u32>> = shapes
+    if let [only] = shapes[..] {
+        return Some(only);
+    }
+    // Several atoms: runs only, gated by the shortest.
+    shapes
         .iter()
         .map(|s| match s {
             NumberShape::Run(n) => Some(*n),
             _ => None,
         })
-        .collect();
-    match (runs, &shapes[..]) {
-        (Some(runs), _) => runs.into_iter().min().map(NumberShape::Run),
-        (None, [groups]) => Some(*groups),
-        (None, _) => None,
-    }
+        .collect::<Option<Vec<u32>>>()?
+        .into_iter()
+        .min()
+        .map(NumberShape::Run)
 }
 
 /// The set of patterns scanned over whole units, and their indices.

@@ -263,6 +263,9 @@ proptest::proptest! {
             proptest::sample::select(&[
                 "123", "4567", "-", ".", "+", "@", "ab", "XYZ", " ", "0", "99999", "(", ")",
                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                // Non-ASCII bytes, whose low seven bits spell ASCII (`İ`
+                // is C4 B0: `D0`; `XYİ` is no `[A-Z]{3}[0-9]`).
+                "XY", "İ", "é",
             ][..]),
             0..2500,
         ),
@@ -378,7 +381,7 @@ fn a_digit_run_is_a_cluster_group_of_its_length() {
 
 #[test]
 fn a_literal_in_one_case_is_found_in_that_case_only() {
-    // Among many literals (the trigram filter, which matches up to case).
+    // Among many literals (the trigram filter, whose hashes ignore case).
     let letter = |k: u32| char::from(b'a' + k as u8);
     let mut atoms: Vec<(Atom, u32)> = (0..64)
         .map(|g| {
@@ -651,6 +654,38 @@ proptest::proptest! {
             out.sort();
             out.dedup();
             proptest::prop_assert_eq!(&out, &want, "{:?}", isa);
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// The fingerprint passes of every instruction set report what the
+    /// exact tables say, position by position, on any bytes: non-ASCII
+    /// ones whose low seven bits spell ASCII (`C4 B0` is `D0` there) too,
+    /// and past an atom shorter than a fingerprint (any byte).
+    #[test]
+    fn simd_fingerprints_equal_the_scalar_ones(
+        text in proptest::collection::vec(
+            proptest::sample::select(b"aAXYZ09@-.+ \x80\xb0\xc4\xd9\xe9\xff".to_vec()),
+            0..300,
+        ),
+    ) {
+        let atoms: Vec<(Atom, u32)> = ["[A-Z]{3}[0-9]", "@", "[0-9]{4}\\.[0-9]{2}", "\\+[0-9]"]
+            .iter()
+            .enumerate()
+            .map(|(g, p)| (gate_of(p).gate.unwrap()[0].clone(), g as u32))
+            .collect();
+        let s = Searcher::new(&atoms);
+        proptest::prop_assert!(!s.passes.is_empty());
+        for pass in &s.passes {
+            let mut want = Vec::new();
+            Isa::Scalar.fingerprints(&pass.tables, &text, |at, bits| want.push((at, bits)));
+            for isa in Isa::all() {
+                let mut found = Vec::new();
+                isa.fingerprints(&pass.tables, &text, |at, bits| found.push((at, bits)));
+                proptest::prop_assert_eq!(&found, &want, "{:?}", isa);
+            }
         }
     }
 }
