@@ -18,6 +18,7 @@
 //! * [`tls`] — the ext_proc port over mutual TLS (client certificates from
 //!   one CA), its certificates reloaded on change.
 
+pub mod accesslog;
 pub mod audit;
 pub mod budget;
 pub mod cli;

@@ -15,11 +15,28 @@
 //!    exits 0.
 //!
 //! A second SIGTERM/SIGINT during the drain skips what is left of it.
+//!
+//! Streams that never end by themselves (the gateway's access-log stream)
+//! end at step 2: they watch [`listener_closed`].
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
+
+fn closed_flag() -> &'static watch::Sender<bool> {
+    static CLOSED: OnceLock<watch::Sender<bool>> = OnceLock::new();
+    CLOSED.get_or_init(|| watch::channel(false).0)
+}
+
+/// Turns `true` when the drain closes the listener: a stream that would
+/// otherwise stay open for ever ends then, so the drain does not wait for
+/// it until its deadline.
+pub fn listener_closed() -> watch::Receiver<bool> {
+    closed_flag().subscribe()
+}
 
 /// `grpc.health.v1` service name that answers SERVING for as long as the
 /// process runs, draining included: for liveness probes. Readiness (and
@@ -138,6 +155,7 @@ where
 
     // Phase 2: stop accepting, GOAWAY, wait for in-flight streams.
     let _ = stop_tx.send(());
+    closed_flag().send_replace(true);
     tracing::info!("listener closed; waiting for in-flight streams");
     let until_deadline = async {
         match deadline {

@@ -78,7 +78,7 @@ pub async fn serve_drained(
     let extproc = ExtProcServer::new(ExtProcService::new(policy), MAX_MESSAGE_BYTES);
 
     let transport = if tls.is_some() { "mutual TLS" } else { "h2c" };
-    tracing::info!(%local, transport, "promptgate listening (ext_proc + grpc.health.v1)");
+    tracing::info!(%local, transport, "promptgate listening (ext_proc + access-log usage reports + grpc.health.v1)");
     // /readyz on the admin port follows the listener: ready now, not ready
     // once the drain begins.
     crate::telemetry::set_ready(true);
@@ -104,7 +104,8 @@ pub async fn serve_drained(
                 .initial_stream_window_size(Some(8 << 20))
                 .initial_connection_window_size(Some(16 << 20))
                 .add_service(health_service)
-                .add_service(extproc);
+                .add_service(extproc)
+                .add_service(crate::accesslog::server(MAX_MESSAGE_BYTES));
             match tls {
                 None => {
                     let incoming =

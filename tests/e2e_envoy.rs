@@ -250,17 +250,62 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
     assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
     assert_eq!(entry["promptgate"]["route"], "Messages", "{entry}");
     assert_eq!(entry["promptgate"]["auth_injected"], true, "{entry}");
-    // Token usage from the stream (message_start, message_delta), read
-    // without holding it back.
-    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
-    assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    // Token usage from the stream (message_start, message_delta), read by
+    // Envoy's SSE parser as it passed and left to it by promptgate, which
+    // never held the stream back.
+    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
     assert_eq!(
-        entry["promptgate"]["response_model"],
+        entry["usage"]["input_tokens"].as_f64(),
+        Some(25.0),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["usage"]["output_tokens"].as_f64(),
+        Some(12.0),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["usage"]["model"],
         support::FAKE_ANTHROPIC_MODEL,
         "{entry}"
     );
-    assert_eq!(entry["promptgate"]["response_decision"], "allow", "{entry}");
+    assert_eq!(gw.phase_count("response_body"), 0);
+    // ... and the access-log entry reached promptgate's metrics.
+    wait_metric(
+        &gw,
+        &format!(
+            "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"input\"}} 25",
+            support::FAKE_ANTHROPIC_MODEL
+        ),
+    )
+    .await;
+    wait_metric(
+        &gw,
+        &format!(
+            "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"output\"}} 12",
+            support::FAKE_ANTHROPIC_MODEL
+        ),
+    )
+    .await;
+    wait_metric(&gw, "promptgate_usage_reports_total{result=\"counted\"} 1").await;
     gw.assert_ext_proc_clean();
+}
+
+/// Waits (up to 5 s) for a line of promptgate's metrics.
+async fn wait_metric(gw: &Gateway, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = gw.promptgate_metrics();
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metric line {line:?} in:\n{metrics}\npromptgate log:\n{}",
+            gw.promptgate_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -1179,8 +1224,49 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
     assert_eq!(stats.get("stream_msgs_sent"), Some(&2), "{stats:?}");
     assert_eq!(stats.get("server_half_closed"), Some(&1), "{stats:?}");
 
-    // A streamed answer: read, byte for byte unchanged, without its headers.
+    // A streamed answer: its usage is left to Envoy (the shipped config
+    // says it reads it): not held back by promptgate at all.
     let resp = send_messages(&gw, "Say hello again", true).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap(),
+        gw.upstream().anthropic_sse_bytes()
+    );
+    let entry = wait_access_log(&gw, |e| !e["usage"]["input_tokens"].is_null()).await;
+    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
+    assert!(entry["promptgate"]["input_tokens"].is_null(), "{entry}");
+    assert_eq!(gw.phase_count("response_headers"), 0);
+    assert_eq!(gw.phase_count("response_body"), 0);
+    // Envoy skipped the response phases, as for a non-streamed answer.
+    let stats = gw.ext_proc_stats();
+    assert_eq!(stats.get("stream_msgs_sent"), Some(&4), "{stats:?}");
+    assert_eq!(stats.get("server_half_closed"), Some(&2), "{stats:?}");
+    gw.assert_ext_proc_clean();
+}
+
+/// A gateway config that does not read usage itself (no
+/// `x-promptgate-usage: envoy`, as with Envoy Gateway or Istio): promptgate
+/// reads a streamed answer for its usage, with no response headers
+/// exchange, passing every byte on unchanged.
+#[tokio::test]
+async fn streamed_usage_is_read_in_band_when_the_gateway_does_not_report_it() {
+    let gw = Gateway::launch(seed_policy())
+        .edit_envoy(|cfg: &mut serde_yaml::Value| {
+            let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+                [0]["typed_config"];
+            let md = hcm["http_filters"][0]["typed_config"]["grpc_service"]["initial_metadata"]
+                .as_sequence_mut()
+                .unwrap();
+            let before = md.len();
+            md.retain(|m| m["key"].as_str() != Some("x-promptgate-usage"));
+            assert_eq!(
+                md.len(),
+                before - 1,
+                "the shipped config says x-promptgate-usage"
+            );
+        })
+        .start();
+    let resp = send_messages(&gw, "Say hello", true).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
         resp.bytes().await.unwrap(),
@@ -1189,8 +1275,27 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
     let entry = wait_access_log(&gw, |e| !e["promptgate"]["input_tokens"].is_null()).await;
     assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    assert_eq!(
+        entry["promptgate"]["response_model"],
+        support::FAKE_ANTHROPIC_MODEL,
+        "{entry}"
+    );
+    assert_eq!(entry["promptgate"]["response_decision"], "allow", "{entry}");
+    assert!(entry["promptgate"]["usage_reporter"].is_null(), "{entry}");
     assert_eq!(gw.phase_count("response_headers"), 0);
     assert!(gw.phase_count("response_body") >= 1);
+    wait_metric(
+        &gw,
+        &format!(
+            "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"input\"}} 25",
+            support::FAKE_ANTHROPIC_MODEL
+        ),
+    )
+    .await;
+    // Not counted a second time from Envoy's access log: nothing was sent.
+    assert!(!gw
+        .promptgate_metrics()
+        .contains("promptgate_usage_reports_total{"));
     gw.assert_ext_proc_clean();
 }
 

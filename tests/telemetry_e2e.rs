@@ -215,6 +215,37 @@ async fn one_trace_shows_envoy_and_promptgate_with_decision_attributes() {
         );
     }
 
+    // The allowed stream's usage, read by Envoy and reported to promptgate
+    // after the answer: a span of its own under promptgate's request span.
+    let usage_span = |spans: &[ReceivedSpan]| {
+        spans
+            .iter()
+            .find(|s| {
+                s.service == "promptgate"
+                    && s.name() == "promptgate.usage"
+                    && s.trace_id() == t_allow
+            })
+            .cloned()
+    };
+    let spans_with_usage = receiver.wait_for(TRACE_WAIT, "promptgate's usage span", |spans| {
+        usage_span(spans).is_some()
+    });
+    let usage = usage_span(&spans_with_usage).unwrap();
+    let pg_allow = promptgate_span(&spans, &t_allow).unwrap();
+    assert_eq!(usage.parent_span_id(), pg_allow.span_id(), "{usage:?}");
+    assert_eq!(
+        usage.attr("gen_ai.usage.input_tokens").as_deref(),
+        Some("25")
+    );
+    assert_eq!(
+        usage.attr("gen_ai.usage.output_tokens").as_deref(),
+        Some("12")
+    );
+    assert!(
+        usage.attr("request_id").is_some_and(|r| !r.is_empty()),
+        "{usage:?}"
+    );
+
     let reject = promptgate_span(&spans, &t_reject).unwrap();
     assert_eq!(
         reject.attr("promptgate.decision").as_deref(),

@@ -26,6 +26,10 @@ pub enum BodyDecision {
         /// (`false`: a non-streamed answer under `tokenUsage: Streams`,
         /// which nothing needs to read).
         read_response: bool,
+        /// The answer's token usage is left to the gateway, which reports
+        /// it to the access-log service ([`RequestCtx::envoy_reports_usage`]
+        /// and a streamed answer read for nothing else).
+        usage_by_envoy: bool,
         /// What this request's masks stand for, to put back where the
         /// model repeats their placeholders (`None`: nothing to restore).
         restore: Option<Arc<Restore>>,
@@ -146,6 +150,7 @@ fn inspect_request_body<'p, 'b>(
             restore: None,
             replacement: None,
             read_response: ctx.response.is_read(),
+            usage_by_envoy: false,
             outcome,
         });
     }
@@ -467,28 +472,52 @@ impl Inspection<'_, '_> {
         // it whenever a guard of the backend restores.
         let restore =
             (!restore.is_empty() && self.ctx.response.is_read()).then(|| Arc::new(restore));
+        let read = reads_response(self.backend, self.ctx, self.parsed.stream);
+        let usage_by_envoy = read == Read::UsageByEnvoy && restore.is_none();
         BodyDecision::Continue {
             replacement,
-            read_response: restore.is_some()
-                || reads_response(self.backend, self.ctx, self.parsed.stream),
+            read_response: restore.is_some() || read == Read::Yes,
+            usage_by_envoy,
             restore,
             outcome,
         }
     }
 }
 
+/// Whether promptgate reads the response, once the body is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Yes,
+    No,
+    /// Only its token usage would be read, and the gateway reports that.
+    UsageByEnvoy,
+}
+
 /// Whether the response is still read once the body is known: under
 /// `tokenUsage: Streams` a non-streamed answer is not (reading it would
-/// hold the whole answer back for one more exchange).
-fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> bool {
+/// hold the whole answer back for one more exchange), and a streamed one
+/// read for its usage alone is not when the gateway reports that usage
+/// (its SSE parser writes the counts into the access-log entry it sends
+/// promptgate): no exchange then holds back the stream's first byte.
+/// Budgets of tokens or spend read every response themselves: their debit
+/// follows the answer at once.
+fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> Read {
+    let budgets_read = backend.budgets.as_ref().is_some_and(|b| b.reads_usage());
     match ctx.response {
-        ResponseRead::Skip => false,
-        ResponseRead::Guarded => true,
-        ResponseRead::UsageOnly => {
-            backend.token_usage != TokenUsageMode::Streams
-                || stream != Some(false)
-                // Budgets of tokens or spend debit every response's usage.
-                || backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
-        }
+        ResponseRead::Skip => Read::No,
+        ResponseRead::Guarded => Read::Yes,
+        ResponseRead::GatewayUsage => match stream {
+            Some(false) => Read::No,
+            // A stream, or what may be one: Envoy reads it if it is SSE.
+            _ => Read::UsageByEnvoy,
+        },
+        ResponseRead::UsageOnly if budgets_read => Read::Yes,
+        // Read for restores only, and this request masked nothing.
+        ResponseRead::UsageOnly if backend.token_usage == TokenUsageMode::Off => Read::No,
+        ResponseRead::UsageOnly => match stream {
+            Some(true) if ctx.envoy_reports_usage => Read::UsageByEnvoy,
+            Some(false) if backend.token_usage == TokenUsageMode::Streams => Read::No,
+            _ => Read::Yes,
+        },
     }
 }

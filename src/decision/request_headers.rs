@@ -93,6 +93,10 @@ pub struct RequestCtx {
     pub path: String,
     /// The headers `when:` conditions read (empty when none can).
     pub headers: Vec<(String, String)>,
+    /// The gateway reads a streamed answer's token usage itself and reports
+    /// it to promptgate's access-log service (its config says so; set by
+    /// the adapter, `false` from [`request_headers`]).
+    pub envoy_reports_usage: bool,
 }
 
 impl RequestCtx {
@@ -129,13 +133,35 @@ pub enum ResponseRead {
     /// first; an unreadable (compressed) response is refused rather than
     /// passed through unread.
     Guarded,
+    /// Only a streamed answer's usage is wanted, and the gateway reads it
+    /// ([`with_gateway_usage`]): Envoy skips the response phases as for
+    /// `Skip`; a streamed request is marked for the gateway's report.
+    GatewayUsage,
 }
 
 impl ResponseRead {
     /// Whether anything of the response is read (the provider is then
     /// asked for an uncompressed response).
     pub fn is_read(self) -> bool {
-        self != ResponseRead::Skip
+        matches!(self, ResponseRead::UsageOnly | ResponseRead::Guarded)
+    }
+}
+
+/// The gateway reads a streamed answer's token usage itself and reports it
+/// (its config says so, `x-promptgate-usage: envoy`): a response that
+/// would be read for nothing but a stream's usage (`tokenUsage: Streams`,
+/// no placeholders to restore, no budget to debit) is not read by
+/// promptgate at all — Envoy skips its phases, and no exchange holds back
+/// its first byte. Other responses are read as before.
+pub fn with_gateway_usage(policy: &Policy, ctx: &mut RequestCtx) {
+    ctx.envoy_reports_usage = true;
+    let backend = &policy.backends[ctx.backend];
+    if ctx.response == ResponseRead::UsageOnly
+        && backend.token_usage == TokenUsageMode::Streams
+        && !backend.restores()
+        && !backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
+    {
+        ctx.response = ResponseRead::GatewayUsage;
     }
 }
 
@@ -268,6 +294,7 @@ pub fn request_headers(
         } else {
             Vec::new()
         },
+        envoy_reports_usage: false,
     };
 
     let mut inspect_body = route.inspects_request_body();

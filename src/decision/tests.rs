@@ -1242,3 +1242,51 @@ fn a_failed_store_lets_requests_through_under_allow() {
     assert!(pass.store_error.unwrap().contains("connection refused"));
     assert_eq!(pass.debit.len(), 3, "usage is still debited");
 }
+
+/// A gateway that reads a stream's usage itself takes that read over: the
+/// response is skipped and a streamed request marked for its report, while
+/// what promptgate must read itself (non-streamed answers under
+/// `tokenUsage: All`, budgets) stays read in band.
+#[test]
+fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
+    let decide = |p: &Policy, gateway: bool, stream: bool| {
+        let (ctx, _) = request_headers(p, None, &head("/v1/messages"));
+        let mut ctx = ctx.unwrap();
+        assert_eq!(ctx.response, ResponseRead::UsageOnly);
+        if gateway {
+            with_gateway_usage(p, &mut ctx);
+        }
+        let body = format!(
+            r#"{{"model":"m","max_tokens":1,"stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let d = request_body(p, &ctx, body.as_bytes())
+            .now_or_never()
+            .unwrap();
+        let BodyDecision::Continue {
+            read_response,
+            usage_by_envoy,
+            ..
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        (ctx.response, read_response, usage_by_envoy)
+    };
+    let p = seed();
+    use ResponseRead::{GatewayUsage, UsageOnly};
+    assert_eq!(decide(&p, false, true), (UsageOnly, true, false));
+    assert_eq!(decide(&p, false, false), (UsageOnly, false, false));
+    assert_eq!(decide(&p, true, true), (GatewayUsage, false, true));
+    assert_eq!(decide(&p, true, false), (GatewayUsage, false, false));
+    assert!(!GatewayUsage.is_read());
+
+    let all = SEED.replace("    ai:\n", "    ai:\n      tokenUsage: All\n");
+    let p = Policy::from_yaml(&all, "all.yaml", &LoadOptions::default()).unwrap();
+    assert_eq!(decide(&p, true, true), (UsageOnly, false, true));
+    assert_eq!(decide(&p, true, false), (UsageOnly, true, false));
+
+    let p = Policy::from_yaml(BUDGETS, "b.yaml", &LoadOptions::default()).unwrap();
+    let mut ctx = budget_ctx(&p, serde_json::json!({"sub": "alice", "team": "red"}));
+    with_gateway_usage(&p, &mut ctx);
+    assert_eq!(ctx.response, UsageOnly, "a budget's debit reads the answer");
+}

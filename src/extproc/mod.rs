@@ -38,6 +38,11 @@ pub const BACKEND_METADATA: &str = "x-promptgate-backend";
 /// budget headers itself (`envoy`: `response_headers_to_add` from the
 /// `promptgate` metadata), so promptgate skips the response headers for them.
 pub const BUDGET_HEADERS_METADATA: &str = "x-promptgate-budget-headers";
+/// gRPC metadata with which Envoy's config says it reads a streamed
+/// answer's token usage itself and reports it to promptgate's access-log
+/// service (`envoy`: `sse_to_metadata` and the `http_grpc` access log),
+/// so promptgate does not read such an answer for its usage.
+pub const USAGE_METADATA: &str = "x-promptgate-usage";
 
 /// The ext_proc gRPC service.
 #[derive(Clone)]
@@ -71,6 +76,10 @@ impl ExtProcService {
         machine.envoy_adds_budget_headers = request
             .metadata()
             .get(BUDGET_HEADERS_METADATA)
+            .is_some_and(|v| v.as_bytes() == b"envoy");
+        machine.envoy_reports_usage = request
+            .metadata()
+            .get(USAGE_METADATA)
             .is_some_and(|v| v.as_bytes() == b"envoy");
         machine.telemetry = StreamTelemetry::start(request.metadata());
         let inbound = request.into_inner();

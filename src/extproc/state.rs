@@ -77,6 +77,10 @@ pub struct StreamState {
     /// (its config says so in the gRPC metadata): they go out as metadata
     /// with the request's answer, and the response headers are not asked for.
     pub envoy_adds_budget_headers: bool,
+    /// Envoy reads a streamed answer's token usage and reports it to the
+    /// access-log service (its config says so in the gRPC metadata): an
+    /// answer read for nothing else is not read here.
+    pub envoy_reports_usage: bool,
 }
 
 impl StreamState {
@@ -101,6 +105,7 @@ impl StreamState {
             response_mode: None,
             budget: None,
             envoy_adds_budget_headers: false,
+            envoy_reports_usage: false,
         }
     }
 
@@ -245,8 +250,8 @@ impl StreamState {
                 (0, BodySendMode::Streamed as i32)
             }
             ResponseRead::UsageOnly => (HeaderSendMode::Skip as i32, BodySendMode::Streamed as i32),
-            // Nothing to read in the response.
-            ResponseRead::Skip => (HeaderSendMode::Skip as i32, 0),
+            // Nothing to read in the response (or only what Envoy reads).
+            ResponseRead::Skip | ResponseRead::GatewayUsage => (HeaderSendMode::Skip as i32, 0),
         };
         ProcessingMode {
             response_header_mode,
@@ -293,7 +298,12 @@ impl StreamState {
         };
         let head = RequestHead::from_headers(get, claims.as_ref(), &headers, h.end_of_stream);
         let (ctx, decision) = decision::request_headers(&self.policy, self.hint.as_deref(), &head);
-        self.ctx = ctx;
+        self.ctx = ctx.map(|mut c| {
+            if self.envoy_reports_usage {
+                decision::with_gateway_usage(&self.policy, &mut c);
+            }
+            c
+        });
         self.response = ResponseDecider::new(&self.policy, self.ctx.as_ref());
         match decision {
             HeadersDecision::Continue {
@@ -420,6 +430,7 @@ impl StreamState {
             BodyDecision::Continue {
                 replacement,
                 read_response,
+                usage_by_envoy,
                 restore,
                 outcome,
             } => {
@@ -438,6 +449,10 @@ impl StreamState {
                 self.record(outcome);
                 if self.audit_refused {
                     return self.audit_refusal();
+                }
+                if usage_by_envoy {
+                    let md = self.telemetry.on_usage_by_envoy();
+                    self.queue_metadata(md);
                 }
                 if let Some(restore) = restore {
                     self.response.restore(restore);

@@ -88,6 +88,15 @@ impl Dialect {
         self.provider().name()
     }
 
+    /// The provider name [`Self::as_str`] gives, as a `'static` name
+    /// (`None`: no dialect's).
+    pub fn provider_name(name: &str) -> Option<&'static str> {
+        [Dialect::Anthropic, Dialect::OpenAiChat]
+            .into_iter()
+            .map(Dialect::as_str)
+            .find(|n| *n == name)
+    }
+
     /// Parses a request body of this dialect, extracting the text of the
     /// kinds asked for. The whole body is validated whatever `kinds` says.
     pub fn parse_request(self, body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {

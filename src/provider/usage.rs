@@ -35,6 +35,32 @@ impl Usage {
         self.cache_creation = later.cache_creation.or(self.cache_creation);
     }
 
+    /// The counts a gateway's SSE parser read out of a streamed answer,
+    /// under the provider's own names: Anthropic's `input_tokens`,
+    /// `cache_read_input_tokens`, `cache_creation_input_tokens`,
+    /// `output_tokens`, or OpenAI's `prompt_tokens` (cached ones included),
+    /// `cached_tokens` and `completion_tokens` — read as promptgate reads
+    /// them in band.
+    pub fn from_gateway_counts(get: impl Fn(&str) -> Option<u64>) -> Usage {
+        match get("prompt_tokens") {
+            Some(prompt) => {
+                let cached = get("cached_tokens");
+                Usage {
+                    input: Some(prompt.saturating_sub(cached.unwrap_or(0))),
+                    output: get("completion_tokens"),
+                    cache_read: cached,
+                    cache_creation: None,
+                }
+            }
+            None => Usage {
+                input: get("input_tokens"),
+                output: get("output_tokens").or_else(|| get("completion_tokens")),
+                cache_read: get("cache_read_input_tokens"),
+                cache_creation: get("cache_creation_input_tokens"),
+            },
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Usage::default()
     }

@@ -104,6 +104,29 @@ pub fn usage_metadata(usage: &Usage, response_model: Option<&str>) -> Struct {
     f.into_namespace()
 }
 
+/// Marks a request whose answer's token usage the gateway reads
+/// (`usage_reporter: envoy`): the shipped Envoy config sends the access-log
+/// entries so marked, with the counts its SSE parser wrote under
+/// [`USAGE_NAMESPACE`], to promptgate's access-log service. `provider` and
+/// `traceparent` (of promptgate's request span) are for that service.
+pub fn usage_report_metadata(provider: Option<&str>, traceparent: Option<&str>) -> Struct {
+    let mut f = Fields::new();
+    f.str(USAGE_REPORTER_KEY, Some("envoy"));
+    f.str("provider", provider);
+    f.str("traceparent", traceparent);
+    f.into_namespace()
+}
+
+/// Key of [`usage_report_metadata`]'s marker.
+pub const USAGE_REPORTER_KEY: &str = "usage_reporter";
+
+/// Namespace where the gateway's SSE parser (Envoy's `sse_to_metadata`)
+/// writes a streamed answer's token counts: Anthropic's `input_tokens`,
+/// `cache_read_input_tokens`, `cache_creation_input_tokens`,
+/// `output_tokens`; OpenAI's `prompt_tokens`, `cached_tokens`,
+/// `completion_tokens`; and `model`.
+pub const USAGE_NAMESPACE: &str = "promptgate.usage";
+
 /// The remaining budget headers (`x-promptgate-budget-remaining-tokens`
 /// …) as metadata for Envoy to turn into response headers itself
 /// (`budget_remaining_tokens` …, strings, exactly the headers' values): the

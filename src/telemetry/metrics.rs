@@ -128,6 +128,14 @@ pub struct StoreOpLabels {
     pub op: &'static str,
 }
 
+/// What became of an access-log entry the gateway sent.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageReportLabels {
+    /// `counted`, `not_marked` (promptgate read the answer itself) or
+    /// `no_counts` (the gateway found none in the answer).
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// All of promptgate's metric families and their registry.
@@ -151,6 +159,7 @@ pub struct Metrics {
     pub budget_rejected: Family<BudgetLabels, Counter>,
     pub budget_store_errors: Family<BudgetStoreLabels, Counter>,
     pub budget_store_duration: HistogramFamily<StoreOpLabels>,
+    pub usage_reports: Family<UsageReportLabels, Counter>,
     models: ModelLabels,
     tools: ModelLabels,
 }
@@ -206,6 +215,12 @@ impl Metrics {
             "promptgate_tokens",
             "Tokens reported by the provider, by backend, model and direction (input includes cached input)",
             tokens.clone(),
+        );
+        let usage_reports = Family::<UsageReportLabels, Counter>::default();
+        registry.register(
+            "promptgate_usage_reports",
+            "Access-log entries the gateway sent with a streamed answer's token usage, by result (counted, not_marked, no_counts)",
+            usage_reports.clone(),
         );
         let cache_tokens = Family::<CacheTokenLabels, Counter>::default();
         registry.register(
@@ -309,6 +324,7 @@ impl Metrics {
             tool_calls,
             models: ModelLabels::default(),
             tools: ModelLabels::default(),
+            usage_reports,
         }
     }
 
@@ -331,6 +347,13 @@ impl Metrics {
         let outcome = if ok { "success" } else { "failure" };
         self.config_loads
             .get_or_create(&ConfigLoadLabels { outcome })
+            .inc();
+    }
+
+    /// An access-log entry of the gateway was counted or skipped.
+    pub fn count_usage_report(&self, result: &'static str) {
+        self.usage_reports
+            .get_or_create(&UsageReportLabels { result })
             .inc();
     }
 

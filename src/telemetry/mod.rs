@@ -22,14 +22,16 @@ pub mod metadata;
 pub mod metrics;
 pub mod otel;
 pub mod stream;
+pub mod usage;
 
 pub use admin::set_ready;
 pub use metadata::{
     budget_headers_metadata, decision_metadata, merge_metadata, response_metadata, usage_metadata,
-    METADATA_NAMESPACE,
+    usage_report_metadata, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY,
 };
 pub use metrics::metrics;
 pub use stream::{on_budget_debit, Phase, StreamTelemetry};
+pub use usage::{on_reported_usage, ReportedUsage};
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;

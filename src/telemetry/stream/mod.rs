@@ -32,8 +32,9 @@ use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Key, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::metrics::{metrics, CacheTokenLabels, GenAiTokenLabels, RequestLabels, TokenLabels};
+use super::metrics::{metrics, RequestLabels};
 use super::otel::{header_text, TraceHeaders};
+use super::usage::count_tokens;
 use crate::decision::Outcome;
 pub use crate::extproc::Phase;
 use crate::provider::Usage;
@@ -248,41 +249,7 @@ impl StreamTelemetry {
             let model_name = response_model
                 .as_deref()
                 .or(self.decided.as_ref().and_then(|d| d.model.as_deref()));
-            let model = m.model_label(model_name);
-            let add = |direction: &'static str, n: Option<u64>| {
-                if let Some(n) = n {
-                    m.tokens
-                        .get_or_create(&TokenLabels {
-                            backend: backend.clone(),
-                            model: model.clone(),
-                            direction,
-                        })
-                        .inc_by(n);
-                    m.gen_ai_token_usage
-                        .get_or_create(&GenAiTokenLabels {
-                            gen_ai_token_type: direction,
-                            gen_ai_provider_name: provider.unwrap_or("unknown"),
-                            gen_ai_response_model: model.clone(),
-                        })
-                        .observe(n as f64);
-                }
-            };
-            add("input", usage.total_input());
-            add("output", usage.output);
-            for (kind, n) in [
-                ("read", usage.cache_read),
-                ("creation", usage.cache_creation),
-            ] {
-                if let Some(n) = n {
-                    m.cache_tokens
-                        .get_or_create(&CacheTokenLabels {
-                            backend: backend.clone(),
-                            model: model.clone(),
-                            kind,
-                        })
-                        .inc_by(n);
-                }
-            }
+            count_tokens(&backend, provider, model_name, usage);
         }
         if self.recording {
             if let Some(o) = &self.outcome {

@@ -4,11 +4,13 @@
 
 use envoy_types::pb::google::protobuf::Struct;
 use opentelemetry::trace::Status;
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::KeyValue;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::super::metadata::{decision_metadata, usage_metadata};
+use super::super::metadata::{decision_metadata, usage_metadata, usage_report_metadata};
 use super::super::metrics::{metrics, GuardLabels, GuardrailLabels};
+use super::super::usage::usage_attributes;
 use super::{Decided, StreamTelemetry};
 use crate::decision::{Outcome, Verdict};
 use crate::provider::Usage;
@@ -144,22 +146,30 @@ impl StreamTelemetry {
     }
 
     pub(super) fn record_usage(&self, usage: &Usage, response_model: Option<&str>) {
-        let num = |k: &'static str, v: Option<u64>| {
-            v.map(|v| KeyValue::new(k, i64::try_from(v).unwrap_or(i64::MAX)))
-        };
-        let attrs = [
-            num("gen_ai.usage.input_tokens", usage.total_input()),
-            num("gen_ai.usage.output_tokens", usage.output),
-            num("gen_ai.usage.cache_read.input_tokens", usage.cache_read),
-            num(
-                "gen_ai.usage.cache_creation.input_tokens",
-                usage.cache_creation,
-            ),
-            response_model.map(|m| KeyValue::new("gen_ai.response.model", m.to_owned())),
-        ];
-        for kv in attrs.into_iter().flatten() {
+        for kv in usage_attributes(usage, response_model) {
             self.span.set_attribute(kv.key, kv.value);
         }
+    }
+
+    /// The answer's usage is left to the gateway: the `promptgate`
+    /// metadata that marks its access-log entry for promptgate's
+    /// access-log service (`usage_reporter: envoy`), with what that
+    /// service needs to count it as this stream would have: the provider
+    /// and, when this request's span is exported, its `traceparent`.
+    pub fn on_usage_by_envoy(&mut self) -> Struct {
+        self.open(None);
+        let provider = self.decided.as_ref().and_then(|d| d.provider);
+        let traceparent = self.recording.then(|| {
+            let cx = self.span.context();
+            let sc = cx.span().span_context().clone();
+            format!(
+                "00-{}-{}-{:02x}",
+                sc.trace_id(),
+                sc.span_id(),
+                sc.trace_flags().to_u8()
+            )
+        });
+        usage_report_metadata(provider, traceparent.as_deref())
     }
 
     /// Token usage from the provider's response (cumulative: call again

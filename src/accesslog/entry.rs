@@ -1,0 +1,238 @@
+//! One access-log entry of the gateway → the usage it reports, if promptgate
+//! marked the request for it.
+//!
+//! promptgate marks a request whose streamed answer it leaves to the gateway
+//! (`usage_reporter: envoy` in its `promptgate` metadata, with the backend,
+//! the provider and the request span's `traceparent`); the gateway's SSE
+//! parser writes the answer's counts under `promptgate.usage`. An entry
+//! without the mark, or without a count, reports nothing: it is skipped,
+//! and said why.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
+use envoy_types::pb::google::protobuf::{value::Kind, Struct};
+
+use crate::provider::{Dialect, Usage};
+use crate::telemetry::{ReportedUsage, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY};
+
+/// Why an entry reported no usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// promptgate did not leave this request's usage to the gateway (it
+    /// read the answer itself, or never saw the request): counting it
+    /// here would count it twice.
+    NotMarked,
+    /// Marked, but the gateway found no count in the answer (an error
+    /// answer, a compressed or cut-short stream).
+    NoCounts,
+}
+
+impl Skipped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skipped::NotMarked => "not_marked",
+            Skipped::NoCounts => "no_counts",
+        }
+    }
+}
+
+/// The usage `entry` reports.
+pub fn read(entry: &HttpAccessLogEntry) -> Result<ReportedUsage, Skipped> {
+    let namespaces = entry
+        .common_properties
+        .as_ref()
+        .and_then(|c| c.metadata.as_ref())
+        .map(|m| &m.filter_metadata);
+    let empty = HashMap::new();
+    let namespaces = namespaces.unwrap_or(&empty);
+    let ours = namespaces
+        .get(METADATA_NAMESPACE)
+        .filter(|p| text(p, USAGE_REPORTER_KEY) == Some("envoy"))
+        .ok_or(Skipped::NotMarked)?;
+    let counts = namespaces.get(USAGE_NAMESPACE).ok_or(Skipped::NoCounts)?;
+    let usage = Usage::from_gateway_counts(|key| count(counts, key));
+    if usage.is_empty() {
+        return Err(Skipped::NoCounts);
+    }
+    Ok(ReportedUsage {
+        backend: text(ours, "backend").unwrap_or_default().to_owned(),
+        provider: text(ours, "provider").and_then(Dialect::provider_name),
+        model: text(counts, "model")
+            .or_else(|| text(ours, "model_effective"))
+            .map(str::to_owned),
+        usage,
+        traceparent: text(ours, "traceparent").map(str::to_owned),
+        request_id: entry
+            .request
+            .as_ref()
+            .map(|r| r.request_id.as_str())
+            .filter(|id| !id.is_empty() && id.len() <= 128)
+            .map(str::to_owned),
+    })
+}
+
+fn text<'a>(s: &'a Struct, key: &str) -> Option<&'a str> {
+    match s.fields.get(key)?.kind.as_ref()? {
+        Kind::StringValue(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// A token count: a whole, non-negative number (the parser stores numbers
+/// as doubles), or such a number in a string.
+fn count(s: &Struct, key: &str) -> Option<u64> {
+    let n = match s.fields.get(key)?.kind.as_ref()? {
+        Kind::NumberValue(n) => *n,
+        Kind::StringValue(v) => v.trim().parse().ok()?,
+        _ => return None,
+    };
+    (n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 9.0e15).then_some(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::Metadata;
+    use envoy_types::pb::envoy::data::accesslog::v3::{AccessLogCommon, HttpRequestProperties};
+    use envoy_types::pb::google::protobuf::Value;
+
+    fn fields(pairs: &[(&str, Kind)]) -> Struct {
+        Struct {
+            fields: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value {
+                            kind: Some(v.clone()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn s(v: &str) -> Kind {
+        Kind::StringValue(v.into())
+    }
+
+    fn n(v: f64) -> Kind {
+        Kind::NumberValue(v)
+    }
+
+    fn entry(ours: Option<Struct>, counts: Option<Struct>) -> HttpAccessLogEntry {
+        let mut filter_metadata = HashMap::new();
+        if let Some(o) = ours {
+            filter_metadata.insert(METADATA_NAMESPACE.to_owned(), o);
+        }
+        if let Some(c) = counts {
+            filter_metadata.insert(USAGE_NAMESPACE.to_owned(), c);
+        }
+        HttpAccessLogEntry {
+            common_properties: Some(AccessLogCommon {
+                metadata: Some(Metadata {
+                    filter_metadata,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            request: Some(HttpRequestProperties {
+                request_id: "req-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn marked() -> Struct {
+        fields(&[
+            ("usage_reporter", s("envoy")),
+            ("backend", s("anthropic")),
+            ("provider", s("anthropic")),
+            ("model_effective", s("claude-sonnet-4-5")),
+            (
+                "traceparent",
+                s("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            ),
+        ])
+    }
+
+    #[test]
+    fn an_anthropic_stream_is_read_as_in_band() {
+        let counts = fields(&[
+            ("input_tokens", n(25.0)),
+            ("cache_read_input_tokens", n(3.0)),
+            ("cache_creation_input_tokens", n(2.0)),
+            ("output_tokens", n(15.0)),
+            ("model", s("claude-sonnet-4-5-20250929")),
+        ]);
+        let r = read(&entry(Some(marked()), Some(counts))).unwrap();
+        assert_eq!(
+            r,
+            ReportedUsage {
+                backend: "anthropic".into(),
+                provider: Some("anthropic"),
+                model: Some("claude-sonnet-4-5-20250929".into()),
+                usage: Usage {
+                    input: Some(25),
+                    output: Some(15),
+                    cache_read: Some(3),
+                    cache_creation: Some(2),
+                },
+                traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+                request_id: Some("req-1".into()),
+            }
+        );
+        assert_eq!(r.usage.total_input(), Some(30));
+    }
+
+    #[test]
+    fn openai_cached_tokens_are_split_out_of_the_prompt() {
+        let counts = fields(&[
+            ("prompt_tokens", n(2006.0)),
+            ("cached_tokens", n(1920.0)),
+            ("completion_tokens", s("300")),
+        ]);
+        let r = read(&entry(Some(marked()), Some(counts))).unwrap();
+        assert_eq!(
+            r.usage,
+            Usage {
+                input: Some(86),
+                output: Some(300),
+                cache_read: Some(1920),
+                cache_creation: None,
+            }
+        );
+        // No model in the answer: the one the request went to.
+        assert_eq!(r.model.as_deref(), Some("claude-sonnet-4-5"));
+    }
+
+    #[test]
+    fn unmarked_entries_and_entries_without_counts_report_nothing() {
+        let counts = || fields(&[("input_tokens", n(25.0))]);
+        assert_eq!(read(&entry(None, Some(counts()))), Err(Skipped::NotMarked));
+        let other = fields(&[("usage_reporter", s("promptgate")), ("backend", s("a"))]);
+        assert_eq!(
+            read(&entry(Some(other), Some(counts()))),
+            Err(Skipped::NotMarked)
+        );
+        assert_eq!(read(&entry(Some(marked()), None)), Err(Skipped::NoCounts));
+        assert_eq!(
+            read(&HttpAccessLogEntry::default()),
+            Err(Skipped::NotMarked)
+        );
+        // Counts that are no token counts are no counts.
+        let bad = fields(&[
+            ("input_tokens", n(-1.0)),
+            ("output_tokens", n(1.5)),
+            ("cache_read_input_tokens", n(f64::NAN)),
+            ("cache_creation_input_tokens", s("many")),
+            ("model", n(3.0)),
+        ]);
+        assert_eq!(
+            read(&entry(Some(marked()), Some(bad))),
+            Err(Skipped::NoCounts)
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! The gateway's access-log stream (`envoy.service.accesslog.v3`): how a
+//! streamed answer's token usage reaches promptgate without holding the
+//! answer back.
+//!
+//! Reading a stream's usage in band costs an ext_proc exchange before each
+//! chunk goes on, the first one included. The shipped Envoy config reads it
+//! instead: its `sse_to_metadata` filter writes the counts into the
+//! request's metadata as the stream passes, and its `http_grpc` access log
+//! sends the entries promptgate marked (`usage_reporter: envoy`) here, in
+//! batches, after the answers ended. This service counts them exactly as a
+//! stream read in band is counted (metrics; a `promptgate.usage` span in
+//! the request's trace). It decides nothing: an entry is read
+//! ([`entry::read`]) and recorded, or skipped and counted as such.
+//!
+//! Envoy keeps one such stream per worker thread open for ever and never
+//! waits for an answer (the API is lossy by design: entries sent while
+//! promptgate is away are lost, and not retried). The stream ends when the
+//! drain closes the listener (`lifecycle::listener_closed`), so a
+//! draining replica is not held open by it; Envoy opens a new one, to a
+//! replica still serving, with its next entry.
+
+pub mod entry;
+
+use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::{
+    AccessLogService, AccessLogServiceServer,
+};
+use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::LogEntries;
+use envoy_types::pb::envoy::service::accesslog::v3::{
+    StreamAccessLogsMessage, StreamAccessLogsResponse,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::telemetry::{metrics, on_reported_usage};
+
+/// The access-log service as tonic's router takes it.
+pub fn server(max_message_bytes: usize) -> AccessLogServiceServer<UsageReports> {
+    AccessLogServiceServer::new(UsageReports).max_decoding_message_size(max_message_bytes)
+}
+
+/// Counts the usage the gateway's access-log entries report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageReports;
+
+impl UsageReports {
+    /// Records what one message's entries report.
+    pub fn on_message(&self, msg: &StreamAccessLogsMessage) {
+        let Some(LogEntries::HttpLogs(logs)) = &msg.log_entries else {
+            return;
+        };
+        let m = metrics();
+        for e in &logs.log_entry {
+            match entry::read(e) {
+                Ok(report) => {
+                    on_reported_usage(&report);
+                    m.count_usage_report("counted");
+                }
+                Err(skipped) => {
+                    tracing::debug!(
+                        reason = skipped.as_str(),
+                        "access-log entry reports no usage"
+                    );
+                    m.count_usage_report(skipped.as_str());
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AccessLogService for UsageReports {
+    async fn stream_access_logs(
+        &self,
+        request: Request<Streaming<StreamAccessLogsMessage>>,
+    ) -> Result<Response<StreamAccessLogsResponse>, Status> {
+        let mut inbound = request.into_inner();
+        let mut closed = crate::lifecycle::listener_closed();
+        loop {
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(msg)) => self.on_message(&msg),
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(code = ?status.code(), error = status.message(), "access-log stream broke");
+                        break;
+                    }
+                },
+                _ = closed.changed() => break,
+            }
+        }
+        Ok(Response::new(StreamAccessLogsResponse {}))
+    }
+}
