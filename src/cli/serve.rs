@@ -20,6 +20,8 @@ pub(super) struct ServeArgs {
     /// `--tls-cert`, `--tls-key`, `--client-ca` (all or none).
     pub tls: Option<crate::tls::TlsFiles>,
     pub admin_listen: Option<SocketAddr>,
+    /// `--workers`: the async runtime's worker threads.
+    pub workers: usize,
 }
 
 /// At most two glibc malloc arenas, unless `MALLOC_ARENA_MAX` says
@@ -50,6 +52,7 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
         ops,
         tls,
         admin_listen,
+        workers,
     } = args;
     limit_malloc_arenas();
     // Logs, and trace export when OTEL_EXPORTER_OTLP_ENDPOINT is set;
@@ -128,6 +131,7 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
     tracing::info!(origin = %policy.origin, backends = policy.backends.len(), "policy loaded");
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
