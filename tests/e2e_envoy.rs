@@ -271,24 +271,19 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
     );
     assert_eq!(gw.phase_count("response_body"), 0);
     // ... and the access-log entry reached promptgate's metrics.
-    wait_metric(
-        &gw,
-        &format!(
-            "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"input\"}} 25",
-            support::FAKE_ANTHROPIC_MODEL
-        ),
-    )
-    .await;
-    wait_metric(
-        &gw,
-        &format!(
-            "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"output\"}} 12",
-            support::FAKE_ANTHROPIC_MODEL
-        ),
-    )
-    .await;
+    wait_tokens(&gw, "input", 25).await;
+    wait_tokens(&gw, "output", 12).await;
     wait_metric(&gw, "promptgate_usage_reports_total{result=\"counted\"} 1").await;
     gw.assert_ext_proc_clean();
+}
+
+/// Waits for promptgate's count of the fake Anthropic model's tokens.
+async fn wait_tokens(gw: &Gateway, direction: &str, n: u64) {
+    let line = format!(
+        "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"{direction}\"}} {n}",
+        support::FAKE_ANTHROPIC_MODEL
+    );
+    wait_metric(gw, &line).await;
 }
 
 /// Waits (up to 5 s) for a line of promptgate's metrics.
@@ -1284,14 +1279,7 @@ async fn streamed_usage_is_read_in_band_when_the_gateway_does_not_report_it() {
     assert!(entry["promptgate"]["usage_reporter"].is_null(), "{entry}");
     assert_eq!(gw.phase_count("response_headers"), 0);
     assert!(gw.phase_count("response_body") >= 1);
-    wait_metric(
-        &gw,
-        &format!(
-            "promptgate_tokens_total{{backend=\"anthropic\",model=\"{}\",direction=\"input\"}} 25",
-            support::FAKE_ANTHROPIC_MODEL
-        ),
-    )
-    .await;
+    wait_tokens(&gw, "input", 25).await;
     // Not counted a second time from Envoy's access log: nothing was sent.
     assert!(!gw
         .promptgate_metrics()
