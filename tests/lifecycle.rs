@@ -301,3 +301,51 @@ async fn sighup_reloads_and_a_stream_keeps_the_policy_it_started_with() {
     assert_eq!(pool.upstream().request_count(), 1);
     pool.kill9(0);
 }
+
+/// Envoy keeps its access-log stream (a streamed answer's usage report)
+/// open for ever: it must not hold a drain open until the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_stream_does_not_hold_the_drain_open() {
+    let mut pool = start_pool(&["--drain-grace", "200ms", "--drain-timeout", "20s"]);
+    let resp = support::client()
+        .post(pool.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("x-api-key", "sk-ant-client")
+        .body(
+            serde_json::to_vec(&json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 64,
+                "stream": true,
+                "messages": [{"role": "user", "content": "Say hello"}]
+            }))
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await.unwrap();
+    // Envoy reported the answer's usage: its access-log stream is open.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pool
+        .promptgate_metrics()
+        .contains("promptgate_usage_reports_total{result=\"counted\"} 1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no usage report:\n{}",
+            pool.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t0 = Instant::now();
+    pool.signal(0, "TERM");
+    let st = pool.wait_exit(0, Duration::from_secs(15));
+    let took = t0.elapsed();
+    assert!(st.success(), "exit status {st}");
+    assert!(took < Duration::from_secs(5), "the drain took {took:?}");
+    let log = pool.log(0);
+    assert!(log.contains("drained; exiting"), "{log}");
+    assert!(!log.contains("drain deadline reached"), "{log}");
+}

@@ -258,6 +258,11 @@ impl Gateway {
                 .append(true)
                 .open(&log_path)
                 .unwrap();
+            // Ready is this run's own word, not a connect alone: a port
+            // picked free may be taken meanwhile by another test's process,
+            // whose listener would answer the connect.
+            let listening_before = listening_lines(&log_path);
+            let mut connected_at: Option<Instant> = None;
             let mut child = Command::new(&self.bin)
                 .arg("serve")
                 .arg("--config")
@@ -291,7 +296,13 @@ impl Gateway {
                     }
                     panic!("promptgate {i} exited early ({status}); output:\n{out}");
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let connected = TcpStream::connect(("127.0.0.1", port)).is_ok();
+                connected_at = connected.then(|| connected_at.unwrap_or_else(Instant::now));
+                // Another processor in promptgate's place never says so:
+                // alive and accepting for a while is its word.
+                let said = listening_lines(&log_path) > listening_before
+                    || connected_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2));
+                if connected && said {
                     self.instances[i].child = Some(child);
                     self.instances[i].starts += 1;
                     return;
@@ -628,4 +639,12 @@ fn phase_series(metrics: &str, phase: &str) -> Option<(f64, u64)> {
             .find_map(|l| l.strip_prefix(&key)?.trim().parse::<f64>().ok())
     };
     Some((get("sum")?, get("count")? as u64))
+}
+
+/// How many times a promptgate log says it listens (one line per run).
+fn listening_lines(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches("promptgate listening")
+        .count()
 }

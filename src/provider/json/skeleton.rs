@@ -410,6 +410,31 @@ mod tests {
         assert_eq!(s.text(), r#"{"x": "", "y": ""}"#);
     }
 
+    /// The skeleton of a valid body by a byte-by-byte walk: every string
+    /// literal of CUT bytes or more (as written, escapes included) emptied.
+    fn walked(body: &str) -> String {
+        let b = body.as_bytes();
+        let (mut out, mut i, mut copied) = (String::new(), 0, 0);
+        while i < b.len() {
+            if b[i] != b'"' {
+                i += 1;
+                continue;
+            }
+            let start = i + 1;
+            let mut j = start;
+            while b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            if j - start >= CUT {
+                out.push_str(&body[copied..start]);
+                copied = j;
+            }
+            i = j + 1;
+        }
+        out.push_str(&body[copied..]);
+        out
+    }
+
     proptest::proptest! {
         /// The skeleton parses to the body's JSON with some long strings
         /// emptied; every cut `""` maps back onto a literal of the body; a
@@ -467,6 +492,8 @@ mod tests {
                 }
             }
             proptest::prop_assert!(same(&whole, &skel), "{}\n{}", body, s.text());
+            // Exactly the literals of CUT bytes or more are emptied.
+            proptest::prop_assert_eq!(s.text(), walked(&body));
             let mut from = 0;
             while let Some(k) = s.text()[from..].find("\"\"") {
                 let at = from + k;
