@@ -8,8 +8,6 @@
 //! without the mark, or without a count, reports nothing: it is skipped,
 //! and said why.
 
-use std::collections::HashMap;
-
 use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
 use envoy_types::pb::google::protobuf::{value::Kind, Struct};
 
@@ -39,13 +37,12 @@ impl Skipped {
 
 /// The usage `entry` reports.
 pub fn read(entry: &HttpAccessLogEntry) -> Result<ReportedUsage, Skipped> {
-    let namespaces = entry
+    let namespaces = &entry
         .common_properties
         .as_ref()
         .and_then(|c| c.metadata.as_ref())
-        .map(|m| &m.filter_metadata);
-    let empty = HashMap::new();
-    let namespaces = namespaces.unwrap_or(&empty);
+        .ok_or(Skipped::NotMarked)?
+        .filter_metadata;
     let ours = namespaces
         .get(METADATA_NAMESPACE)
         .filter(|p| text(p, USAGE_REPORTER_KEY) == Some("envoy"))
@@ -96,6 +93,7 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::Metadata;
     use envoy_types::pb::envoy::data::accesslog::v3::{AccessLogCommon, HttpRequestProperties};
     use envoy_types::pb::google::protobuf::Value;
+    use std::collections::HashMap;
 
     fn fields(pairs: &[(&str, Kind)]) -> Struct {
         Struct {

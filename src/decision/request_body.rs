@@ -27,7 +27,7 @@ pub enum BodyDecision {
         /// which nothing needs to read).
         read_response: bool,
         /// The answer's token usage is left to the gateway, which reports
-        /// it to the access-log service ([`RequestCtx::envoy_reports_usage`]
+        /// it to the access-log service ([`RequestCtx::gateway_reads_usage`]
         /// and a streamed answer read for nothing else).
         usage_by_envoy: bool,
         /// What this request's masks stand for, to put back where the
@@ -502,7 +502,6 @@ enum Read {
 /// Budgets of tokens or spend read every response themselves: their debit
 /// follows the answer at once.
 fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> Read {
-    let budgets_read = backend.budgets.as_ref().is_some_and(|b| b.reads_usage());
     match ctx.response {
         ResponseRead::Skip => Read::No,
         ResponseRead::Guarded => Read::Yes,
@@ -511,11 +510,11 @@ fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> 
             // A stream, or what may be one: Envoy reads it if it is SSE.
             _ => Read::UsageByEnvoy,
         },
-        ResponseRead::UsageOnly if budgets_read => Read::Yes,
+        ResponseRead::UsageOnly if backend.budgets_read_usage() => Read::Yes,
         // Read for restores only, and this request masked nothing.
         ResponseRead::UsageOnly if backend.token_usage == TokenUsageMode::Off => Read::No,
         ResponseRead::UsageOnly => match stream {
-            Some(true) if ctx.envoy_reports_usage => Read::UsageByEnvoy,
+            Some(true) if ctx.gateway_reads_usage => Read::UsageByEnvoy,
             Some(false) if backend.token_usage == TokenUsageMode::Streams => Read::No,
             _ => Read::Yes,
         },

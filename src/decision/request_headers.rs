@@ -28,6 +28,10 @@ pub struct RequestHead<'a> {
     pub claims: Option<&'a Map<String, Value>>,
     /// The agent's session (`x-claude-code-session-id`).
     pub session: Option<&'a str>,
+    /// The gateway reads a streamed answer's token usage itself and reports
+    /// it to promptgate's access-log service (Envoy's config says so,
+    /// `x-promptgate-usage: envoy`; not a request header).
+    pub gateway_reads_usage: bool,
     /// Every header (name, value), for `when:` conditions (`request.headers`);
     /// empty when no condition of the policy could read it.
     pub headers: &'a [(String, String)],
@@ -53,6 +57,7 @@ impl<'a> RequestHead<'a> {
             content_encoding: get("content-encoding"),
             has_anthropic_version: get("anthropic-version").is_some(),
             end_of_stream,
+            gateway_reads_usage: false,
         }
     }
 }
@@ -93,10 +98,9 @@ pub struct RequestCtx {
     pub path: String,
     /// The headers `when:` conditions read (empty when none can).
     pub headers: Vec<(String, String)>,
-    /// The gateway reads a streamed answer's token usage itself and reports
-    /// it to promptgate's access-log service (its config says so; set by
-    /// the adapter, `false` from [`request_headers`]).
-    pub envoy_reports_usage: bool,
+    /// The gateway reads a streamed answer's token usage itself
+    /// ([`RequestHead::gateway_reads_usage`]).
+    pub gateway_reads_usage: bool,
 }
 
 impl RequestCtx {
@@ -133,9 +137,11 @@ pub enum ResponseRead {
     /// first; an unreadable (compressed) response is refused rather than
     /// passed through unread.
     Guarded,
-    /// Only a streamed answer's usage is wanted, and the gateway reads it
-    /// ([`with_gateway_usage`]): Envoy skips the response phases as for
-    /// `Skip`; a streamed request is marked for the gateway's report.
+    /// Only a streamed answer's usage is wanted (`tokenUsage: Streams`, no
+    /// placeholders to restore, no budget to debit), and the gateway reads
+    /// it: promptgate reads nothing, Envoy skips the response phases as for
+    /// `Skip`, and a streamed request is marked for the gateway's report.
+    /// No exchange holds back the stream's first byte.
     GatewayUsage,
 }
 
@@ -144,24 +150,6 @@ impl ResponseRead {
     /// asked for an uncompressed response).
     pub fn is_read(self) -> bool {
         matches!(self, ResponseRead::UsageOnly | ResponseRead::Guarded)
-    }
-}
-
-/// The gateway reads a streamed answer's token usage itself and reports it
-/// (its config says so, `x-promptgate-usage: envoy`): a response that
-/// would be read for nothing but a stream's usage (`tokenUsage: Streams`,
-/// no placeholders to restore, no budget to debit) is not read by
-/// promptgate at all — Envoy skips its phases, and no exchange holds back
-/// its first byte. Other responses are read as before.
-pub fn with_gateway_usage(policy: &Policy, ctx: &mut RequestCtx) {
-    ctx.envoy_reports_usage = true;
-    let backend = &policy.backends[ctx.backend];
-    if ctx.response == ResponseRead::UsageOnly
-        && backend.token_usage == TokenUsageMode::Streams
-        && !backend.restores()
-        && !backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
-    {
-        ctx.response = ResponseRead::GatewayUsage;
     }
 }
 
@@ -257,15 +245,18 @@ pub fn request_headers(
         ResponseRead::Skip
     } else if !backend.response_guards.is_empty() || backend.tool_guard.is_some() {
         ResponseRead::Guarded
-    } else if backend.token_usage != TokenUsageMode::Off
-        || backend.restores()
-        || backend.budgets.as_ref().is_some_and(|b| b.reads_usage())
-    {
+    } else if backend.restores() || backend.budgets_read_usage() {
+        ResponseRead::UsageOnly
+    } else if backend.token_usage == TokenUsageMode::Streams && head.gateway_reads_usage {
+        ResponseRead::GatewayUsage
+    } else if backend.token_usage != TokenUsageMode::Off {
         ResponseRead::UsageOnly
     } else {
         ResponseRead::Skip
     };
-    if response.is_read() {
+    // Whoever reads the answer's text (Envoy's SSE parser included) needs
+    // it uncompressed.
+    if response != ResponseRead::Skip {
         // Token usage and response guards read text, not compressed bytes:
         // ask the provider for an uncompressed response.
         changes.set.push(("accept-encoding", b"identity".to_vec()));
@@ -294,7 +285,7 @@ pub fn request_headers(
         } else {
             Vec::new()
         },
-        envoy_reports_usage: false,
+        gateway_reads_usage: head.gateway_reads_usage,
     };
 
     let mut inspect_body = route.inspects_request_body();

@@ -1250,12 +1250,19 @@ fn a_failed_store_lets_requests_through_under_allow() {
 #[test]
 fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
     let decide = |p: &Policy, gateway: bool, stream: bool| {
-        let (ctx, _) = request_headers(p, None, &head("/v1/messages"));
-        let mut ctx = ctx.unwrap();
-        assert_eq!(ctx.response, ResponseRead::UsageOnly);
-        if gateway {
-            with_gateway_usage(p, &mut ctx);
-        }
+        let h = RequestHead {
+            gateway_reads_usage: gateway,
+            ..head("/v1/messages")
+        };
+        let (ctx, d) = request_headers(p, None, &h);
+        let ctx = ctx.unwrap();
+        // Envoy's parser, too, needs the answer uncompressed.
+        let HeadersDecision::Continue { changes, .. } = d else {
+            panic!("{d:?}")
+        };
+        assert!(changes
+            .set
+            .contains(&("accept-encoding", b"identity".to_vec())));
         let body = format!(
             r#"{{"model":"m","max_tokens":1,"stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
         );
@@ -1286,7 +1293,13 @@ fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
     assert_eq!(decide(&p, true, false), (UsageOnly, true, false));
 
     let p = Policy::from_yaml(BUDGETS, "b.yaml", &LoadOptions::default()).unwrap();
-    let mut ctx = budget_ctx(&p, serde_json::json!({"sub": "alice", "team": "red"}));
-    with_gateway_usage(&p, &mut ctx);
+    let claims: serde_json::Map<String, Value> =
+        serde_json::from_value(serde_json::json!({"sub": "alice", "team": "red"})).unwrap();
+    let h = RequestHead {
+        claims: Some(&claims),
+        gateway_reads_usage: true,
+        ..head("/v1/chat/completions")
+    };
+    let ctx = request_headers(&p, None, &h).0.unwrap();
     assert_eq!(ctx.response, UsageOnly, "a budget's debit reads the answer");
 }

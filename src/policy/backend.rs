@@ -90,6 +90,11 @@ impl Backend {
     pub fn restores(&self) -> bool {
         self.request_guards.restores() || self.external_guards.iter().any(|g| g.restore)
     }
+
+    /// Whether a budget of tokens or spend debits every answer's usage.
+    pub fn budgets_read_usage(&self) -> bool {
+        self.budgets.as_ref().is_some_and(|b| b.reads_usage())
+    }
 }
 
 /// Where the files a policy names are: mounted secrets, and the folder of

@@ -42,22 +42,11 @@ impl Usage {
     /// `cached_tokens` and `completion_tokens` — read as promptgate reads
     /// them in band.
     pub fn from_gateway_counts(get: impl Fn(&str) -> Option<u64>) -> Usage {
-        match get("prompt_tokens") {
-            Some(prompt) => {
-                let cached = get("cached_tokens");
-                Usage {
-                    input: Some(prompt.saturating_sub(cached.unwrap_or(0))),
-                    output: get("completion_tokens"),
-                    cache_read: cached,
-                    cache_creation: None,
-                }
-            }
-            None => Usage {
-                input: get("input_tokens"),
-                output: get("output_tokens").or_else(|| get("completion_tokens")),
-                cache_read: get("cache_read_input_tokens"),
-                cache_creation: get("cache_creation_input_tokens"),
-            },
+        let (prompt, completion) = (get("prompt_tokens"), get("completion_tokens"));
+        if prompt.is_some() || completion.is_some() {
+            super::openai::usage::from_counts(prompt, get("cached_tokens"), completion)
+        } else {
+            super::anthropic::usage::from_counts(get)
         }
     }
 

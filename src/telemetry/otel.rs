@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -135,11 +135,28 @@ impl TraceHeaders {
         }
     }
 
+    /// The carrier of `cx`'s span: what continues its trace elsewhere.
+    pub fn of(cx: &Context) -> TraceHeaders {
+        let mut h = TraceHeaders::default();
+        TraceContextPropagator::new().inject_context(cx, &mut h);
+        h
+    }
+
     /// The remote parent, if `traceparent` is present and valid.
     pub fn parent(&self) -> Option<Context> {
         self.traceparent.as_ref()?;
         let cx = TraceContextPropagator::new().extract_with_context(&Context::new(), self);
         cx.span().span_context().is_valid().then_some(cx)
+    }
+}
+
+impl Injector for TraceHeaders {
+    fn set(&mut self, key: &str, value: String) {
+        match key {
+            "traceparent" => self.traceparent = Some(value),
+            "tracestate" => self.tracestate = Some(value).filter(|v| !v.is_empty()),
+            _ => {}
+        }
     }
 }
 
@@ -186,6 +203,16 @@ mod tests {
         );
         assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
         assert!(sc.is_remote() && sc.is_sampled());
+    }
+
+    #[test]
+    fn a_context_is_carried_on_as_it_came() {
+        let h = TraceHeaders {
+            traceparent: Some(TP.into()),
+            tracestate: None,
+        };
+        assert_eq!(TraceHeaders::of(&h.parent().unwrap()), h);
+        assert_eq!(TraceHeaders::of(&Context::new()), TraceHeaders::default());
     }
 
     #[test]

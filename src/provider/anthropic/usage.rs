@@ -12,11 +12,17 @@ fn count(v: &Value, key: &str) -> Option<u64> {
 
 /// An Anthropic `usage` object's counts.
 pub(crate) fn read(usage: &Value) -> Usage {
+    from_counts(|key| count(usage, key))
+}
+
+/// The counts `get` finds under Anthropic's names (a `usage` object's, or
+/// a gateway's copy of them).
+pub(crate) fn from_counts(get: impl Fn(&str) -> Option<u64>) -> Usage {
     Usage {
-        input: count(usage, "input_tokens"),
-        output: count(usage, "output_tokens"),
-        cache_read: count(usage, "cache_read_input_tokens"),
-        cache_creation: count(usage, "cache_creation_input_tokens"),
+        input: get("input_tokens"),
+        output: get("output_tokens"),
+        cache_read: get("cache_read_input_tokens"),
+        cache_creation: get("cache_creation_input_tokens"),
     }
 }
 

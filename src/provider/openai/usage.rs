@@ -12,13 +12,26 @@ fn count(v: &Value, key: &str) -> Option<u64> {
 
 /// An OpenAI `usage` object's counts.
 pub(crate) fn read(usage: &Value) -> Usage {
-    let prompt = count(usage, "prompt_tokens");
     let cached = usage
         .get("prompt_tokens_details")
         .and_then(|d| count(d, "cached_tokens"));
+    from_counts(
+        count(usage, "prompt_tokens"),
+        cached,
+        count(usage, "completion_tokens"),
+    )
+}
+
+/// OpenAI's counts (a `usage` object's, or a gateway's copy of them): the
+/// prompt's cached tokens are split out of the input.
+pub(crate) fn from_counts(
+    prompt: Option<u64>,
+    cached: Option<u64>,
+    completion: Option<u64>,
+) -> Usage {
     Usage {
         input: prompt.map(|p| p.saturating_sub(cached.unwrap_or(0))),
-        output: count(usage, "completion_tokens"),
+        output: completion,
         cache_read: cached,
         cache_creation: None,
     }

@@ -4,12 +4,12 @@
 
 use envoy_types::pb::google::protobuf::Struct;
 use opentelemetry::trace::Status;
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry::KeyValue;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::super::metadata::{decision_metadata, usage_metadata, usage_report_metadata};
 use super::super::metrics::{metrics, GuardLabels, GuardrailLabels};
+use super::super::otel::TraceHeaders;
 use super::super::usage::usage_attributes;
 use super::{Decided, StreamTelemetry};
 use crate::decision::{Outcome, Verdict};
@@ -159,16 +159,10 @@ impl StreamTelemetry {
     pub fn on_usage_by_envoy(&mut self) -> Struct {
         self.open(None);
         let provider = self.decided.as_ref().and_then(|d| d.provider);
-        let traceparent = self.recording.then(|| {
-            let cx = self.span.context();
-            let sc = cx.span().span_context().clone();
-            format!(
-                "00-{}-{}-{:02x}",
-                sc.trace_id(),
-                sc.span_id(),
-                sc.trace_flags().to_u8()
-            )
-        });
+        let traceparent = self
+            .recording
+            .then(|| TraceHeaders::of(&self.span.context()).traceparent)
+            .flatten();
         usage_report_metadata(provider, traceparent.as_deref())
     }
 
