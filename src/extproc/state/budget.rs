@@ -1,8 +1,11 @@
-//! A stream's calls to the budget store: the check its decision asks for,
+//! A stream's calls to the budget store: the check its decision asks for
+//! (and the admission of a decided request: checked, then recorded),
 //! the debit of its response's usage, and the debit of a response cut
 //! short when the stream goes.
 
 use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_response;
 
 use super::StreamState;
 use crate::budget::{Budgets, DebitItem};
@@ -32,6 +35,25 @@ impl StreamState {
         self.telemetry
             .on_budget_check(backend, &budgets, &verdict, started.elapsed());
         verdict
+    }
+
+    /// Admits the decided request: its budgets checked (when `check` names
+    /// some), then its decision recorded. `Some`: the answer that refuses it
+    /// instead (a spent budget, a store error under `Reject`, the audit log
+    /// full under `FailClosed`).
+    pub(super) async fn admit(
+        &mut self,
+        check: Option<(&RequestCtx, &decision::BudgetCheck)>,
+        outcome: Outcome,
+    ) -> Option<processing_response::Response> {
+        if let Some((ctx, check)) = check {
+            match self.check_budget(ctx, check, &outcome).await {
+                BudgetVerdict::Pass(pass) => self.pass_budget(pass),
+                BudgetVerdict::Refuse(reply) => return Some(self.refuse(*reply)),
+            }
+        }
+        self.record(outcome);
+        self.audit_refused.then(|| self.audit_refusal())
     }
 
     /// Keeps a passed budget check for the response; when Envoy adds the

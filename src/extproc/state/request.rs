@@ -15,8 +15,8 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use super::super::mutation::{self, find_header, header_mutation};
 use super::{StreamState, BLOCKING_THRESHOLD};
 use crate::decision::{
-    self, BodyDecision, BudgetVerdict, HeadersDecision, Reply, RequestCtx, RequestHead,
-    ResponseDecider, ResponseRead, MAX_BODY_BYTES,
+    self, BodyDecision, HeadersDecision, Reply, RequestCtx, RequestHead, ResponseDecider,
+    ResponseRead, MAX_BODY_BYTES,
 };
 use crate::policy::RouteType;
 use crate::provider::ErrorKind;
@@ -111,15 +111,9 @@ impl StreamState {
                         .and_then(|c| {
                             decision::budget_check(&self.policy, &c, None).map(|k| (c, k))
                         });
-                    if let Some((ctx, check)) = check {
-                        match self.check_budget(&ctx, &check, &outcome).await {
-                            BudgetVerdict::Pass(pass) => self.pass_budget(pass),
-                            BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
-                        }
-                    }
-                    self.record(outcome);
-                    if self.audit_refused {
-                        return self.audit_refusal();
+                    let check = check.as_ref().map(|(c, k)| (c, k));
+                    if let Some(refusal) = self.admit(check, outcome).await {
+                        return refusal;
                     }
                 }
                 processing_response::Response::RequestHeaders(HeadersResponse {
@@ -227,17 +221,11 @@ impl StreamState {
                 // the body named: decided once for the whole response.
                 self.response
                     .conditions(&ctx, outcome.model_requested.as_deref());
-                if let Some(check) =
-                    decision::budget_check(&self.policy, &ctx, outcome.model_requested.as_deref())
-                {
-                    match self.check_budget(&ctx, &check, &outcome).await {
-                        BudgetVerdict::Pass(pass) => self.pass_budget(pass),
-                        BudgetVerdict::Refuse(reply) => return self.refuse(*reply),
-                    }
-                }
-                self.record(outcome);
-                if self.audit_refused {
-                    return self.audit_refusal();
+                let check =
+                    decision::budget_check(&self.policy, &ctx, outcome.model_requested.as_deref());
+                let check = check.as_ref().map(|k| (&ctx, k));
+                if let Some(refusal) = self.admit(check, outcome).await {
+                    return refusal;
                 }
                 if usage_by_envoy {
                     let md = self.telemetry.on_usage_by_envoy();
