@@ -82,6 +82,7 @@ impl ExtProcService {
             .get(USAGE_METADATA)
             .is_some_and(|v| v.as_bytes() == b"envoy");
         machine.telemetry = StreamTelemetry::start(request.metadata());
+        machine.telemetry.defer_records();
         let inbound = request.into_inner();
         let out = futures_util::stream::unfold(Some((inbound, machine)), |state| async move {
             let (mut inbound, mut machine) = state?;
@@ -90,9 +91,18 @@ impl ExtProcService {
                     // Nothing more to do for this request: close the stream
                     // (OK status); Envoy goes on without the processor, and
                     // no stream lingers for the rest of a passthrough or an
-                    // unread response (cheaper drains and restarts).
-                    Ok(resp) if machine.finished() => Some((Ok(resp), None)),
-                    Ok(resp) => Some((Ok(resp), Some((inbound, machine)))),
+                    // unread response (cheaper drains and restarts). The
+                    // stream's records end after the answer is sent.
+                    Ok(resp) if machine.finished() => {
+                        after_answer(move || drop(machine));
+                        Some((Ok(resp), None))
+                    }
+                    Ok(resp) => {
+                        if let Some(records) = machine.telemetry.take_deferred() {
+                            after_answer(move || records.run());
+                        }
+                        Some((Ok(resp), Some((inbound, machine))))
+                    }
                     Err(status) => Some((Err(status), None)),
                 },
                 Ok(None) => None,
@@ -104,6 +114,18 @@ impl ExtProcService {
         });
         Ok(Response::new(Box::pin(out)))
     }
+}
+
+/// Runs `work` (records of a decision already answered) once the answer
+/// is on its way: a task of its own that first yields, so the connection
+/// task that writes the answer to Envoy runs before it. Records kept in
+/// place held every answer up by their cost (a log line, metrics, the
+/// stream's end: ~3 % of the server's CPU, all before the answer left).
+fn after_answer(work: impl FnOnce() + Send + 'static) {
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        work();
+    });
 }
 
 /// Namespace of promptgate's dynamic metadata in Envoy (listed in the

@@ -30,7 +30,7 @@ pub use metadata::{
     usage_report_metadata, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY,
 };
 pub use metrics::metrics;
-pub use stream::{on_budget_debit, Phase, StreamTelemetry};
+pub use stream::{on_budget_debit, Deferred, Phase, StreamTelemetry};
 pub use usage::{on_reported_usage, ReportedUsage};
 
 use tracing_subscriber::filter::{LevelFilter, Targets};

@@ -279,6 +279,43 @@ fn without_opentelemetry_logs_still_get_the_request_trace_id() {
 }
 
 #[test]
+fn deferred_records_wait_for_their_run_or_the_stream_end() {
+    let matched = |backend: &str| {
+        metrics().encode().contains(&format!(
+            r#"promptgate_guard_matches_total{{backend="{backend}",rule="no-cards",action="reject"}} 1"#
+        ))
+    };
+    // Run after the answer: nothing counted before, counted once after,
+    // and the metadata for Envoy comes at once either way.
+    let mut t = StreamTelemetry::detached();
+    t.defer_records();
+    t.on_request_headers(&request_headers());
+    let md = t.on_outcome(&Outcome {
+        backend: Some("unit-deferred-run".into()),
+        ..reject()
+    });
+    assert!(md_field(&md, "rule").is_some());
+    assert!(!matched("unit-deferred-run"));
+    let records = t.take_deferred().expect("the decision waits");
+    assert!(t.take_deferred().is_none(), "taken once");
+    records.run();
+    assert!(matched("unit-deferred-run"));
+    t.finish();
+    assert!(matched("unit-deferred-run"), "not counted twice");
+    // Never taken: the stream's end runs them.
+    let mut t = StreamTelemetry::detached();
+    t.defer_records();
+    t.on_request_headers(&request_headers());
+    t.on_outcome(&Outcome {
+        backend: Some("unit-deferred-end".into()),
+        ..reject()
+    });
+    assert!(!matched("unit-deferred-end"));
+    drop(t);
+    assert!(matched("unit-deferred-end"));
+}
+
+#[test]
 fn guard_matches_and_requests_are_counted() {
     let backend = "unit-guard-backend";
     let mut t = StreamTelemetry::detached();

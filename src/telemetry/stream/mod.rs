@@ -79,6 +79,28 @@ pub struct StreamTelemetry {
     failed: bool,
     phase_time: [Duration; 7],
     finished: bool,
+    /// Decisions whose log line and guard metrics wait until the answer
+    /// is on its way ([`Self::defer_records`]).
+    defer_records: bool,
+    deferred: Vec<Outcome>,
+}
+
+/// A stream's records that wait until its answer is on its way: the
+/// decision's log line (in the request span) and guard metrics.
+#[must_use = "run it once the answer is sent"]
+pub struct Deferred {
+    span: tracing::Span,
+    outcomes: Vec<Outcome>,
+}
+
+impl Deferred {
+    /// Writes the log lines and counts the metrics.
+    pub fn run(self) {
+        let _entered = self.span.enter();
+        for o in &self.outcomes {
+            outcome::log_and_count(o);
+        }
+    }
 }
 
 impl Default for StreamTelemetry {
@@ -111,7 +133,26 @@ impl StreamTelemetry {
             failed: false,
             phase_time: [Duration::ZERO; 7],
             finished: false,
+            defer_records: false,
+            deferred: Vec::new(),
         }
+    }
+
+    /// From now on a decision's log line and guard metrics wait for
+    /// [`Self::take_deferred`] (or the stream's end) instead of holding
+    /// the answer up: the ext_proc service runs them after the answer is
+    /// handed to the connection (measured in the README: ~2 % of the
+    /// server's CPU on the request path, ~10 µs per request in place).
+    pub fn defer_records(&mut self) {
+        self.defer_records = true;
+    }
+
+    /// The records waiting since the last call, if any.
+    pub fn take_deferred(&mut self) -> Option<Deferred> {
+        (!self.deferred.is_empty()).then(|| Deferred {
+            span: self.span.clone(),
+            outcomes: std::mem::take(&mut self.deferred),
+        })
     }
 
     /// At the request headers: takes `x-request-id` and, when Envoy sent no
@@ -230,6 +271,9 @@ impl StreamTelemetry {
             return;
         }
         self.finished = true;
+        if let Some(d) = self.take_deferred() {
+            d.run();
+        }
         let m = metrics();
         let (backend, route, decision) = match &self.decided {
             Some(d) => (d.backend.clone(), d.route, d.decision),

@@ -18,57 +18,17 @@ use crate::provider::Usage;
 impl StreamTelemetry {
     /// The decision: logged (one line at info), recorded on the span
     /// (status error on reject/error) and in the metrics. Returns the
-    /// `promptgate` dynamic metadata for Envoy.
+    /// `promptgate` dynamic metadata for Envoy. With
+    /// [`StreamTelemetry::defer_records`], the log line and the guard
+    /// metrics wait for [`StreamTelemetry::take_deferred`].
     pub fn on_outcome(&mut self, outcome: &Outcome) -> Struct {
         self.open(None);
-        log_decision(outcome);
-        let m = metrics();
+        if self.defer_records {
+            self.deferred.push(outcome.clone());
+        } else {
+            log_and_count(outcome);
+        }
         let backend = outcome.backend.clone().unwrap_or_default();
-        if let Some(rule) = &outcome.rule {
-            let action = match outcome.decision {
-                Verdict::Reject => "reject",
-                _ if outcome.masked > 0 => "mask",
-                _ => "match",
-            };
-            m.guard_matches
-                .get_or_create(&GuardLabels {
-                    backend: backend.clone(),
-                    rule: rule.clone(),
-                    action,
-                })
-                .inc();
-        }
-        // Shadow guards: what they would have done, counted by rule.
-        for f in outcome
-            .fired
-            .iter()
-            .filter(|f| f.action == crate::guard::Action::Audit)
-        {
-            m.guard_matches
-                .get_or_create(&GuardLabels {
-                    backend: backend.clone(),
-                    rule: f.rule.clone(),
-                    action: "audit",
-                })
-                .inc();
-        }
-        if outcome.segments_scanned > 0 || outcome.rule.is_some() {
-            let phase = if outcome
-                .location
-                .as_deref()
-                .is_some_and(|l| l.starts_with("response"))
-            {
-                "response"
-            } else {
-                "request"
-            };
-            m.guardrail_checks
-                .get_or_create(&GuardrailLabels {
-                    phase,
-                    action: outcome.decision.as_str(),
-                })
-                .inc();
-        }
         self.decided = Some(Decided {
             backend,
             route: outcome.route.unwrap_or("none"),
@@ -183,6 +143,59 @@ impl StreamTelemetry {
         );
         self.usage = Some((*usage, response_model.map(str::to_owned)));
         usage_metadata(usage, response_model)
+    }
+}
+
+/// The decision's log line and guard metrics: what can wait until the
+/// answer is on its way ([`super::Deferred`]).
+pub(super) fn log_and_count(outcome: &Outcome) {
+    log_decision(outcome);
+    let m = metrics();
+    let backend = outcome.backend.as_deref().unwrap_or_default();
+    if let Some(rule) = &outcome.rule {
+        let action = match outcome.decision {
+            Verdict::Reject => "reject",
+            _ if outcome.masked > 0 => "mask",
+            _ => "match",
+        };
+        m.guard_matches
+            .get_or_create(&GuardLabels {
+                backend: backend.to_owned(),
+                rule: rule.clone(),
+                action,
+            })
+            .inc();
+    }
+    // Shadow guards: what they would have done, counted by rule.
+    for f in outcome
+        .fired
+        .iter()
+        .filter(|f| f.action == crate::guard::Action::Audit)
+    {
+        m.guard_matches
+            .get_or_create(&GuardLabels {
+                backend: backend.to_owned(),
+                rule: f.rule.clone(),
+                action: "audit",
+            })
+            .inc();
+    }
+    if outcome.segments_scanned > 0 || outcome.rule.is_some() {
+        let phase = if outcome
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("response"))
+        {
+            "response"
+        } else {
+            "request"
+        };
+        m.guardrail_checks
+            .get_or_create(&GuardrailLabels {
+                phase,
+                action: outcome.decision.as_str(),
+            })
+            .inc();
     }
 }
 
