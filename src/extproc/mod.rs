@@ -94,12 +94,12 @@ impl ExtProcService {
                     // unread response (cheaper drains and restarts). The
                     // stream's records end after the answer is sent.
                     Ok(resp) if machine.finished() => {
-                        after_answer(move || drop(machine));
+                        after_answer(async move { drop(machine) });
                         Some((Ok(resp), None))
                     }
                     Ok(resp) => {
                         if let Some(records) = machine.telemetry.take_deferred() {
-                            after_answer(move || records.run());
+                            after_answer(async move { records.run() });
                         }
                         Some((Ok(resp), Some((inbound, machine))))
                     }
@@ -116,16 +116,24 @@ impl ExtProcService {
     }
 }
 
-/// Runs `work` (records of a decision already answered) once the answer
-/// is on its way: a task of its own that first yields, so the connection
-/// task that writes the answer to Envoy runs before it. Records kept in
-/// place held every answer up by their cost (a log line, metrics, the
-/// stream's end: ~3 % of the server's CPU, all before the answer left).
-fn after_answer(work: impl FnOnce() + Send + 'static) {
-    tokio::spawn(async move {
-        tokio::task::yield_now().await;
-        work();
-    });
+/// Runs `work` (records of a decision already answered, a budget debit)
+/// once the answer is on its way: a task of its own that first yields, so
+/// the connection task that writes the answer to Envoy runs before it.
+/// Records kept in place held every answer up by their cost (a log line,
+/// metrics, the stream's end: ~3 % of the server's CPU, all before the
+/// answer left). Outside a Tokio runtime `work` is polled once, at once
+/// (what runs here completes without waiting; a caller with I/O to do
+/// checks for a runtime first).
+pub(crate) fn after_answer(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(async move {
+                tokio::task::yield_now().await;
+                work.await;
+            });
+        }
+        Err(_) => futures_util::FutureExt::now_or_never(work).unwrap_or_default(),
+    }
 }
 
 /// Namespace of promptgate's dynamic metadata in Envoy (listed in the
