@@ -1227,8 +1227,14 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
         resp.bytes().await.unwrap(),
         gw.upstream().anthropic_sse_bytes()
     );
-    let entry = wait_access_log(&gw, |e| !e["usage"]["input_tokens"].is_null()).await;
-    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
+    // (Envoy reads the JSON answer's usage too, but nothing marked it for
+    // a report: the first entry carries `usage` without `usage_reporter`.)
+    let entry = wait_access_log(&gw, |e| e["promptgate"]["usage_reporter"] == "envoy").await;
+    assert_eq!(
+        entry["usage"]["input_tokens"].as_f64(),
+        Some(25.0),
+        "{entry}"
+    );
     assert!(entry["promptgate"]["input_tokens"].is_null(), "{entry}");
     assert_eq!(gw.phase_count("response_headers"), 0);
     assert_eq!(gw.phase_count("response_body"), 0);
@@ -1287,10 +1293,12 @@ async fn streamed_usage_is_read_in_band_when_the_gateway_does_not_report_it() {
     gw.assert_ext_proc_clean();
 }
 
-/// `tokenUsage: All`: non-streamed answers are read too (unchanged bytes;
-/// Envoy sends them chunked), Anthropic and OpenAI alike.
+/// `tokenUsage: All`: non-streamed answers count too, Anthropic and OpenAI
+/// alike. The shipped config reads a JSON answer's usage itself
+/// (`json_to_metadata`, `x-promptgate-json-usage: envoy`): promptgate skips
+/// the response phases and counts the tokens from Envoy's access log.
 #[tokio::test]
-async fn token_usage_all_reads_non_streamed_responses() {
+async fn token_usage_all_counts_non_streamed_answers_read_by_envoy() {
     let gw = Gateway::start(openai_policy(Some(TokenUsage::All)));
     let resp = post_chat(&gw, &chat_body("Say hello", false))
         .send()
@@ -1304,17 +1312,82 @@ async fn token_usage_all_reads_non_streamed_responses() {
     );
     let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
     assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
-    assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
-    assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
+    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
     assert_eq!(
-        entry["promptgate"]["response_model"],
+        entry["usage"]["prompt_tokens"].as_f64(),
+        Some(25.0),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["usage"]["completion_tokens"].as_f64(),
+        Some(12.0),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["usage"]["model"],
         support::FAKE_OPENAI_MODEL,
         "{entry}"
     );
+    assert!(entry["promptgate"]["input_tokens"].is_null(), "{entry}");
     assert_eq!(gw.phase_count("response_headers"), 0);
+    assert_eq!(gw.phase_count("response_body"), 0);
+    let tokens = |direction: &str, n: u64| {
+        format!(
+            "promptgate_tokens_total{{backend=\"openai\",model=\"{}\",direction=\"{direction}\"}} {n}",
+            support::FAKE_OPENAI_MODEL
+        )
+    };
+    wait_metric(&gw, &tokens("input", 25)).await;
+    wait_metric(&gw, &tokens("output", 12)).await;
     gw.assert_ext_proc_clean();
 
     let gw = Gateway::start(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)));
+    let resp = send_messages(&gw, "Say hello", false).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap(),
+        serde_json::to_vec(&gw.upstream().anthropic_message_json()).unwrap()
+    );
+    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
+    assert_eq!(
+        entry["usage"]["input_tokens"].as_f64(),
+        Some(25.0),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["usage"]["output_tokens"].as_f64(),
+        Some(12.0),
+        "{entry}"
+    );
+    assert_eq!(gw.phase_count("response_body"), 0);
+    wait_tokens(&gw, "input", 25).await;
+    wait_tokens(&gw, "output", 12).await;
+    wait_metric(&gw, "promptgate_usage_reports_total{result=\"counted\"} 1").await;
+    gw.assert_ext_proc_clean();
+}
+
+/// `tokenUsage: All` with a gateway that reads only streams (no
+/// `x-promptgate-json-usage: envoy`): promptgate reads a non-streamed
+/// answer in band (unchanged bytes; Envoy sends them chunked).
+#[tokio::test]
+async fn token_usage_all_reads_non_streamed_answers_in_band_when_the_gateway_does_not() {
+    let gw = Gateway::launch(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)))
+        .edit_envoy(|cfg: &mut serde_yaml::Value| {
+            let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+                [0]["typed_config"];
+            let md = hcm["http_filters"][0]["typed_config"]["grpc_service"]["initial_metadata"]
+                .as_sequence_mut()
+                .unwrap();
+            let before = md.len();
+            md.retain(|m| m["key"].as_str() != Some("x-promptgate-json-usage"));
+            assert_eq!(
+                md.len(),
+                before - 1,
+                "the shipped config says x-promptgate-json-usage"
+            );
+        })
+        .start();
     let resp = send_messages(&gw, "Say hello", false).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
@@ -1329,6 +1402,10 @@ async fn token_usage_all_reads_non_streamed_responses() {
         support::FAKE_ANTHROPIC_MODEL,
         "{entry}"
     );
+    assert!(entry["promptgate"]["usage_reporter"].is_null(), "{entry}");
+    assert_eq!(gw.phase_count("response_headers"), 0);
+    assert!(gw.phase_count("response_body") >= 1);
+    wait_tokens(&gw, "input", 25).await;
     gw.assert_ext_proc_clean();
 }
 

@@ -28,7 +28,8 @@ pub use budget::{
 pub use outcome::{gateway_error, refusal, reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
 pub use request_body::{request_body, BodyDecision, MAX_BODY_BYTES};
 pub use request_headers::{
-    request_headers, HeaderChanges, HeadersDecision, RequestCtx, RequestHead, ResponseRead,
+    request_headers, GatewayReads, HeaderChanges, HeadersDecision, RequestCtx, RequestHead,
+    ResponseRead,
 };
 pub use response::{
     BodyMode, ChunkAnswer, ChunkDecision, ResponseDecider, ResponseHeadersDecision, ResponseRecord,

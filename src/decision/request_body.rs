@@ -28,7 +28,7 @@ pub enum BodyDecision {
         read_response: bool,
         /// The answer's token usage is left to the gateway, which reports
         /// it to the access-log service ([`RequestCtx::gateway_reads_usage`]
-        /// and a streamed answer read for nothing else).
+        /// and an answer read for nothing else).
         usage_by_envoy: bool,
         /// What this request's masks stand for, to put back where the
         /// model repeats their placeholders (`None`: nothing to restore).
@@ -498,7 +498,9 @@ enum Read {
 /// hold the whole answer back for one more exchange), and a streamed one
 /// read for its usage alone is not when the gateway reports that usage
 /// (its SSE parser writes the counts into the access-log entry it sends
-/// promptgate): no exchange then holds back the stream's first byte.
+/// promptgate): no exchange then holds back the stream's first byte. Under
+/// `tokenUsage: All` the same holds for a JSON answer when the gateway
+/// reads those too (`json_to_metadata`).
 /// Budgets of tokens or spend read every response themselves: their debit
 /// follows the answer at once.
 fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> Read {
@@ -506,16 +508,19 @@ fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> 
         ResponseRead::Skip => Read::No,
         ResponseRead::Guarded => Read::Yes,
         ResponseRead::GatewayUsage => match stream {
-            Some(false) => Read::No,
-            // A stream, or what may be one: Envoy reads it if it is SSE.
+            // A JSON answer under `tokenUsage: Streams`: nothing counts it.
+            Some(false) if backend.token_usage != TokenUsageMode::All => Read::No,
+            // A stream, or what may be one (Envoy reads it if it is SSE),
+            // or a JSON answer the gateway reads too.
             _ => Read::UsageByEnvoy,
         },
         ResponseRead::UsageOnly if backend.budgets_read_usage() => Read::Yes,
         // Read for restores only, and this request masked nothing.
         ResponseRead::UsageOnly if backend.token_usage == TokenUsageMode::Off => Read::No,
         ResponseRead::UsageOnly => match stream {
-            Some(true) if ctx.gateway_reads_usage => Read::UsageByEnvoy,
+            Some(true) if ctx.gateway_reads_usage.streams => Read::UsageByEnvoy,
             Some(false) if backend.token_usage == TokenUsageMode::Streams => Read::No,
+            Some(false) if ctx.gateway_reads_usage.json => Read::UsageByEnvoy,
             _ => Read::Yes,
         },
     }

@@ -28,10 +28,10 @@ pub struct RequestHead<'a> {
     pub claims: Option<&'a Map<String, Value>>,
     /// The agent's session (`x-claude-code-session-id`).
     pub session: Option<&'a str>,
-    /// The gateway reads a streamed answer's token usage itself and reports
-    /// it to promptgate's access-log service (Envoy's config says so,
-    /// `x-promptgate-usage: envoy`; not a request header).
-    pub gateway_reads_usage: bool,
+    /// Which answers' token usage the gateway reads itself and reports to
+    /// promptgate's access-log service (Envoy's config says so in the gRPC
+    /// metadata; not a request header).
+    pub gateway_reads_usage: GatewayReads,
     /// Every header (name, value), for `when:` conditions (`request.headers`);
     /// empty when no condition of the policy could read it.
     pub headers: &'a [(String, String)],
@@ -57,7 +57,30 @@ impl<'a> RequestHead<'a> {
             content_encoding: get("content-encoding"),
             has_anthropic_version: get("anthropic-version").is_some(),
             end_of_stream,
-            gateway_reads_usage: false,
+            gateway_reads_usage: GatewayReads::default(),
+        }
+    }
+}
+
+/// Which answers' token usage the gateway (Envoy's shipped config) reads
+/// itself and reports to promptgate's access-log service, so that
+/// promptgate need not read them in band.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayReads {
+    /// Streamed answers (`sse_to_metadata`; `x-promptgate-usage: envoy`).
+    pub streams: bool,
+    /// Whole JSON answers (`json_to_metadata`; `x-promptgate-json-usage: envoy`).
+    pub json: bool,
+}
+
+impl GatewayReads {
+    /// Whether the gateway reads the usage of every answer a `tokenUsage`
+    /// of `mode` asks for.
+    pub fn covers(self, mode: TokenUsageMode) -> bool {
+        match mode {
+            TokenUsageMode::Off => true,
+            TokenUsageMode::Streams => self.streams,
+            TokenUsageMode::All => self.streams && self.json,
         }
     }
 }
@@ -98,9 +121,9 @@ pub struct RequestCtx {
     pub path: String,
     /// The headers `when:` conditions read (empty when none can).
     pub headers: Vec<(String, String)>,
-    /// The gateway reads a streamed answer's token usage itself
+    /// Which answers' token usage the gateway reads itself
     /// ([`RequestHead::gateway_reads_usage`]).
-    pub gateway_reads_usage: bool,
+    pub gateway_reads_usage: GatewayReads,
 }
 
 impl RequestCtx {
@@ -137,11 +160,12 @@ pub enum ResponseRead {
     /// first; an unreadable (compressed) response is refused rather than
     /// passed through unread.
     Guarded,
-    /// Only a streamed answer's usage is wanted (`tokenUsage: Streams`, no
-    /// placeholders to restore, no budget to debit), and the gateway reads
-    /// it: promptgate reads nothing, Envoy skips the response phases as for
-    /// `Skip`, and a streamed request is marked for the gateway's report.
-    /// No exchange holds back the stream's first byte.
+    /// Only the answer's usage is wanted (no placeholders to restore, no
+    /// budget to debit), and the gateway reads it for every answer
+    /// `tokenUsage` counts (streams; with `All`, JSON answers too):
+    /// promptgate reads nothing, Envoy skips the response phases as for
+    /// `Skip`, and the request is marked for the gateway's report. No
+    /// exchange holds back the answer or a stream's first byte.
     GatewayUsage,
 }
 
@@ -247,7 +271,9 @@ pub fn request_headers(
         ResponseRead::Guarded
     } else if backend.restores() || backend.budgets_read_usage() {
         ResponseRead::UsageOnly
-    } else if backend.token_usage == TokenUsageMode::Streams && head.gateway_reads_usage {
+    } else if backend.token_usage != TokenUsageMode::Off
+        && head.gateway_reads_usage.covers(backend.token_usage)
+    {
         ResponseRead::GatewayUsage
     } else if backend.token_usage != TokenUsageMode::Off {
         ResponseRead::UsageOnly

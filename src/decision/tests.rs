@@ -1246,10 +1246,19 @@ fn a_failed_store_lets_requests_through_under_allow() {
 /// A gateway that reads a stream's usage itself takes that read over: the
 /// response is skipped and a streamed request marked for its report, while
 /// what promptgate must read itself (non-streamed answers under
-/// `tokenUsage: All`, budgets) stays read in band.
+/// `tokenUsage: All` unless the gateway reads JSON answers too, budgets)
+/// stays read in band.
 #[test]
 fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
-    let decide = |p: &Policy, gateway: bool, stream: bool| {
+    const STREAMS: GatewayReads = GatewayReads {
+        streams: true,
+        json: false,
+    };
+    const BOTH: GatewayReads = GatewayReads {
+        streams: true,
+        json: true,
+    };
+    let decide = |p: &Policy, gateway: GatewayReads, stream: bool| {
         let h = RequestHead {
             gateway_reads_usage: gateway,
             ..head("/v1/messages")
@@ -1281,23 +1290,35 @@ fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
     };
     let p = seed();
     use ResponseRead::{GatewayUsage, UsageOnly};
-    assert_eq!(decide(&p, false, true), (UsageOnly, true, false));
-    assert_eq!(decide(&p, false, false), (UsageOnly, false, false));
-    assert_eq!(decide(&p, true, true), (GatewayUsage, false, true));
-    assert_eq!(decide(&p, true, false), (GatewayUsage, false, false));
+    let none = GatewayReads::default();
+    assert_eq!(decide(&p, none, true), (UsageOnly, true, false));
+    assert_eq!(decide(&p, none, false), (UsageOnly, false, false));
+    assert_eq!(decide(&p, STREAMS, true), (GatewayUsage, false, true));
+    assert_eq!(decide(&p, STREAMS, false), (GatewayUsage, false, false));
+    // `tokenUsage: Streams`: a JSON answer counts for nothing, whoever could read it.
+    assert_eq!(decide(&p, BOTH, false), (GatewayUsage, false, false));
     assert!(!GatewayUsage.is_read());
 
     let all = SEED.replace("    ai:\n", "    ai:\n      tokenUsage: All\n");
     let p = Policy::from_yaml(&all, "all.yaml", &LoadOptions::default()).unwrap();
-    assert_eq!(decide(&p, true, true), (UsageOnly, false, true));
-    assert_eq!(decide(&p, true, false), (UsageOnly, true, false));
+    assert_eq!(decide(&p, STREAMS, true), (UsageOnly, false, true));
+    assert_eq!(decide(&p, STREAMS, false), (UsageOnly, true, false));
+    // A gateway that reads JSON answers too takes every answer's usage over.
+    assert_eq!(decide(&p, BOTH, true), (GatewayUsage, false, true));
+    assert_eq!(decide(&p, BOTH, false), (GatewayUsage, false, true));
+    let json_only = GatewayReads {
+        streams: false,
+        json: true,
+    };
+    assert_eq!(decide(&p, json_only, false), (UsageOnly, false, true));
+    assert_eq!(decide(&p, json_only, true), (UsageOnly, true, false));
 
     let p = Policy::from_yaml(BUDGETS, "b.yaml", &LoadOptions::default()).unwrap();
     let claims: serde_json::Map<String, Value> =
         serde_json::from_value(serde_json::json!({"sub": "alice", "team": "red"})).unwrap();
     let h = RequestHead {
         claims: Some(&claims),
-        gateway_reads_usage: true,
+        gateway_reads_usage: BOTH,
         ..head("/v1/chat/completions")
     };
     let ctx = request_headers(&p, None, &h).0.unwrap();

@@ -29,6 +29,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::decision::GatewayReads;
 use crate::policy::Policy;
 use crate::telemetry::StreamTelemetry;
 
@@ -43,6 +44,10 @@ pub const BUDGET_HEADERS_METADATA: &str = "x-promptgate-budget-headers";
 /// service (`envoy`: `sse_to_metadata` and the `http_grpc` access log),
 /// so promptgate does not read such an answer for its usage.
 pub const USAGE_METADATA: &str = "x-promptgate-usage";
+/// gRPC metadata with which Envoy's config says it reads a whole JSON
+/// answer's token usage too (`envoy`: `json_to_metadata` into the same
+/// metadata, reported by the same access log).
+pub const JSON_USAGE_METADATA: &str = "x-promptgate-json-usage";
 
 /// The ext_proc gRPC service.
 #[derive(Clone)]
@@ -77,10 +82,16 @@ impl ExtProcService {
             .metadata()
             .get(BUDGET_HEADERS_METADATA)
             .is_some_and(|v| v.as_bytes() == b"envoy");
-        machine.envoy_reports_usage = request
-            .metadata()
-            .get(USAGE_METADATA)
-            .is_some_and(|v| v.as_bytes() == b"envoy");
+        let says_envoy = |key: &str| {
+            request
+                .metadata()
+                .get(key)
+                .is_some_and(|v| v.as_bytes() == b"envoy")
+        };
+        machine.envoy_reports_usage = GatewayReads {
+            streams: says_envoy(USAGE_METADATA),
+            json: says_envoy(JSON_USAGE_METADATA),
+        };
         machine.telemetry = StreamTelemetry::start(request.metadata());
         machine.telemetry.defer_records();
         let inbound = request.into_inner();

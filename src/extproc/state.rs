@@ -76,10 +76,10 @@ pub struct StreamState {
     /// (its config says so in the gRPC metadata): they go out as metadata
     /// with the request's answer, and the response headers are not asked for.
     pub envoy_adds_budget_headers: bool,
-    /// Envoy reads a streamed answer's token usage and reports it to the
-    /// access-log service (its config says so in the gRPC metadata): an
-    /// answer read for nothing else is not read here.
-    pub envoy_reports_usage: bool,
+    /// Which answers' token usage Envoy reads and reports to the
+    /// access-log service (its config says so in the gRPC metadata): such
+    /// an answer read for nothing else is not read here.
+    pub envoy_reports_usage: crate::decision::GatewayReads,
 }
 
 impl StreamState {
@@ -104,7 +104,7 @@ impl StreamState {
             response_mode: None,
             budget: None,
             envoy_adds_budget_headers: false,
-            envoy_reports_usage: false,
+            envoy_reports_usage: crate::decision::GatewayReads::default(),
         }
     }
 
