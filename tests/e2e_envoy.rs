@@ -277,6 +277,21 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
     gw.assert_ext_proc_clean();
 }
 
+/// An edit of the shipped Envoy config that drops one of the ext_proc
+/// filter's gRPC metadata entries (which the shipped config must have).
+fn without_initial_metadata(key: &'static str) -> impl FnMut(&mut serde_yaml::Value) {
+    move |cfg: &mut serde_yaml::Value| {
+        let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"];
+        let md = hcm["http_filters"][0]["typed_config"]["grpc_service"]["initial_metadata"]
+            .as_sequence_mut()
+            .unwrap();
+        let before = md.len();
+        md.retain(|m| m["key"].as_str() != Some(key));
+        assert_eq!(md.len(), before - 1, "the shipped config says {key}");
+    }
+}
+
 /// Waits for promptgate's count of the fake Anthropic model's tokens.
 async fn wait_tokens(gw: &Gateway, direction: &str, n: u64) {
     let line = format!(
@@ -1252,20 +1267,7 @@ async fn only_streamed_responses_are_read_for_token_usage_by_default() {
 #[tokio::test]
 async fn streamed_usage_is_read_in_band_when_the_gateway_does_not_report_it() {
     let gw = Gateway::launch(seed_policy())
-        .edit_envoy(|cfg: &mut serde_yaml::Value| {
-            let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
-                [0]["typed_config"];
-            let md = hcm["http_filters"][0]["typed_config"]["grpc_service"]["initial_metadata"]
-                .as_sequence_mut()
-                .unwrap();
-            let before = md.len();
-            md.retain(|m| m["key"].as_str() != Some("x-promptgate-usage"));
-            assert_eq!(
-                md.len(),
-                before - 1,
-                "the shipped config says x-promptgate-usage"
-            );
-        })
+        .edit_envoy(without_initial_metadata("x-promptgate-usage"))
         .start();
     let resp = send_messages(&gw, "Say hello", true).await;
     assert_eq!(resp.status().as_u16(), 200);
@@ -1373,20 +1375,7 @@ async fn token_usage_all_counts_non_streamed_answers_read_by_envoy() {
 #[tokio::test]
 async fn token_usage_all_reads_non_streamed_answers_in_band_when_the_gateway_does_not() {
     let gw = Gateway::launch(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)))
-        .edit_envoy(|cfg: &mut serde_yaml::Value| {
-            let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
-                [0]["typed_config"];
-            let md = hcm["http_filters"][0]["typed_config"]["grpc_service"]["initial_metadata"]
-                .as_sequence_mut()
-                .unwrap();
-            let before = md.len();
-            md.retain(|m| m["key"].as_str() != Some("x-promptgate-json-usage"));
-            assert_eq!(
-                md.len(),
-                before - 1,
-                "the shipped config says x-promptgate-json-usage"
-            );
-        })
+        .edit_envoy(without_initial_metadata("x-promptgate-json-usage"))
         .start();
     let resp = send_messages(&gw, "Say hello", false).await;
     assert_eq!(resp.status().as_u16(), 200);

@@ -127,8 +127,8 @@ impl ExtProcService {
     }
 }
 
-/// Runs `work` (records of a decision already answered, a budget debit)
-/// once the answer is on its way: a task of its own that first yields, so
+/// Runs `work` (records of a decision already answered) once the answer
+/// is on its way: a task of its own that first yields, so
 /// the connection task that writes the answer to Envoy runs before it.
 /// Records kept in place held every answer up by their cost (a log line,
 /// metrics, the stream's end: ~3 % of the server's CPU, all before the

@@ -65,9 +65,9 @@ impl StreamState {
         self.budget = Some(pass);
     }
 
-    /// Adds the response's usage to the request's budgets once the answer
-    /// to this chunk is on its way (bounded by `storeTimeout`; a failure
-    /// is logged and counted, the response goes on).
+    /// Adds the response's usage to the request's budgets (bounded by
+    /// `storeTimeout`; a failure is logged and counted, the response goes
+    /// on).
     pub(super) async fn debit_budget(&mut self, record: &ResponseRecord) {
         let (Some(pass), Some(ctx)) = (self.budget.take(), self.ctx.as_ref()) else {
             return;
@@ -80,15 +80,17 @@ impl StreamState {
         }
         let items =
             decision::budget_debits(&budgets, &pass, &record.usage, record.model.as_deref());
-        let backend = self.policy.backends[ctx.backend].name.clone();
-        if tokio::runtime::Handle::try_current().is_err() {
-            debit(&budgets, &backend, &pass, &items).await;
-            return;
-        }
-        // Nothing in the answer depends on the debit (a failed one is
-        // logged and counted): it goes out after the answer instead of
-        // holding it up for a store round trip.
-        super::super::after_answer(async move { debit(&budgets, &backend, &pass, &items).await });
+        // Before the answer, though nothing in it depends on the debit:
+        // the client's next request, on any replica, must find it counted.
+        // (Sent after the answer, it raced that request; the budget tests
+        // caught it reading the store before the debit landed.)
+        debit(
+            &budgets,
+            &self.policy.backends[ctx.backend].name,
+            &pass,
+            &items,
+        )
+        .await;
     }
 }
 
