@@ -253,27 +253,44 @@ async fn allowed_streaming_prompt_gets_provider_key_and_exact_sse() {
     // Token usage from the stream (message_start, message_delta), read by
     // Envoy's SSE parser as it passed and left to it by promptgate, which
     // never held the stream back.
+    fake_anthropic_usage_counted_from_envoy(&gw, &entry).await;
+}
+
+/// An access-log entry of a request promptgate left to the gateway: marked
+/// `usage_reporter: envoy`, with the counts and model Envoy read.
+fn assert_reported_by_envoy(entry: &serde_json::Value, counts: [(&str, f64); 2], model: &str) {
     assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
+    for (key, n) in counts {
+        assert_eq!(entry["usage"][key].as_f64(), Some(n), "{key}: {entry}");
+    }
+    assert_eq!(entry["usage"]["model"], model, "{entry}");
+}
+
+/// A non-streamed "Say hello" to the Messages route: answered 200 with the
+/// fake provider's bytes unchanged; its access-log entry.
+async fn non_streamed_hello(gw: &Gateway) -> serde_json::Value {
+    let resp = send_messages(gw, "Say hello", false).await;
+    assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
-        entry["usage"]["input_tokens"].as_f64(),
-        Some(25.0),
-        "{entry}"
+        resp.bytes().await.unwrap(),
+        serde_json::to_vec(&gw.upstream().anthropic_message_json()).unwrap()
     );
-    assert_eq!(
-        entry["usage"]["output_tokens"].as_f64(),
-        Some(12.0),
-        "{entry}"
-    );
-    assert_eq!(
-        entry["usage"]["model"],
+    wait_access_log(gw, |e| e["response_code"] == 200).await
+}
+
+/// The fake Anthropic answer's usage (25 in, 12 out) reached promptgate
+/// only through Envoy: the entry is marked and carries Envoy's counts, no
+/// response phase ran, and the access-log report was counted once.
+async fn fake_anthropic_usage_counted_from_envoy(gw: &Gateway, entry: &serde_json::Value) {
+    assert_reported_by_envoy(
+        entry,
+        [("input_tokens", 25.0), ("output_tokens", 12.0)],
         support::FAKE_ANTHROPIC_MODEL,
-        "{entry}"
     );
     assert_eq!(gw.phase_count("response_body"), 0);
-    // ... and the access-log entry reached promptgate's metrics.
-    wait_tokens(&gw, "input", 25).await;
-    wait_tokens(&gw, "output", 12).await;
-    wait_metric(&gw, "promptgate_usage_reports_total{result=\"counted\"} 1").await;
+    wait_tokens(gw, "input", 25).await;
+    wait_tokens(gw, "output", 12).await;
+    wait_metric(gw, "promptgate_usage_reports_total{result=\"counted\"} 1").await;
     gw.assert_ext_proc_clean();
 }
 
@@ -1314,21 +1331,10 @@ async fn token_usage_all_counts_non_streamed_answers_read_by_envoy() {
     );
     let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
     assert_eq!(entry["promptgate"]["decision"], "allow", "{entry}");
-    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
-    assert_eq!(
-        entry["usage"]["prompt_tokens"].as_f64(),
-        Some(25.0),
-        "{entry}"
-    );
-    assert_eq!(
-        entry["usage"]["completion_tokens"].as_f64(),
-        Some(12.0),
-        "{entry}"
-    );
-    assert_eq!(
-        entry["usage"]["model"],
+    assert_reported_by_envoy(
+        &entry,
+        [("prompt_tokens", 25.0), ("completion_tokens", 12.0)],
         support::FAKE_OPENAI_MODEL,
-        "{entry}"
     );
     assert!(entry["promptgate"]["input_tokens"].is_null(), "{entry}");
     assert_eq!(gw.phase_count("response_headers"), 0);
@@ -1344,29 +1350,8 @@ async fn token_usage_all_counts_non_streamed_answers_read_by_envoy() {
     gw.assert_ext_proc_clean();
 
     let gw = Gateway::start(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)));
-    let resp = send_messages(&gw, "Say hello", false).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(
-        resp.bytes().await.unwrap(),
-        serde_json::to_vec(&gw.upstream().anthropic_message_json()).unwrap()
-    );
-    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
-    assert_eq!(entry["promptgate"]["usage_reporter"], "envoy", "{entry}");
-    assert_eq!(
-        entry["usage"]["input_tokens"].as_f64(),
-        Some(25.0),
-        "{entry}"
-    );
-    assert_eq!(
-        entry["usage"]["output_tokens"].as_f64(),
-        Some(12.0),
-        "{entry}"
-    );
-    assert_eq!(gw.phase_count("response_body"), 0);
-    wait_tokens(&gw, "input", 25).await;
-    wait_tokens(&gw, "output", 12).await;
-    wait_metric(&gw, "promptgate_usage_reports_total{result=\"counted\"} 1").await;
-    gw.assert_ext_proc_clean();
+    let entry = non_streamed_hello(&gw).await;
+    fake_anthropic_usage_counted_from_envoy(&gw, &entry).await;
 }
 
 /// `tokenUsage: All` with a gateway that reads only streams (no
@@ -1377,13 +1362,7 @@ async fn token_usage_all_reads_non_streamed_answers_in_band_when_the_gateway_doe
     let gw = Gateway::launch(Policy::new().backend(seed_backend().token_usage(TokenUsage::All)))
         .edit_envoy(without_initial_metadata("x-promptgate-json-usage"))
         .start();
-    let resp = send_messages(&gw, "Say hello", false).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(
-        resp.bytes().await.unwrap(),
-        serde_json::to_vec(&gw.upstream().anthropic_message_json()).unwrap()
-    );
-    let entry = wait_access_log(&gw, |e| e["response_code"] == 200).await;
+    let entry = non_streamed_hello(&gw).await;
     assert_eq!(entry["promptgate"]["input_tokens"], 25.0, "{entry}");
     assert_eq!(entry["promptgate"]["output_tokens"], 12.0, "{entry}");
     assert_eq!(
