@@ -1,10 +1,10 @@
 //! One access-log entry of the gateway → the usage it reports, if promptgate
 //! marked the request for it.
 //!
-//! promptgate marks a request whose streamed answer it leaves to the gateway
+//! promptgate marks a request whose answer's usage it leaves to the gateway
 //! (`usage_reporter: envoy` in its `promptgate` metadata, with the backend,
-//! the provider and the request span's `traceparent`); the gateway's SSE
-//! parser writes the answer's counts under `promptgate.usage`. An entry
+//! the provider and the request span's `traceparent`); the gateway's SSE or
+//! JSON parser writes the answer's counts under `promptgate.usage`. An entry
 //! without the mark, or without a count, reports nothing: it is skipped,
 //! and said why.
 

@@ -1,11 +1,11 @@
-//! The gateway's access-log stream (`envoy.service.accesslog.v3`): how a
-//! streamed answer's token usage reaches promptgate without holding the
-//! answer back.
+//! The gateway's access-log stream (`envoy.service.accesslog.v3`): how an
+//! answer's token usage reaches promptgate without holding the answer back.
 //!
 //! Reading a stream's usage in band costs an ext_proc exchange before each
 //! chunk goes on, the first one included. The shipped Envoy config reads it
 //! instead: its `sse_to_metadata` filter writes the counts into the
-//! request's metadata as the stream passes, and its `http_grpc` access log
+//! request's metadata as the stream passes (`json_to_metadata` does the
+//! same for a whole JSON answer under `tokenUsage: All`), and its `http_grpc` access log
 //! sends the entries promptgate marked (`usage_reporter: envoy`) here, in
 //! batches, after the answers ended. This service counts them exactly as a
 //! stream read in band is counted (metrics; a `promptgate.usage` span in
