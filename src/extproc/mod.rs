@@ -78,16 +78,14 @@ impl ExtProcService {
             .map(str::to_owned);
         // A stream keeps the policy it started with, whatever reloads meanwhile.
         let mut machine = StreamState::new(self.policy.load_full(), hint);
-        machine.envoy_adds_budget_headers = request
-            .metadata()
-            .get(BUDGET_HEADERS_METADATA)
-            .is_some_and(|v| v.as_bytes() == b"envoy");
+        // What Envoy's config says it does itself (`<key>: envoy`).
         let says_envoy = |key: &str| {
             request
                 .metadata()
                 .get(key)
                 .is_some_and(|v| v.as_bytes() == b"envoy")
         };
+        machine.envoy_adds_budget_headers = says_envoy(BUDGET_HEADERS_METADATA);
         machine.envoy_reports_usage = GatewayReads {
             streams: says_envoy(USAGE_METADATA),
             json: says_envoy(JSON_USAGE_METADATA),
@@ -105,12 +103,12 @@ impl ExtProcService {
                     // unread response (cheaper drains and restarts). The
                     // stream's records end after the answer is sent.
                     Ok(resp) if machine.finished() => {
-                        after_answer(async move { drop(machine) });
+                        after_answer(move || drop(machine));
                         Some((Ok(resp), None))
                     }
                     Ok(resp) => {
                         if let Some(records) = machine.telemetry.take_deferred() {
-                            after_answer(async move { records.run() });
+                            after_answer(move || records.run());
                         }
                         Some((Ok(resp), Some((inbound, machine))))
                     }
@@ -132,18 +130,16 @@ impl ExtProcService {
 /// the connection task that writes the answer to Envoy runs before it.
 /// Records kept in place held every answer up by their cost (a log line,
 /// metrics, the stream's end: ~3 % of the server's CPU, all before the
-/// answer left). Outside a Tokio runtime `work` is polled once, at once
-/// (what runs here completes without waiting; a caller with I/O to do
-/// checks for a runtime first).
-pub(crate) fn after_answer(work: impl std::future::Future<Output = ()> + Send + 'static) {
+/// answer left). Outside a Tokio runtime `work` runs at once.
+fn after_answer(work: impl FnOnce() + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
             rt.spawn(async move {
                 tokio::task::yield_now().await;
-                work.await;
+                work();
             });
         }
-        Err(_) => futures_util::FutureExt::now_or_never(work).unwrap_or_default(),
+        Err(_) => work(),
     }
 }
 
