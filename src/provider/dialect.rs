@@ -34,6 +34,15 @@ pub(crate) trait Provider: Sync {
         skeleton: &Skeleton<'a>,
         kinds: KindSet,
     ) -> Result<ParsedRequest<'a>, BodyError>;
+    /// The texts of a request body: through [`Skeleton::of`] unless the
+    /// dialect knows of more to leave out.
+    fn parse_body<'a>(
+        &self,
+        body: &'a str,
+        kinds: KindSet,
+    ) -> Result<ParsedRequest<'a>, BodyError> {
+        self.parse_skeleton(&Skeleton::of(body), kinds)
+    }
     /// A JSON error body.
     fn error_body(&self, kind: ErrorKind, status: u16, message: &str) -> Vec<u8>;
     /// Reads one SSE event of a streamed response into the engine.
@@ -103,8 +112,7 @@ impl Dialect {
         if !body.trim_start().starts_with('{') {
             return Err(BodyError("the body must be a JSON object".into()));
         }
-        let skeleton = Skeleton::of(body);
-        self.parse_skeleton(&skeleton, kinds)
+        self.provider().parse_body(body, kinds)
     }
 
     /// The texts of a request body, read through `skeleton`.

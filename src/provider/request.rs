@@ -464,6 +464,9 @@ mod tests {
         for kinds in [KindSet::ALL, KindSet::of(&[PartKind::ToolResult])] {
             let parse = |s: &Skeleton<'_>| format!("{:?}", dialect.parse_skeleton(s, kinds));
             assert_eq!(parse(&cut), parse(&whole), "{body}");
+            // The entry (for Anthropic, tool schemas cut in the same pass).
+            let entry = format!("{:?}", dialect.parse_request(body, kinds));
+            assert_eq!(entry, parse(&whole), "{body}");
         }
     }
 

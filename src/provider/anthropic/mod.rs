@@ -36,6 +36,13 @@ impl Provider for Anthropic {
     ) -> Result<ParsedRequest<'a>, BodyError> {
         request::parse_skeleton(skeleton, kinds)
     }
+    fn parse_body<'a>(
+        &self,
+        body: &'a str,
+        kinds: KindSet,
+    ) -> Result<ParsedRequest<'a>, BodyError> {
+        request::parse_body(body, kinds)
+    }
     fn error_body(&self, kind: ErrorKind, status: u16, message: &str) -> Vec<u8> {
         error::body(kind, status, message)
     }

@@ -263,30 +263,29 @@ impl<'a> Ctx<'a, '_, '_> {
 /// without the contents of its long strings); texts are lent from the body.
 ///
 /// The tools' `input_schema` objects (most of a Claude Code request's 64 KB
-/// of tool definitions) are read by no guard: when the body has some, serde
-/// walks a skeleton without their contents ([`Skeleton::without_objects_of`]),
-/// kept only if every object so cut lies inside a tool definition — one
-/// found anywhere else (a `tool_use` input with such a key) sends the parse
-/// back to the whole skeleton.
-pub(crate) fn parse_skeleton<'a>(
-    skeleton: &Skeleton<'a>,
-    kinds: KindSet,
-) -> Result<ParsedRequest<'a>, BodyError> {
-    if let Some((cut, opens)) = skeleton.without_objects_of("input_schema") {
-        if let Ok(raw) = serde_json::from_str::<Body<'_, &RawValue>>(cut.text()) {
-            if inside_tools(&cut, raw.tools.as_deref().unwrap_or_default(), &opens) {
-                let mut out = ParsedRequest::default();
-                let parsed = tools_read(&cut, raw, kinds, &mut out)?;
-                return read(&cut, parsed, kinds, out);
-            }
+/// of tool definitions) are read by no guard: the skeleton leaves their
+/// contents out too, in the same pass ([`Skeleton::without_objects_of`]),
+/// and is kept only if every object so cut lies inside a tool definition —
+/// one found anywhere else (a `tool_use` input with such a key) sends the
+/// parse back to the skeleton of the long strings alone.
+pub(crate) fn parse_body(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
+    let (skeleton, opens) = Skeleton::without_objects_of(body, "input_schema");
+    if opens.is_empty() {
+        return parse_skeleton(&skeleton, kinds);
+    }
+    if let Ok(raw) = serde_json::from_str::<Body<'_, &RawValue>>(skeleton.text()) {
+        if inside_tools(&skeleton, raw.tools.as_deref().unwrap_or_default(), &opens) {
+            let mut out = ParsedRequest::default();
+            let parsed = tools_read(&skeleton, raw, kinds, &mut out)?;
+            return read(&skeleton, parsed, kinds, out);
         }
     }
-    parse_whole_skeleton(skeleton, kinds)
+    parse_skeleton(&Skeleton::of(body), kinds)
 }
 
-/// [`parse_skeleton`] with nothing cut beyond `skeleton`'s long strings:
+/// [`parse_body`] with nothing cut beyond `skeleton`'s long strings:
 /// where a cut parse goes back to, and what the tests hold it to.
-fn parse_whole_skeleton<'a>(
+pub(crate) fn parse_skeleton<'a>(
     skeleton: &Skeleton<'a>,
     kinds: KindSet,
 ) -> Result<ParsedRequest<'a>, BodyError> {

@@ -69,7 +69,7 @@ pub(crate) fn matching_close_scalar(text: &[u8], open: usize) -> Option<usize> {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn matching_close_avx2(text: &[u8], open: usize) -> Option<usize> {
+pub(super) unsafe fn matching_close_avx2(text: &[u8], open: usize) -> Option<usize> {
     use std::arch::x86_64::*;
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);

@@ -240,10 +240,8 @@ fn tool_schemas_cut_from_the_skeleton_change_nothing_read() {
     use crate::provider::json::skeleton::Skeleton;
     let body = include_str!("../../../../tests/fixtures/claude_code_first_turn.json");
     let skeleton = Skeleton::of(body);
-    let (cut, opens) = skeleton
-        .without_objects_of("input_schema")
-        .expect("Claude Code's tools have input schemas");
-    assert_eq!(opens.len(), 24);
+    let (cut, opens) = Skeleton::without_objects_of(body, "input_schema");
+    assert_eq!(opens.len(), 24, "Claude Code's tools have input schemas");
     assert!(
         cut.text().len() * 2 < skeleton.text().len(),
         "most of the skeleton was schemas"
@@ -258,8 +256,8 @@ fn tool_schemas_cut_from_the_skeleton_change_nothing_read() {
         &opens
     ));
     let kinds = KindSet::ALL.with_offered_tools();
-    let via_cut = super::parse_skeleton(&skeleton, kinds).unwrap();
-    let whole = super::parse_whole_skeleton(&Skeleton::whole(body), kinds).unwrap();
+    let via_cut = super::parse_body(body, kinds).unwrap();
+    let whole = super::parse_skeleton(&Skeleton::whole(body), kinds).unwrap();
     let view = |p: &crate::provider::ParsedRequest<'_>| {
         p.segments
             .iter()
@@ -359,9 +357,21 @@ proptest::proptest! {
                     .collect::<Vec<_>>(),
             )
         };
-        let via = super::parse_skeleton(&Skeleton::of(&body), kinds).unwrap();
-        let whole = super::parse_whole_skeleton(&Skeleton::whole(&body), kinds).unwrap();
+        let via = super::parse_body(&body, kinds).unwrap();
+        let whole = super::parse_skeleton(&Skeleton::whole(&body), kinds).unwrap();
         proptest::prop_assert_eq!(view(&via), view(&whole));
+        // The one-pass cut is the two-pass one: same skeleton, same braces,
+        // every offset mapping to the same body place.
+        let (one, opens) = Skeleton::without_objects_of(&body, "input_schema");
+        let strings = Skeleton::of(&body);
+        let (two, two_opens) = strings
+            .objects_cut("input_schema")
+            .unwrap_or_else(|| (Skeleton::of(&body), Vec::new()));
+        proptest::prop_assert_eq!(one.text(), two.text());
+        proptest::prop_assert_eq!(&opens, &two_opens);
+        for at in 0..one.text().len() {
+            proptest::prop_assert_eq!(one.range(at..at + 1), two.range(at..at + 1));
+        }
     }
 }
 
