@@ -115,7 +115,9 @@ impl Dialect {
         self.provider().parse_body(body, kinds)
     }
 
-    /// The texts of a request body, read through `skeleton`.
+    /// The texts of a request body, read through `skeleton` (the tests'
+    /// reference for what [`Dialect::parse_request`] finds).
+    #[cfg(test)]
     pub(crate) fn parse_skeleton<'a>(
         self,
         skeleton: &Skeleton<'a>,
