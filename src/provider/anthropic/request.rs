@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::provider::json::skeleton::Skeleton;
+use crate::provider::json::skeleton::{Skeleton, Unread};
 use crate::provider::json::{first_byte, is_escaped};
 use crate::provider::request::offered_tools;
 use crate::provider::request::{read_model, read_stream, string_leaves};
@@ -264,12 +264,19 @@ impl<'a> Ctx<'a, '_, '_> {
 ///
 /// The tools' `input_schema` objects (most of a Claude Code request's 64 KB
 /// of tool definitions) are read by no guard: the skeleton leaves their
-/// contents out too, in the same pass ([`Skeleton::without_objects_of`]),
-/// and is kept only if every object so cut lies inside a tool definition —
-/// one found anywhere else (a `tool_use` input with such a key) sends the
-/// parse back to the skeleton of the long strings alone.
+/// contents out too, in the same pass ([`Skeleton::without`]), and is kept
+/// only if every object so cut lies inside a tool definition — one found
+/// anywhere else (a `tool_use` input with such a key) sends the parse back
+/// to the skeleton of the long strings alone. When nothing reads the tool
+/// definitions at all (no guard's scope has `ToolDefinitions`, no tool is
+/// denied), the whole top-level `tools` list is left out the same way.
 pub(crate) fn parse_body(body: &str, kinds: KindSet) -> Result<ParsedRequest<'_>, BodyError> {
-    let (skeleton, opens) = Skeleton::without_objects_of(body, "input_schema");
+    let tools_read_by_none = !kinds.contains(PartKind::ToolDefinition) && !kinds.offered_tools();
+    let unread = Unread {
+        objects_of: "input_schema",
+        top_level: tools_read_by_none.then_some("tools"),
+    };
+    let (skeleton, opens) = Skeleton::without(body, unread);
     if opens.is_empty() {
         return parse_skeleton(&skeleton, kinds);
     }

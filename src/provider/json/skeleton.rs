@@ -38,6 +38,16 @@ use crate::provider::BodyError;
 #[cfg(target_arch = "x86_64")]
 const CUT: usize = 256;
 
+/// What [`Skeleton::without`] leaves out besides long strings' contents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unread<'k> {
+    /// The key of members whose object values are cut wherever they are
+    /// (the caller checks where they were).
+    pub objects_of: &'k str,
+    /// The key of a top-level member whose value is cut.
+    pub top_level: Option<&'k str>,
+}
+
 /// A body and the skeleton serde reads in its place.
 #[derive(Debug)]
 pub(crate) struct Skeleton<'a> {
@@ -54,8 +64,8 @@ impl<'a> Skeleton<'a> {
     /// way the scan can see (serde then reports it).
     pub(crate) fn of(body: &'a str) -> Skeleton<'a> {
         #[cfg(target_arch = "x86_64")]
-        if body.len() >= 4 * CUT && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected just now.
+        if body.len() >= 4 * CUT && block::supported() {
+            // SAFETY: AVX2, POPCNT and PCLMULQDQ were detected just now.
             if let Some((text, cuts, _)) = unsafe { cut_avx2(body, None) } {
                 return Skeleton {
                     body,
@@ -68,7 +78,7 @@ impl<'a> Skeleton<'a> {
     }
 
     /// The skeleton of `body` with, besides its long strings, the contents
-    /// of every object that is the value of a `key` member (`"key": {…}`)
+    /// of every object that is the value of an `objects_of` member (`"key": {…}`)
     /// cut, each left as `{}`; and the skeleton offsets of those objects'
     /// opening braces (none: nothing such was cut). One pass: each such
     /// object is stepped over by [`super::skip`]'s bracket matcher, never
@@ -82,11 +92,17 @@ impl<'a> Skeleton<'a> {
     /// a quote inside a string is escaped, so it follows a backslash. What
     /// lies inside a cut object is not validated (the provider refuses a
     /// body that is not JSON).
-    pub(crate) fn without_objects_of(body: &'a str, key: &str) -> (Skeleton<'a>, Vec<usize>) {
+    ///
+    /// With `top_level`, the value (object or array) of that member of the
+    /// body's top-level object is cut the same way (with AVX2 only): the
+    /// pass counts brackets outside strings, so a member of that name
+    /// anywhere deeper is left alone; what it cuts is at depth one by
+    /// construction and its opening is not listed.
+    pub(crate) fn without(body: &'a str, unread: Unread<'_>) -> (Skeleton<'a>, Vec<usize>) {
         #[cfg(target_arch = "x86_64")]
-        if body.len() >= 4 * CUT && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected just now.
-            return match unsafe { cut_avx2(body, Some(key.as_bytes())) } {
+        if body.len() >= 4 * CUT && block::supported() {
+            // SAFETY: AVX2, POPCNT and PCLMULQDQ were detected just now.
+            return match unsafe { cut_avx2(body, Some(unread)) } {
                 Some((text, cuts, opens)) => (
                     Skeleton {
                         body,
@@ -101,7 +117,7 @@ impl<'a> Skeleton<'a> {
         // Without the vector pass (measured on a captured Claude Code
         // request, the two-pass form cost the decision ~5 µs more).
         let whole = Skeleton::whole(body);
-        match whole.objects_cut(key) {
+        match whole.objects_cut(unread.objects_of) {
             Some(cut) => cut,
             None => (whole, Vec::new()),
         }
@@ -245,26 +261,32 @@ impl<'a> Skeleton<'a> {
     }
 }
 
-/// The skeleton text, its cuts and (with `objects`, a member's key) the
-/// skeleton offsets of the opening braces of the objects cut; `None` when
+/// The skeleton text, its cuts and (with `unread`) the skeleton offsets of
+/// the opening braces of the `objects_of` objects cut; `None` when
 /// nothing is cut or the scan finds the body invalid (unterminated string,
 /// bad escape, control byte in a string, an object that does not end).
 ///
 /// # Safety
-/// The CPU must support AVX2 (check with `is_x86_feature_detected!`).
+/// The CPU must support AVX2, POPCNT and PCLMULQDQ (`block::supported`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,popcnt,pclmulqdq")]
 #[allow(clippy::type_complexity)]
 unsafe fn cut_avx2(
     body: &str,
-    objects: Option<&[u8]>,
+    unread: Option<Unread<'_>>,
 ) -> Option<(String, Vec<(usize, usize)>, Vec<usize>)> {
     use std::arch::x86_64::*;
     let b = body.as_bytes();
     let mut text = String::new();
     let mut cuts = Vec::new();
-    let mut opens = Vec::new();
+    let mut opens_cut = Vec::new();
     let mut cut_total = 0;
+    // With `unread`: the depth of brackets outside strings at the start of
+    // the block.
+    let mut depth = 0i64;
+    let fold = _mm256_set1_epi8(0x20);
+    let opener = _mm256_set1_epi8(b'{' as i8);
+    let closer = _mm256_set1_epi8(b'}' as i8);
     // Body bytes up to here are in `text` (or cut).
     let mut copied = 0;
     let mut in_string = false;
@@ -349,10 +371,26 @@ unsafe fn cut_avx2(
         let mut real = quotes & !escaped & valid;
         // Inside a string: from an opening quote up to its closing one
         // (most blocks of a long string have no quote that counts).
-        let inside = block::inside_strings(real, in_string);
+        // SAFETY: PCLMULQDQ, as this function's.
+        let inside = unsafe { block::inside_strings(real, in_string) };
         if controls & inside & !real & valid != 0 {
             return None;
         }
+        // Brackets outside strings (`{`/`[` and `}`/`]` folded together by
+        // their 0x20 bit), for the depth of a key.
+        let (opens, closes) = if unread.is_some() {
+            let (f0, f1) = (_mm256_or_si256(v0, fold), _mm256_or_si256(v1, fold));
+            let outside = !inside & valid;
+            // SAFETY: AVX2, as this function's.
+            unsafe {
+                (
+                    block::equal(f0, f1, opener) & outside,
+                    block::equal(f0, f1, closer) & outside,
+                )
+            }
+        } else {
+            (0, 0)
+        };
         while real != 0 {
             let i = real.trailing_zeros() as usize;
             real &= real - 1;
@@ -363,8 +401,28 @@ unsafe fn cut_avx2(
                 continue;
             }
             in_string = false;
-            if let Some(key) = objects.filter(|k| pos - start == k.len()) {
-                if let Some(open) = member_object(b, start - 1, pos, key) {
+            if let Some(unread) = unread.filter(|u| {
+                pos - start == u.objects_of.len()
+                    || u.top_level.is_some_and(|t| pos - start == t.len())
+            }) {
+                let key = &b[start..pos];
+                // Brackets outside strings before the key: its depth.
+                let below = (1u64 << i) - 1;
+                let d = depth + i64::from((opens & below).count_ones())
+                    - i64::from((closes & below).count_ones());
+                // An `objects_of` object (its opening listed), or the
+                // top-level member's value.
+                let (open, listed) = if key == unread.objects_of.as_bytes() {
+                    (
+                        member_value(b, start - 1, pos).filter(|&o| b[o] == b'{'),
+                        true,
+                    )
+                } else if d == 1 && unread.top_level.is_some_and(|t| key == t.as_bytes()) {
+                    (member_value(b, start - 1, pos), false)
+                } else {
+                    (None, false)
+                };
+                if let Some(open) = open {
                     // SAFETY: AVX2, as this function's.
                     let close = unsafe { super::skip::matching_close_avx2(b, open) }?;
                     if close > open + 1 {
@@ -372,15 +430,19 @@ unsafe fn cut_avx2(
                             text.reserve(b.len() / 16);
                         }
                         text.push_str(&body[copied..=open]);
-                        opens.push(text.len() - 1);
+                        if listed {
+                            opens_cut.push(text.len() - 1);
+                        }
                         cut_total += close - open - 1;
                         cuts.push((text.len(), cut_total));
                         copied = close;
                     }
-                    // The scan goes on after the object (a closing brace:
-                    // not in a string, no backslash before).
+                    // The scan goes on after the value (a closing bracket:
+                    // not in a string, no backslash before, depth as at the
+                    // key).
                     resume = Some(close + 1);
                     carry = 0;
+                    depth = d;
                     break;
                 }
             }
@@ -402,23 +464,26 @@ unsafe fn cut_avx2(
                 copied = pos;
             }
         }
-        base = resume.take().unwrap_or(base + 64);
+        match resume.take() {
+            Some(at) => base = at,
+            None => {
+                depth += i64::from(opens.count_ones()) - i64::from(closes.count_ones());
+                base += 64;
+            }
+        }
     }
     if in_string || cuts.is_empty() {
         return None;
     }
     text.push_str(&body[copied..]);
-    Some((text, cuts, opens))
+    Some((text, cuts, opens_cut))
 }
 
-/// The offset of the `{` that opens the value of the member whose key is
-/// the string literal `b[quote..=end]` (its quotes), when it is `key`
-/// after `{` or `,` and followed by `:` and `{` (white space between).
+/// The offset of the bracket that opens the value of the member whose key
+/// is the string literal `b[quote..=end]` (its quotes): after `{` or `,`,
+/// followed by `:` and `{` or `[` (white space between).
 #[cfg(target_arch = "x86_64")]
-fn member_object(b: &[u8], quote: usize, end: usize, key: &[u8]) -> Option<usize> {
-    if &b[quote + 1..end] != key {
-        return None;
-    }
+fn member_value(b: &[u8], quote: usize, end: usize) -> Option<usize> {
     let before = b[..quote].iter().rposition(|c| !c.is_ascii_whitespace())?;
     if !matches!(b[before], b'{' | b',') {
         return None;
@@ -434,7 +499,7 @@ fn member_object(b: &[u8], quote: usize, end: usize, key: &[u8]) -> Option<usize
         return None;
     }
     at += 1;
-    (next(&mut at)? == b'{').then_some(at)
+    matches!(next(&mut at)?, b'{' | b'[').then_some(at)
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -447,7 +512,7 @@ mod tests {
 
     #[test]
     fn long_strings_are_cut_and_map_back() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        if !block::supported() {
             return;
         }
         let a = long(r#"line \"one\"\n\u00e9 "#);
@@ -480,7 +545,7 @@ mod tests {
 
     #[test]
     fn what_serde_would_refuse_is_left_whole() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        if !block::supported() {
             return;
         }
         let a = long("abc");
@@ -539,7 +604,7 @@ mod tests {
             ),
             cuts in proptest::collection::vec(0usize..400, 1..8),
         ) {
-            if !std::arch::is_x86_feature_detected!("avx2") {
+            if !block::supported() {
                 return Ok(());
             }
             let values: Vec<String> = cuts

@@ -26,8 +26,8 @@ use super::block;
 pub(crate) fn matching_close(text: &[u8], open: usize) -> Option<usize> {
     debug_assert!(matches!(text.get(open), Some(b'{' | b'[')));
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was detected just now.
+    if block::supported() {
+        // SAFETY: AVX2, POPCNT and PCLMULQDQ were detected just now.
         return unsafe { matching_close_avx2(text, open) };
     }
     matching_close_scalar(text, open)
@@ -66,9 +66,9 @@ pub(crate) fn matching_close_scalar(text: &[u8], open: usize) -> Option<usize> {
 }
 
 /// # Safety
-/// The CPU must support AVX2.
+/// The CPU must support AVX2, POPCNT and PCLMULQDQ (`block::supported`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,popcnt,pclmulqdq")]
 pub(super) unsafe fn matching_close_avx2(text: &[u8], open: usize) -> Option<usize> {
     use std::arch::x86_64::*;
     let quote = _mm256_set1_epi8(b'"' as i8);
@@ -100,7 +100,8 @@ pub(super) unsafe fn matching_close_avx2(text: &[u8], open: usize) -> Option<usi
         let (escaped, next) = block::escapes(backslashes, carry);
         carry = next;
         let real = quotes & !escaped;
-        let inside = block::inside_strings(real, in_string);
+        // SAFETY: PCLMULQDQ, as this function's.
+        let inside = unsafe { block::inside_strings(real, in_string) };
         in_string ^= real.count_ones() % 2 == 1;
         let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         let (opens, mut closes) = (opens & !inside & valid, closes & !inside & valid);

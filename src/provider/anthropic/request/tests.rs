@@ -237,10 +237,14 @@ fn claude_code_tool_turn_reads_the_tool_result() {
 /// segments at the same body places, the same offered tools.
 #[test]
 fn tool_schemas_cut_from_the_skeleton_change_nothing_read() {
-    use crate::provider::json::skeleton::Skeleton;
+    use crate::provider::json::skeleton::{Skeleton, Unread};
     let body = include_str!("../../../../tests/fixtures/claude_code_first_turn.json");
     let skeleton = Skeleton::of(body);
-    let (cut, opens) = Skeleton::without_objects_of(body, "input_schema");
+    let unread = Unread {
+        objects_of: "input_schema",
+        top_level: None,
+    };
+    let (cut, opens) = Skeleton::without(body, unread);
     assert_eq!(opens.len(), 24, "Claude Code's tools have input schemas");
     assert!(
         cut.text().len() * 2 < skeleton.text().len(),
@@ -308,6 +312,55 @@ fn an_input_schema_outside_the_tools_is_read() {
     assert_eq!(tools, 1);
 }
 
+/// When no guard reads tool definitions and no tool is denied, the whole
+/// top-level `tools` list is left out of the skeleton, and only it: a
+/// `tools` key inside a tool call's input is read as before.
+#[test]
+fn an_unread_tool_list_is_cut_whole_and_only_at_the_top() {
+    use crate::provider::json::skeleton::{Skeleton, Unread};
+    let kinds = KindSet::of(&PartKind::ALL[..6]);
+    assert!(!kinds.contains(PartKind::ToolDefinition));
+    let body = include_str!("../../../../tests/fixtures/claude_code_first_turn.json");
+    let unread = Unread {
+        objects_of: "input_schema",
+        top_level: Some("tools"),
+    };
+    let (cut, opens) = Skeleton::without(body, unread);
+    assert!(opens.is_empty(), "no schema is cut on its own");
+    assert!(cut.text().contains(r#""tools":[]"#));
+    assert!(cut.text().len() * 10 < body.len(), "{}", cut.text().len());
+    let whole = super::parse_skeleton(&Skeleton::whole(body), kinds).unwrap();
+    let via = super::parse_body(body, kinds).unwrap();
+    let view = |p: &crate::provider::ParsedRequest<'_>| {
+        p.segments
+            .iter()
+            .map(|s| (s.location.to_string(), s.raw.clone(), s.text().to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(view(&via), view(&whole));
+    assert_eq!(via.model, whole.model);
+
+    let pad = "x".repeat(600);
+    let body = format!(
+        r#"{{"model":"m","tools":[{{"name":"Write","description":"{pad}","input_schema":{{}}}}],
+        "messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"Write","input":{{"tools":[{{"key":"AKIA-SECRET-IN-TOOLS"}}]}}}}]}},
+        {{"role":"user","content":"{pad}"}}], "stream": true}}"#
+    );
+    let parsed = super::parse_body(&body, kinds).unwrap();
+    assert!(
+        parsed
+            .segments
+            .iter()
+            .any(|s| s.text().contains("AKIA-SECRET-IN-TOOLS")),
+        "the tool call's input was read"
+    );
+    assert_eq!(
+        parsed.stream,
+        Some(true),
+        "members after the cut list are read"
+    );
+}
+
 proptest::proptest! {
     /// Whatever the tools' schemas and the tool calls' inputs hold (quotes,
     /// escapes, brackets in strings, `input_schema` keys in places other
@@ -319,8 +372,9 @@ proptest::proptest! {
         input in json_value(3),
         nested_key in proptest::bool::ANY,
         pad in 0usize..1200,
+        definitions_read in proptest::bool::ANY,
     ) {
-        use crate::provider::json::skeleton::Skeleton;
+        use crate::provider::json::skeleton::{Skeleton, Unread};
         let tools: Vec<serde_json::Value> = schemas
             .iter()
             .enumerate()
@@ -331,7 +385,7 @@ proptest::proptest! {
             }))
             .collect();
         let input = if nested_key {
-            serde_json::json!({"input_schema": input, "command": "cat secret"})
+            serde_json::json!({"input_schema": input, "tools": [input], "command": "cat secret"})
         } else {
             serde_json::json!({"command": input})
         };
@@ -344,7 +398,13 @@ proptest::proptest! {
             ],
         })
         .to_string();
-        let kinds = KindSet::ALL.with_offered_tools();
+        // Tool definitions read (the schemas alone are cut), or read by
+        // nothing (the whole top-level list is cut, and nothing deeper).
+        let kinds = if definitions_read {
+            KindSet::ALL.with_offered_tools()
+        } else {
+            KindSet::of(&PartKind::ALL[..6])
+        };
         let view = |p: &crate::provider::ParsedRequest<'_>| {
             (
                 p.segments
@@ -362,7 +422,8 @@ proptest::proptest! {
         proptest::prop_assert_eq!(view(&via), view(&whole));
         // The one-pass cut is the two-pass one: same skeleton, same braces,
         // every offset mapping to the same body place.
-        let (one, opens) = Skeleton::without_objects_of(&body, "input_schema");
+        let unread = Unread { objects_of: "input_schema", top_level: None };
+        let (one, opens) = Skeleton::without(&body, unread);
         let strings = Skeleton::of(&body);
         let (two, two_opens) = strings
             .objects_cut("input_schema")
@@ -410,7 +471,9 @@ fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = serde_jso
             proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
             proptest::collection::vec(
                 (
-                    proptest::sample::select(&["type", "input_schema", "k", "description"][..]),
+                    proptest::sample::select(
+                        &["type", "input_schema", "k", "description", "tools"][..]
+                    ),
                     inner
                 ),
                 0..4
