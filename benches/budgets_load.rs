@@ -12,7 +12,10 @@
 //!   usage, as budgets make it be (isolates the store's part);
 //! * `budgets, in-process` — three limits (tokens, USD, requests) counted
 //!   in the process;
-//! * `budgets, Redis` — the same three limits in a local `redis-server`.
+//! * `budgets, Redis` — the same three limits in a local `redis-server`;
+//! * `…, access log` — the same with `debit: AccessLog`: Envoy reads the
+//!   answer's usage and its access log reports it; the answer is not read
+//!   in band.
 //!
 //! Knobs: PROMPTGATE_BENCH_REQUESTS (sequential rounds, default 1000),
 //! PROMPTGATE_BENCH_SECONDS (per subject in the concurrent phase, default
@@ -99,6 +102,17 @@ fn main() {
         start("no budgets, usage read", policy("      tokenUsage: All\n")),
         start("budgets, in-process", budgets("")),
         start("budgets, Redis", budgets(&redis_store)),
+        start(
+            "budgets, in-process, access log",
+            budgets("        debit: AccessLog\n"),
+        ),
+        start(
+            "budgets, Redis, access log",
+            budgets(&format!(
+                "{}        debit: AccessLog\n",
+                redis_store.replace("bench:", "bench-al:")
+            )),
+        ),
     ];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -117,8 +131,14 @@ fn main() {
             }
             s.gw.upstream().clear();
         }
-        // The budgets are really counted.
+        // The budgets are really counted (the access log's debit lands
+        // within its flush interval).
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(redis.get_u64("bench:tokens:user-0") > 0, "Redis counts");
+        assert!(
+            redis.get_u64("bench-al:tokens:user-0") > 0,
+            "Redis counts what the access log reports"
+        );
 
         let n = subjects.len();
         let mut order: Vec<usize> = (0..n).collect();
@@ -146,7 +166,9 @@ fn main() {
             rounds,
             body.len()
         );
-        println!("  subject                       p50 µs    p90 µs    p99 µs   p50 +µs   p99 +µs");
+        println!(
+            "  subject                             p50 µs    p90 µs    p99 µs   p50 +µs   p99 +µs"
+        );
         let mut base: Option<(f64, f64)> = None;
         for s in &mut subjects {
             let mut v = std::mem::take(&mut s.samples);
@@ -158,7 +180,7 @@ fn main() {
             );
             let (b50, b99) = *base.get_or_insert((us(p50), us(p99)));
             println!(
-                "  {:<26} {:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}",
+                "  {:<32} {:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}",
                 s.label,
                 us(p50),
                 us(p90),
@@ -207,7 +229,7 @@ fn main() {
             let b = *first.get_or_insert(rps);
             all.sort();
             println!(
-                "  {:<26} {:>7.0} req/s ({:.2}×)  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                "  {:<32} {:>7.0} req/s ({:.2}×)  p50 {:>7.0} µs  p99 {:>7.0} µs",
                 s.label,
                 rps,
                 rps / b,

@@ -75,6 +75,7 @@ pub async fn serve_drained(
         )
         .await;
 
+    let policy_for_log = Arc::clone(&policy);
     let extproc = ExtProcServer::new(ExtProcService::new(policy), MAX_MESSAGE_BYTES);
 
     let transport = if tls.is_some() { "mutual TLS" } else { "h2c" };
@@ -105,7 +106,7 @@ pub async fn serve_drained(
                 .initial_connection_window_size(Some(16 << 20))
                 .add_service(health_service)
                 .add_service(extproc)
-                .add_service(crate::accesslog::server(MAX_MESSAGE_BYTES));
+                .add_service(crate::accesslog::server(policy_for_log, MAX_MESSAGE_BYTES));
             match tls {
                 None => {
                     let incoming =

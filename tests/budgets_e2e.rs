@@ -614,3 +614,92 @@ async fn remaining_budget_headers_come_from_envoy_or_from_promptgate() {
     assert!(gw.phase_count("response_headers") >= 2);
     gw.assert_ext_proc_clean();
 }
+
+/// `debit: AccessLog`: the answer is not read in band (no response phase
+/// reaches promptgate); Envoy reads its usage and its access log reports it
+/// to the access-log service of whichever replica, which debits the
+/// counters the request named. Two replicas share the Redis budget as with
+/// the in-band debit; each debit lands within the log's flush interval
+/// after the answer, and the request after exhaustion is refused on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_left_to_the_access_log_are_debited_after_the_answer() {
+    let redis = RedisServer::start();
+    let budgets = format!(
+        "{}debit: AccessLog\nstoreTimeout: 200ms\nlimits:\n- name: user-tokens\n  key: 'request.headers[\"x-user\"]'\n  tokens: 200\n  window: 10m\n- name: user-usd\n  key: 'request.headers[\"x-user\"]'\n  usd: 100\n  window: 10m\n",
+        redis_store(&redis, "e2eal:")
+    );
+    let gw = Gateway::launch(policy(&budgets))
+        .instances(2)
+        .quiet_envoy()
+        .start();
+    let counted = |want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = redis.get_u64("e2eal:user-tokens:alice");
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the debit did not land: {got} tokens counted, {want} expected"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // 6 answers use 222 tokens: the 6th still finds 15 left, the 7th none.
+    let allowed = 200_u64.div_ceil(TOKENS_PER_ANSWER);
+    for n in 0..allowed {
+        let stream = n % 2 == 1;
+        let (status, headers, body) = ask(&gw, "alice", stream).await;
+        assert_eq!(
+            status,
+            200,
+            "request {n}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            header(&headers, "x-promptgate-budget-remaining-tokens"),
+            Some((200 - n * TOKENS_PER_ANSWER).to_string().as_str()),
+            "request {n}: the remaining budget before its own usage (the debit before it landed)"
+        );
+        counted((n + 1) * TOKENS_PER_ANSWER);
+    }
+    // Spend too: the USD counter holds the priced usage (nano-USD).
+    assert!(redis.get_u64("e2eal:user-usd:alice") > 0);
+    for _ in 0..4 {
+        let (status, headers, body) = ask(&gw, "alice", false).await;
+        assert_refused_by(status, &headers, &body, "user-tokens");
+    }
+    for i in 0..2 {
+        let m = metrics(&gw, i);
+        assert_eq!(
+            sample(
+                &m,
+                "promptgate_phase_duration_seconds_count",
+                &[r#"phase="response_body""#]
+            ),
+            0.0,
+            "replica {i} read an answer in band"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "promptgate_phase_duration_seconds_count",
+                &[r#"phase="response_headers""#]
+            ),
+            0.0,
+            "replica {i} was asked for response headers"
+        );
+    }
+    let consumed: f64 = (0..2)
+        .map(|i| {
+            sample(
+                &metrics(&gw, i),
+                "promptgate_budget_consumed_total",
+                &[r#"limit="user-tokens""#, r#"unit="tokens""#],
+            )
+        })
+        .sum();
+    assert_eq!(consumed as u64, allowed * TOKENS_PER_ANSWER);
+    assert_eq!(gw.upstream().request_count() as u64, allowed);
+}

@@ -12,7 +12,9 @@ use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
 use envoy_types::pb::google::protobuf::{value::Kind, Struct};
 
 use crate::provider::{Dialect, Usage};
-use crate::telemetry::{ReportedUsage, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY};
+use crate::telemetry::{
+    ReportedUsage, BUDGET_DEBITS_KEY, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY,
+};
 
 /// Why an entry reported no usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,35 @@ pub fn read(entry: &HttpAccessLogEntry) -> Result<ReportedUsage, Skipped> {
             .filter(|id| !id.is_empty() && id.len() <= 128)
             .map(str::to_owned),
     })
+}
+
+/// The budget counters promptgate left to this report (`budgets.debit:
+/// AccessLog`): the keys its request's metadata names under
+/// `budget_debits`; none when it names none (or not as a list of strings).
+pub fn budget_debits(entry: &HttpAccessLogEntry) -> Vec<&str> {
+    let Some(ours) = entry
+        .common_properties
+        .as_ref()
+        .and_then(|c| c.metadata.as_ref())
+        .and_then(|m| m.filter_metadata.get(METADATA_NAMESPACE))
+    else {
+        return Vec::new();
+    };
+    match ours
+        .fields
+        .get(BUDGET_DEBITS_KEY)
+        .and_then(|v| v.kind.as_ref())
+    {
+        Some(Kind::ListValue(list)) => list
+            .values
+            .iter()
+            .filter_map(|v| match v.kind.as_ref()? {
+                Kind::StringValue(key) => Some(key.as_str()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn text<'a>(s: &'a Struct, key: &str) -> Option<&'a str> {
@@ -154,6 +185,30 @@ mod tests {
                 s("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
             ),
         ])
+    }
+
+    /// The counters a request left to the report: the metadata promptgate
+    /// wrote, read back; anything else under the key is no list of keys.
+    #[test]
+    fn budget_debits_are_the_keys_the_request_named() {
+        let md = crate::telemetry::budget_debits_metadata(&["t:alice", "usd:sha256:ab"]);
+        let mut ours = marked();
+        ours.fields.extend(
+            md.fields[METADATA_NAMESPACE]
+                .kind
+                .clone()
+                .map(|k| match k {
+                    Kind::StructValue(s) => s.fields,
+                    _ => unreachable!(),
+                })
+                .unwrap(),
+        );
+        let e = entry(Some(ours), None);
+        assert_eq!(budget_debits(&e), ["t:alice", "usd:sha256:ab"]);
+        assert!(budget_debits(&entry(Some(marked()), None)).is_empty());
+        let odd = fields(&[(BUDGET_DEBITS_KEY, s("t:alice"))]);
+        assert!(budget_debits(&entry(Some(odd), None)).is_empty());
+        assert!(budget_debits(&entry(None, None)).is_empty());
     }
 
     #[test]

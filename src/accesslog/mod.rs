@@ -30,19 +30,39 @@ use envoy_types::pb::envoy::service::accesslog::v3::{
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::telemetry::{metrics, on_reported_usage};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::decision;
+use crate::policy::Policy;
+use crate::telemetry::{metrics, on_budget_debit, on_reported_usage, ReportedUsage};
 
 /// The access-log service as tonic's router takes it.
-pub fn server(max_message_bytes: usize) -> AccessLogServiceServer<UsageReports> {
-    AccessLogServiceServer::new(UsageReports).max_decoding_message_size(max_message_bytes)
+pub fn server(
+    policy: Arc<ArcSwap<Policy>>,
+    max_message_bytes: usize,
+) -> AccessLogServiceServer<UsageReports> {
+    AccessLogServiceServer::new(UsageReports { policy })
+        .max_decoding_message_size(max_message_bytes)
 }
 
-/// Counts the usage the gateway's access-log entries report.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UsageReports;
+/// Counts the usage the gateway's access-log entries report, and debits it
+/// from the budgets its requests left to it.
+#[derive(Debug, Clone)]
+pub struct UsageReports {
+    /// The policy of the moment: a debit's limits are looked up by name.
+    policy: Arc<ArcSwap<Policy>>,
+}
 
 impl UsageReports {
-    /// Records what one message's entries report.
+    pub fn new(policy: Arc<ArcSwap<Policy>>) -> UsageReports {
+        UsageReports { policy }
+    }
+
+    /// Records what one message's entries report; a budget debit goes to
+    /// the store on a task of its own (bounded by `storeTimeout`), so the
+    /// stream is read on.
     pub fn on_message(&self, msg: &StreamAccessLogsMessage) {
         let Some(LogEntries::HttpLogs(logs)) = &msg.log_entries else {
             return;
@@ -53,6 +73,10 @@ impl UsageReports {
                 Ok(report) => {
                     on_reported_usage(&report);
                     m.count_usage_report("counted");
+                    let keys = entry::budget_debits(e);
+                    if !keys.is_empty() {
+                        self.debit(&report, &keys);
+                    }
                 }
                 Err(skipped) => {
                     tracing::debug!(
@@ -63,6 +87,45 @@ impl UsageReports {
                 }
             }
         }
+    }
+}
+
+impl UsageReports {
+    /// Adds a reported answer's usage to the counters its request named,
+    /// with the backend's budgets of the current policy (a limit a reload
+    /// removed is left out).
+    fn debit(&self, report: &ReportedUsage, keys: &[&str]) {
+        let policy = self.policy.load();
+        let Some(budgets) = policy
+            .backends
+            .iter()
+            .find(|b| b.name == report.backend)
+            .and_then(|b| b.budgets.clone())
+        else {
+            tracing::debug!(backend = %report.backend, "reported usage names budgets its backend no longer has");
+            return;
+        };
+        let (pass, items) =
+            decision::reported_debits(&budgets, keys, &report.usage, report.model.as_deref());
+        if items.is_empty() {
+            return;
+        }
+        let backend = report.backend.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let started = std::time::Instant::now();
+            let result = budgets.store.debit(&items, budgets.store_timeout).await;
+            on_budget_debit(
+                &backend,
+                &budgets,
+                &pass,
+                &items,
+                result.as_ref().err(),
+                started.elapsed(),
+            );
+        });
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::guard::condition::Condition;
-use crate::policy::config::{BudgetsSpec, StoreErrorSpec};
+use crate::policy::config::{BudgetsSpec, DebitSpec, StoreErrorSpec};
 
 use super::price::PriceTable;
 use super::store::{store_for, Store, StoreSpec};
@@ -19,6 +19,22 @@ pub struct Budgets {
     pub store_timeout: Duration,
     pub prices: PriceTable,
     pub limits: Vec<Limit>,
+    /// Who debits a response's usage.
+    pub debit: Debit,
+}
+
+/// Who debits a response's usage (`budgets.debit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Debit {
+    /// promptgate reads the answer and debits before its end goes on: the
+    /// next request, on any replica, finds it counted.
+    #[default]
+    InBand,
+    /// The gateway reads the usage and its access log reports it; the
+    /// debit lands after the answer (within the log's flush interval,
+    /// 100 ms in the shipped config), and no exchange holds the answer.
+    /// Where the gateway does not read usage, in band.
+    AccessLog,
 }
 
 impl Budgets {
@@ -195,6 +211,10 @@ pub fn compile(spec: BudgetsSpec) -> Result<Budgets, (String, String)> {
         store_timeout,
         prices,
         limits,
+        debit: match spec.debit {
+            None | Some(DebitSpec::InBand) => Debit::InBand,
+            Some(DebitSpec::AccessLog) => Debit::AccessLog,
+        },
     })
 }
 

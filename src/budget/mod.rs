@@ -18,7 +18,7 @@ mod price;
 mod redis;
 mod store;
 
-pub use limits::{compile, parse_window, Budgets, Limit, LimitKind, OnStoreError};
+pub use limits::{compile, parse_window, Budgets, Debit, Limit, LimitKind, OnStoreError};
 pub use price::{Price, PriceTable, DEFAULT_PRICES};
 pub use store::{
     store_for, CheckItem, DebitItem, Standing, Store, StoreError, StoreSpec, MEMORY_MAX_BUCKETS,

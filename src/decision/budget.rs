@@ -238,6 +238,42 @@ pub fn budget_debits(
         .collect()
 }
 
+/// The counters a passed request's usage is added to (store keys without
+/// the store's prefix, `<limit>:<bucket>`): what the request's metadata
+/// names when the access log reports its usage (`budgets.debit: AccessLog`).
+pub fn budget_debit_keys(pass: &BudgetPass) -> Vec<&str> {
+    pass.debit.iter().map(|(key, ..)| key.as_str()).collect()
+}
+
+/// A reported answer's debit: the counters `keys` (from
+/// [`budget_debit_keys`], carried in the request's metadata) that are
+/// still limits of tokens or spend of `budgets` (a reload may have removed
+/// or changed one: it is left out), and what `usage` adds to each.
+/// Returns the pass they form, for the debit's record, and the items.
+pub fn reported_debits(
+    budgets: &Budgets,
+    keys: &[&str],
+    usage: &Usage,
+    model: Option<&str>,
+) -> (BudgetPass, Vec<DebitItem>) {
+    let mut pass = BudgetPass::default();
+    for key in keys {
+        let Some((name, _)) = key.split_once(':') else {
+            continue;
+        };
+        let Some(li) = budgets.limits.iter().position(|l| l.name == name) else {
+            continue;
+        };
+        let limit = &budgets.limits[li];
+        if !matches!(limit.kind, LimitKind::Requests(_)) {
+            pass.debit
+                .push(((*key).to_owned(), limit.kind, limit.window, li));
+        }
+    }
+    let items = budget_debits(budgets, &pass, usage, model);
+    (pass, items)
+}
+
 /// Seconds until `left` is over, rounded up (`retry-after`).
 fn retry_after(left: Duration) -> u64 {
     left.as_millis().div_ceil(1000).max(1) as u64

@@ -22,13 +22,13 @@ mod response;
 mod usage_read;
 
 pub use budget::{
-    budget_check, budget_debits, budget_verdict, counter_key, usd, BudgetCheck, BudgetPass,
-    BudgetVerdict, UNKNOWN_BUCKET,
+    budget_check, budget_debit_keys, budget_debits, budget_verdict, counter_key, reported_debits,
+    usd, BudgetCheck, BudgetPass, BudgetVerdict, UNKNOWN_BUCKET,
 };
 pub use outcome::{gateway_error, refusal, reply, Fired, Outcome, Reply, Verdict, MAX_FIRED};
 pub use request_body::{request_body, BodyDecision, MAX_BODY_BYTES};
 pub use request_headers::{
-    request_headers, GatewayReads, HeaderChanges, HeadersDecision, RequestCtx, RequestHead,
+    request_headers, GatewayDoes, HeaderChanges, HeadersDecision, RequestCtx, RequestHead,
     ResponseRead,
 };
 pub use response::{

@@ -1,6 +1,7 @@
 //! The request-body decision: decode, read the dialect's request, run the
 //! local then the external guards, apply masks and the model override.
 
+use crate::budget::Debit;
 use crate::guard::external::{ExternalGuard, ExternalVerdict};
 use crate::guard::{Action, Finding, Scan};
 use crate::policy::{Backend, Policy, TokenUsageMode};
@@ -27,7 +28,7 @@ pub enum BodyDecision {
         /// which nothing needs to read).
         read_response: bool,
         /// The answer's token usage is left to the gateway, which reports
-        /// it to the access-log service ([`RequestCtx::gateway_reads_usage`]
+        /// it to the access-log service ([`RequestCtx::gateway_does`]
         /// and an answer read for nothing else).
         usage_by_envoy: bool,
         /// What this request's masks stand for, to put back where the
@@ -501,8 +502,9 @@ enum Read {
 /// promptgate): no exchange then holds back the stream's first byte. Under
 /// `tokenUsage: All` the same holds for a JSON answer when the gateway
 /// reads those too (`json_to_metadata`).
-/// Budgets of tokens or spend read every response themselves: their debit
-/// follows the answer at once.
+/// Budgets of tokens or spend read every response themselves (their debit
+/// follows the answer at once), unless they leave it to the access log
+/// (`budgets.debit: AccessLog`) and the gateway reads this answer's usage.
 fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> Read {
     match ctx.response {
         ResponseRead::Skip => Read::No,
@@ -514,13 +516,33 @@ fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> 
             // or a JSON answer the gateway reads too.
             _ => Read::UsageByEnvoy,
         },
-        ResponseRead::UsageOnly if backend.budgets_read_usage() => Read::Yes,
+        // Budgets' debit in band, or where the gateway does not read this
+        // answer's usage or write the remaining-budget headers (the
+        // response headers must then be answered); else the access-log
+        // service debits it.
+        ResponseRead::UsageOnly if backend.budgets_read_usage() => {
+            let access_log = backend
+                .budgets
+                .as_ref()
+                .is_some_and(|b| b.debit == Debit::AccessLog);
+            let gateway = &ctx.gateway_does;
+            let gateway_reads = match stream {
+                Some(true) => gateway.streams,
+                Some(false) => gateway.json,
+                None => gateway.streams && gateway.json,
+            };
+            if access_log && gateway_reads && gateway.budget_headers {
+                Read::UsageByEnvoy
+            } else {
+                Read::Yes
+            }
+        }
         // Read for restores only, and this request masked nothing.
         ResponseRead::UsageOnly if backend.token_usage == TokenUsageMode::Off => Read::No,
         ResponseRead::UsageOnly => match stream {
-            Some(true) if ctx.gateway_reads_usage.streams => Read::UsageByEnvoy,
+            Some(true) if ctx.gateway_does.streams => Read::UsageByEnvoy,
             Some(false) if backend.token_usage == TokenUsageMode::Streams => Read::No,
-            Some(false) if ctx.gateway_reads_usage.json => Read::UsageByEnvoy,
+            Some(false) if ctx.gateway_does.json => Read::UsageByEnvoy,
             _ => Read::Yes,
         },
     }

@@ -31,7 +31,7 @@ pub struct RequestHead<'a> {
     /// Which answers' token usage the gateway reads itself and reports to
     /// promptgate's access-log service (Envoy's config says so in the gRPC
     /// metadata; not a request header).
-    pub gateway_reads_usage: GatewayReads,
+    pub gateway_does: GatewayDoes,
     /// Every header (name, value), for `when:` conditions (`request.headers`);
     /// empty when no condition of the policy could read it.
     pub headers: &'a [(String, String)],
@@ -57,23 +57,27 @@ impl<'a> RequestHead<'a> {
             content_encoding: get("content-encoding"),
             has_anthropic_version: get("anthropic-version").is_some(),
             end_of_stream,
-            gateway_reads_usage: GatewayReads::default(),
+            gateway_does: GatewayDoes::default(),
         }
     }
 }
 
-/// Which answers' token usage the gateway (Envoy's shipped config) reads
-/// itself and reports to promptgate's access-log service, so that
-/// promptgate need not read them in band.
+/// What the gateway (Envoy's shipped config) does itself, so that
+/// promptgate need not: which answers' token usage it reads and reports to
+/// promptgate's access-log service, and whether it writes the
+/// remaining-budget headers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GatewayReads {
+pub struct GatewayDoes {
     /// Streamed answers (`sse_to_metadata`; `x-promptgate-usage: envoy`).
     pub streams: bool,
     /// Whole JSON answers (`json_to_metadata`; `x-promptgate-json-usage: envoy`).
     pub json: bool,
+    /// The remaining-budget response headers, from the metadata promptgate
+    /// hands it (`x-promptgate-budget-headers: envoy`).
+    pub budget_headers: bool,
 }
 
-impl GatewayReads {
+impl GatewayDoes {
     /// Whether the gateway reads the usage of every answer a `tokenUsage`
     /// of `mode` asks for.
     pub fn covers(self, mode: TokenUsageMode) -> bool {
@@ -122,8 +126,8 @@ pub struct RequestCtx {
     /// The headers `when:` conditions read (empty when none can).
     pub headers: Vec<(String, String)>,
     /// Which answers' token usage the gateway reads itself
-    /// ([`RequestHead::gateway_reads_usage`]).
-    pub gateway_reads_usage: GatewayReads,
+    /// ([`RequestHead::gateway_does`]).
+    pub gateway_does: GatewayDoes,
 }
 
 impl RequestCtx {
@@ -272,7 +276,7 @@ pub fn request_headers(
     } else if backend.restores() || backend.budgets_read_usage() {
         ResponseRead::UsageOnly
     } else if backend.token_usage != TokenUsageMode::Off
-        && head.gateway_reads_usage.covers(backend.token_usage)
+        && head.gateway_does.covers(backend.token_usage)
     {
         ResponseRead::GatewayUsage
     } else if backend.token_usage != TokenUsageMode::Off {
@@ -311,7 +315,7 @@ pub fn request_headers(
         } else {
             Vec::new()
         },
-        gateway_reads_usage: head.gateway_reads_usage,
+        gateway_does: head.gateway_does,
     };
 
     let mut inspect_body = route.inspects_request_body();

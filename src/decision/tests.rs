@@ -1250,17 +1250,19 @@ fn a_failed_store_lets_requests_through_under_allow() {
 /// stays read in band.
 #[test]
 fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
-    const STREAMS: GatewayReads = GatewayReads {
+    const STREAMS: GatewayDoes = GatewayDoes {
         streams: true,
         json: false,
+        budget_headers: false,
     };
-    const BOTH: GatewayReads = GatewayReads {
+    const BOTH: GatewayDoes = GatewayDoes {
         streams: true,
         json: true,
+        budget_headers: false,
     };
-    let decide = |p: &Policy, gateway: GatewayReads, stream: bool| {
+    let decide = |p: &Policy, gateway: GatewayDoes, stream: bool| {
         let h = RequestHead {
-            gateway_reads_usage: gateway,
+            gateway_does: gateway,
             ..head("/v1/messages")
         };
         let (ctx, d) = request_headers(p, None, &h);
@@ -1290,7 +1292,7 @@ fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
     };
     let p = seed();
     use ResponseRead::{GatewayUsage, UsageOnly};
-    let none = GatewayReads::default();
+    let none = GatewayDoes::default();
     assert_eq!(decide(&p, none, true), (UsageOnly, true, false));
     assert_eq!(decide(&p, none, false), (UsageOnly, false, false));
     assert_eq!(decide(&p, STREAMS, true), (GatewayUsage, false, true));
@@ -1306,9 +1308,10 @@ fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
     // A gateway that reads JSON answers too takes every answer's usage over.
     assert_eq!(decide(&p, BOTH, true), (GatewayUsage, false, true));
     assert_eq!(decide(&p, BOTH, false), (GatewayUsage, false, true));
-    let json_only = GatewayReads {
+    let json_only = GatewayDoes {
         streams: false,
         json: true,
+        budget_headers: false,
     };
     assert_eq!(decide(&p, json_only, false), (UsageOnly, false, true));
     assert_eq!(decide(&p, json_only, true), (UsageOnly, true, false));
@@ -1318,9 +1321,68 @@ fn a_stream_read_for_its_usage_alone_is_left_to_a_gateway_that_reads_it() {
         serde_json::from_value(serde_json::json!({"sub": "alice", "team": "red"})).unwrap();
     let h = RequestHead {
         claims: Some(&claims),
-        gateway_reads_usage: BOTH,
+        gateway_does: BOTH,
         ..head("/v1/chat/completions")
     };
     let ctx = request_headers(&p, None, &h).0.unwrap();
     assert_eq!(ctx.response, UsageOnly, "a budget's debit reads the answer");
+
+    // Budgets that leave their debit to the access log: the answer is not
+    // read where the gateway reads its usage and writes the budget headers.
+    let access_log = SEED.replace(
+        "    ai:\n",
+        "    ai:\n      budgets:\n        debit: AccessLog\n        limits:\n        - {name: t, key: '\"all\"', tokens: 1000, window: 1h}\n",
+    );
+    let p = Policy::from_yaml(&access_log, "al.yaml", &LoadOptions::default()).unwrap();
+    let all = GatewayDoes {
+        budget_headers: true,
+        ..BOTH
+    };
+    assert_eq!(decide(&p, all, true), (UsageOnly, false, true));
+    assert_eq!(decide(&p, all, false), (UsageOnly, false, true));
+    // Without the budget headers from the gateway, the response headers
+    // are answered: read in band.
+    assert_eq!(decide(&p, BOTH, true), (UsageOnly, true, false));
+    // Where the gateway does not read this answer's usage: in band.
+    let streams_only = GatewayDoes {
+        budget_headers: true,
+        ..STREAMS
+    };
+    assert_eq!(decide(&p, streams_only, true), (UsageOnly, false, true));
+    assert_eq!(decide(&p, streams_only, false), (UsageOnly, true, false));
+    // The default debit reads every answer.
+    let in_band = access_log.replace("        debit: AccessLog\n", "");
+    let p = Policy::from_yaml(&in_band, "ib.yaml", &LoadOptions::default()).unwrap();
+    assert_eq!(decide(&p, all, true), (UsageOnly, true, false));
+}
+
+/// A report's debit: the counters the request named that are still limits
+/// of tokens or spend, each with what the usage adds to it.
+#[test]
+fn a_reported_debit_adds_to_the_counters_the_request_named() {
+    let p = Policy::from_yaml(BUDGETS, "b.yaml", &LoadOptions::default()).unwrap();
+    let budgets = p.backends[0].budgets.clone().unwrap();
+    let usage = crate::provider::Usage {
+        input: Some(100),
+        output: Some(20),
+        ..Default::default()
+    };
+    let keys = [
+        "daily-tokens:alice",
+        "monthly-usd:alice",
+        "gone-limit:alice",
+        "no-colon",
+    ];
+    let (pass, items) = reported_debits(&budgets, &keys, &usage, Some("gpt-4o"));
+    let got: Vec<(&str, u64)> = items.iter().map(|i| (i.key.as_str(), i.amount)).collect();
+    // gpt-4o: 100 × $2.5 + 20 × $10 per million = $0.00045 = 450,000 nano-USD.
+    assert_eq!(
+        got,
+        [("daily-tokens:alice", 120), ("monthly-usd:alice", 450_000)]
+    );
+    assert_eq!(pass.debit.len(), 2);
+    assert_eq!(
+        budget_debit_keys(&pass),
+        ["daily-tokens:alice", "monthly-usd:alice"]
+    );
 }

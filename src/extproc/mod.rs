@@ -29,7 +29,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::decision::GatewayReads;
+use crate::decision::GatewayDoes;
 use crate::policy::Policy;
 use crate::telemetry::StreamTelemetry;
 
@@ -85,10 +85,10 @@ impl ExtProcService {
                 .get(key)
                 .is_some_and(|v| v.as_bytes() == b"envoy")
         };
-        machine.envoy_adds_budget_headers = says_envoy(BUDGET_HEADERS_METADATA);
-        machine.envoy_reports_usage = GatewayReads {
+        machine.gateway_does = GatewayDoes {
             streams: says_envoy(USAGE_METADATA),
             json: says_envoy(JSON_USAGE_METADATA),
+            budget_headers: says_envoy(BUDGET_HEADERS_METADATA),
         };
         machine.telemetry = StreamTelemetry::start(request.metadata());
         machine.telemetry.defer_records();

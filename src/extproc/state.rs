@@ -72,14 +72,13 @@ pub struct StreamState {
     /// The request passed its budgets: headers for the response, counters
     /// its usage is added to.
     budget: Option<BudgetPass>,
-    /// Envoy adds the remaining budget headers from promptgate's metadata
-    /// (its config says so in the gRPC metadata): they go out as metadata
-    /// with the request's answer, and the response headers are not asked for.
-    pub envoy_adds_budget_headers: bool,
-    /// Which answers' token usage Envoy reads and reports to the
-    /// access-log service (its config says so in the gRPC metadata): such
-    /// an answer read for nothing else is not read here.
-    pub envoy_reports_usage: crate::decision::GatewayReads,
+    /// What Envoy does itself (its config says so in the gRPC metadata):
+    /// reads which answers' token usage and reports it to the access-log
+    /// service (such an answer read for nothing else is not read here), and
+    /// adds the remaining-budget headers from promptgate's metadata (they go
+    /// out as metadata with the request's answer, and the response headers
+    /// are not asked for).
+    pub gateway_does: crate::decision::GatewayDoes,
 }
 
 impl StreamState {
@@ -103,8 +102,7 @@ impl StreamState {
             response_done: false,
             response_mode: None,
             budget: None,
-            envoy_adds_budget_headers: false,
-            envoy_reports_usage: crate::decision::GatewayReads::default(),
+            gateway_does: crate::decision::GatewayDoes::default(),
         }
     }
 

@@ -257,6 +257,11 @@ pub struct BudgetsSpec {
     pub on_store_error: Option<StoreErrorSpec>,
     /// The longest a decision waits for the store (default 50ms).
     pub store_timeout: Option<String>,
+    /// Who debits a response's usage: `InBand` (default: promptgate reads
+    /// the answer and debits before its last byte goes on) or `AccessLog`
+    /// (the gateway reads the usage and reports it to promptgate's
+    /// access-log service, which debits it after the answer).
+    pub debit: Option<DebitSpec>,
     /// USD per million tokens by model glob; merged over the default table.
     #[serde(default)]
     pub prices: BTreeMap<String, PriceSpec>,
@@ -279,6 +284,16 @@ pub struct RedisStoreSpec {
     pub url: String,
     /// Prefix of every key (default `promptgate:`).
     pub key_prefix: Option<String>,
+}
+
+/// `budgets.debit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DebitSpec {
+    /// promptgate reads the answer and debits before its end goes on.
+    InBand,
+    /// The gateway reads the usage; its access log reports it (shipped
+    /// Envoy config), and promptgate debits it then.
+    AccessLog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

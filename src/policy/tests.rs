@@ -481,6 +481,7 @@ fn budgets_are_read_with_defaults() {
     let b = p.backends[0].budgets.as_deref().unwrap();
     assert_eq!(b.store.kind(), "memory");
     assert_eq!(b.on_store_error, crate::budget::OnStoreError::Allow);
+    assert_eq!(b.debit, crate::budget::Debit::InBand);
     assert_eq!(b.store_timeout, std::time::Duration::from_millis(50));
     let kinds: Vec<_> = b.limits.iter().map(|l| l.kind).collect();
     assert_eq!(
@@ -500,6 +501,20 @@ fn budgets_are_read_with_defaults() {
     let b = r.backends[0].budgets.as_deref().unwrap();
     assert_eq!(b.store.kind(), "redis");
     assert_eq!(b.on_store_error, crate::budget::OnStoreError::Reject);
+    let a = load(&budgets_policy(
+        r#"{debit: AccessLog, limits: [{name: a, key: identity.user, tokens: 1, window: 1m}]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        a.backends[0].budgets.as_deref().unwrap().debit,
+        crate::budget::Debit::AccessLog
+    );
+    let bad = load(&budgets_policy(
+        r#"{debit: Later, limits: [{name: a, key: identity.user, tokens: 1, window: 1m}]}"#,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("debit") && bad.contains("AccessLog"), "{bad}");
 }
 
 #[test]

@@ -117,6 +117,30 @@ pub fn usage_report_metadata(provider: Option<&str>, traceparent: Option<&str>) 
     f.into_namespace()
 }
 
+/// What the access-log service debits from the request's budgets once the
+/// gateway reports its answer's usage (`budgets.debit: AccessLog`): the
+/// counters' keys (`<limit>:<bucket>`, as the store names them without its
+/// prefix), a list under [`BUDGET_DEBITS_KEY`].
+pub fn budget_debits_metadata(keys: &[&str]) -> Struct {
+    let mut f = Fields::new();
+    let values = keys
+        .iter()
+        .map(|key| Value {
+            kind: Some(value::Kind::StringValue((*key).to_owned())),
+        })
+        .collect();
+    f.put(
+        BUDGET_DEBITS_KEY,
+        Some(value::Kind::ListValue(
+            envoy_types::pb::google::protobuf::ListValue { values },
+        )),
+    );
+    f.into_namespace()
+}
+
+/// Key of [`budget_debits_metadata`]'s list.
+pub const BUDGET_DEBITS_KEY: &str = "budget_debits";
+
 /// Key of [`usage_report_metadata`]'s marker.
 pub const USAGE_REPORTER_KEY: &str = "usage_reporter";
 

@@ -26,8 +26,9 @@ pub mod usage;
 
 pub use admin::set_ready;
 pub use metadata::{
-    budget_headers_metadata, decision_metadata, merge_metadata, response_metadata, usage_metadata,
-    usage_report_metadata, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY,
+    budget_debits_metadata, budget_headers_metadata, decision_metadata, merge_metadata,
+    response_metadata, usage_metadata, usage_report_metadata, BUDGET_DEBITS_KEY,
+    METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY,
 };
 pub use metrics::metrics;
 pub use stream::{on_budget_debit, Deferred, Phase, StreamTelemetry};

@@ -59,7 +59,7 @@ impl StreamState {
     /// Keeps a passed budget check for the response; when Envoy adds the
     /// remaining budget headers, hands them over as metadata now.
     pub(super) fn pass_budget(&mut self, pass: BudgetPass) {
-        if self.envoy_adds_budget_headers && !pass.headers.is_empty() {
+        if self.gateway_does.budget_headers && !pass.headers.is_empty() {
             self.queue_metadata(telemetry::budget_headers_metadata(&pass.headers));
         }
         self.budget = Some(pass);

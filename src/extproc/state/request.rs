@@ -37,7 +37,7 @@ impl StreamState {
             // Usage only: the response headers are skipped and the body
             // streamed — an SSE stream or a JSON body, told apart by its
             // first bytes — and every chunk passes unchanged.
-            ResponseRead::UsageOnly if budgets && !self.envoy_adds_budget_headers => {
+            ResponseRead::UsageOnly if budgets && !self.gateway_does.budget_headers => {
                 (0, BodySendMode::Streamed as i32)
             }
             ResponseRead::UsageOnly => (HeaderSendMode::Skip as i32, BodySendMode::Streamed as i32),
@@ -88,7 +88,7 @@ impl StreamState {
             Vec::new()
         };
         let head = RequestHead {
-            gateway_reads_usage: self.envoy_reports_usage,
+            gateway_does: self.gateway_does,
             ..RequestHead::from_headers(get, claims.as_ref(), &headers, h.end_of_stream)
         };
         let (ctx, decision) = decision::request_headers(&self.policy, self.hint.as_deref(), &head);
@@ -230,6 +230,12 @@ impl StreamState {
                 if usage_by_envoy {
                     let md = self.telemetry.on_usage_by_envoy();
                     self.queue_metadata(md);
+                    // Budgets left to the access log (`debit: AccessLog`):
+                    // the counters its report is added to go with the mark.
+                    if let Some(pass) = self.budget.take().filter(|p| !p.debit.is_empty()) {
+                        let keys = decision::budget_debit_keys(&pass);
+                        self.queue_metadata(crate::telemetry::budget_debits_metadata(&keys));
+                    }
                 }
                 if let Some(restore) = restore {
                     self.response.restore(restore);

@@ -46,7 +46,7 @@ impl StreamState {
                 let budget_headers = self
                     .budget
                     .as_ref()
-                    .filter(|_| !self.envoy_adds_budget_headers)
+                    .filter(|_| !self.gateway_does.budget_headers)
                     .map(|b| {
                         b.headers
                             .iter()
