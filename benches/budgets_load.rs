@@ -25,7 +25,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::bench::{env_or, percentile, us};
+use support::bench::{cpu_time, env_or, percentile, us};
 
 use std::time::{Duration, Instant};
 
@@ -199,10 +199,21 @@ fn main() {
             .iter()
             .map(|_| (Vec::new(), Duration::ZERO))
             .collect();
+        // CPU time of promptgate, Envoy and Redis during each subject's
+        // slices (Redis serves the Redis subjects only; it idles otherwise).
+        let cpu = |s: &Subject| {
+            Some([
+                cpu_time(s.gw.instances[0].pid()?)?,
+                cpu_time(s.gw.envoy_pid()?)?,
+                cpu_time(redis.pid()?)?,
+            ])
+        };
+        let mut cpu_used: Vec<Option<[Duration; 3]>> = vec![Some([Duration::ZERO; 3]); n];
         for round in 0..seconds.max(1) as usize {
             for k in 0..n {
                 let si = (round + k) % n;
                 let url = subjects[si].gw.url("/v1/messages");
+                let cpu_before = cpu(&subjects[si]);
                 let started = Instant::now();
                 let deadline = started + Duration::from_secs(1);
                 let mut tasks = Vec::new();
@@ -220,16 +231,31 @@ fn main() {
                     load[si].0.extend(t.await.unwrap());
                 }
                 load[si].1 += started.elapsed();
+                cpu_used[si] = match (cpu_used[si], cpu_before, cpu(&subjects[si])) {
+                    (Some(sum), Some(a), Some(b)) => {
+                        Some(std::array::from_fn(|k| sum[k] + b[k].saturating_sub(a[k])))
+                    }
+                    _ => None,
+                };
                 subjects[si].gw.upstream().clear();
             }
         }
         let mut first: Option<f64> = None;
-        for (s, (mut all, elapsed)) in subjects.iter().zip(load) {
+        for ((s, (mut all, elapsed)), used) in subjects.iter().zip(load).zip(cpu_used) {
             let rps = all.len() as f64 / elapsed.as_secs_f64();
             let b = *first.get_or_insert(rps);
+            let per = |d: Duration| us(d) / all.len().max(1) as f64;
+            let cpu = used.map_or(String::new(), |[p, e, r]| {
+                format!(
+                    "  CPU µs/req: promptgate {:>4.0}, Envoy {:>4.0}, Redis {:>3.0}",
+                    per(p),
+                    per(e),
+                    per(r)
+                )
+            });
             all.sort();
             println!(
-                "  {:<32} {:>7.0} req/s ({:.2}×)  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                "  {:<32} {:>7.0} req/s ({:.2}×)  p50 {:>7.0} µs  p99 {:>7.0} µs{cpu}",
                 s.label,
                 rps,
                 rps / b,

@@ -77,6 +77,12 @@ impl RedisServer {
         );
     }
 
+    /// The server's process id, while it runs.
+    #[allow(dead_code)] // benches only
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
