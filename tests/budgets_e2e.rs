@@ -92,6 +92,38 @@ fn metrics(gw: &Gateway, i: usize) -> String {
     support::envoy::admin_get(gw.instances[i].admin_port, "/metrics").expect("metrics")
 }
 
+/// Asks as `user` and expects 200 with the remaining-token header of
+/// request `n` under a `cap`-token budget (as it stood before this
+/// request's own usage).
+async fn ask_within(gw: &Gateway, user: &str, stream: bool, n: u64, cap: u64) {
+    let (status, headers, body) = ask(gw, user, stream).await;
+    assert_eq!(
+        status,
+        200,
+        "request {n}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        header(&headers, "x-promptgate-budget-remaining-tokens"),
+        Some((cap - n * TOKENS_PER_ANSWER).to_string().as_str()),
+        "request {n}: the remaining budget before its own usage"
+    );
+}
+
+/// The tokens the replicas' metrics say they debited from `limit`.
+fn consumed_tokens(gw: &Gateway, replicas: usize, limit: &str) -> u64 {
+    let label = format!("limit=\"{limit}\"");
+    (0..replicas)
+        .map(|i| {
+            sample(
+                &metrics(gw, i),
+                "promptgate_budget_consumed_total",
+                &[&label, r#"unit="tokens""#],
+            )
+        })
+        .sum::<f64>() as u64
+}
+
 fn assert_refused_by(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8], limit: &str) {
     assert_eq!(status, 429, "{}", String::from_utf8_lossy(body));
     let v: Value = serde_json::from_slice(body).expect("a JSON error body");
@@ -123,18 +155,7 @@ async fn two_replicas_share_a_token_budget_held_in_redis() {
     // (it is checked before its own usage), the 29th does not.
     let allowed = 1000_u64.div_ceil(TOKENS_PER_ANSWER);
     for n in 0..allowed {
-        let (status, headers, body) = ask(&gw, "alice", false).await;
-        assert_eq!(
-            status,
-            200,
-            "request {n}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        assert_eq!(
-            header(&headers, "x-promptgate-budget-remaining-tokens"),
-            Some((1000 - n * TOKENS_PER_ANSWER).to_string().as_str()),
-            "request {n}: the remaining budget before its own usage"
-        );
+        ask_within(&gw, "alice", false, n, 1000).await;
     }
     assert_eq!(
         redis.get_u64("e2e1:user-tokens:alice"),
@@ -159,16 +180,10 @@ async fn two_replicas_share_a_token_budget_held_in_redis() {
         );
         assert!(rejected >= 1.0, "replica {i} refused none: {rejected}");
     }
-    let consumed: f64 = (0..2)
-        .map(|i| {
-            sample(
-                &metrics(&gw, i),
-                "promptgate_budget_consumed_total",
-                &[r#"limit="user-tokens""#, r#"unit="tokens""#],
-            )
-        })
-        .sum();
-    assert_eq!(consumed as u64, allowed * TOKENS_PER_ANSWER);
+    assert_eq!(
+        consumed_tokens(&gw, 2, "user-tokens"),
+        allowed * TOKENS_PER_ANSWER
+    );
     assert_eq!(
         gw.upstream().request_count() as u64,
         allowed,
@@ -649,19 +664,9 @@ async fn budgets_left_to_the_access_log_are_debited_after_the_answer() {
     // 6 answers use 222 tokens: the 6th still finds 15 left, the 7th none.
     let allowed = 200_u64.div_ceil(TOKENS_PER_ANSWER);
     for n in 0..allowed {
-        let stream = n % 2 == 1;
-        let (status, headers, body) = ask(&gw, "alice", stream).await;
-        assert_eq!(
-            status,
-            200,
-            "request {n}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        assert_eq!(
-            header(&headers, "x-promptgate-budget-remaining-tokens"),
-            Some((200 - n * TOKENS_PER_ANSWER).to_string().as_str()),
-            "request {n}: the remaining budget before its own usage (the debit before it landed)"
-        );
+        // The remaining budget counts every earlier answer: each debit
+        // landed before the next request.
+        ask_within(&gw, "alice", n % 2 == 1, n, 200).await;
         counted((n + 1) * TOKENS_PER_ANSWER);
     }
     // Spend too: the USD counter holds the priced usage (nano-USD).
@@ -691,15 +696,9 @@ async fn budgets_left_to_the_access_log_are_debited_after_the_answer() {
             "replica {i} was asked for response headers"
         );
     }
-    let consumed: f64 = (0..2)
-        .map(|i| {
-            sample(
-                &metrics(&gw, i),
-                "promptgate_budget_consumed_total",
-                &[r#"limit="user-tokens""#, r#"unit="tokens""#],
-            )
-        })
-        .sum();
-    assert_eq!(consumed as u64, allowed * TOKENS_PER_ANSWER);
+    assert_eq!(
+        consumed_tokens(&gw, 2, "user-tokens"),
+        allowed * TOKENS_PER_ANSWER
+    );
     assert_eq!(gw.upstream().request_count() as u64, allowed);
 }
