@@ -8,9 +8,9 @@
 //! without the mark, or without a count, reports nothing: it is skipped,
 //! and said why.
 
-use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
 use envoy_types::pb::google::protobuf::{value::Kind, Struct};
 
+use super::wire::Entry;
 use crate::provider::{Dialect, Usage};
 use crate::telemetry::{
     ReportedUsage, BUDGET_DEBITS_KEY, METADATA_NAMESPACE, USAGE_NAMESPACE, USAGE_REPORTER_KEY,
@@ -37,52 +37,48 @@ impl Skipped {
     }
 }
 
+/// What one marked entry reports: the answer's usage, and the budget
+/// counters promptgate left to the report (`budgets.debit: AccessLog`: the
+/// keys its request's metadata names under `budget_debits`; none when it
+/// names none, or not as a list of strings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub usage: ReportedUsage,
+    pub budget_debits: Vec<String>,
+}
+
 /// The usage `entry` reports.
-pub fn read(entry: &HttpAccessLogEntry) -> Result<ReportedUsage, Skipped> {
-    let namespaces = &entry
-        .common_properties
-        .as_ref()
-        .and_then(|c| c.metadata.as_ref())
-        .ok_or(Skipped::NotMarked)?
-        .filter_metadata;
-    let ours = namespaces
-        .get(METADATA_NAMESPACE)
+pub fn read(entry: &Entry) -> Result<Report, Skipped> {
+    let ours = entry
+        .namespace(METADATA_NAMESPACE)
         .filter(|p| text(p, USAGE_REPORTER_KEY) == Some("envoy"))
         .ok_or(Skipped::NotMarked)?;
-    let counts = namespaces.get(USAGE_NAMESPACE).ok_or(Skipped::NoCounts)?;
-    let usage = Usage::from_gateway_counts(|key| count(counts, key));
+    let counts = entry.namespace(USAGE_NAMESPACE).ok_or(Skipped::NoCounts)?;
+    let usage = Usage::from_gateway_counts(|key| count(&counts, key));
     if usage.is_empty() {
         return Err(Skipped::NoCounts);
     }
-    Ok(ReportedUsage {
-        backend: text(ours, "backend").unwrap_or_default().to_owned(),
-        provider: text(ours, "provider").and_then(Dialect::provider_name),
-        model: text(counts, "model")
-            .or_else(|| text(ours, "model_effective"))
+    let usage = ReportedUsage {
+        backend: text(&ours, "backend").unwrap_or_default().to_owned(),
+        provider: text(&ours, "provider").and_then(Dialect::provider_name),
+        model: text(&counts, "model")
+            .or_else(|| text(&ours, "model_effective"))
             .map(str::to_owned),
         usage,
-        traceparent: text(ours, "traceparent").map(str::to_owned),
+        traceparent: text(&ours, "traceparent").map(str::to_owned),
         request_id: entry
-            .request
-            .as_ref()
-            .map(|r| r.request_id.as_str())
+            .request_id()
             .filter(|id| !id.is_empty() && id.len() <= 128)
             .map(str::to_owned),
+    };
+    Ok(Report {
+        usage,
+        budget_debits: budget_debits(&ours),
     })
 }
 
-/// The budget counters promptgate left to this report (`budgets.debit:
-/// AccessLog`): the keys its request's metadata names under
-/// `budget_debits`; none when it names none (or not as a list of strings).
-pub fn budget_debits(entry: &HttpAccessLogEntry) -> Vec<&str> {
-    let Some(ours) = entry
-        .common_properties
-        .as_ref()
-        .and_then(|c| c.metadata.as_ref())
-        .and_then(|m| m.filter_metadata.get(METADATA_NAMESPACE))
-    else {
-        return Vec::new();
-    };
+/// The `budget_debits` list of promptgate's namespace.
+fn budget_debits(ours: &Struct) -> Vec<String> {
     match ours
         .fields
         .get(BUDGET_DEBITS_KEY)
@@ -92,7 +88,7 @@ pub fn budget_debits(entry: &HttpAccessLogEntry) -> Vec<&str> {
             .values
             .iter()
             .filter_map(|v| match v.kind.as_ref()? {
-                Kind::StringValue(key) => Some(key.as_str()),
+                Kind::StringValue(key) => Some(key.clone()),
                 _ => None,
             })
             .collect(),
@@ -122,8 +118,11 @@ fn count(s: &Struct, key: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::Metadata;
-    use envoy_types::pb::envoy::data::accesslog::v3::{AccessLogCommon, HttpRequestProperties};
+    use envoy_types::pb::envoy::data::accesslog::v3::{
+        AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
+    };
     use envoy_types::pb::google::protobuf::Value;
+    use prost::Message;
     use std::collections::HashMap;
 
     fn fields(pairs: &[(&str, Kind)]) -> Struct {
@@ -150,7 +149,9 @@ mod tests {
         Kind::NumberValue(v)
     }
 
-    fn entry(ours: Option<Struct>, counts: Option<Struct>) -> HttpAccessLogEntry {
+    /// An entry as Envoy writes it (envoy-types' full message, with fields
+    /// promptgate does not read), read back as promptgate reads it.
+    fn entry(ours: Option<Struct>, counts: Option<Struct>) -> Entry {
         let mut filter_metadata = HashMap::new();
         if let Some(o) = ours {
             filter_metadata.insert(METADATA_NAMESPACE.to_owned(), o);
@@ -158,20 +159,36 @@ mod tests {
         if let Some(c) = counts {
             filter_metadata.insert(USAGE_NAMESPACE.to_owned(), c);
         }
-        HttpAccessLogEntry {
+        filter_metadata.insert(
+            "envoy.filters.http.other".to_owned(),
+            fields(&[("x", s("y"))]),
+        );
+        let full = HttpAccessLogEntry {
             common_properties: Some(AccessLogCommon {
                 metadata: Some(Metadata {
                     filter_metadata,
                     ..Default::default()
                 }),
+                route_name: "llm".into(),
+                upstream_cluster: "anthropic".into(),
+                sample_rate: 1.0,
                 ..Default::default()
             }),
+            protocol_version: 2,
             request: Some(HttpRequestProperties {
                 request_id: "req-1".into(),
+                path: "/v1/messages".into(),
+                authority: "api.anthropic.com".into(),
+                request_headers: [("x-user".to_owned(), "alice".to_owned())].into(),
                 ..Default::default()
             }),
-            ..Default::default()
-        }
+            response: Some(HttpResponseProperties {
+                response_code: Some(envoy_types::pb::google::protobuf::UInt32Value { value: 200 }),
+                response_body_bytes: 4096,
+                ..Default::default()
+            }),
+        };
+        Entry::decode(full.encode_to_vec().as_slice()).expect("an entry")
     }
 
     fn marked() -> Struct {
@@ -203,12 +220,20 @@ mod tests {
                 })
                 .unwrap(),
         );
-        let e = entry(Some(ours), None);
-        assert_eq!(budget_debits(&e), ["t:alice", "usd:sha256:ab"]);
-        assert!(budget_debits(&entry(Some(marked()), None)).is_empty());
-        let odd = fields(&[(BUDGET_DEBITS_KEY, s("t:alice"))]);
-        assert!(budget_debits(&entry(Some(odd), None)).is_empty());
-        assert!(budget_debits(&entry(None, None)).is_empty());
+        let counts = || fields(&[("input_tokens", n(25.0))]);
+        let r = read(&entry(Some(ours), Some(counts()))).unwrap();
+        assert_eq!(r.budget_debits, ["t:alice", "usd:sha256:ab"]);
+        let r = read(&entry(Some(marked()), Some(counts()))).unwrap();
+        assert!(r.budget_debits.is_empty());
+        let mut odd = marked();
+        odd.fields.insert(
+            BUDGET_DEBITS_KEY.to_owned(),
+            Value {
+                kind: Some(s("t:alice")),
+            },
+        );
+        let r = read(&entry(Some(odd), Some(counts()))).unwrap();
+        assert!(r.budget_debits.is_empty(), "not a list");
     }
 
     #[test]
@@ -220,7 +245,9 @@ mod tests {
             ("output_tokens", n(15.0)),
             ("model", s("claude-sonnet-4-5-20250929")),
         ]);
-        let r = read(&entry(Some(marked()), Some(counts))).unwrap();
+        let report = read(&entry(Some(marked()), Some(counts))).unwrap();
+        assert!(report.budget_debits.is_empty());
+        let r = report.usage;
         assert_eq!(
             r,
             ReportedUsage {
@@ -247,7 +274,7 @@ mod tests {
             ("cached_tokens", n(1920.0)),
             ("completion_tokens", s("300")),
         ]);
-        let r = read(&entry(Some(marked()), Some(counts))).unwrap();
+        let r = read(&entry(Some(marked()), Some(counts))).unwrap().usage;
         assert_eq!(
             r.usage,
             Usage {
@@ -271,10 +298,18 @@ mod tests {
             Err(Skipped::NotMarked)
         );
         assert_eq!(read(&entry(Some(marked()), None)), Err(Skipped::NoCounts));
-        assert_eq!(
-            read(&HttpAccessLogEntry::default()),
-            Err(Skipped::NotMarked)
-        );
+        assert_eq!(read(&Entry::default()), Err(Skipped::NotMarked));
+        // A namespace that is no Struct on the wire is no mark.
+        let mut broken = entry(Some(marked()), Some(counts()));
+        if let Some(m) = broken
+            .common_properties
+            .as_mut()
+            .and_then(|c| c.metadata.as_mut())
+        {
+            m.filter_metadata
+                .insert(METADATA_NAMESPACE.to_owned(), vec![0xff, 0xff]);
+        }
+        assert_eq!(read(&broken), Err(Skipped::NotMarked));
         // Counts that are no token counts are no counts.
         let bad = fields(&[
             ("input_tokens", n(-1.0)),

@@ -20,15 +20,18 @@
 //! replica still serving, with its next entry.
 
 pub mod entry;
+pub mod wire;
 
-use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::{
-    AccessLogService, AccessLogServiceServer,
-};
-use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::LogEntries;
-use envoy_types::pb::envoy::service::accesslog::v3::{
-    StreamAccessLogsMessage, StreamAccessLogsResponse,
-};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsResponse;
+use tonic::codegen::{http, BoxFuture, Service};
+use tonic::server::{ClientStreamingService, Grpc, NamedService};
 use tonic::{Request, Response, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+use wire::LogsMessage;
 
 use std::sync::Arc;
 
@@ -38,13 +41,70 @@ use crate::decision;
 use crate::policy::Policy;
 use crate::telemetry::{metrics, on_budget_debit, on_reported_usage, ReportedUsage};
 
-/// The access-log service as tonic's router takes it.
-pub fn server(
-    policy: Arc<ArcSwap<Policy>>,
+/// The service's gRPC name.
+pub const SERVICE_NAME: &str = "envoy.service.accesslog.v3.AccessLogService";
+const STREAM_ACCESS_LOGS: &str = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs";
+
+/// The access-log service as tonic's router takes it: routed by hand so
+/// its one method decodes [`wire::LogsMessage`] (the fields promptgate
+/// reads) instead of envoy-types' whole entries.
+pub fn server(policy: Arc<ArcSwap<Policy>>, max_message_bytes: usize) -> AccessLogServer {
+    AccessLogServer {
+        reports: UsageReports { policy },
+        max_message_bytes,
+    }
+}
+
+/// [`server`]'s service.
+#[derive(Clone)]
+pub struct AccessLogServer {
+    reports: UsageReports,
     max_message_bytes: usize,
-) -> AccessLogServiceServer<UsageReports> {
-    AccessLogServiceServer::new(UsageReports { policy })
-        .max_decoding_message_size(max_message_bytes)
+}
+
+impl NamedService for AccessLogServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+impl ClientStreamingService<LogsMessage> for UsageReports {
+    type Response = StreamAccessLogsResponse;
+    type Future = BoxFuture<Response<StreamAccessLogsResponse>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<LogsMessage>>) -> Self::Future {
+        let reports = self.clone();
+        Box::pin(async move { reports.stream_access_logs(request).await })
+    }
+}
+
+impl<B> Service<http::Request<B>> for AccessLogServer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != STREAM_ACCESS_LOGS {
+            return Box::pin(async move {
+                Ok(Status::unimplemented(
+                    "promptgate serves AccessLogService/StreamAccessLogs only",
+                )
+                .into_http())
+            });
+        }
+        let (reports, max) = (self.reports.clone(), self.max_message_bytes);
+        Box::pin(async move {
+            let codec = ProstCodec::<StreamAccessLogsResponse, LogsMessage>::default();
+            let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
+            Ok(grpc.client_streaming(reports, req).await)
+        })
+    }
 }
 
 /// Counts the usage the gateway's access-log entries report, and debits it
@@ -63,19 +123,18 @@ impl UsageReports {
     /// Records what one message's entries report; a budget debit goes to
     /// the store on a task of its own (bounded by `storeTimeout`), so the
     /// stream is read on.
-    pub fn on_message(&self, msg: &StreamAccessLogsMessage) {
-        let Some(LogEntries::HttpLogs(logs)) = &msg.log_entries else {
+    pub fn on_message(&self, msg: &LogsMessage) {
+        let Some(logs) = &msg.http_logs else {
             return;
         };
         let m = metrics();
         for e in &logs.log_entry {
             match entry::read(e) {
                 Ok(report) => {
-                    on_reported_usage(&report);
+                    on_reported_usage(&report.usage);
                     m.count_usage_report("counted");
-                    let keys = entry::budget_debits(e);
-                    if !keys.is_empty() {
-                        self.debit(&report, &keys);
+                    if !report.budget_debits.is_empty() {
+                        self.debit(&report.usage, &report.budget_debits);
                     }
                 }
                 Err(skipped) => {
@@ -94,7 +153,7 @@ impl UsageReports {
     /// Adds a reported answer's usage to the counters its request named,
     /// with the backend's budgets of the current policy (a limit a reload
     /// removed is left out).
-    fn debit(&self, report: &ReportedUsage, keys: &[&str]) {
+    fn debit(&self, report: &ReportedUsage, keys: &[String]) {
         let policy = self.policy.load();
         let Some(budgets) = policy
             .backends
@@ -129,11 +188,12 @@ impl UsageReports {
     }
 }
 
-#[tonic::async_trait]
-impl AccessLogService for UsageReports {
+impl UsageReports {
+    /// One of Envoy's access-log streams, read until it ends or the drain
+    /// closes the listener.
     async fn stream_access_logs(
         &self,
-        request: Request<Streaming<StreamAccessLogsMessage>>,
+        request: Request<Streaming<LogsMessage>>,
     ) -> Result<Response<StreamAccessLogsResponse>, Status> {
         let mut inbound = request.into_inner();
         let mut closed = crate::lifecycle::listener_closed();

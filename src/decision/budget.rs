@@ -250,14 +250,14 @@ pub fn budget_debit_keys(pass: &BudgetPass) -> Vec<&str> {
 /// still limits of tokens or spend of `budgets` (a reload may have removed
 /// or changed one: it is left out), and what `usage` adds to each.
 /// Returns the pass they form, for the debit's record, and the items.
-pub fn reported_debits(
+pub fn reported_debits<K: AsRef<str>>(
     budgets: &Budgets,
-    keys: &[&str],
+    keys: &[K],
     usage: &Usage,
     model: Option<&str>,
 ) -> (BudgetPass, Vec<DebitItem>) {
     let mut pass = BudgetPass::default();
-    for key in keys {
+    for key in keys.iter().map(AsRef::as_ref) {
         let Some((name, _)) = key.split_once(':') else {
             continue;
         };
@@ -267,7 +267,7 @@ pub fn reported_debits(
         let limit = &budgets.limits[li];
         if !matches!(limit.kind, LimitKind::Requests(_)) {
             pass.debit
-                .push(((*key).to_owned(), limit.kind, limit.window, li));
+                .push((key.to_owned(), limit.kind, limit.window, li));
         }
     }
     let items = budget_debits(budgets, &pass, usage, model);
