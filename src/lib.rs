@@ -25,6 +25,7 @@ pub mod cli;
 pub mod contract;
 pub mod decision;
 pub mod extproc;
+pub mod grpc_method;
 pub mod guard;
 pub mod lifecycle;
 pub mod path;

@@ -23,11 +23,11 @@ pub mod entry;
 pub mod wire;
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsResponse;
-use tonic::codegen::{http, BoxFuture, Service};
-use tonic::server::{ClientStreamingService, Grpc, NamedService};
+use tonic::body::Body;
+use tonic::codegen::{http, BoxFuture};
+use tonic::server::{ClientStreamingService, Grpc};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
@@ -38,32 +38,31 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::decision;
+use crate::grpc_method::{Method, OneMethod};
 use crate::policy::Policy;
 use crate::telemetry::{metrics, on_budget_debit, on_reported_usage, ReportedUsage};
 
 /// The service's gRPC name.
 pub const SERVICE_NAME: &str = "envoy.service.accesslog.v3.AccessLogService";
-const STREAM_ACCESS_LOGS: &str = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs";
 
-/// The access-log service as tonic's router takes it: routed by hand so
-/// its one method decodes [`wire::LogsMessage`] (the fields promptgate
-/// reads) instead of envoy-types' whole entries.
+/// The access-log service as tonic's router takes it: routed by hand
+/// ([`crate::grpc_method`]) so its one method decodes [`wire::LogsMessage`]
+/// (the fields promptgate reads) instead of envoy-types' whole entries.
+pub type AccessLogServer = OneMethod<StreamAccessLogs>;
+
+/// The access-log service, reading messages of up to `max_message_bytes`.
 pub fn server(policy: Arc<ArcSwap<Policy>>, max_message_bytes: usize) -> AccessLogServer {
-    AccessLogServer {
+    OneMethod(StreamAccessLogs {
         reports: UsageReports { policy },
         max_message_bytes,
-    }
+    })
 }
 
-/// [`server`]'s service.
+/// `StreamAccessLogs`, the one method.
 #[derive(Clone)]
-pub struct AccessLogServer {
+pub struct StreamAccessLogs {
     reports: UsageReports,
     max_message_bytes: usize,
-}
-
-impl NamedService for AccessLogServer {
-    const NAME: &'static str = SERVICE_NAME;
 }
 
 impl ClientStreamingService<LogsMessage> for UsageReports {
@@ -76,33 +75,16 @@ impl ClientStreamingService<LogsMessage> for UsageReports {
     }
 }
 
-impl<B> Service<http::Request<B>> for AccessLogServer
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+impl Method for StreamAccessLogs {
+    const SERVICE: &'static str = SERVICE_NAME;
+    const PATH: &'static str = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs";
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != STREAM_ACCESS_LOGS {
-            return Box::pin(async move {
-                Ok(Status::unimplemented(
-                    "promptgate serves AccessLogService/StreamAccessLogs only",
-                )
-                .into_http())
-            });
-        }
-        let (reports, max) = (self.reports.clone(), self.max_message_bytes);
+    fn serve(self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>, Infallible> {
         Box::pin(async move {
             let codec = ProstCodec::<StreamAccessLogsResponse, LogsMessage>::default();
-            let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
-            Ok(grpc.client_streaming(reports, req).await)
+            let mut grpc =
+                Grpc::new(codec).apply_max_message_size_config(Some(self.max_message_bytes), None);
+            Ok(grpc.client_streaming(self.reports, req).await)
         })
     }
 }

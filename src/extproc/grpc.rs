@@ -1,46 +1,42 @@
 //! The `envoy.service.ext_proc.v3.ExternalProcessor` gRPC service, routed
-//! by hand so its one method reads through [`IngressCodec`] (bodies as
-//! shared `Bytes`); envoy-types' generated server would decode with
-//! prost's default codec, copying every body.
+//! by hand ([`crate::grpc_method`]) so its one method reads through
+//! [`IngressCodec`] (bodies as shared `Bytes`); envoy-types' generated
+//! server would decode with prost's default codec, copying every body.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 
-use tonic::codegen::{http, BoxFuture, Service};
-use tonic::server::{Grpc, NamedService, StreamingService};
+use tonic::body::Body;
+use tonic::codegen::{http, BoxFuture};
+use tonic::server::{Grpc, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::codec::{Inbound, IngressCodec};
 use super::{ExtProcService, ResponseStream};
+use crate::grpc_method::{Method, OneMethod};
 
 /// The service's gRPC name (health checks and reflection use it).
 pub const SERVICE_NAME: &str = "envoy.service.ext_proc.v3.ExternalProcessor";
-const PROCESS: &str = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 
 /// The ext_proc service as tonic's router takes it.
-#[derive(Clone)]
-pub struct ExtProcServer {
-    inner: ExtProcService,
-    max_message_bytes: usize,
-}
+pub type ExtProcServer = OneMethod<Process>;
 
 impl ExtProcServer {
     /// `max_message_bytes` bounds a message either way (a 32 MB body is one
     /// message).
     pub fn new(inner: ExtProcService, max_message_bytes: usize) -> Self {
-        ExtProcServer {
+        OneMethod(Process {
             inner,
             max_message_bytes,
-        }
+        })
     }
 }
 
-impl NamedService for ExtProcServer {
-    const NAME: &'static str = SERVICE_NAME;
-}
-
 /// `Process`, the one method.
-struct Process(ExtProcService);
+#[derive(Clone)]
+pub struct Process {
+    inner: ExtProcService,
+    max_message_bytes: usize,
+}
 
 impl StreamingService<Inbound> for Process {
     type Response = envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
@@ -48,38 +44,21 @@ impl StreamingService<Inbound> for Process {
     type Future = BoxFuture<Response<ResponseStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<Inbound>>) -> Self::Future {
-        let service = self.0.clone();
+        let service = self.inner.clone();
         Box::pin(async move { service.process(request).await })
     }
 }
 
-impl<B> Service<http::Request<B>> for ExtProcServer
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+impl Method for Process {
+    const SERVICE: &'static str = SERVICE_NAME;
+    const PATH: &'static str = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != PROCESS {
-            return Box::pin(async move {
-                Ok(
-                    Status::unimplemented("promptgate serves ExternalProcessor/Process only")
-                        .into_http(),
-                )
-            });
-        }
-        let (inner, max) = (self.inner.clone(), self.max_message_bytes);
+    fn serve(self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>, Infallible> {
+        let max = self.max_message_bytes;
         Box::pin(async move {
             let mut grpc =
                 Grpc::new(IngressCodec).apply_max_message_size_config(Some(max), Some(max));
-            Ok(grpc.streaming(Process(inner), req).await)
+            Ok(grpc.streaming(self, req).await)
         })
     }
 }
