@@ -23,7 +23,9 @@ pub mod entry;
 pub mod wire;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsResponse;
 use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture};
@@ -31,16 +33,11 @@ use tonic::server::{ClientStreamingService, Grpc};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
-use wire::LogsMessage;
-
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-
 use crate::decision;
 use crate::grpc_method::{Method, OneMethod};
 use crate::policy::Policy;
 use crate::telemetry::{metrics, on_budget_debit, on_reported_usage, ReportedUsage};
+use wire::LogsMessage;
 
 /// The service's gRPC name.
 pub const SERVICE_NAME: &str = "envoy.service.accesslog.v3.AccessLogService";
@@ -98,10 +95,6 @@ pub struct UsageReports {
 }
 
 impl UsageReports {
-    pub fn new(policy: Arc<ArcSwap<Policy>>) -> UsageReports {
-        UsageReports { policy }
-    }
-
     /// Records what one message's entries report; a budget debit goes to
     /// the store on a task of its own (bounded by `storeTimeout`), so the
     /// stream is read on.
@@ -129,9 +122,7 @@ impl UsageReports {
             }
         }
     }
-}
 
-impl UsageReports {
     /// Adds a reported answer's usage to the counters its request named,
     /// with the backend's budgets of the current policy (a limit a reload
     /// removed is left out).
@@ -168,9 +159,7 @@ impl UsageReports {
             );
         });
     }
-}
 
-impl UsageReports {
     /// One of Envoy's access-log streams, read until it ends or the drain
     /// closes the listener.
     async fn stream_access_logs(

@@ -525,13 +525,8 @@ fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> 
                 .budgets
                 .as_ref()
                 .is_some_and(|b| b.debit == Debit::AccessLog);
-            let gateway = &ctx.gateway_does;
-            let gateway_reads = match stream {
-                Some(true) => gateway.streams,
-                Some(false) => gateway.json,
-                None => gateway.streams && gateway.json,
-            };
-            if access_log && gateway_reads && gateway.budget_headers {
+            let gateway = ctx.gateway_does;
+            if access_log && gateway.reads_answer(stream) && gateway.budget_headers {
                 Read::UsageByEnvoy
             } else {
                 Read::Yes
@@ -540,9 +535,8 @@ fn reads_response(backend: &Backend, ctx: &RequestCtx, stream: Option<bool>) -> 
         // Read for restores only, and this request masked nothing.
         ResponseRead::UsageOnly if backend.token_usage == TokenUsageMode::Off => Read::No,
         ResponseRead::UsageOnly => match stream {
-            Some(true) if ctx.gateway_does.streams => Read::UsageByEnvoy,
             Some(false) if backend.token_usage == TokenUsageMode::Streams => Read::No,
-            Some(false) if ctx.gateway_does.json => Read::UsageByEnvoy,
+            Some(_) if ctx.gateway_does.reads_answer(stream) => Read::UsageByEnvoy,
             _ => Read::Yes,
         },
     }

@@ -78,6 +78,16 @@ pub struct GatewayDoes {
 }
 
 impl GatewayDoes {
+    /// Whether the gateway reads the usage of the answer to a request whose
+    /// `stream` member says this (absent: it may be either).
+    pub fn reads_answer(self, stream: Option<bool>) -> bool {
+        match stream {
+            Some(true) => self.streams,
+            Some(false) => self.json,
+            None => self.streams && self.json,
+        }
+    }
+
     /// Whether the gateway reads the usage of every answer a `tokenUsage`
     /// of `mode` asks for.
     pub fn covers(self, mode: TokenUsageMode) -> bool {
